@@ -1,0 +1,1 @@
+"""PyBullet scenes and gymnasium environments."""
