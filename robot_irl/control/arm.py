@@ -1,0 +1,248 @@
+"""The one arm interface every policy, runner and recorder drives (after LeRobot's Robot and
+polymetis): a backend behind a :class:`SafetyFilter`, a watchdog and an emergency stop.
+
+The canonical action is an absolute joint-position target at the policy rate; the backend
+interpolates at its own rate. ``send_action`` returns a :class:`Command` saying what was sent.
+Use it as a context manager so ``disconnect`` always runs::
+
+    with make_arm("pybullet") as arm:
+        obs = arm.get_observation()
+        cmd = arm.send_action(obs.q + 0.01)
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+
+import numpy as np
+
+from robot_irl.control.backend import ArmBackend
+from robot_irl.control.calibration import ArmCalibration
+from robot_irl.control.clock import Clock, MonotonicClock, Rate
+from robot_irl.control.errors import ArmStateError, EmergencyStopError
+from robot_irl.control.estop import EStop
+from robot_irl.control.safety import SafetyConfig, SafetyFilter
+from robot_irl.control.types import Capabilities, Command, Observation
+from robot_irl.errors import InputError
+
+log = logging.getLogger("robot_irl.control.arm")
+
+
+class Arm:
+    """A connected-on-demand, filtered arm.
+
+    ``watchdog_thread``: poll the watchdog and e-stop from a background thread (default: when the
+    clock is real); with a fake clock, tests call :meth:`poll` themselves after advancing it."""
+
+    def __init__(self, backend: ArmBackend, safety: SafetyConfig | None = None,
+                 calibration: ArmCalibration | None = None, clock: Clock | None = None,
+                 estop: EStop | None = None, watchdog_thread: bool | None = None) -> None:
+        self.backend = backend
+        self.safety = safety or SafetyConfig()
+        self.calibration = calibration
+        self.clock = clock or MonotonicClock()
+        self.estop = estop or EStop()
+        self._use_thread = getattr(self.clock, "real", False) if watchdog_thread is None else watchdog_thread
+        self._lock = threading.RLock()
+        self._filter: SafetyFilter | None = None
+        self._caps: Capabilities | None = None
+        self._offsets: np.ndarray | None = None
+        self._last_obs: Observation | None = None
+        self._teach = False
+        self._stopped_by_estop = False
+        self.watchdog_trips = 0
+        self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    # --- lifecycle ---
+    def connect(self) -> "Arm":
+        with self._lock:
+            if self._caps is not None:
+                return self
+            try:
+                raw = self.backend.connect()
+                cal = self.calibration or ArmCalibration.from_capabilities(raw, self.backend.default_home)
+                cal.check_matches(raw)
+                self._offsets = cal.joint_offsets.copy()
+                lim = raw.limits + self._offsets[:, None]
+                limits = np.stack([np.maximum(lim[:, 0], cal.limits[:, 0]), np.minimum(lim[:, 1], cal.limits[:, 1])], 1)
+                vmax = np.minimum(raw.max_velocity, cal.max_velocity)
+                self._caps = replace(raw, limits=limits, max_velocity=vmax)
+                self._home = cal.home.copy()
+                fk = None
+                if self.safety.workspace_lo is not None:
+                    if self.backend.forward_kinematics(self.backend.default_home) is None:
+                        raise InputError("this backend has no forward kinematics", field="workspace_lo/hi",
+                                         expected="no workspace box for this arm")
+                    fk = self._fk
+                self._filter = SafetyFilter(self.safety, limits, self.clock, fk=fk, max_velocity=vmax)
+                self._filter.reset(self._read().q)
+            except BaseException:
+                self.backend.disconnect()
+                self._caps = None
+                raise
+        if self._use_thread:
+            self._closing.clear()
+            self._thread = threading.Thread(target=self._watch, name="arm-watchdog", daemon=True)
+            self._thread.start()
+        return self
+
+    def disconnect(self) -> None:
+        self._closing.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self._thread = None
+        with self._lock:
+            try:
+                if self._caps is not None:
+                    self.backend.hold()
+            except Exception as e:  # the link may be what failed; still release the backend
+                log.warning("hold before disconnect failed: %s", e)
+            finally:
+                self._caps = None
+                self.backend.disconnect()
+
+    def __enter__(self) -> "Arm":
+        return self.connect()
+
+    def __exit__(self, *exc) -> None:
+        self.disconnect()
+
+    # --- state ---
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._require()[0]
+
+    @property
+    def home_pose(self) -> np.ndarray:
+        self._require()
+        return self._home.copy()
+
+    @property
+    def safety_filter(self) -> SafetyFilter:
+        return self._require()[1]
+
+    @property
+    def teaching(self) -> bool:
+        return self._teach
+
+    def get_observation(self) -> Observation:
+        """Read the arm (fresh, timestamped, calibrated); also runs the watchdog and e-stop check."""
+        self.poll()
+        with self._lock:
+            self._require()
+            return self._read()
+
+    # --- commands ---
+    def send_action(self, target) -> Command:
+        """Filter one absolute joint target and send it; returns what was requested and sent.
+        Raises :class:`EmergencyStopError` while the e-stop is latched."""
+        self.poll()
+        with self._lock:
+            _, filt = self._require()
+            now = self.clock.now()
+            requested = np.array(target, dtype=float, copy=True) if np.ndim(target) == 1 else np.full(filt.n_dof, np.nan)
+            if self._teach:
+                raise ArmStateError("teach mode is on: call teach(False) before sending targets")
+            obs = self._last_obs if self._last_obs is not None else self._read()
+            decision = filt.filter(target, obs)
+            self.backend.command(decision.sent - self._offsets)
+            return Command(now, requested, decision.sent.copy(), decision.clamps, decision.refused)
+
+    def hold(self) -> None:
+        with self._lock:
+            _, filt = self._require()
+            self.backend.hold()
+            filt.reset(self._read().q)
+
+    def stop(self) -> None:
+        with self._lock:
+            _, filt = self._require()
+            self.backend.stop()
+            filt.reset(self._read().q)
+
+    def teach(self, on: bool) -> None:
+        """Freedrive on (targets are refused) or off (the arm holds where it was left)."""
+        with self._lock:
+            _, filt = self._require()
+            self.backend.set_teach_mode(on)
+            self._teach = on
+            filt.reset(self._read().q)
+
+    def home(self, timeout_s: float = 30.0, tolerance: float = 0.01, rate_hz: float = 50.0) -> Observation:
+        """Stream targets toward the calibrated home pose through the filter (so the speed scale and
+        caps apply) until every joint is within ``tolerance`` rad; raises on timeout."""
+        caps = self.capabilities
+        goal = np.clip(self.home_pose, caps.limits[:, 0] + self.safety.limit_margin,
+                       caps.limits[:, 1] - self.safety.limit_margin)
+        rate = Rate(rate_hz, self.clock)
+        deadline = self.clock.now() + timeout_s
+        while True:
+            obs = self.get_observation()
+            if np.max(np.abs(obs.q - goal)) <= tolerance:
+                return obs
+            if self.clock.now() > deadline:
+                raise ArmStateError(f"home not reached within {timeout_s} s "
+                                    f"(max joint error {np.max(np.abs(obs.q - goal)):.3f} rad)")
+            self.send_action(goal)
+            rate.wait()
+
+    def trip_estop(self, reason: str = "requested") -> None:
+        self.estop.trip(reason)
+        self.poll()
+
+    def reset_estop(self) -> None:
+        """A person confirms it is safe: clear the latch; the arm stays stopped until targets come."""
+        with self._lock:
+            self.estop.reset()
+            self._stopped_by_estop = False
+            if self._filter is not None:
+                self._filter.reset(self._read().q)
+
+    def poll(self) -> None:
+        """Act on the e-stop latch and the watchdog now. Raises while the e-stop is latched."""
+        with self._lock:
+            if self._caps is None:
+                return
+            if self.estop.tripped:
+                if not self._stopped_by_estop:
+                    log.error("EMERGENCY STOP (%s): stopping the arm", self.estop.reason)
+                    self._stopped_by_estop = True
+                    self.backend.stop()
+                raise EmergencyStopError(f"emergency stop latched ({self.estop.reason}); call reset_estop()")
+            filt = self._filter
+            if filt is not None and filt.watchdog_expired():
+                self.watchdog_trips += 1
+                log.warning("watchdog: no fresh target for %.0f ms, %s", 1e3 * self.safety.watchdog_timeout,
+                            self.safety.watchdog_action)
+                (self.backend.hold if self.safety.watchdog_action == "hold" else self.backend.stop)()
+                filt.reset(self._read().q)
+
+    # --- internals ---
+    def _watch(self) -> None:
+        period = min(0.02, self.safety.watchdog_timeout / 4)
+        while not self._closing.wait(period):
+            try:
+                self.poll()
+            except EmergencyStopError:
+                continue
+            except Exception as e:  # the link died: the main thread will see it on its next call
+                log.warning("watchdog poll failed: %s", e)
+
+    def _read(self) -> Observation:
+        obs = self.backend.read()
+        q = obs.q + self._offsets
+        self._last_obs = replace(obs, q=q)
+        return self._last_obs
+
+    def _fk(self, q: np.ndarray) -> np.ndarray:
+        p = self.backend.forward_kinematics(q - self._offsets)
+        if p is None:
+            raise ArmStateError("a workspace box needs forward kinematics, which this backend lacks")
+        return p
+
+    def _require(self) -> tuple[Capabilities, SafetyFilter]:
+        if self._caps is None or self._filter is None:
+            raise ArmStateError("arm is not connected: call connect() or use it as a context manager")
+        return self._caps, self._filter

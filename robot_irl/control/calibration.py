@@ -1,0 +1,110 @@
+"""Per-physical-arm calibration file: which arm, its joint offsets, limits, velocity limits and
+home pose. JSON, one file per arm, so two arms of the same model keep their own numbers::
+
+    {"id": "lab-fr3-1", "robot": "fr3", "joint_names": [...],
+     "joint_offsets": [...], "limits": [[lo, hi], ...], "max_velocity": [...], "home": [...]}
+
+Offsets map the backend's raw encoder readings to the model's angles: ``q = q_raw + offset``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_irl.control.types import Capabilities
+from robot_irl.core.io import atomic_write_json
+from robot_irl.errors import InputError
+
+
+@dataclass(frozen=True)
+class ArmCalibration:
+    id: str
+    robot: str
+    joint_names: tuple[str, ...]
+    joint_offsets: np.ndarray
+    limits: np.ndarray
+    max_velocity: np.ndarray
+    home: np.ndarray
+
+    @classmethod
+    def from_capabilities(cls, caps: Capabilities, home: np.ndarray, id: str | None = None) -> "ArmCalibration":
+        """The uncalibrated default: zero offsets and the backend's own limits (simulated arms)."""
+        return cls(id=id or caps.robot, robot=caps.robot, joint_names=caps.joint_names,
+                   joint_offsets=np.zeros(caps.n_dof), limits=caps.limits.copy(),
+                   max_velocity=caps.max_velocity.copy(), home=np.asarray(home, float).copy())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "robot": self.robot, "joint_names": list(self.joint_names),
+                "joint_offsets": self.joint_offsets.tolist(), "limits": self.limits.tolist(),
+                "max_velocity": self.max_velocity.tolist(), "home": self.home.tolist()}
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ArmCalibration":
+        path = Path(path)
+        if not path.is_file():
+            raise InputError("calibration file not found", file=path, expected="a JSON file written by ArmCalibration.save")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON ({e.msg} at line {e.lineno})", file=path) from None
+        return cls.from_dict(data, file=path)
+
+    @classmethod
+    def from_dict(cls, data: Any, file: str | Path | None = None) -> "ArmCalibration":
+        if not isinstance(data, dict):
+            raise InputError("top level is not an object", file=file, expected="a JSON object")
+
+        def need(key: str, expected: str) -> Any:
+            if key not in data:
+                raise InputError("missing field", file=file, field=key, expected=expected)
+            return data[key]
+
+        def vector(key: str, n: int, shape_text: str) -> np.ndarray:
+            raw = need(key, shape_text)
+            try:
+                arr = np.asarray(raw, dtype=float)
+            except (TypeError, ValueError):
+                raise InputError("not numbers", file=file, field=key, expected=shape_text) from None
+            want = (n, 2) if key == "limits" else (n,)
+            if arr.shape != want or not np.all(np.isfinite(arr)):
+                raise InputError(f"shape {list(arr.shape)} or non-finite values", file=file, field=key,
+                                 expected=shape_text)
+            return arr
+
+        for key in ("id", "robot"):
+            if not isinstance(need(key, "a string"), str) or not data[key]:
+                raise InputError("not a non-empty string", file=file, field=key, expected="a string")
+        names = need("joint_names", "a list of joint names")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise InputError("not a list of strings", file=file, field="joint_names", expected="a list of joint names")
+        n = len(names)
+        limits = vector("limits", n, f"{n} pairs [lower, upper] in rad")
+        if np.any(limits[:, 0] >= limits[:, 1]):
+            bad = np.flatnonzero(limits[:, 0] >= limits[:, 1]).tolist()
+            raise InputError(f"lower >= upper at joints {bad}", file=file, field="limits", expected="lower < upper")
+        vmax = vector("max_velocity", n, f"{n} positive numbers (rad/s)")
+        if np.any(vmax <= 0):
+            raise InputError("non-positive velocity limit", file=file, field="max_velocity", expected="positive rad/s")
+        home = vector("home", n, f"{n} joint angles (rad)")
+        if np.any(home < limits[:, 0]) or np.any(home > limits[:, 1]):
+            bad = np.flatnonzero((home < limits[:, 0]) | (home > limits[:, 1])).tolist()
+            raise InputError(f"home outside the limits at joints {bad}", file=file, field="home",
+                             expected="each joint within its limits")
+        offsets = vector("joint_offsets", n, f"{n} offsets (rad)")
+        return cls(id=data["id"], robot=data["robot"], joint_names=tuple(names), joint_offsets=offsets,
+                   limits=limits, max_velocity=vmax, home=home)
+
+    def check_matches(self, caps: Capabilities, file: str | Path | None = None) -> None:
+        """A calibration for another arm must not drive this one."""
+        if tuple(self.joint_names) != tuple(caps.joint_names):
+            raise InputError("joint names differ from the connected arm's", file=file, field="joint_names",
+                             expected=str(list(caps.joint_names)))
+        if caps.robot != self.robot:
+            raise InputError(f"calibration is for '{self.robot}'", file=file, field="robot", expected=f"'{caps.robot}'")

@@ -1,0 +1,305 @@
+"""``extract_video``: one video (file or frames) → a :class:`KeypointTrack` for a keypoint spec.
+
+Per frame: the spec's detectors run (ArUco for marker keypoints, HSV blobs for blob keypoints),
+marker corners are refined by edge-line fits, optical flow bridges misses, and where a camera is
+given every keypoint on a rigid body with a seen marker gets a 3D position in the robot base frame
+(and a pixel, if it was not seen itself); blob keypoints without a marker on their body use the
+horizontal plane they move in (``plane_heights``). Nothing is dropped: unseen is NaN + missing.
+"""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from robot_irl.core.camera import CameraModel
+from robot_irl.core.spec import Blob, KeypointDef, KeypointSpec, Marker
+from robot_irl.errors import InputError, UnknownNameError
+from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector, Frame,
+                                           aruco_dictionary, quad_centre, refine_edges)
+from robot_irl.keypoints.flow import FlowBridge
+from robot_irl.keypoints.geometry import (SquarePoseSolver, marker_T_link, marker_corners_link, ray_plane,
+                                          rigid_pose, transform, undistort_points)
+from robot_irl.keypoints.track import DETECTED, SRC_POSE, TRACKED, KeypointTrack
+from robot_irl.keypoints.video import FrameSource, PreviewWriter
+
+MODES = ("auto", "aruco", "blob", "flow")
+
+
+class NoDetectionsError(InputError):
+    """Not one keypoint was found in any frame: wrong spec, wrong video, or a detector mismatch."""
+
+
+@dataclass
+class ExtractConfig:
+    """Knobs of :func:`extract_video` (stored with the keypoints as their provenance).
+
+    ``detector``: ``auto`` = each keypoint's own detector from the spec + flow bridging;
+    ``aruco`` / ``blob`` = only that detector, no flow; ``flow`` = detectors every
+    ``redetect_every`` frames (or when a track is lost) and Lucas–Kanade in between (fast).
+    ``want_3d``: None = 3D when a camera is given; True = 3D required (error without a camera).
+    ``plane_heights``: keypoint name → z (base frame, m) of the horizontal plane its centre moves
+    in, for blob keypoints with no marker on their body (see :func:`table_heights`).
+    """
+
+    detector: str = "auto"
+    refine: str = "subpix"
+    edge_fit: bool = True
+    flow_max_gap: int = 15
+    fb_max: float = 0.7
+    redetect_every: int = 10
+    want_3d: bool | None = None
+    plane_heights: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.detector not in MODES:
+            raise UnknownNameError("detector", self.detector, MODES)
+
+
+def table_heights(spec: KeypointSpec, table_z: float = 0.0) -> dict[str, float]:
+    """Plane heights for blob keypoints on objects (not the robot) resting on a table at
+    ``table_z``: a sphere's centre is one radius above the table top."""
+    return {k.name: table_z + k.feature.radius for k in spec
+            if isinstance(k.feature, Blob) and k.body != "robot"}
+
+
+def build_detectors(spec: KeypointSpec, mode: str, refine: str = "subpix") -> list[Detector]:
+    """The detectors a mode needs for a spec, each covering its keypoints."""
+    markers = [k for k in spec if isinstance(k.feature, Marker)]
+    blobs = [k for k in spec if isinstance(k.feature, Blob)]
+    dets: list[Detector] = []
+    if mode in ("auto", "aruco", "flow") and markers:
+        dets.append(ArucoDetector(markers, refine=refine))
+    if mode in ("auto", "blob", "flow") and blobs:
+        dets.append(BlobDetector(blobs))
+    if not dets:
+        want = {"aruco": "marker", "blob": "blob"}.get(mode, "marker or blob")
+        raise InputError(f"no keypoint of the spec has a {want} feature for detector '{mode}'",
+                         field="detector", expected=f"a spec with {want} keypoints, or another --detector")
+    return dets
+
+
+class _Lifter:
+    """Per-frame 3D: rigid-body poses from markers, then plane intersection for the rest."""
+
+    def __init__(self, spec: KeypointSpec, camera: CameraModel, plane_heights: dict[str, float]) -> None:
+        self.spec, self.camera = spec, camera
+        self.solver = SquarePoseSolver()
+        self.groups: dict[tuple[str, str], list[int]] = {}
+        for i, k in enumerate(spec):
+            self.groups.setdefault((k.body, k.link), []).append(i)
+        self.marker_link = {k.name: marker_T_link(k) for k in spec if isinstance(k.feature, Marker)}
+        self.corners_link = {k.name: marker_corners_link(k) for k in spec if isinstance(k.feature, Marker)}
+        unknown = set(plane_heights) - set(spec.names)
+        if unknown:
+            raise UnknownNameError("keypoint", sorted(unknown)[0], spec.names)
+        self.planes = plane_heights
+
+    def lift(self, obs: dict[str, tuple[int, Detection]]) -> dict[str, tuple[np.ndarray, int, float]]:
+        """3D base-frame positions (with the status and confidence they inherit) for this frame."""
+        cam = self.camera
+        out: dict[str, tuple[np.ndarray, int, float]] = {}
+        for key, idx in self.groups.items():
+            seen = [(self.spec.keypoints[i], obs[self.spec.keypoints[i].name]) for i in idx
+                    if isinstance(self.spec.keypoints[i].feature, Marker) and self.spec.keypoints[i].name in obs
+                    and obs[self.spec.keypoints[i].name][1].corners is not None]
+            if not seen:
+                continue
+            best = None
+            obj, img = [], []
+            for k, (status, d) in seen:
+                c = undistort_points(d.corners, cam.K, cam.dist)
+                pose = self.solver.solve(k.name, c, k.feature.size, cam.K)
+                T_cam_link = pose.T_cam_obj @ np.linalg.inv(self.marker_link[k.name])
+                side = float(np.linalg.norm(np.roll(c, -1, 0) - c, axis=1).mean())
+                if best is None or side > best[1]:
+                    best = (T_cam_link, side)
+                obj.append(self.corners_link[k.name])
+                img.append(c)
+            T_cam_link = best[0] if len(seen) == 1 else rigid_pose(np.concatenate(obj), np.concatenate(img),
+                                                                     cam.K, best[0]).T_cam_obj
+            status = TRACKED if any(s == TRACKED for _, (s, _) in seen) else DETECTED
+            conf = min(d.confidence for _, (_, d) in seen)
+            T_base_link = cam.T_base_cam @ T_cam_link
+            for i in idx:
+                k = self.spec.keypoints[i]
+                out[k.name] = (transform(T_base_link, np.asarray(k.offset)), status, conf)
+        for name, z in self.planes.items():
+            if name in out or name not in obs:
+                continue
+            status, d = obs[name]
+            uv = undistort_points(d.uv, cam.K, cam.dist)
+            out[name] = (ray_plane(cam, uv, np.array([0.0, 0.0, z]), np.array([0.0, 0.0, 1.0])), status, d.confidence)
+        return out
+
+
+def _check_timestamps(ts: np.ndarray, source: str) -> np.ndarray:
+    ts = np.asarray(ts, np.float64).ravel()
+    if not np.isfinite(ts).all() or (len(ts) > 1 and not (np.diff(ts) > 0).all()):
+        raise InputError("timestamps are not finite and strictly increasing", file=source, field="timestamps",
+                         expected="one increasing time (s) per frame")
+    return ts
+
+
+def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarray | None, spec: KeypointSpec,
+                  camera: CameraModel | None = None, detector: str = "auto", preview: str | Path | None = None, *,
+                  config: ExtractConfig | None = None, rgb: bool = False, progress: bool = True) -> KeypointTrack:
+    """Keypoints of ``spec`` in every frame of ``video`` (a path, or BGR frames; ``rgb=True`` for
+    RGB frames). ``timestamps`` one per frame (None: from the file's frame rate). ``camera``
+    (intrinsics, distortion, ``T_base_cam``) enables 3D. ``preview``: write an overlay MP4.
+
+    Raises :class:`InputError` for an unreadable or empty video, timestamps that do not match
+    the frames, 3D asked without a camera, and :class:`NoDetectionsError` when nothing at all
+    is found. A keypoint missing in every frame is reported (``meta["missing_all"]`` and a
+    warning), never filled.
+    """
+    from tqdm import tqdm
+
+    cfg = config or ExtractConfig(detector=detector)
+    if config is not None and detector != "auto" and detector != cfg.detector:
+        cfg = ExtractConfig(**{**asdict(cfg), "detector": detector})
+    if len(spec) == 0:
+        raise InputError("the keypoint spec is empty", field="spec", expected="at least one keypoint")
+    want_3d = cfg.want_3d if cfg.want_3d is not None else camera is not None
+    if want_3d and camera is None:
+        raise InputError("3D positions need a calibrated camera", field="camera",
+                         expected="intrinsics K, dist (robot-irl calibrate) and T_base_cam, or want_3d=False")
+    src = FrameSource(video, rgb=rgb)
+    if timestamps is None:
+        if src.fps is None:
+            raise InputError("no timestamps given and the source has no frame rate", file=src.name,
+                             field="timestamps", expected="one time (s) per frame")
+    else:
+        timestamps = _check_timestamps(timestamps, src.name)
+    detectors = build_detectors(spec, cfg.detector, cfg.refine)
+    cells = {k.name: aruco_dictionary(k.feature.dictionary).markerSize + 2 for k in spec if isinstance(k.feature, Marker)}
+    use_flow = cfg.detector in ("auto", "flow")
+    bridge = FlowBridge(max_gap=cfg.flow_max_gap + (cfg.redetect_every if cfg.detector == "flow" else 0),
+                        fb_max=cfg.fb_max) if use_flow else None
+    covered = tuple(n for d in detectors for n in d.keypoints)
+    lifter = _Lifter(spec, camera, cfg.plane_heights) if want_3d else None
+    names = spec.names
+    index = {n: i for i, n in enumerate(names)}
+    n_alloc = len(timestamps) if timestamps is not None else (src.n_frames or 256)
+    track = KeypointTrack.empty(names, np.zeros(n_alloc))
+    writer: PreviewWriter | None = None
+    t = 0
+    bar = tqdm(total=len(timestamps) if timestamps is not None else src.n_frames, unit="frame",
+               desc=f"extract {Path(src.name).name}", disable=not progress, leave=False)
+    try:
+        for bgr in src:
+            if timestamps is not None and t >= len(timestamps):
+                raise InputError(f"more frames than the {len(timestamps)} timestamps", file=src.name,
+                                 field="timestamps", expected="one timestamp per frame")
+            if t >= len(track):
+                track = _grow(track)
+            frame = Frame(bgr)
+            dets: dict[str, Detection] = {}
+            for det in detectors:
+                if cfg.detector == "flow" and t % cfg.redetect_every and all(bridge.live(n) for n in det.keypoints):
+                    continue
+                dets.update(det.detect(frame))
+            if cfg.edge_fit:
+                for name, d in dets.items():
+                    if d.corners is not None:
+                        d.corners = refine_edges(frame.gray, d.corners, cells[name])
+                        d.uv = quad_centre(d.corners)
+            obs: dict[str, tuple[int, Detection]] = {n: (DETECTED, d) for n, d in dets.items()}
+            if bridge is not None:
+                obs.update({n: (TRACKED, d) for n, d in bridge.step(frame.gray, dets, covered).items()})
+            for name, (status, d) in obs.items():
+                k = index[name]
+                track.uv[t, k], track.confidence[t, k] = d.uv, d.confidence
+                track.status[t, k], track.source[t, k] = status, d.source
+            if lifter is not None:
+                for name, (xyz, status, conf) in lifter.lift(obs).items():
+                    k = index[name]
+                    track.xyz[t, k] = xyz
+                    if name not in obs:  # seen only through its rigid body: pixel from the pose
+                        track.uv[t, k] = _project(camera, xyz)
+                        track.confidence[t, k], track.status[t, k], track.source[t, k] = 0.9 * conf, status, SRC_POSE
+            if preview is not None:
+                if writer is None:
+                    h, w = bgr.shape[:2]
+                    writer = PreviewWriter(preview, src.fps or _rate(timestamps), (w, h))
+                ts = timestamps[t] if timestamps is not None else t / src.fps
+                writer.write(frame.bgr, obs, [n for n in names if n not in obs], float(ts))
+            t += 1
+            bar.update(1)
+    except cv2.error as e:
+        raise InputError(f"cannot decode frame {t} ({e.msg if hasattr(e, 'msg') else e})", file=src.name,
+                         field="video", expected="a readable video") from None
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.close()
+    if t == 0:
+        raise InputError("the video has no frames", file=src.name, field="video", expected="at least one frame")
+    if timestamps is not None and t != len(timestamps):
+        raise InputError(f"{t} frames but {len(timestamps)} timestamps", file=src.name, field="timestamps",
+                         expected="one timestamp per frame")
+    track = _trim(track, t)
+    track.timestamps = timestamps.copy() if timestamps is not None else np.arange(t) / src.fps
+    if not (track.status > 0).any():
+        looked = ", ".join(f"{k.name}: {_describe(k)}" for k in spec)
+        raise NoDetectionsError(f"no keypoint found in any of {t} frames with detector '{cfg.detector}' "
+                                f"(looked for {looked})", file=src.name, field="detector",
+                                expected="a video showing the spec's markers/blobs, or a matching --detector/spec")
+    missing_all = track.missing_everywhere()
+    if missing_all:
+        warnings.warn(f"{src.name}: keypoints never seen: {', '.join(missing_all)} (left missing, not filled)",
+                      stacklevel=2)
+    track.meta = {"video": src.name, "frames": t, "config": asdict(cfg), "versions": versions(),
+                  "camera": camera.to_dict() if camera is not None else None, "spec": spec.to_dict(),
+                  "missing_all": missing_all, "counts": track.counts(),
+                  "flow_rejected": bridge.rejected if bridge is not None else 0,
+                  "blob_rejected": {k: v for d in detectors if isinstance(d, BlobDetector) for k, v in d.rejected.items()},
+                  "uv_convention": "image pixels as detected (distorted), OpenCV integer pixel centres",
+                  "xyz_frame": "robot base, metres"}
+    return track
+
+
+def versions() -> dict[str, str]:
+    import robot_irl
+    return {"opencv": cv2.__version__, "numpy": np.__version__,
+            "robot_irl": getattr(robot_irl, "__version__", "unknown"), "keypoints_extract": "1"}
+
+
+def _describe(k: KeypointDef) -> str:
+    f = k.feature
+    if isinstance(f, Marker):
+        return f"marker {f.dictionary}#{f.id}"
+    if isinstance(f, Blob):
+        return f"{f.color} blob"
+    return "no feature"
+
+
+def _project(camera: CameraModel, xyz: np.ndarray) -> np.ndarray:
+    pc = camera.to_camera(xyz)
+    if pc[2] <= 0:
+        return np.full(2, np.nan)
+    return cv2.projectPoints(pc.reshape(1, 1, 3), np.zeros(3), np.zeros(3), camera.K, camera.dist)[0].reshape(2)
+
+
+def _rate(timestamps: np.ndarray | None) -> float:
+    if timestamps is None or len(timestamps) < 2:
+        return 30.0
+    return float(1.0 / np.median(np.diff(timestamps)))
+
+
+def _grow(track: KeypointTrack) -> KeypointTrack:
+    bigger = KeypointTrack.empty(track.names, np.zeros(2 * len(track)))
+    n = len(track)
+    for a in ("uv", "confidence", "status", "source", "xyz"):
+        getattr(bigger, a)[:n] = getattr(track, a)
+    return bigger
+
+
+def _trim(track: KeypointTrack, n: int) -> KeypointTrack:
+    return KeypointTrack(track.names, track.timestamps[:n], track.uv[:n], track.confidence[:n], track.status[:n],
+                         track.source[:n], track.xyz[:n])

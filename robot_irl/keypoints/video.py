@@ -1,0 +1,96 @@
+"""Frames in, overlay frames out: a video file or any iterator of images, and the preview writer."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from robot_irl.errors import InputError
+from robot_irl.keypoints.detectors import Detection
+from robot_irl.keypoints.track import DETECTED, TRACKED
+
+VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at least one frame"
+
+
+class FrameSource:
+    """BGR ``uint8`` frames from a video path or an iterator (``rgb=True`` for RGB input, e.g. a
+    gymnasium ``render()``). ``fps`` and ``n_frames`` are known for files only (the count is the
+    container's estimate; the pipeline counts what it actually reads)."""
+
+    def __init__(self, video: str | Path | Iterable[np.ndarray], *, rgb: bool = False) -> None:
+        self.rgb = rgb
+        self.fps: float | None = None
+        self.n_frames: int | None = None
+        self._cap: cv2.VideoCapture | None = None
+        if isinstance(video, (str, Path)):
+            self.name = str(video)
+            path = Path(video)
+            if not path.is_file():
+                raise InputError("video file not found", file=path, field="video", expected=VIDEO_EXPECTED)
+            cap = cv2.VideoCapture(str(path))
+            if not cap.isOpened():
+                raise InputError("cannot open video (unknown format or corrupt file)", file=path, field="video",
+                                 expected=VIDEO_EXPECTED)
+            self._cap = cap
+            fps = cap.get(cv2.CAP_PROP_FPS)
+            self.fps = float(fps) if fps and fps > 0 else None
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.n_frames = n if n > 0 else None
+            self._iter: Iterable[np.ndarray] | None = None
+        else:
+            self.name = "<frames>"
+            self.n_frames = len(video) if hasattr(video, "__len__") else None
+            self._iter = video
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._cap is not None:
+            try:
+                while True:
+                    ok, frame = self._cap.read()
+                    if not ok:
+                        return
+                    yield frame
+            finally:
+                self._cap.release()
+        else:
+            for i, frame in enumerate(self._iter):
+                frame = np.asarray(frame)
+                if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
+                    raise InputError(f"frame {i} is {frame.dtype} {frame.shape}", field="video",
+                                     expected="uint8 images [H, W] or [H, W, 3]")
+                yield cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if (self.rgb and frame.ndim == 3) else frame
+
+
+STATUS_COLOURS = {DETECTED: (60, 220, 60), TRACKED: (0, 200, 255)}
+
+
+class PreviewWriter:
+    """An MP4 of the input with every keypoint drawn: green detected, orange tracked by flow,
+    marker outlines, names; missing keypoints listed top-left. For a person to check by eye."""
+
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._w = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+        if not self._w.isOpened():
+            raise InputError("cannot write preview video", file=self.path, field="preview", expected="a writable .mp4 path")
+
+    def write(self, bgr: np.ndarray, observations: dict[str, tuple[int, Detection]], missing: list[str],
+              timestamp: float) -> None:
+        img = bgr.copy()
+        for name, (status, d) in observations.items():
+            col = STATUS_COLOURS.get(status, (255, 255, 255))
+            if d.corners is not None:
+                cv2.polylines(img, [np.round(d.corners * 16).astype(np.int32)], True, col, 1, cv2.LINE_AA, shift=4)
+            u, v = np.round(d.uv * 16).astype(int)
+            cv2.circle(img, (int(u), int(v)), 4 * 16, col, 1, cv2.LINE_AA, shift=4)
+            cv2.putText(img, f"{name} {d.confidence:.2f}", (int(d.uv[0]) + 6, int(d.uv[1]) - 6),
+                        cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1, cv2.LINE_AA)
+        cv2.putText(img, f"t={timestamp:.3f}s" + (f"  missing: {', '.join(missing)}" if missing else ""), (6, 16),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255) if missing else (255, 255, 255), 1, cv2.LINE_AA)
+        self._w.write(img)
+
+    def close(self) -> None:
+        self._w.release()

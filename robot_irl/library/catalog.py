@@ -1,0 +1,87 @@
+"""The catalog: a SQLite (WAL) table of episode summaries for fast listing and filtering.
+
+It is a cache. The episode folders are the truth: :meth:`Catalog.sync` brings the catalog in line
+with them (new, removed or rewritten ``meta.json``), and deleting ``catalog.sqlite`` only costs a
+rebuild. WAL mode lets readers list while a recorder or an extractor writes.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+CATALOG_VERSION = "1"
+
+COLUMNS = ("id", "created", "task", "source", "robot", "env", "success", "frames", "rows", "duration",
+           "tags", "variant", "derived", "cameras", "stamp")
+
+
+def summary(meta: dict[str, Any], derived: dict[str, list[int]], stamp: int) -> dict[str, Any]:
+    """The catalog row of one episode: what queries and ``demos list`` need, nothing more."""
+    frames = sum(c["frames"] for c in meta["cameras"].values())
+    rows = sum(s["rows"] for s in meta["streams"].values())
+    return {"id": meta["id"], "created": meta["created"], "task": meta["task"], "source": meta["source"],
+            "robot": meta.get("robot"), "env": meta.get("env"), "success": meta.get("success"),
+            "frames": frames, "rows": rows, "duration": meta["duration"],
+            "tags": list(meta["tags"]), "variant": dict(meta["variant"]), "derived": derived,
+            "cameras": sorted(meta["cameras"]), "stamp": stamp}
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=30.0)
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        return con
+
+    def ensure(self) -> bool:
+        """Create the tables when missing or of another catalog version; True when (re)created."""
+        with closing(self._connect()) as con, con:
+            con.execute("CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT)")
+            row = con.execute("SELECT value FROM info WHERE key='version'").fetchone()
+            if row and row[0] == CATALOG_VERSION:
+                return False
+            con.execute("DROP TABLE IF EXISTS episodes")
+            con.execute("CREATE TABLE episodes (id TEXT PRIMARY KEY, created TEXT, task TEXT, source TEXT, "
+                        "robot TEXT, env TEXT, success INTEGER, frames INTEGER, rows INTEGER, duration REAL, "
+                        "tags TEXT, variant TEXT, derived TEXT, cameras TEXT, stamp INTEGER)")
+            con.execute("INSERT OR REPLACE INTO info VALUES ('version', ?)", (CATALOG_VERSION,))
+            return True
+
+    def upsert(self, rows: Iterable[dict[str, Any]]) -> None:
+        data = [tuple(json.dumps(r[c]) if c in ("tags", "variant", "derived", "cameras") else
+                      (None if r[c] is None else int(r[c])) if c == "success" else r[c] for c in COLUMNS)
+                for r in rows]
+        with closing(self._connect()) as con, con:
+            con.executemany(f"INSERT OR REPLACE INTO episodes VALUES ({','.join('?' * len(COLUMNS))})", data)
+
+    def delete(self, ids: Iterable[str]) -> None:
+        with closing(self._connect()) as con, con:
+            con.executemany("DELETE FROM episodes WHERE id=?", [(i,) for i in ids])
+
+    def set_derived(self, episode_id: str, derived: dict[str, list[int]]) -> None:
+        with closing(self._connect()) as con, con:
+            con.execute("UPDATE episodes SET derived=? WHERE id=?", (json.dumps(derived), episode_id))
+
+    def stamps(self) -> dict[str, int]:
+        with closing(self._connect()) as con:
+            return dict(con.execute("SELECT id, stamp FROM episodes").fetchall())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every episode's summary, oldest first (ids start with their UTC creation time)."""
+        with closing(self._connect()) as con:
+            cur = con.execute(f"SELECT {','.join(COLUMNS)} FROM episodes ORDER BY created, id")
+            out = []
+            for rec in cur.fetchall():
+                r = dict(zip(COLUMNS, rec))
+                for c in ("tags", "variant", "derived", "cameras"):
+                    r[c] = json.loads(r[c])
+                r["success"] = None if r["success"] is None else bool(r["success"])
+                out.append(r)
+            return out

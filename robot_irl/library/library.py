@@ -1,0 +1,263 @@
+"""A demo library: a folder of episodes, a catalog over them, and the locks that let several
+processes (a recorder, an extractor, a reader) use it at once.
+
+Layout (demos/README.md has the full format)::
+
+    <library>/library.json      format name and schema_version
+    <library>/catalog.sqlite    SQLite (WAL) summaries; a cache rebuilt from episodes/ at will
+    <library>/episodes/<id>/    one committed episode each: the truth
+    <library>/staging/<id>/     recordings in progress, or killed ones awaiting `demos repair`
+    <library>/locks/            lock files (library lock, one per recording, one per episode's derived data)
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
+
+from robot_irl.core.io import atomic_write_json
+from robot_irl.core.spec import KeypointSpec
+from robot_irl.errors import InputError, UnknownNameError
+from robot_irl.library.catalog import Catalog, summary
+from robot_irl.library.episode import Episode
+from robot_irl.library.location import resolve_library_path
+from robot_irl.library.query import parse_query
+from robot_irl.library.schema import LIBRARY_FORMAT, SCHEMA_VERSION, check_version, read_json
+from robot_irl.library.writer import RECORDING, EpisodeWriter, finalize, new_info
+
+
+@dataclass
+class RepairReport:
+    recovered: dict[str, list[str]] = field(default_factory=dict)   # id -> what was kept / lost
+    skipped: dict[str, str] = field(default_factory=dict)           # id -> why it was left alone
+    removed: dict[str, str] = field(default_factory=dict)           # id -> why an empty staging folder went
+    problems: list[InputError] = field(default_factory=list)        # committed episodes that do not validate
+
+
+def new_episode_id(source: str, task: str, when: dt.datetime) -> str:
+    """Readable and unique: UTC time, source, a slug of the task, 4 random hex digits."""
+    slug = "-".join(re.findall(r"[a-z0-9]+", task.lower()))[:24].strip("-") or "episode"
+    return f"{when:%Y%m%d-%H%M%S}-{source}-{slug}-{secrets.token_hex(2)}"
+
+
+class Library:
+    def __init__(self, path: Path) -> None:
+        """Use :meth:`open`; this only binds paths."""
+        self.path = path
+        self.catalog = Catalog(path / "catalog.sqlite")
+        self.problems: list[InputError] = []
+
+    # --- opening ---
+    @classmethod
+    def open(cls, path: str | Path | None = None, *, create: bool = False) -> "Library":
+        """Open the library at ``path`` (default: ``$ROBOT_IRL_LIBRARY`` or the per-user default).
+
+        ``create`` makes a new library when the folder is missing or empty; a folder that holds
+        other files and no ``library.json`` is refused rather than written into."""
+        root = resolve_library_path(path)
+        if root.exists() and not root.is_dir():
+            raise InputError("library path is a file", file=root, field="library",
+                             expected="a folder (or a path where one can be created)")
+        info = root / "library.json"
+        if not info.exists():
+            if not create:
+                raise InputError("no robot-irl library here", file=root, field="library",
+                                 expected="a folder made by `robot-irl record` (or pass --library)")
+            if root.is_dir() and any(root.iterdir()):
+                raise InputError("folder is not empty and has no library.json", file=root, field="library",
+                                 expected="an empty or missing folder for a new library")
+            root.mkdir(parents=True, exist_ok=True)
+            for sub in ("episodes", "staging", "locks"):
+                (root / sub).mkdir(exist_ok=True)
+            atomic_write_json(info, {"format": LIBRARY_FORMAT, "schema_version": SCHEMA_VERSION})
+        data = check_version(read_json(info, "library.json"), info)
+        if data.get("format") != LIBRARY_FORMAT:
+            raise InputError(f"format is {data.get('format')!r}", file=info, field="format",
+                             expected=repr(LIBRARY_FORMAT))
+        for sub in ("episodes", "staging", "locks"):
+            if not (root / sub).is_dir():
+                raise InputError("missing folder", file=root / sub, field="library", expected="a folder")
+        lib = cls(root)
+        lib.sync()
+        return lib
+
+    @property
+    def episodes_dir(self) -> Path:
+        return self.path / "episodes"
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.path / "staging"
+
+    def lock_path(self, name: str) -> Path:
+        return self.path / "locks" / f"{name}.lock"
+
+    def _lock(self) -> FileLock:
+        return FileLock(self.lock_path("library"), timeout=60)
+
+    # --- catalog ---
+    def sync(self, *, full: bool = False) -> list[InputError]:
+        """Bring the catalog in line with the episode folders; returns (and keeps in
+        ``self.problems``) the errors of folders that do not validate. ``full`` re-reads every
+        episode, as after deleting catalog.sqlite."""
+        full = self.catalog.ensure() or full
+        stamps = {} if full else self.catalog.stamps()
+        on_disk: dict[str, int] = {}
+        for d in self.episodes_dir.iterdir():
+            if d.is_dir() and not d.name.startswith("."):
+                try:
+                    on_disk[d.name] = (d / "meta.json").stat().st_mtime_ns
+                except FileNotFoundError:
+                    on_disk[d.name] = -1
+        problems, rows = [], []
+        for eid, stamp in sorted(on_disk.items()):
+            if stamps.get(eid) == stamp:
+                continue
+            try:
+                ep = Episode(self.episodes_dir / eid, self)
+            except InputError as e:
+                problems.append(e)
+                continue
+            rows.append(summary(ep.meta, ep.derived(), stamp))
+        self.catalog.upsert(rows)
+        bad = {Path(e.file).parts for e in problems if e.file}
+        gone = [eid for eid in stamps if eid not in on_disk]
+        self.catalog.delete(gone)
+        self.problems = problems if not bad or problems else []
+        return self.problems
+
+    def rebuild_catalog(self) -> list[InputError]:
+        return self.sync(full=True)
+
+    # --- selecting ---
+    def rows(self, query: str | None = None) -> list[dict[str, Any]]:
+        """Catalog summaries of the episodes ``query`` selects (see robot_irl.library.query)."""
+        return parse_query(query).filter(self.catalog.rows())
+
+    def select(self, query: str | None = None) -> list[Episode]:
+        return [self.episode(r["id"]) for r in self.rows(query)]
+
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.catalog.rows()]
+
+    def episode(self, episode_id: str) -> Episode:
+        """The episode with exactly this id."""
+        root = self.episodes_dir / episode_id
+        if "/" in episode_id or episode_id.startswith(".") or not root.is_dir():
+            raise UnknownNameError("episode id", episode_id, self.ids(), file=self.path)
+        return Episode(root, self)
+
+    # --- recording ---
+    def writer(self, *, task: str, source: str, fps: float, robot: str | None = None, env: str | None = None,
+               seed: int | None = None, variant: Mapping[str, Any] | None = None, tags: list[str] | None = None,
+               keypoint_spec: KeypointSpec | None = None, extra: Mapping[str, Any] | None = None,
+               chunk_frames: int = 150, flush_seconds: float = 2.0) -> EpisodeWriter:
+        """Start recording a new episode (see :class:`EpisodeWriter`). A chunk is flushed every
+        ``chunk_frames`` frames/rows or ``flush_seconds``, bounding what a crash can lose."""
+        if chunk_frames < 1 or flush_seconds <= 0:
+            raise InputError(f"chunk_frames={chunk_frames}, flush_seconds={flush_seconds}", field="chunk_frames",
+                             expected="chunk_frames >= 1 and flush_seconds > 0")
+        when = dt.datetime.now(dt.timezone.utc)
+        with self._lock():
+            while True:
+                eid = new_episode_id(source, task, when)
+                if not (self.episodes_dir / eid).exists():
+                    try:
+                        (self.staging_dir / eid).mkdir()
+                        break
+                    except FileExistsError:
+                        continue
+        info = new_info(episode_id=eid, task=task, source=source, fps=fps, robot=robot, env=env, seed=seed,
+                        variant=variant, tags=tags, keypoint_spec=keypoint_spec, extra=extra)
+        rec_lock = FileLock(self.lock_path(f"{eid}.rec"))
+        rec_lock.acquire()
+        try:
+            return EpisodeWriter(self, self.staging_dir / eid, info, chunk_frames=chunk_frames,
+                                 flush_seconds=flush_seconds, lock=rec_lock)
+        except BaseException:
+            rec_lock.release()
+            shutil.rmtree(self.staging_dir / eid)
+            raise
+
+    def _adopt(self, staged: Path) -> Episode:
+        """Validate a finalized staging folder and move it into episodes/ (one rename) + catalog."""
+        Episode(staged, None)
+        target = self.episodes_dir / staged.name
+        with self._lock():
+            if target.exists():
+                raise InputError("an episode with this id exists", file=target, field="id", expected="a new id")
+            os.rename(staged, target)
+            ep = Episode(target, self)
+            self.catalog.upsert([summary(ep.meta, ep.derived(), (target / "meta.json").stat().st_mtime_ns)])
+        return ep
+
+    # --- removing ---
+    def remove(self, ids: Iterable[str]) -> list[str]:
+        """Remove exactly the named episodes. Every id must name an existing episode, else nothing
+        is removed; no pattern, prefix or index ever widens the set."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise InputError("no episode ids given", field="ids", expected="one or more exact episode ids")
+        with self._lock():
+            on_disk = {d.name for d in self.episodes_dir.iterdir() if d.is_dir()}
+            for eid in ids:
+                if eid not in on_disk:
+                    raise UnknownNameError("episode id", eid, sorted(on_disk), file=self.path)
+            trash = self.staging_dir / f".trash-{secrets.token_hex(4)}"
+            trash.mkdir()
+            for eid in ids:
+                os.rename(self.episodes_dir / eid, trash / eid)
+            self.catalog.delete(ids)
+        shutil.rmtree(trash)
+        return ids
+
+    # --- repair ---
+    def staged(self) -> list[tuple[str, bool]]:
+        """Recordings in staging and whether each is still being written by a live process."""
+        out = []
+        for d in sorted(self.staging_dir.iterdir()):
+            if d.is_dir() and not d.name.startswith("."):
+                lock = FileLock(self.lock_path(f"{d.name}.rec"))
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    out.append((d.name, True))
+                    continue
+                lock.release()
+                out.append((d.name, False))
+        return out
+
+    def repair(self) -> RepairReport:
+        """Recover every recording left in staging by a dead process up to its last flushed chunk,
+        finish interrupted removals, and rebuild the catalog from the episode folders."""
+        report = RepairReport()
+        for d in self.staging_dir.iterdir():
+            if d.is_dir() and d.name.startswith(".trash-"):
+                shutil.rmtree(d)
+        for eid, active in self.staged():
+            root = self.staging_dir / eid
+            if active:
+                report.skipped[eid] = "still recording (its process holds the lock)"
+                continue
+            lock = FileLock(self.lock_path(f"{eid}.rec"))
+            with lock.acquire(timeout=0):
+                if not (root / RECORDING).exists() and not (root / "meta.json").exists():
+                    if any(root.iterdir()):
+                        report.skipped[eid] = "neither recording.json nor meta.json: left for a person to inspect"
+                    else:
+                        root.rmdir()
+                        report.removed[eid] = "empty: the recorder stopped before writing anything"
+                    continue
+                fin = finalize(root, recovered=True)
+                self._adopt(root)
+                report.recovered[eid] = fin.kept + fin.lost
+        report.problems = self.rebuild_catalog()
+        return report
