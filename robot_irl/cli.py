@@ -13,6 +13,7 @@ import sys
 # Stage CLI modules, in pipeline order. A module is added here once its subcommands work.
 STAGES = [
     "sim.cli",
+    "robot_irl.control.cli",
 ]
 
 

@@ -237,10 +237,7 @@ class Arm:
         return self._last_obs
 
     def _fk(self, q: np.ndarray) -> np.ndarray:
-        p = self.backend.forward_kinematics(q - self._offsets)
-        if p is None:
-            raise ArmStateError("a workspace box needs forward kinematics, which this backend lacks")
-        return p
+        return self.backend.forward_kinematics(q - self._offsets)
 
     def _require(self) -> tuple[Capabilities, SafetyFilter]:
         if self._caps is None or self._filter is None:

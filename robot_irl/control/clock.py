@@ -55,18 +55,20 @@ class FakeClock:
 
 class Rate:
     """Fixed-rate loop timing: ``wait()`` sleeps until the next tick and returns how late this tick
-    was (seconds). A tick missed by more than a full period re-anchors the schedule instead of
-    bursting to catch up, because a burst of targets is exactly what the safety filter refuses.
+    was (seconds). A tick late by up to ``catch_up`` periods is made up by shorter waits after it;
+    later than that the schedule re-anchors instead of bursting, since a burst of targets is
+    exactly what the safety filter's velocity cap would clamp.
 
     ``spin_s``: the last part of each wait busy-waits, trading a little CPU for sub-millisecond
     jitter (``time.sleep`` overshoots by up to a scheduler tick on a loaded machine)."""
 
-    def __init__(self, hz: float, clock: Clock, spin_s: float = 0.0) -> None:
+    def __init__(self, hz: float, clock: Clock, spin_s: float = 0.0, catch_up: float = 2.0) -> None:
         if hz <= 0:
             raise ValueError("rate must be positive")
         self.period = 1.0 / hz
         self.clock = clock
         self.spin_s = spin_s if getattr(clock, "real", False) else 0.0
+        self.catch_up = catch_up
         self._next = clock.now() + self.period
         self.missed = 0
 
@@ -79,7 +81,7 @@ class Rate:
                 self.clock.sleep(self._next - self.clock.now())
         now = self.clock.now()
         late = now - self._next
-        if late > self.period:
+        if late > self.catch_up * self.period:
             self.missed += 1
             self._next = now + self.period
         else:

@@ -10,7 +10,6 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet as p
 
 from robot_irl.control.backend import ArmBackend
 from robot_irl.control.clock import Clock, MonotonicClock
@@ -106,17 +105,11 @@ class PyBulletBackend(ArmBackend):
         self.hold()
 
     def set_teach_mode(self, on: bool) -> None:
-        robot = self._advance()
+        """In simulation freedrive is a pure damper: every step the motors hold wherever the joints
+        are now, so the arm neither sags under gravity nor springs back when something moves it."""
+        self._advance()
         self._teach = on
-        b = self._bullet
-        if on:   # motors off; gravity compensation is applied every step in _advance
-            c = b.client
-            self._n_movable = sum(p.getJointInfo(robot.body, j, physicsClientId=c)[2] != p.JOINT_FIXED
-                                  for j in range(p.getNumJoints(robot.body, physicsClientId=c)))
-            p.setJointMotorControlArray(robot.body, robot.joints, p.VELOCITY_CONTROL,
-                                        forces=[0.0] * len(robot.joints), physicsClientId=b.client)
-        else:
-            self.hold()
+        self.hold()
 
     def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
         if self._twin is None:       # a kinematic twin, so FK never disturbs the simulated arm
@@ -145,18 +138,6 @@ class PyBulletBackend(ArmBackend):
         robot = self.robot
         for _ in range(n):
             self._sim_t += dt
-            if self._teach:
-                self._gravity_compensate(robot)
-            else:
-                robot.set_targets(self._interp(self._sim_t))
+            robot.set_targets(robot.joint_state()[0] if self._teach else self._interp(self._sim_t))
             self._bullet.step()
         return robot
-
-    def _gravity_compensate(self, robot: Robot) -> None:
-        c = self._bullet.client
-        q, _ = robot.joint_state()
-        n_all = self._n_movable
-        pad = [0.0] * (n_all - len(q))
-        tau = p.calculateInverseDynamics(robot.body, [*q, *pad], [0.0] * n_all, [0.0] * n_all, physicsClientId=c)
-        p.setJointMotorControlArray(robot.body, robot.joints, p.TORQUE_CONTROL, forces=list(tau[:len(q)]),
-                                    physicsClientId=c)

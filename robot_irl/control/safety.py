@@ -100,7 +100,7 @@ def clamp_target(target: np.ndarray, reference: np.ndarray, limits: np.ndarray, 
     if changed.size:
         kind = "delta" if np.any(step_cap[changed] >= max_delta - 1e-12) else "velocity"
         clamps.append(Clamp(kind, tuple(int(i) for i in changed), float(np.max(np.abs(capped - step)))))
-    out = reference + capped
+    out = np.where(capped == step, out, reference + capped)     # untouched joints pass bit-exact
     if fk is not None and box is not None:
         lo, hi = box
         allowed = _box_violation(np.asarray(fk(reference)), lo, hi)

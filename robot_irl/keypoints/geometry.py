@@ -86,12 +86,13 @@ class SquarePoseSolver:
     """Per-marker pose with ``SOLVEPNP_IPPE_SQUARE``; resolves the planar two-fold flip.
 
     A small or face-on marker fits two poses (mirror-tilted) almost equally well. When the second
-    solution's error is within ``ambiguity_ratio`` of the first, the one closer in rotation to the
-    previous frame's pose for the same key wins, so the normal does not flicker between frames.
+    solution's RMS error is within ``ambiguity_ratio`` × the first or ``slack_px`` above it (corner
+    noise makes either one win at random), the one closer in rotation to the previous frame's pose
+    for the same key wins, so the normal does not flicker between frames.
     """
 
-    def __init__(self, ambiguity_ratio: float = 3.0) -> None:
-        self.ambiguity_ratio = ambiguity_ratio
+    def __init__(self, ambiguity_ratio: float = 3.0, slack_px: float = 0.5) -> None:
+        self.ambiguity_ratio, self.slack_px = ambiguity_ratio, slack_px
         self._prev: dict[object, np.ndarray] = {}
 
     def reset(self, key: object | None = None) -> None:
@@ -108,7 +109,7 @@ class SquarePoseSolver:
         Rs = [cv2.Rodrigues(r)[0] for r in rvecs]
         order = np.argsort(errs)
         best = int(order[0])
-        ambiguous = n > 1 and errs[order[1]] <= self.ambiguity_ratio * max(errs[best], 1e-3)
+        ambiguous = n > 1 and errs[order[1]] <= max(self.ambiguity_ratio * errs[best], errs[best] + self.slack_px)
         prev = self._prev.get(key)
         if ambiguous and prev is not None:
             best = min(range(n), key=lambda i: rotation_angle(prev, Rs[i]))

@@ -21,7 +21,8 @@ from robot_irl.core.camera import CameraModel
 from robot_irl.core.spec import Blob, KeypointDef, KeypointSpec, Marker
 from robot_irl.errors import InputError, UnknownNameError
 from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector, Frame,
-                                           aruco_dictionary, quad_centre, refine_edges)
+                                           MarkerTemplate, aruco_dictionary, quad_centre,
+                                           refine_edges, refine_template)
 from robot_irl.keypoints.flow import FlowBridge
 from robot_irl.keypoints.geometry import (SquarePoseSolver, marker_T_link, marker_corners_link, ray_plane,
                                           rigid_pose, transform, undistort_points)
@@ -29,6 +30,7 @@ from robot_irl.keypoints.track import DETECTED, SRC_POSE, TRACKED, KeypointTrack
 from robot_irl.keypoints.video import FrameSource, PreviewWriter
 
 MODES = ("auto", "aruco", "blob", "flow")
+CORNER_FITS = ("template", "edges", "none")
 
 
 class NoDetectionsError(InputError):
@@ -39,6 +41,9 @@ class NoDetectionsError(InputError):
 class ExtractConfig:
     """Knobs of :func:`extract_video` (stored with the keypoints as their provenance).
 
+    ``corner_fit``: how marker corners are refined after OpenCV's ``refine`` step: ``template``
+    aligns the whole printed pattern (most precise), ``edges`` fits the four border lines
+    (cheaper, as precise on anti-aliased images), ``none`` keeps OpenCV's corners.
     ``detector``: ``auto`` = each keypoint's own detector from the spec + flow bridging;
     ``aruco`` / ``blob`` = only that detector, no flow; ``flow`` = detectors every
     ``redetect_every`` frames (or when a track is lost) and Lucas–Kanade in between (fast).
@@ -48,8 +53,8 @@ class ExtractConfig:
     """
 
     detector: str = "auto"
-    refine: str = "subpix"
-    edge_fit: bool = True
+    refine: str = "none"
+    corner_fit: str = "template"
     flow_max_gap: int = 15
     fb_max: float = 0.7
     redetect_every: int = 10
@@ -59,6 +64,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if self.detector not in MODES:
             raise UnknownNameError("detector", self.detector, MODES)
+        if self.corner_fit not in CORNER_FITS:
+            raise UnknownNameError("corner fit", self.corner_fit, CORNER_FITS)
 
 
 def table_heights(spec: KeypointSpec, table_z: float = 0.0) -> dict[str, float]:
@@ -128,7 +135,11 @@ class _Lifter:
             T_base_link = cam.T_base_cam @ T_cam_link
             for i in idx:
                 k = self.spec.keypoints[i]
-                out[k.name] = (transform(T_base_link, np.asarray(k.offset)), status, conf)
+                xyz = transform(T_base_link, np.asarray(k.offset))
+                if k.name in obs:  # seen itself: keep the pose's depth, take its own (sharper) ray
+                    o, d = cam.ray(undistort_points(obs[k.name][1].uv, cam.K, cam.dist))
+                    xyz = o + d * float((xyz - o) @ d)
+                out[k.name] = (xyz, status, conf)
         for name, z in self.planes.items():
             if name in out or name not in obs:
                 continue
@@ -178,6 +189,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
         timestamps = _check_timestamps(timestamps, src.name)
     detectors = build_detectors(spec, cfg.detector, cfg.refine)
     cells = {k.name: aruco_dictionary(k.feature.dictionary).markerSize + 2 for k in spec if isinstance(k.feature, Marker)}
+    templates = {k.name: MarkerTemplate(k.feature) for k in spec if isinstance(k.feature, Marker)}
     use_flow = cfg.detector in ("auto", "flow")
     bridge = FlowBridge(max_gap=cfg.flow_max_gap + (cfg.redetect_every if cfg.detector == "flow" else 0),
                         fb_max=cfg.fb_max) if use_flow else None
@@ -204,10 +216,11 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                 if cfg.detector == "flow" and t % cfg.redetect_every and all(bridge.live(n) for n in det.keypoints):
                     continue
                 dets.update(det.detect(frame))
-            if cfg.edge_fit:
+            if cfg.corner_fit != "none":
                 for name, d in dets.items():
                     if d.corners is not None:
-                        d.corners = refine_edges(frame.gray, d.corners, cells[name])
+                        d.corners = refine_template(frame.gray, d.corners, templates[name]) \
+                            if cfg.corner_fit == "template" else refine_edges(frame.gray, d.corners, cells[name])
                         d.uv = quad_centre(d.corners)
             obs: dict[str, tuple[int, Detection]] = {n: (DETECTED, d) for n, d in dets.items()}
             if bridge is not None:

@@ -87,6 +87,26 @@ class KeypointTrack:
         atomic_write_bytes(path, buf.getvalue())
         return Path(path)
 
+    def save_parquet(self, path: str | Path) -> Path:
+        """Long format, one row per (frame, keypoint): frame, timestamp, keypoint, u, v, x, y, z,
+        confidence, status, source (names, not codes) — for spreadsheets and pandas."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        T, K = self.status.shape
+        cols = {"frame": np.repeat(np.arange(T), K), "timestamp": np.repeat(self.timestamps, K),
+                "keypoint": np.tile(np.asarray(self.names, dtype=object), T),
+                "u": self.uv[..., 0].ravel(), "v": self.uv[..., 1].ravel(), "x": self.xyz[..., 0].ravel(),
+                "y": self.xyz[..., 1].ravel(), "z": self.xyz[..., 2].ravel(), "confidence": self.confidence.ravel(),
+                "status": np.asarray(STATUS, dtype=object)[self.status.ravel()],
+                "source": np.asarray(SOURCES, dtype=object)[self.source.ravel()]}
+        table = pa.table(cols).replace_schema_metadata({"robot_irl": json.dumps(to_jsonable(self.meta))})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        atomic_write_bytes(path, buf.getvalue())
+        return Path(path)
+
     @classmethod
     def load_npz(cls, path: str | Path) -> "KeypointTrack":
         try:

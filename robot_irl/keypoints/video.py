@@ -1,6 +1,8 @@
 """Frames in, overlay frames out: a video file or any iterator of images, and the preview writer."""
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -46,14 +48,7 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._cap is not None:
-            try:
-                while True:
-                    ok, frame = self._cap.read()
-                    if not ok:
-                        return
-                    yield frame
-            finally:
-                self._cap.release()
+            yield from self._prefetched()
         else:
             for i, frame in enumerate(self._iter):
                 frame = np.asarray(frame)
@@ -61,6 +56,43 @@ class FrameSource:
                     raise InputError(f"frame {i} is {frame.dtype} {frame.shape}", field="video",
                                      expected="uint8 images [H, W] or [H, W, 3]")
                 yield cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if (self.rgb and frame.ndim == 3) else frame
+
+
+    def _prefetched(self, depth: int = 8) -> Iterator[np.ndarray]:
+        """Decode in a background thread (OpenCV releases the GIL), so decoding the next frame
+        overlaps detecting this one; a decode error is re-raised here."""
+        q: queue.Queue = queue.Queue(maxsize=depth)
+        stop = threading.Event()
+        cap = self._cap
+
+        def work() -> None:
+            try:
+                while not stop.is_set():
+                    ok, frame = cap.read()
+                    q.put(frame if ok else None)
+                    if not ok:
+                        return
+            except BaseException as e:  # handed to the consumer
+                q.put(e)
+
+        th = threading.Thread(target=work, name="video-decode", daemon=True)
+        th.start()
+        try:
+            while True:
+                item = q.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while th.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    th.join(0.01)
+            cap.release()
 
 
 STATUS_COLOURS = {DETECTED: (60, 220, 60), TRACKED: (0, 200, 255)}

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import secrets
 import shutil
+import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +278,7 @@ class Episode:
         try:
             with np.load(d / "arrays.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, zipfile.BadZipFile) as e:
             raise InputError(f"unreadable arrays ({e})", file=d / "arrays.npz", field=f"derived.{name}",
                              expected="an .npz written by Episode.write_derived") from None
         if set(arrays) != set(spec.data):

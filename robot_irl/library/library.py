@@ -44,7 +44,12 @@ class RepairReport:
 
 def new_episode_id(source: str, task: str, when: dt.datetime) -> str:
     """Readable and unique: UTC time, source, a slug of the task, 4 random hex digits."""
-    slug = "-".join(re.findall(r"[a-z0-9]+", task.lower()))[:24].strip("-") or "episode"
+    slug = ""
+    for word in re.findall(r"[a-z0-9]+", task.lower()):
+        if slug and len(slug) + 1 + len(word) > 24:
+            break
+        slug = f"{slug}-{word}" if slug else word[:24]
+    slug = slug or "episode"
     return f"{when:%Y%m%d-%H%M%S}-{source}-{slug}-{secrets.token_hex(2)}"
 
 
@@ -128,11 +133,9 @@ class Library:
                 continue
             rows.append(summary(ep.meta, ep.derived(), stamp))
         self.catalog.upsert(rows)
-        bad = {Path(e.file).parts for e in problems if e.file}
-        gone = [eid for eid in stamps if eid not in on_disk]
-        self.catalog.delete(gone)
-        self.problems = problems if not bad or problems else []
-        return self.problems
+        self.catalog.delete([eid for eid in stamps if eid not in on_disk])
+        self.problems = problems
+        return problems
 
     def rebuild_catalog(self) -> list[InputError]:
         return self.sync(full=True)
@@ -256,8 +259,12 @@ class Library:
                         root.rmdir()
                         report.removed[eid] = "empty: the recorder stopped before writing anything"
                     continue
-                fin = finalize(root, recovered=True)
-                self._adopt(root)
+                try:
+                    fin = finalize(root, recovered=True)
+                    self._adopt(root)
+                except InputError as e:
+                    report.skipped[eid] = f"cannot recover: {e}"
+                    continue
                 report.recovered[eid] = fin.kept + fin.lost
         report.problems = self.rebuild_catalog()
         return report

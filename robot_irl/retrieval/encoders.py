@@ -93,6 +93,17 @@ class ClipEncoder:
     def preprocess(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
         """uint8 RGB images (a list of [H,W,3], sizes may differ, or one [N,H,W,3] array) →
         normalised float tensor [N,3,S,S] as the model expects."""
+        return self.normalise(self.resize(images))
+
+    def normalise(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 (or 0-255 float) [N,3,S,S] → the model's normalised input."""
+        mean = torch.tensor(self.preprocess_cfg["mean"]).view(1, 3, 1, 1)
+        std = torch.tensor(self.preprocess_cfg["std"]).view(1, 3, 1, 1)
+        return (pixels.float() / 255.0 - mean) / std
+
+    def resize(self, images: Sequence[np.ndarray] | np.ndarray) -> torch.Tensor:
+        """uint8 RGB images → uint8 [N,3,S,S] at the model's input size and resize mode. Images of
+        one shape are resized as one batch."""
         if isinstance(images, np.ndarray) and images.ndim == 3:
             images = images[None]
         if len(images) == 0:
@@ -109,10 +120,7 @@ class ClipEncoder:
             batch = torch.from_numpy(np.stack([np.asarray(images[i]) for i in idx])).permute(0, 3, 1, 2)
             for j, t in zip(idx, self._resize(batch)):
                 out[j] = t
-        x = torch.stack(out).float().div_(255.0)  # type: ignore[arg-type]
-        mean = torch.tensor(self.preprocess_cfg["mean"]).view(1, 3, 1, 1)
-        std = torch.tensor(self.preprocess_cfg["std"]).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return torch.stack(out)  # type: ignore[arg-type]
 
     def _resize(self, batch: torch.Tensor) -> torch.Tensor:
         th, tw = self.image_size

@@ -1,0 +1,156 @@
+"""`robot-irl calibrate` and `robot-irl extract`: thin wrappers over robot_irl.keypoints."""
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from robot_irl.core.camera import CameraModel
+from robot_irl.core.io import atomic_write_json
+from robot_irl.core.spec import KeypointSpec
+from robot_irl.errors import InputError
+from robot_irl.keypoints.calibrate import BoardSpec, calibrate_charuco
+from robot_irl.keypoints.filtering import clean
+from robot_irl.keypoints.pipeline import MODES, ExtractConfig, extract_video, table_heights
+
+VIDEO_SUFFIXES = {".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    c = subparsers.add_parser("calibrate", help="camera intrinsics (K, dist, RMS) from a ChArUco board video",
+                              description="Detect a ChArUco board in a video and calibrate the camera; writes "
+                                          "K, dist, size and RMS reprojection error (px) to a JSON file.")
+    c.add_argument("video", help="video file showing the board from varied angles")
+    c.add_argument("-o", "--out", default="camera.json", help="output JSON (default: camera.json)")
+    c.add_argument("--board", default="7x5", help="squares across x down (default 7x5)")
+    c.add_argument("--square", type=float, default=0.03, help="square side in metres (default 0.03)")
+    c.add_argument("--marker", type=float, default=0.022, help="marker side in metres (default 0.022)")
+    c.add_argument("--dict", default="DICT_4X4_50", help="ArUco dictionary (default DICT_4X4_50)")
+    c.add_argument("--step", type=int, default=1, help="use every N-th frame (default 1)")
+    c.add_argument("--name", default="cam0", help="camera name stored in the JSON")
+    c.set_defaults(func=run_calibrate)
+
+    e = subparsers.add_parser("extract", help="keypoint trajectories from video (library episodes or a video file)",
+                              description="Detect, track and lift the keypoint spec's features to 3D. TARGET is a "
+                                          "video file (writes .npz or .parquet), a library folder (all episodes), "
+                                          "or an episode id / query in --library (writes derived data 'keypoints').")
+    e.add_argument("target", help="video file, library folder, or episode id / query")
+    e.add_argument("--library", default=None, help="library path (else $ROBOT_IRL_LIBRARY, else per-user default)")
+    e.add_argument("--detector", choices=MODES, default="auto",
+                   help="auto: per keypoint from the spec + flow bridging; aruco/blob: that detector only; "
+                        "flow: detect every --redetect frames, optical flow between")
+    e.add_argument("--camera", default="cam0", help="episode camera name (default cam0)")
+    e.add_argument("--spec", help="keypoint spec JSON (video files; episodes carry their own)")
+    e.add_argument("--camera-file", help="camera JSON (CameraModel: K, dist, size, T_base_cam) for a video file")
+    e.add_argument("--fps", type=float, help="frame rate when the video file has none")
+    e.add_argument("--timestamps", help=".npy with one timestamp (s) per frame for a video file")
+    e.add_argument("--out", help="output for a video file: .npz (default <video>.keypoints.npz) or .parquet")
+    e.add_argument("--preview", help="write an overlay MP4 of the detections (one episode or video)")
+    e.add_argument("--refine", default="none", choices=["subpix", "apriltag", "none", "contour"],
+                   help="OpenCV corner refinement before --corner-fit (default none)")
+    e.add_argument("--corner-fit", default="template", choices=["template", "edges", "none"],
+                   help="marker corners: align the whole pattern (default), fit border lines, or keep OpenCV's")
+    e.add_argument("--max-gap", type=int, default=10, help="longest gap (frames) filled by PCHIP in cleaning")
+    e.add_argument("--no-clean", action="store_true", help="store the raw extraction only")
+    e.add_argument("--table-z", type=float, help="table height (base frame, m): blobs on objects lie on it")
+    e.add_argument("--no-3d", action="store_true", help="pixels only (no camera needed)")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=run_extract)
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    try:
+        sx, sy = (int(v) for v in args.board.lower().split("x"))
+    except ValueError:
+        raise InputError(f"--board {args.board!r}", field="board", expected="COLSxROWS, e.g. 7x5") from None
+    cal = calibrate_charuco(args.video, BoardSpec(sx, sy, args.square, args.marker, args.dict), step=args.step,
+                            name=args.name)
+    atomic_write_json(args.out, cal.to_dict())
+    print(f"calibrated from {cal.views} of {cal.frames} frames: RMS {cal.rms:.3f} px, "
+          f"fx {cal.camera.K[0, 0]:.2f} fy {cal.camera.K[1, 1]:.2f} cx {cal.camera.K[0, 2]:.2f} "
+          f"cy {cal.camera.K[1, 2]:.2f} -> {args.out}")
+    print("T_base_cam is not known from intrinsics: set it (camera_to_base) before asking for 3D.")
+    return 0
+
+
+def _config(args: argparse.Namespace, spec: KeypointSpec) -> ExtractConfig:
+    return ExtractConfig(detector=args.detector, refine=args.refine, corner_fit=args.corner_fit,
+                         want_3d=False if args.no_3d else None,
+                         plane_heights=table_heights(spec, args.table_z) if args.table_z is not None else {})
+
+
+def _summary(name: str, track) -> str:
+    parts = [f"{n}: " + " ".join(f"{s}={c}" for s, c in counts.items() if c) for n, counts in track.counts().items()]
+    return f"{name}: {len(track)} frames; " + "; ".join(parts)
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    target = Path(args.target)
+    if target.is_file() and target.suffix.lower() in VIDEO_SUFFIXES:
+        return _extract_file(args, target)
+    from robot_irl.keypoints.episodes import extract_and_store
+    from robot_irl.library import Library
+    if target.is_dir():
+        lib, query = Library.open(target), None
+    else:
+        lib = Library.open(args.library)
+        query = args.target
+    episodes = [lib.episode(query)] if query and query in lib.ids() else lib.select(query)
+    if not episodes:
+        raise InputError(f"no episode matches {args.target!r}", file=lib.path, field="target",
+                         expected="a video file, a library folder, an episode id or a query that selects episodes")
+    for ep in episodes:
+        preview = args.preview if len(episodes) == 1 or not args.preview else \
+            str(Path(args.preview).with_name(f"{Path(args.preview).stem}_{ep.id}.mp4"))
+        spec = ep.keypoint_spec
+        cfg = _config(args, spec) if spec is not None else None
+        track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
+                                  preview=preview, progress=not args.quiet)
+        print(_summary(ep.id, track))
+    return 0
+
+
+def _extract_file(args: argparse.Namespace, video: Path) -> int:
+    if not args.spec:
+        raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
+    spec = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec)
+    camera = None
+    if args.camera_file:
+        data = _read_json(args.camera_file)
+        camera = CameraModel.from_dict(data, file=args.camera_file)
+        if "T_base_cam" not in data and not args.no_3d:
+            raise InputError("camera has intrinsics only, no T_base_cam", file=args.camera_file, field="T_base_cam",
+                             expected="the camera pose in the robot base frame (camera_to_base), or --no-3d")
+    timestamps = None
+    if args.timestamps:
+        timestamps = np.load(args.timestamps)
+    elif args.fps:
+        import cv2
+        cap = cv2.VideoCapture(str(video))
+        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        cap.release()
+        timestamps = np.arange(n) / args.fps
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        track = extract_video(video, timestamps, spec, camera, preview=args.preview, config=_config(args, spec),
+                              progress=not args.quiet)
+    if not args.no_clean:
+        track = clean(track, max_gap=args.max_gap)
+    out = Path(args.out) if args.out else video.with_suffix(".keypoints.npz")
+    track.save_parquet(out) if out.suffix == ".parquet" else track.save_npz(out)
+    print(_summary(str(video), track) + f" -> {out}")
+    if track.meta.get("missing_all"):
+        print(f"never seen: {', '.join(track.meta['missing_all'])}")
+    return 0
+
+
+def _read_json(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError("file not found", file=path, field="path", expected="an existing JSON file") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"not valid JSON ({e})", file=path, field="json", expected="a JSON object") from None

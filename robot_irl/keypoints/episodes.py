@@ -1,0 +1,56 @@
+"""Keypoints of library episodes, stored back as the episode's derived data ``keypoints``.
+
+Arrays written (``ep.read_derived("keypoints")``): ``timestamps [T]``, ``keypoints [T, K, 3]``
+(base frame, m; NaN where no 3D), ``uv [T, K, 2]``, ``confidence [T, K]``, ``status [T, K]`` and
+``source [T, K]`` (codes; names in meta), and after cleaning ``velocity [T, K, 3]`` plus the raw
+extraction as ``raw_keypoints``, ``raw_uv``, ``raw_status``. Meta: keypoint names, code tables,
+detector config, versions, camera, per-status counts and keypoints never seen.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from robot_irl.errors import InputError, UnknownNameError
+from robot_irl.keypoints.filtering import clean as clean_track
+from robot_irl.keypoints.pipeline import ExtractConfig, extract_video
+from robot_irl.keypoints.track import SOURCES, STATUS, KeypointTrack
+from robot_irl.library import Episode
+
+DERIVED_NAME = "keypoints"
+DERIVED_VERSION = 1
+
+
+def extract_episode(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
+                    preview: str | Path | None = None, progress: bool = True) -> KeypointTrack:
+    """Run :func:`extract_video` on one episode's camera with its own spec, camera model and
+    timestamps."""
+    if camera not in ep.cameras:
+        raise UnknownNameError("camera", camera, ep.cameras)
+    spec = ep.keypoint_spec
+    if spec is None:
+        raise InputError("episode has no keypoint spec", file=ep.id, field="meta.keypoint_spec",
+                         expected="a keypoint spec recorded with the episode")
+    return extract_video(ep.video_frames(camera), ep.timestamps(camera), spec, ep.camera_model(camera),
+                         preview=preview, config=config, rgb=True, progress=progress)
+
+
+def store(ep: Episode, raw: KeypointTrack, cleaned: KeypointTrack | None, camera: str) -> Path:
+    """Write a track (cleaned if given, with the raw one beside it) into the episode."""
+    main = cleaned if cleaned is not None else raw
+    arrays = {"timestamps": main.timestamps, "keypoints": main.xyz, "uv": main.uv, "confidence": main.confidence,
+              "status": main.status, "source": main.source}
+    if cleaned is not None:
+        arrays.update({"velocity": cleaned.velocity, "raw_keypoints": raw.xyz, "raw_uv": raw.uv,
+                       "raw_status": raw.status})
+    meta = {**main.meta, "names": main.names, "status_codes": list(STATUS), "source_codes": list(SOURCES),
+            "camera_name": camera, "cleaned": cleaned is not None}
+    return ep.write_derived(DERIVED_NAME, arrays, meta=meta, version=DERIVED_VERSION)
+
+
+def extract_and_store(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
+                      clean: bool = True, max_gap: int = 10, preview: str | Path | None = None,
+                      progress: bool = True) -> KeypointTrack:
+    raw = extract_episode(ep, camera, config, preview=preview, progress=progress)
+    cleaned = clean_track(raw, max_gap=max_gap) if clean else None
+    store(ep, raw, cleaned, camera)
+    return cleaned if cleaned is not None else raw

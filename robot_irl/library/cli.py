@@ -1,0 +1,181 @@
+"""`robot-irl demos list|show|replay|rm|repair|export|import`: a thin layer over robot_irl.library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from robot_irl.errors import InputError, UnknownNameError
+
+QUERY_HELP = ("episode selection, e.g. `source:sim variant.color=red tag:good -success:false`; "
+              "empty selects all (syntax: demos/README.md)")
+
+
+def add_library_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--library", metavar="PATH",
+                   help="demo library folder (default: $ROBOT_IRL_LIBRARY, else ~/.local/share/robot-irl/library)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demos", help="list, inspect, replay, remove, repair, export and import demonstrations",
+                       description="Work with the demo library (format: demos/README.md).")
+    s = p.add_subparsers(dest="demos_command", metavar="ACTION", required=True)
+
+    ls = s.add_parser("list", help="list the episodes a query selects")
+    ls.add_argument("query", nargs="*", help=QUERY_HELP)
+    ls.add_argument("--json", action="store_true", help="one JSON object per line")
+    add_library_arg(ls)
+    ls.set_defaults(func=_list)
+
+    sh = s.add_parser("show", help="an episode's meta, cameras, streams and derived data")
+    sh.add_argument("id", help="exact episode id")
+    sh.add_argument("--check", action="store_true", help="also decode every frame and read every row")
+    add_library_arg(sh)
+    sh.set_defaults(func=_show)
+
+    rp = s.add_parser("replay", help="play or write an episode's video with its keypoints drawn")
+    rp.add_argument("id", help="exact episode id")
+    rp.add_argument("--camera", help="camera name (default: the first)")
+    rp.add_argument("--out", type=Path, help="write the annotated video (.mp4 or .mkv)")
+    rp.add_argument("--show", action="store_true", help="show it in a window (q to stop)")
+    add_library_arg(rp)
+    rp.set_defaults(func=_replay)
+
+    rm = s.add_parser("rm", help="remove exactly the named episodes (asks first)")
+    rm.add_argument("ids", nargs="+", help="exact episode ids (no patterns: rm never removes more than it names)")
+    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    add_library_arg(rm)
+    rm.set_defaults(func=_rm)
+
+    rep = s.add_parser("repair", help="recover killed recordings up to their last flushed chunk; rebuild the catalog")
+    add_library_arg(rep)
+    rep.set_defaults(func=_repair)
+
+    ex = s.add_parser("export", help="export selected episodes (LeRobotDataset v3 layout)")
+    ex.add_argument("query", nargs="*", help=QUERY_HELP)
+    ex.add_argument("--format", choices=["lerobot"], default="lerobot")
+    ex.add_argument("--out", type=Path, required=True, help="new or empty folder to write")
+    ex.add_argument("--video-codec", choices=["mp4v", "ffv1"], default="mp4v",
+                    help="mp4v (plays everywhere) or ffv1 (lossless) inside the .mp4 files")
+    add_library_arg(ex)
+    ex.set_defaults(func=_export)
+
+    im = s.add_parser("import", help="import a LeRobotDataset v3 folder (ours or LeRobot's)")
+    im.add_argument("path", type=Path, help="dataset folder (with meta/info.json)")
+    im.add_argument("--format", choices=["lerobot"], default="lerobot")
+    add_library_arg(im)
+    im.set_defaults(func=_import)
+
+
+def _open(args, *, create: bool = False):
+    from robot_irl.library import Library
+    lib = Library.open(args.library, create=create)
+    for e in lib.problems:
+        print(f"warning: broken episode: {e}", file=sys.stderr)
+    return lib
+
+
+def _list(args) -> int:
+    lib = _open(args)
+    rows = lib.rows(" ".join(args.query))
+    for r in rows:
+        if args.json:
+            print(json.dumps(r))
+        else:
+            ok = {True: "ok", False: "fail", None: "-"}[r["success"]]
+            tags = ",".join(r["tags"])
+            print(f"{r['id']}  {r['source']:6} {r['frames']:5d}f {r['duration']:7.2f}s {ok:4}  {r['task']}"
+                  + (f"  [{tags}]" if tags else ""))
+    if not args.json:
+        print(f"{len(rows)} episode(s) in {lib.path}", file=sys.stderr)
+    return 0
+
+
+def _show(args) -> int:
+    lib = _open(args)
+    ep = lib.episode(args.id)
+    if args.check:
+        ep.validate(deep=True)
+    m = ep.meta
+    out = {k: m[k] for k in ("id", "task", "source", "robot", "env", "seed", "fps", "created", "duration",
+                             "success", "recovered", "tags", "variant")}
+    out["cameras"] = {c: {"frames": ep.frame_count(c), "size": list(ep.frame_size(c)),
+                          "codec": m["cameras"][c]["codec"], "calibrated": m["cameras"][c]["model"] is not None,
+                          "files": [str(p) for p in ep.video_files(c)]} for c in ep.cameras}
+    out["streams"] = {s: {"rows": m["streams"][s]["rows"],
+                          "columns": {n: c.to_dict() for n, c in ep.columns(s).items()}} for s in ep.streams}
+    out["keypoints"] = ep.keypoint_spec.names if ep.keypoint_spec is not None else None
+    out["derived"] = ep.derived()
+    out["path"] = str(ep.path)
+    if args.check:
+        out["check"] = "every frame decoded and every row read"
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def _replay(args) -> int:
+    from robot_irl.library.replay import replay
+    ep = _open(args).episode(args.id)
+    if not ep.cameras:
+        raise InputError("episode has no camera", file=ep.path / "meta.json", field="cameras",
+                         expected="an episode with video")
+    camera = args.camera or ep.cameras[0]
+    source = replay(ep, camera, out=args.out, show=args.show)
+    print(f"replayed {ep.id} camera {camera} with keypoints from {source}"
+          + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def _rm(args) -> int:
+    lib = _open(args)
+    have = set(lib.ids())
+    for eid in args.ids:  # checked again under the lock by Library.remove; this answers before asking
+        if eid not in have and not (lib.episodes_dir / eid).is_dir():
+            raise UnknownNameError("episode id", eid, have, file=lib.path)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise InputError("refusing to remove without confirmation", field="--yes",
+                             expected="--yes, or run in a terminal and answer the prompt")
+        print("will remove:\n  " + "\n  ".join(args.ids))
+        if input(f"remove these {len(args.ids)} episode(s)? type 'yes': ").strip() != "yes":
+            print("nothing removed")
+            return 1
+    removed = lib.remove(args.ids)
+    print(f"removed {len(removed)} episode(s): " + " ".join(removed))
+    return 0
+
+
+def _repair(args) -> int:
+    lib = _open(args)
+    rep = lib.repair()
+    for eid, lines in rep.recovered.items():
+        print(f"recovered {eid}:")
+        for line in lines:
+            print(f"  {line}")
+    for eid, why in rep.skipped.items():
+        print(f"left {eid}: {why}")
+    for eid, why in rep.removed.items():
+        print(f"removed empty staging folder {eid}: {why}")
+    for e in rep.problems:
+        print(f"broken episode (not in the catalog): {e}")
+    print(f"catalog rebuilt: {len(lib.ids())} episode(s)")
+    return 1 if rep.problems or rep.skipped else 0
+
+
+def _export(args) -> int:
+    from robot_irl.library.lerobot import export_lerobot
+    lib = _open(args)
+    eps = lib.select(" ".join(args.query))
+    export_lerobot(eps, args.out, video_codec=args.video_codec,
+                   progress=lambda e: print(f"exported {e.id}", file=sys.stderr))
+    print(f"wrote {len(eps)} episode(s) as LeRobotDataset v3.0 to {args.out}")
+    return 0
+
+
+def _import(args) -> int:
+    from robot_irl.library.lerobot import import_lerobot
+    lib = _open(args, create=True)
+    eps = import_lerobot(lib, args.path, progress=lambda e: print(f"imported {e.id}", file=sys.stderr))
+    print(f"imported {len(eps)} episode(s) into {lib.path}")
+    return 0

@@ -1,0 +1,89 @@
+"""Record scripted-expert episodes in the PyBullet sim: rendered video, state, ground truth.
+
+One row of stream ``state`` per control step at ``t = step * control_dt`` (the sim's clock), and
+one lossless frame of camera ``cam0`` at the same ``t``. The row at ``t`` holds the state at ``t``
+and the action taken from it; the final row has no action (NaN), so no state is ever dropped.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from robot_irl.library import Column, Episode, Library
+
+CAMERA = "cam0"
+
+
+def state_columns(n: int, k: int, joint_names: list[str], kp_names: list[str]) -> dict[str, Column]:
+    jn = tuple(joint_names)
+    return {
+        "joint_pos": Column((n,), "float64", "rad", jn),
+        "joint_vel": Column((n,), "float64", "rad/s", jn),
+        "ee_pos": Column((3,), "float64", "m", ("x", "y", "z")),
+        "ee_quat": Column((4,), "float64", None, ("x", "y", "z", "w")),
+        "action_delta": Column((n,), "float64", "rad", jn),
+        "target_requested": Column((n,), "float64", "rad", jn),
+        "target_sent": Column((n,), "float64", "rad", jn),
+        "gripper": Column((), "float64", None),
+        "keypoints_3d": Column((k, 3), "float64", "m", tuple(kp_names)),
+        "goal_3d": Column((k, 3), "float64", "m", tuple(kp_names)),
+        f"keypoints_2d_{CAMERA}": Column((k, 2), "float64", "px", tuple(kp_names)),
+        f"keypoints_visible_{CAMERA}": Column((k,), "bool", None, tuple(kp_names)),
+        "success": Column((), "bool", None),
+    }
+
+
+def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: str = "iiwa",
+               variant: Mapping[str, Any] | None = None, render_size: tuple[int, int] = (320, 240),
+               tags: list[str] | None = None, chunk_frames: int = 150,
+               progress: Callable[[Episode], None] | None = None) -> list[Episode]:
+    """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed."""
+    import sim
+    from sim.expert import expert_for
+
+    env = sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size)
+    u = env.unwrapped
+    out = []
+    try:
+        for i in range(episodes):
+            ep_seed = seed + i
+            obs, info = env.reset(seed=ep_seed)
+            expert = expert_for(env)
+            spec, cam = u.keypoint_spec, u.camera_model()
+            n, k = len(obs["joint_pos"]), len(spec)
+            dt = u.control_dt
+            with lib.writer(task=info["task_text"], source="sim", fps=1.0 / dt, robot=robot, env=env_id,
+                            seed=ep_seed, variant=info["variant"], tags=tags, keypoint_spec=spec,
+                            extra={"control_dt": dt}, chunk_frames=chunk_frames) as w:
+                w.add_camera(CAMERA, render_size, codec="ffv1", model=cam)
+                w.add_stream("state", state_columns(n, k, list(u.robot.joint_names), spec.names))
+                step, last, success = 0, False, False
+                nan = np.full(n, np.nan)
+                while True:
+                    t = step * dt
+                    w.write_frame(CAMERA, env.render(), t)
+                    uv, visible = u.keypoints_2d()
+                    row = dict(joint_pos=obs["joint_pos"], joint_vel=obs["joint_vel"], ee_pos=obs["ee_pos"],
+                               ee_quat=obs["ee_quat"], keypoints_3d=obs["keypoints"], goal_3d=obs["goal"],
+                               success=np.bool_(success), **{f"keypoints_2d_{CAMERA}": uv,
+                                                             f"keypoints_visible_{CAMERA}": visible})
+                    if last:
+                        w.write_row("state", t, action_delta=nan, target_requested=nan, target_sent=nan,
+                                    gripper=np.nan, **row)
+                        break
+                    a = expert.act(obs)
+                    requested = info["joint_target"] + a[:-1]
+                    obs, _, success, truncated, info = env.step(a)
+                    w.write_row("state", t, action_delta=a[:-1], target_requested=requested,
+                                target_sent=info["joint_target"], gripper=float(a[-1]), **row)
+                    last = bool(success or truncated)
+                    step += 1
+                ep = w.commit(success=bool(success))
+            out.append(ep)
+            if progress:
+                progress(ep)
+    finally:
+        env.close()
+    return out

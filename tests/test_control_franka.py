@@ -1,0 +1,104 @@
+"""The franka backend against franky-sim (libfranka's protocol on 127.0.0.1, a simulated FR3),
+started and killed by the test itself. franky-sim streams at 1 kHz and does not refuse
+out-of-limit targets, so this file holds few tests with generous bounds."""
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_irl.control import ArmConnectionError, SafetyConfig, make_arm
+from robot_irl.control.franka import FR3_LIMITS
+from robot_irl.control.runner import run_mpc
+
+pytest.importorskip("franky", reason="franky-control not installed (pip install 'robot-irl[franka]')")
+pytest.importorskip("franky_sim", reason="franky-sim not installed (pip install franky-sim)")
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+FRANKY_SIM = shutil.which("franky-sim", path=str(Path(sys.executable).parent)) or shutil.which("franky-sim")
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def franky_sim():
+    if FRANKY_SIM is None:
+        pytest.skip("franky-sim executable not found")
+    if _port_busy(1337):
+        pytest.skip("127.0.0.1:1337 is taken (another franky-sim or robot server is running)")
+    # "-s mujoco": franky-sim 1.0.4's default "auto" tries the optional genesis backend first and dies.
+    proc = subprocess.Popen([FRANKY_SIM, "-s", "mujoco", "--hostname", "127.0.0.1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if select.select([proc.stdout], [], [], 0.2)[0]:
+                line = proc.stdout.readline()
+                if "Connect to the server" in line:
+                    break
+                if line == "":
+                    pytest.fail(f"franky-sim exited with code {proc.wait()}")
+        else:
+            pytest.fail("franky-sim did not come up within 60 s")
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def test_franky_sim_connect_read_move_run_then_kill(franky_sim):
+    safety = SafetyConfig(max_velocity=0.5)
+    with make_arm("franka", safety=safety) as arm:
+        caps = arm.capabilities
+        assert caps.robot == "fr3" and caps.n_dof == 7
+        o = arm.get_observation()
+        assert np.all(o.q >= FR3_LIMITS[:, 0]) and np.all(o.q <= FR3_LIMITS[:, 1])
+
+        # A joint move, streamed at 10 Hz through the filter.
+        goal = o.q + np.r_[0.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        for _ in range(25):
+            arm.get_observation()
+            arm.send_action(goal)
+            time.sleep(0.1)
+        assert arm.get_observation().q[0] == pytest.approx(goal[0], abs=0.05)
+
+        # franky-sim would follow this out-of-limit target; the filter must not send it.
+        bad = arm.get_observation().q.copy()
+        bad[3] = 0.5                                       # FR3 joint 4 upper limit is -0.1518
+        cmd = arm.send_action(bad)
+        assert cmd.sent[3] <= FR3_LIMITS[3, 1] - safety.limit_margin and "joint_limit" in [c.kind for c in cmd.clamps]
+        arm.hold()
+
+        # A short run of the MPC runner with a simple planner (the FR3's own joints).
+        start = arm.get_observation().q
+        target = start + np.r_[0.0, 0.0, 0.0, -0.15, 0.0, 0.1, 0.0]
+        rec = run_mpc(arm, lambda q, g, h: np.tile(np.clip(g - q, -0.03, 0.03), (h, 1)), target, rate_hz=10,
+                      max_steps=40, done=lambda o: np.max(np.abs(o.q - target)) < 0.03)
+        assert rec.reached
+
+        # Kill franky-sim mid-motion: the next calls raise a typed error.
+        arm.send_action(target + np.r_[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2])
+        os.killpg(franky_sim.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        with pytest.raises(ArmConnectionError) as err:
+            while time.monotonic() - t0 < 15:
+                arm.get_observation()
+                arm.send_action(target)
+                time.sleep(0.05)
+        elapsed = time.monotonic() - t0
+        print(f"\nfranky-sim killed -> {type(err.value).__name__} after {elapsed:.2f} s: {err.value}")
+        assert elapsed < 10
