@@ -13,6 +13,8 @@ import sys
 # Stage CLI modules, in pipeline order. A module is added here once its subcommands work.
 STAGES = [
     "sim.cli",
+    "robot_irl.record.cli",
+    "robot_irl.library.cli",
     "robot_irl.control.cli",
 ]
 
@@ -43,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     except RobotIRLError as e:
         print(f"robot-irl {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # e.g. `robot-irl demos list | head`
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"robot-irl {args.command}: interrupted", file=sys.stderr)
         return 130

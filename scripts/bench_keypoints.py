@@ -17,6 +17,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from robot_irl.core.camera import CameraModel  # noqa: E402
 from robot_irl.core.spec import Blob, KeypointSpec, Marker  # noqa: E402
-from robot_irl.keypoints import ArucoDetector, ExtractConfig, extract_video  # noqa: E402
+from robot_irl.keypoints import ArucoDetector, ExtractConfig, KeypointTrack, NoDetectionsError, extract_video  # noqa: E402
 from robot_irl.keypoints.detectors import MarkerTemplate, refine_template  # noqa: E402
 from robot_irl.keypoints.detectors import aruco_dictionary  # noqa: E402
 
@@ -134,8 +135,13 @@ def evaluate(clips: list[Clip], kind: str, detector: str = "auto") -> dict[str, 
     pos_err, blob_err, corner_d = [], [], []
     for clip in clips:
         frames = degrade(clip.frames, kind)
-        track = extract_video(frames, clip.timestamps, clip.spec, clip.camera, config=ExtractConfig(detector=detector),
-                              rgb=True, progress=False)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "never seen" is counted below as missing
+                track = extract_video(frames, clip.timestamps, clip.spec, clip.camera,
+                                      config=ExtractConfig(detector=detector), rgb=True, progress=False)
+        except NoDetectionsError:
+            track = KeypointTrack.empty(clip.spec.names, clip.timestamps)
         for k, kd in enumerate(clip.spec):
             vis = clip.visible[:, k]
             err2d = np.linalg.norm(track.uv[:, k] - clip.uv[:, k], axis=1)

@@ -16,9 +16,9 @@ def points() -> tuple[np.ndarray, np.ndarray]:
 
 def test_tsne_is_deterministic_for_a_seed(points) -> None:
     X = points[0][:150]
-    a = Embedder(EmbedConfig(seed=5, n_jobs=2)).fit(X)
-    b = Embedder(EmbedConfig(seed=5, n_jobs=2)).fit(X)
-    c = Embedder(EmbedConfig(seed=6, n_jobs=2, init="random")).fit(X)
+    a = Embedder(EmbedConfig(seed=5, n_jobs=1)).fit(X)
+    b = Embedder(EmbedConfig(seed=5, n_jobs=1)).fit(X)
+    c = Embedder(EmbedConfig(seed=6, n_jobs=1, init="random")).fit(X)
     assert a.shape == (150, 2)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
@@ -52,9 +52,9 @@ def test_pca_method_transform_matches_fit(points) -> None:
 
 def test_sklearn_tsne_runs_but_cannot_transform(points) -> None:
     X = points[0][:120]
-    e = Embedder(EmbedConfig(method="sklearn-tsne", seed=0, n_jobs=2))
+    e = Embedder(EmbedConfig(method="sklearn-tsne", seed=0, n_jobs=1))
     Y = e.fit(X)
-    np.testing.assert_array_equal(Y, Embedder(EmbedConfig(method="sklearn-tsne", seed=0, n_jobs=2)).fit(X))
+    np.testing.assert_array_equal(Y, Embedder(EmbedConfig(method="sklearn-tsne", seed=0, n_jobs=1)).fit(X))
     with pytest.raises(InputError, match="cannot place new points"):
         e.transform(X[:3])
 
@@ -75,12 +75,12 @@ def test_umap_with_pca_init_is_seeded_and_transforms(points) -> None:
 
 def test_fit_inits_shares_the_graph_and_returns_both(points) -> None:
     X = points[0][:150]
-    out = fit_inits(X, EmbedConfig(seed=0, n_jobs=2))
+    out = fit_inits(X, EmbedConfig(seed=0, n_jobs=1))
     assert list(out) == ["tsne_pca", "tsne_random"]
     (a, ta), (b, tb) = out["tsne_pca"], out["tsne_random"]
     assert ta["shared_s"] == tb["shared_s"] and not np.allclose(a, b)
     # Same graph, same start: the shared path reproduces a plain fit exactly.
-    np.testing.assert_array_equal(a, Embedder(EmbedConfig(seed=0, n_jobs=2)).fit(X))
+    np.testing.assert_array_equal(a, Embedder(EmbedConfig(seed=0, n_jobs=1)).fit(X))
     with pytest.raises(InputError, match="no initialisation"):
         fit_inits(X, EmbedConfig(method="pca"))
 

@@ -39,6 +39,7 @@ def test_pca_init_beats_random_on_digits() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # six full 20k-point openTSNE runs: ~4 min on 2 idle cores, >10 min loaded
 def test_pca_init_beats_random_on_20k_clusters() -> None:
     X, y = clustered_points(20000, 50, seed=0)
     _assert_pca_beats_random(_mean_figures(X, y))

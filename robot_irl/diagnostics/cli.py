@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-neighbors", type=int, default=15, help="UMAP neighbours (default: 15)")
     p.add_argument("--pca-dims", type=int, default=50, help="reduce to this many PCs first (default: 50)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--n-jobs", type=int, help="threads (default: all cores this process may use)")
+    p.add_argument("--n-jobs", type=int, help="threads (default: all cores this process may use; 1 below 2,000 points)")
     p.add_argument("--no-reference", action="store_true", help="skip the PCA reference map")
     p.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard projector export")
     p.set_defaults(func=run_diagnose)
@@ -43,13 +43,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_diagnose(args: argparse.Namespace) -> int:
     from robot_irl.diagnostics.diagnose import diagnose
-    from robot_irl.diagnostics.embed import EmbedConfig, default_n_jobs
+    from robot_irl.diagnostics.embed import EmbedConfig
     from robot_irl.diagnostics.latents import collect
     from robot_irl.runs import RunDir
 
     config = EmbedConfig(method=args.method, init=args.init, perplexity=args.perplexity,
                          n_neighbors=args.n_neighbors, pca_dims=args.pca_dims, seed=args.seed,
-                         n_jobs=args.n_jobs or default_n_jobs())
+                         n_jobs=args.n_jobs)
     latents = collect("npz", args.latents, x_key=args.x_key, labels=args.labels, thumbnails=args.thumbnails)
     run = RunDir.create(args.out, {"latents": {"collector": "npz", "source": args.latents, "x_key": args.x_key,
                                                "labels": sorted(latents.labels), "n_points": latents.n,

@@ -139,7 +139,7 @@ def refine_edges(gray: np.ndarray, corners: np.ndarray, cells: int, iterations: 
 class MarkerTemplate:
     """A marker's printed pattern (with its one-cell quiet zone) for whole-marker alignment."""
 
-    def __init__(self, marker: Marker, cell_px: int = 5) -> None:
+    def __init__(self, marker: Marker, cell_px: int = 4) -> None:
         d = aruco_dictionary(marker.dictionary)
         cells = d.markerSize + 2
         img = cv2.aruco.generateImageMarker(d, marker.id, cells * cell_px, borderBits=1)

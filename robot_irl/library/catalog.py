@@ -13,9 +13,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-CATALOG_VERSION = "1"
+CATALOG_VERSION = "2"
 
-COLUMNS = ("id", "created", "task", "source", "robot", "env", "success", "frames", "rows", "duration",
+COLUMNS = ("id", "created", "start_time", "task", "source", "robot", "env", "success", "frames", "rows", "duration",
            "tags", "variant", "derived", "cameras", "stamp")
 
 
@@ -23,7 +23,7 @@ def summary(meta: dict[str, Any], derived: dict[str, list[int]], stamp: int) -> 
     """The catalog row of one episode: what queries and ``demos list`` need, nothing more."""
     frames = sum(c["frames"] for c in meta["cameras"].values())
     rows = sum(s["rows"] for s in meta["streams"].values())
-    return {"id": meta["id"], "created": meta["created"], "task": meta["task"], "source": meta["source"],
+    return {"id": meta["id"], "created": meta["created"], "start_time": meta["start_time"], "task": meta["task"], "source": meta["source"],
             "robot": meta.get("robot"), "env": meta.get("env"), "success": meta.get("success"),
             "frames": frames, "rows": rows, "duration": meta["duration"],
             "tags": list(meta["tags"]), "variant": dict(meta["variant"]), "derived": derived,
@@ -48,7 +48,7 @@ class Catalog:
             if row and row[0] == CATALOG_VERSION:
                 return False
             con.execute("DROP TABLE IF EXISTS episodes")
-            con.execute("CREATE TABLE episodes (id TEXT PRIMARY KEY, created TEXT, task TEXT, source TEXT, "
+            con.execute("CREATE TABLE episodes (id TEXT PRIMARY KEY, created TEXT, start_time REAL, task TEXT, source TEXT, "
                         "robot TEXT, env TEXT, success INTEGER, frames INTEGER, rows INTEGER, duration REAL, "
                         "tags TEXT, variant TEXT, derived TEXT, cameras TEXT, stamp INTEGER)")
             con.execute("INSERT OR REPLACE INTO info VALUES ('version', ?)", (CATALOG_VERSION,))
@@ -74,9 +74,9 @@ class Catalog:
             return dict(con.execute("SELECT id, stamp FROM episodes").fetchall())
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every episode's summary, oldest first (ids start with their UTC creation time)."""
+        """Every episode's summary, oldest first."""
         with closing(self._connect()) as con:
-            cur = con.execute(f"SELECT {','.join(COLUMNS)} FROM episodes ORDER BY created, id")
+            cur = con.execute(f"SELECT {','.join(COLUMNS)} FROM episodes ORDER BY start_time, id")
             out = []
             for rec in cur.fetchall():
                 r = dict(zip(COLUMNS, rec))

@@ -14,6 +14,7 @@ error, never a skipped frame.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 import os
 import re
@@ -43,6 +44,15 @@ if TYPE_CHECKING:
 
 RECORDING = "recording.json"
 CHUNK_RE = re.compile(r"^chunk-(\d{6})\.")
+
+
+def write_sidecar(path: Path, data: dict[str, Any]) -> None:
+    """Write-then-rename without fsync: atomic against a killed process (the page cache outlives it),
+    and cheap enough per chunk to keep up with the camera. After an OS crash a chunk may not have
+    reached the disk; repair then keeps the chunks before it and reports the rest."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
 
 
 def _chunk_name(i: int, ext: str) -> str:
@@ -89,9 +99,9 @@ class _CameraSink:
         self.writer = None
         assert self.path is not None
         verify_count(self.path, len(self.times))
-        atomic_write_json(self.path.with_suffix(".json"),
-                          {"file": self.path.name, "frames": len(self.times), "bytes": self.path.stat().st_size,
-                           "timestamps": self.times})
+        write_sidecar(self.path.with_suffix(".json"),
+                      {"file": self.path.name, "frames": len(self.times), "bytes": self.path.stat().st_size,
+                       "timestamps": self.times})
         self.times = []
         self.index += 1
 
@@ -325,6 +335,13 @@ def finalize(root: Path, *, recovered: bool) -> FinalizeReport:
             s = read_json(side, "chunk sidecar")
             video = folder / s["file"]
             if not video.is_file() or video.stat().st_size != s["bytes"]:
+                if recovered:  # an OS crash kept the sidecar but not all of its video: stop before it
+                    report.lost.append(f"camera {cam}: chunk {s['file']} did not reach the disk whole; "
+                                       f"it and the chunks after it are dropped")
+                    side.unlink()
+                    for _, later in sidecars[i + 1:]:
+                        later.unlink()
+                    break
                 raise InputError("flushed chunk is missing or changed", file=video,
                                  field=f"cameras.{cam}.chunks[{i}]", expected=f"{s['bytes']} bytes")
             chunks.append({"file": f"cameras/{cam}/{s['file']}", "frames": s["frames"], "bytes": s["bytes"]})

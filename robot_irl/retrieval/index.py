@@ -132,11 +132,12 @@ class EmbeddingIndex:
         """Append rows; they become searchable at once (the ANN structure is updated or rebuilt)."""
         if model_id is not None:
             self.check_model(model_id)
-        x = _normalise(vectors, "vectors")
+        x = np.asarray(vectors)
+        x = x[None] if x.ndim == 1 else x
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise InputError(f"vectors have shape {x.shape}, the index is {self.dim}-d", field="vectors",
+                             expected=f"[N, {self.dim}] embeddings from model {self.model_id}")
         m = len(x)
-        if x.shape[1] != self.dim:
-            raise InputError(f"vectors are {x.shape[1]}-d, the index is {self.dim}-d", field="vectors",
-                             expected=f"{self.dim}-d embeddings from model {self.model_id}")
         eps = [episode_ids] * m if isinstance(episode_ids, str) else list(episode_ids)
         kl = [kinds] * m if isinstance(kinds, str) else list(kinds)
         fr = np.asarray(frames, dtype=np.int64).reshape(-1)
@@ -149,14 +150,16 @@ class EmbeddingIndex:
             raise InputError(f"unknown row kind {bad[0]!r}", field="kinds", expected=" | ".join(KINDS))
         codes = np.array([self._code(e) for e in eps], dtype=np.int32)
         self._grow(self._n + m)
-        s = slice(self._n, self._n + m)
-        self._vec[s] = x.astype(np.float16)
-        self._episode_codes[s] = codes
-        self._frames[s] = fr
-        self._times[s] = tm
-        self._kinds[s] = np.array([KINDS.index(k) for k in kl], dtype=np.int8)
+        first = self._n
+        for c in range(0, m, 65536):  # normalise chunk by chunk: no fp32 copy of a large batch
+            self._vec[first + c:first + min(m, c + 65536)] = _normalise(x[c:c + 65536], "vectors")
+        rows = slice(first, first + m)
+        self._episode_codes[rows] = codes
+        self._frames[rows] = fr
+        self._times[rows] = tm
+        self._kinds[rows] = np.array([KINDS.index(k) for k in kl], dtype=np.int8)
         self._n += m
-        self._refresh_ann(new_rows=x)
+        self._refresh_ann(first_new=first)
 
     def _code(self, episode: str) -> int:
         if not isinstance(episode, str) or not episode:
@@ -184,7 +187,7 @@ class EmbeddingIndex:
             return "exact" if self._n <= self.exact_max else "ivf"
         return self.backend
 
-    def _refresh_ann(self, new_rows: np.ndarray) -> None:
+    def _refresh_ann(self, first_new: int) -> None:
         kind = self._wanted_kind()
         info = self.ann_info
         if kind == "exact":
@@ -193,7 +196,7 @@ class EmbeddingIndex:
               or self._n > _REBUILD_GROWTH * max(info.built_for, 1)):
             self.rebuild()
         else:
-            self._ann.add(new_rows)
+            _add_chunked(self._ann, self.vectors[first_new:])
 
     def rebuild(self, kind: str | None = None) -> None:
         """(Re)build and tune the approximate structure over all rows."""
@@ -378,6 +381,11 @@ def _atomic_np(path: Path, write) -> None:
             tmp.unlink()
 
 
+def _add_chunked(index: faiss.Index, vec16: np.ndarray, chunk: int = 65536) -> None:
+    for s in range(0, len(vec16), chunk):
+        index.add(vec16[s:s + chunk].astype(np.float32))
+
+
 def _pad(s: np.ndarray, r: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if s.shape[1] == k:
         return s, r
@@ -438,8 +446,7 @@ def _build_ivf(vec16: np.ndarray, rng: np.random.Generator) -> tuple[faiss.Index
     train_rows = np.sort(rng.choice(n, ntrain, replace=False))
     index.train(vec16[train_rows].astype(np.float32))
     faiss.downcast_index(ivf.quantizer).hnsw.efSearch = 64
-    for start in range(0, n, 65536):
-        index.add(vec16[start:start + 65536].astype(np.float32))
+    _add_chunked(index, vec16)
     ivf.nprobe = 1
     return index, AnnInfo(kind="ivf", built_for=n, nlist=nlist,
                           params={"factory": f"IVF{nlist}_HNSW32,SQfp16", "ntrain": ntrain})
@@ -449,6 +456,5 @@ def _build_hnsw(vec16: np.ndarray, m: int = 32, ef_construction: int = 80) -> tu
     n, d = vec16.shape
     index = faiss.IndexHNSWFlat(d, m, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = ef_construction
-    for start in range(0, n, 65536):
-        index.add(vec16[start:start + 65536].astype(np.float32))
+    _add_chunked(index, vec16)
     return index, AnnInfo(kind="hnsw", built_for=n, params={"M": m, "ef_construction": ef_construction})

@@ -157,7 +157,7 @@ def train_clip(encoder: ClipEncoder, images: np.ndarray | Sequence[np.ndarray], 
             if losses:
                 result.history.append({"epoch": epoch, "loss": float(np.mean(losses)),
                                        "seconds": time.perf_counter() - start,
-                                       "logit_scale": float(model.logit_scale.exp())})
+                                       "logit_scale": float(model.logit_scale.detach().exp())})
             if result.stopped_by == "time":
                 break
     finally:

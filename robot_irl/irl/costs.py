@@ -1,0 +1,152 @@
+"""Learnable keypoint costs, all relative to the goal keypoints so that they carry to new goals.
+
+Every cost is a per-row, per-coordinate weighted squared distance to the goal::
+
+    c(x_{1..H}, g) = sum_t sum_d W[t, d] * (x[t, d] - g[d])**2        (d over K*3 coordinates)
+
+and differs only in how ``W [H, D]`` is built from its parameters ``theta [P, D]`` — always linearly,
+``W = basis(H) @ theta``. That shared form lets the inner optimiser take the cost's gradient in
+closed form and lets a trained cost be re-evaluated at another horizon (the basis is defined over
+normalised time). Row 0 is the given start and carries no cost.
+
+- ``default``: W = 1 (plain Euclidean distance to the goal, nothing learned);
+- ``weighted``: one weight per coordinate, constant over time;
+- ``timedep``: one weight per row and coordinate (linearly interpolated to another horizon);
+- ``rbf``: ``J`` Gaussian kernels over normalised time, one weight per kernel and coordinate.
+
+``nonneg=True`` keeps every weight >= 0 (projection after each outer step).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from robot_irl.errors import UnknownNameError
+
+COST_TYPES = ("default", "weighted", "timedep", "rbf")
+
+
+class Cost(torch.nn.Module):
+    kind = "base"
+
+    def __init__(self, dim: int, horizon: int, *, nonneg: bool = False, init: float = 0.1,
+                 dtype: torch.dtype = torch.float64) -> None:
+        super().__init__()
+        self.dim, self.horizon, self.nonneg = dim, horizon, nonneg
+        self.theta = torch.nn.Parameter(torch.full((self.n_basis(), dim), float(init), dtype=dtype))
+
+    def n_basis(self) -> int:
+        raise NotImplementedError
+
+    def basis(self, horizon: int) -> torch.Tensor:
+        """``[horizon, P]``: maps parameters to per-row weights for rows 1..horizon."""
+        raise NotImplementedError
+
+    def weights(self, horizon: int | None = None) -> torch.Tensor:
+        return self.basis(horizon or self.horizon).to(self.theta.dtype) @ self.theta
+
+    def forward(self, x: torch.Tensor, goal: torch.Tensor, horizon: int | None = None) -> torch.Tensor:
+        """Cost per demo: ``x [B, H, D]`` rows 1..H, ``goal [B, D]`` (same units)."""
+        W = self.weights(horizon or x.shape[1])
+        return (W * (x - goal[:, None]).square()).sum((1, 2))
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        if self.nonneg:
+            self.theta.clamp_(min=0.0)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": self.kind, "dim": self.dim, "horizon": self.horizon, "nonneg": self.nonneg}
+
+
+def _rows(horizon: int, dtype=torch.float64) -> torch.Tensor:
+    """Normalised time of rows 1..horizon in (0, 1]."""
+    return torch.arange(1, horizon + 1, dtype=dtype) / horizon
+
+
+class DefaultCost(Cost):
+    kind = "default"
+
+    def __init__(self, dim: int, horizon: int, **kw: Any) -> None:
+        kw["init"] = 1.0
+        super().__init__(dim, horizon, **kw)
+        self.theta.requires_grad_(False)
+
+    def n_basis(self) -> int:
+        return 1
+
+    def basis(self, horizon: int) -> torch.Tensor:
+        return torch.ones(horizon, 1)
+
+
+class WeightedCost(Cost):
+    kind = "weighted"
+
+    def n_basis(self) -> int:
+        return 1
+
+    def basis(self, horizon: int) -> torch.Tensor:
+        return torch.ones(horizon, 1)
+
+
+class TimeDepCost(Cost):
+    kind = "timedep"
+
+    def n_basis(self) -> int:
+        return self.horizon
+
+    def basis(self, horizon: int) -> torch.Tensor:
+        if horizon == self.horizon:
+            return torch.eye(horizon)
+        # linear interpolation over normalised time onto the trained rows
+        src, dst = _rows(self.horizon), _rows(horizon)
+        pos = torch.clamp((dst - src[0]) / (src[-1] - src[0]) * (self.horizon - 1), 0, self.horizon - 1) \
+            if self.horizon > 1 else torch.zeros(horizon)
+        lo = pos.floor().long().clamp(max=max(self.horizon - 2, 0))
+        w = pos - lo
+        B = torch.zeros(horizon, self.horizon)
+        B[torch.arange(horizon), lo] = 1 - w
+        if self.horizon > 1:
+            B[torch.arange(horizon), lo + 1] += w
+        return B
+
+
+class RBFCost(Cost):
+    kind = "rbf"
+
+    def __init__(self, dim: int, horizon: int, *, kernels: int = 5, width: float = 2.0, **kw: Any) -> None:
+        self.kernels, self.width = kernels, width
+        super().__init__(dim, horizon, **kw)
+
+    def n_basis(self) -> int:
+        return self.kernels
+
+    def basis(self, horizon: int) -> torch.Tensor:
+        # kernel centres spread over rows 0..H of the trained horizon, width in trained rows
+        # (as the paper: exp(-(t - c)^2 / width)), expressed in normalised time so it rescales
+        c = torch.linspace(0.0, 1.0, self.kernels, dtype=torch.float64)
+        t = _rows(horizon)
+        return torch.exp(-((t[:, None] - c[None]) * self.horizon).square() / self.width)
+
+    def to_config(self) -> dict[str, Any]:
+        return {**super().to_config(), "kernels": self.kernels, "width": self.width}
+
+
+_COSTS: dict[str, type[Cost]] = {"default": DefaultCost, "weighted": WeightedCost, "timedep": TimeDepCost,
+                                 "rbf": RBFCost}
+
+
+def make_cost(kind: str, dim: int, horizon: int, **kw: Any) -> Cost:
+    if kind not in _COSTS:
+        raise UnknownNameError("cost type", kind, COST_TYPES)
+    if kind != "rbf":
+        kw.pop("kernels", None)
+        kw.pop("width", None)
+    return _COSTS[kind](dim, horizon, **kw)
+
+
+def cost_from_config(cfg: dict[str, Any], dtype: torch.dtype = torch.float64) -> Cost:
+    extra = {k: cfg[k] for k in ("kernels", "width") if k in cfg}
+    return make_cost(cfg["type"], int(cfg["dim"]), int(cfg["horizon"]), nonneg=bool(cfg.get("nonneg", False)),
+                     dtype=dtype, **extra)

@@ -1,0 +1,161 @@
+"""Kinematic keypoint dynamics from any URDF: ``q' = clip(q + u)``, keypoints by forward kinematics.
+
+Forward kinematics is pytorch-kinematics' batched tree FK (all frames in one pass, one level of the
+tree per batched matmul). Keypoint Jacobians are computed in closed form from the same pass
+(``z_j x (p - o_j)`` for a revolute joint, ``z_j`` for a prismatic one) with plain tensor ops, so
+they stay differentiable: the learner's outer loop backpropagates through inner steps that use
+them without any double-backward through FK.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robot_irl.errors import InputError, UnknownNameError
+from robot_irl.models.base import KeypointDynamics, Rollout
+from robot_irl.models.frames import KeypointFrame, frames_from_dicts
+
+
+def _load_chain(urdf: Path, dtype: torch.dtype):
+    import pytorch_kinematics as pk
+
+    if not urdf.is_file():
+        raise InputError("URDF file not found", file=urdf, field="urdf", expected="a readable .urdf file")
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # the parser warns about every unknown tag
+            return pk.build_chain_from_urdf(urdf.read_bytes()).to(dtype=dtype)
+    except Exception as e:  # the parser raises many types; the user only needs to know the file is bad
+        raise InputError(f"cannot parse URDF ({type(e).__name__}: {e})", file=urdf, field="urdf",
+                         expected="a valid URDF robot description") from None
+
+
+class KinematicDynamics(KeypointDynamics):
+    """Keypoints rigidly attached to links of a URDF robot.
+
+    ``joints``: the actuated joints (the action's order); by default every movable joint that moves
+    any keypoint, in URDF order. Other movable joints are held at ``fixed_joint_values`` (default 0
+    clipped into their limits).
+    """
+
+    kind = "kinematic"
+
+    def __init__(self, urdf: str | Path, frames: list[KeypointFrame], *, joints: list[str] | None = None,
+                 fixed_joint_values: dict[str, float] | None = None, dtype: torch.dtype = torch.float64) -> None:
+        if not frames:
+            raise InputError("no keypoint frames given", field="keypoint_frames", expected="at least one")
+        self.urdf = Path(urdf).resolve()
+        self.frames = list(frames)
+        self.dtype = dtype
+        chain = _load_chain(self.urdf, dtype)
+        self.chain = chain
+        frame_names = list(chain.frame_to_idx)
+        kp_frame = []
+        for f in self.frames:
+            if f.link not in chain.frame_to_idx:
+                raise UnknownNameError("link", f.link, frame_names, file=self.urdf)
+            kp_frame.append(chain.frame_to_idx[f.link])
+        all_joints = chain.get_joint_parameter_names()
+        joint_frame = {j: int((chain.joint_indices == i).nonzero()[0]) for i, j in enumerate(all_joints)}
+        ancestors = [set(int(i) for i in chain.parents_indices[fi]) for fi in kp_frame]
+        if joints is None:
+            joints = [j for j in all_joints if any(joint_frame[j] in a for a in ancestors)]
+            if not joints:
+                raise InputError("no movable joint moves any keypoint", file=self.urdf, field="keypoint_frames",
+                                 expected="keypoints on links downstream of a movable joint")
+        for j in joints:
+            if j not in joint_frame:
+                raise UnknownNameError("joint", j, all_joints, file=self.urdf)
+        self.joints = list(joints)
+        self.n_joints = len(self.joints)
+        self.n_keypoints = len(self.frames)
+        self._act_idx = torch.tensor([all_joints.index(j) for j in self.joints])
+        low, high = chain.get_joint_limits()
+        self.lower = torch.tensor([low[all_joints.index(j)] for j in self.joints], dtype=dtype)
+        self.upper = torch.tensor([high[all_joints.index(j)] for j in self.joints], dtype=dtype)
+        fixed = dict(fixed_joint_values or {})
+        for name in fixed:
+            if name not in joint_frame:
+                raise UnknownNameError("joint", name, all_joints, file=self.urdf)
+        base = []
+        for i, j in enumerate(all_joints):
+            v = float(fixed.get(j, 0.0))
+            base.append(min(max(v, low[i]), high[i]))
+        self.fixed_joint_values = {j: base[i] for i, j in enumerate(all_joints) if j not in self.joints}
+        self._q_full = torch.tensor(base, dtype=dtype)
+        self._kp_frame = torch.tensor(kp_frame)
+        self._offsets = torch.tensor([f.offset for f in self.frames], dtype=dtype)  # [K, 3]
+        self._dof_frame = torch.tensor([joint_frame[j] for j in self.joints])
+        self._axes = chain.axes[self._act_idx]  # [n, 3] in the joint frame
+        types = chain.joint_type_indices[self._dof_frame]
+        self._revolute = (types == 1).reshape(-1, 1, 1, 1)
+        # moves[j, k] = 1 when actuated joint j is an ancestor of keypoint k's link
+        self._moves = torch.tensor([[float(joint_frame[j] in a) for a in ancestors] for j in self.joints], dtype=dtype)
+
+    # --- kinematics -------------------------------------------------------------------------
+    def _fk(self, q: torch.Tensor) -> torch.Tensor:
+        full = self._q_full.expand(q.shape[0], -1).clone()
+        full[:, self._act_idx] = q
+        return self.chain.forward_kinematics_tensor(full, analytical_grad=False)  # [F, B, 4, 4]
+
+    def keypoints(self, q: torch.Tensor, *, jacobian: bool = False):
+        """Keypoints ``[..., K, 3]`` (metres) and, if asked, their Jacobian ``[..., K*3, n]``."""
+        shape = q.shape[:-1]
+        T = self._fk(q.reshape(-1, self.n_joints))
+        Tk = T[self._kp_frame]  # [K, B, 4, 4]
+        p = (Tk[..., :3, :3] @ self._offsets[:, None, :, None]).squeeze(-1) + Tk[..., :3, 3]  # [K, B, 3]
+        x = p.transpose(0, 1).reshape(*shape, self.n_keypoints, 3)
+        if not jacobian:
+            return x
+        Td = T[self._dof_frame]  # [n, B, 4, 4]
+        z = (Td[..., :3, :3] @ self._axes[:, None, :, None]).squeeze(-1)  # [n, B, 3]
+        o = Td[..., :3, 3]
+        zk = z[:, None].expand(-1, self.n_keypoints, -1, -1)
+        lin = torch.where(self._revolute, torch.cross(zk, p[None] - o[:, None], dim=-1), zk)
+        J = lin * self._moves[:, :, None, None]  # [n, K, B, 3]
+        J = J.permute(2, 1, 3, 0).reshape(*shape, self.n_keypoints * 3, self.n_joints)
+        return x, J
+
+    def start_keypoints(self, q0: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+        return self.keypoints(q0)
+
+    def rollout(self, q0: torch.Tensor, u: torch.Tensor, x0: torch.Tensor | None = None, *,
+                jacobian: bool = False) -> Rollout:
+        qs = [q0]
+        q = q0
+        for t in range(u.shape[1]):
+            q = self.step(q, u[:, t])
+            qs.append(q)
+        Q = torch.stack(qs, 1)
+        if jacobian:
+            x, J = self.keypoints(Q, jacobian=True)
+            return Rollout(Q, x, J[:, 1:])
+        return Rollout(Q, self.keypoints(Q))
+
+    def inverse_kinematics(self, x: torch.Tensor, q_init: torch.Tensor | None = None, *, iters: int = 100,
+                           damping: float = 1e-6) -> torch.Tensor:
+        """Joint states ``[B, n]`` whose keypoints best match ``x [B, K, 3]`` (damped least squares),
+        e.g. to start the learner from demos that recorded keypoints but no joint state."""
+        B = x.shape[0]
+        finite = torch.isfinite(self.lower) & torch.isfinite(self.upper)
+        mid = torch.where(finite, (self.lower + self.upper) / 2, torch.zeros_like(self.lower))
+        q = (q_init if q_init is not None else mid).expand(B, -1).clone()
+        with torch.no_grad():
+            for _ in range(iters):
+                xk, J = self.keypoints(q, jacobian=True)
+                r = (x - xk).reshape(B, -1, 1)
+                A = J.transpose(-1, -2) @ J + damping * torch.eye(self.n_joints, dtype=self.dtype)
+                q = self.step(q, torch.linalg.solve(A, J.transpose(-1, -2) @ r).squeeze(-1))
+        return q
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": self.kind, "urdf": str(self.urdf), "keypoint_frames": [f.to_dict() for f in self.frames],
+                "joints": self.joints, "fixed_joint_values": self.fixed_joint_values}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float64) -> "KinematicDynamics":
+        return cls(cfg["urdf"], frames_from_dicts(cfg["keypoint_frames"]), joints=cfg.get("joints"),
+                   fixed_joint_values=cfg.get("fixed_joint_values"), dtype=dtype)

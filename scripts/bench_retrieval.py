@@ -1,0 +1,156 @@
+"""Benchmark the retrieval index and the CLIP encoders.
+
+For 100k and 1M synthetic 512-d unit vectors, clustered (a Gaussian mixture, like image
+embeddings of many episodes) and unclustered (uniform on the sphere, which flatters no index):
+build time of the automatic index, p50/p99 single-query latency, recall@10 against exact numpy
+search, and numpy's own latency, all in the same run. Then encoder throughput (images/s,
+texts/s) for the domain model and ViT-B-32 (random init: speed does not depend on weights).
+Last line: one JSON object.
+
+    nice -n 10 .venv/bin/python scripts/bench_retrieval.py            # 100k + 1M (heavy: ~5 GB)
+    .venv/bin/python scripts/bench_retrieval.py --quick               # 20k + 100k
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import time
+
+import numpy as np
+
+from robot_irl.retrieval.index import EmbeddingIndex
+
+DIM = 512
+
+
+def make_data(n: int, clustered: bool, rng: np.random.Generator, n_clusters: int = 2000,
+              spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """n unit vectors and 200 fresh queries from the same distribution (float32). Clustered:
+    centres ~ N(0, I), points = centre + spread * N(0, I), i.e. cosine ~0.5 inside a cluster."""
+    centres = rng.standard_normal((n_clusters, DIM), dtype=np.float32) if clustered else None
+
+    def draw(m: int) -> np.ndarray:
+        out = np.empty((m, DIM), np.float32)
+        for s in range(0, m, 100_000):
+            e = min(m, s + 100_000)
+            x = rng.standard_normal((e - s, DIM), dtype=np.float32)
+            if clustered:
+                x *= spread
+                x += centres[rng.integers(0, n_clusters, e - s)]
+            x /= np.linalg.norm(x, axis=1, keepdims=True)
+            out[s:e] = x
+        return out
+
+    return draw(n), draw(200)
+
+
+def numpy_topk(x: np.ndarray, q: np.ndarray, k: int, block: int = 131072) -> np.ndarray:
+    """Exact top-k rows by inner product, blockwise to bound memory."""
+    best_s = np.full((len(q), k), -np.inf, np.float32)
+    best_r = np.full((len(q), k), -1, np.int64)
+    for s in range(0, len(x), block):
+        sc = q @ x[s:s + block].T
+        part = np.argpartition(-sc, k - 1, axis=1)[:, :k]
+        cs = np.concatenate([best_s, np.take_along_axis(sc, part, 1)], 1)
+        cr = np.concatenate([best_r, part + s], 1)
+        o = np.argsort(-cs, 1)[:, :k]
+        best_s, best_r = np.take_along_axis(cs, o, 1), np.take_along_axis(cr, o, 1)
+    return best_r
+
+
+def percentiles(ts: list[float]) -> tuple[float, float]:
+    a = np.array(ts) * 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+def bench_index(n: int, clustered: bool, seed: int, numpy_queries: int) -> dict[str, float]:
+    rng = np.random.default_rng(seed)
+    x, q = make_data(n, clustered, rng)
+    truth = numpy_topk(x, q, 10)
+    np_times = []
+    for i in range(numpy_queries):  # the baseline: one query, full scan, argpartition
+        t = time.perf_counter()
+        sc = x @ q[i]
+        np.argpartition(-sc, 9)[:10]
+        np_times.append(time.perf_counter() - t)
+    idx = EmbeddingIndex("bench", DIM)
+    t = time.perf_counter()
+    idx.add(x, "ep", np.arange(n))  # past the exact threshold: builds and tunes IVF
+    build_s = time.perf_counter() - t
+    del x
+    gc.collect()
+    idx.search(q[0], 10)  # warm up
+    times, found = [], []
+    for i in range(len(q)):
+        t = time.perf_counter()
+        _, r = idx.search(q[i], 10)
+        times.append(time.perf_counter() - t)
+        found.append(r[0])
+    recall = float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth)]))
+    p50, p99 = percentiles(times)
+    np50, np99 = percentiles(np_times)
+    info = idx.ann_info
+    return {"n": n, "clustered": clustered, "backend": info.kind, "nlist": info.nlist, "nprobe": info.nprobe,
+            "build_s": build_s, "p50_ms": p50, "p99_ms": p99, "recall10": recall,
+            "numpy_p50_ms": np50, "numpy_p99_ms": np99, "tune_recall10": info.tune_recall10}
+
+
+def bench_encoders(quick: bool) -> dict[str, float]:
+    from robot_irl.retrieval.encoders import load_encoder
+
+    out: dict[str, float] = {}
+    rng = np.random.default_rng(0)
+    for name, n_img in (("robot-irl-clip-64", 256), ("ViT-B-32", 16 if quick else 32)):
+        enc = load_encoder(name)
+        s = enc.image_size[0]
+        imgs = rng.integers(0, 256, (n_img, s, s, 3), dtype=np.uint8)
+        texts = [f"place the red block number {i} on the shelf" for i in range(256)]
+        enc.encode_images(imgs[:4])
+        t = time.perf_counter()
+        enc.encode_images(imgs, batch_size=64)
+        out[f"{name}_images_per_s"] = n_img / (time.perf_counter() - t)
+        t = time.perf_counter()
+        enc.encode_texts(texts)
+        out[f"{name}_texts_per_s"] = len(texts) / (time.perf_counter() - t)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="20k and 100k vectors instead of 100k and 1M")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    small, large = (20_000, 100_000) if args.quick else (100_000, 1_000_000)
+    rows = []
+    for n in (small, large):
+        for clustered in (True, False):
+            r = bench_index(n, clustered, args.seed, numpy_queries=20 if n >= 1_000_000 else 50)
+            rows.append(r)
+            print(f"{n:>8} {'clustered  ' if clustered else 'unclustered'} {r['backend']:>5} "
+                  f"nlist {r['nlist']:>5} nprobe {r['nprobe']:>4}  build {r['build_s']:7.1f} s  "
+                  f"p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  recall@10 {r['recall10']:.3f}  |  "
+                  f"numpy p50 {r['numpy_p50_ms']:8.2f} ms  p99 {r['numpy_p99_ms']:8.2f} ms", flush=True)
+            gc.collect()
+    enc = bench_encoders(args.quick)
+    for k, v in enc.items():
+        print(f"{k}: {v:.1f}")
+    big_c = next(r for r in rows if r["n"] == large and r["clustered"])
+    big_u = next(r for r in rows if r["n"] == large and not r["clustered"])
+    small_c = next(r for r in rows if r["n"] == small and r["clustered"])
+    tag = "1m" if large == 1_000_000 else "100k"
+    summary = {
+        "quick": args.quick,
+        f"p50_ms_{tag}": big_c["p50_ms"], f"p99_ms_{tag}": big_c["p99_ms"],
+        f"recall10_{tag}": big_c["recall10"], f"numpy_p50_ms_{tag}": big_c["numpy_p50_ms"],
+        f"build_s_{tag}": big_c["build_s"],
+        f"unclustered_p50_ms_{tag}": big_u["p50_ms"], f"unclustered_recall10_{tag}": big_u["recall10"],
+        f"unclustered_numpy_p50_ms_{tag}": big_u["numpy_p50_ms"],
+        "p50_ms_small": small_c["p50_ms"], "recall10_small": small_c["recall10"], "n_small": small,
+        **{k: round(v, 1) for k, v in enc.items()},
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
