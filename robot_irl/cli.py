@@ -15,6 +15,7 @@ STAGES = [
     "sim.cli",
     "robot_irl.record.cli",
     "robot_irl.library.cli",
+    "robot_irl.keypoints.cli",
     "robot_irl.control.cli",
 ]
 

@@ -1,0 +1,82 @@
+"""The inner loop: gradient-based optimisation of the action sequence under a cost, unrolled.
+
+Actions start at zero and take ``steps`` updates; every update is a differentiable tensor expression
+of the previous one, so the outer loop backpropagates through all of them (``create_graph``).
+
+Two update rules:
+
+- ``gn`` (default): a Gauss–Newton-preconditioned gradient step in the metric of the joint
+  trajectory. For every row t, the cost gradient with respect to that row's joint state,
+  ``J_t^T * 2 W_t (x_t - g)``, is preconditioned by ``(J_t^T J_t + lambda I)^-1`` — the Gauss–Newton
+  matrix of the *unweighted* keypoint distance, independent of the learned weights — and the joint
+  trajectory moves by ``-step_size`` times it (the action deltas follow as its first differences).
+  To first order each keypoint coordinate then closes the fraction ``2 * step_size * W[t, d]`` of its
+  gap to the goal per step, independently per row: the weights become interpretable progress rates,
+  the inner problem is well conditioned whatever the robot, and the outer problem decouples across
+  rows, so Adam converges in a few hundred iterations.
+- ``gd``: plain gradient descent on the actions with a fixed learning rate, as in the paper's
+  released code (kept for comparison).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from robot_irl.errors import UnknownNameError
+from robot_irl.models.base import KeypointDynamics, Rollout
+
+INNER_METHODS = ("gn", "gd")
+
+
+@dataclass
+class InnerConfig:
+    method: str = "gn"
+    steps: int = 3
+    step_size: float = 0.5   # gn: fraction of the Gauss-Newton step per unit weight; gd: learning rate
+    damping: float = 1e-3    # gn: Levenberg damping, relative to the mean diagonal of J^T J
+
+    def __post_init__(self) -> None:
+        if self.method not in INNER_METHODS:
+            raise UnknownNameError("inner method", self.method, INNER_METHODS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def optimise_actions(dynamics: KeypointDynamics, W: torch.Tensor, q0: torch.Tensor, goal: torch.Tensor,
+                     horizon: int, cfg: InnerConfig, *, scale: float = 1.0, x0: torch.Tensor | None = None,
+                     create_graph: bool = False) -> tuple[torch.Tensor, Rollout]:
+    """Optimise ``u [B, horizon, n]`` from zero under the weighted cost ``W [horizon, D]``.
+
+    ``goal [B, D]`` and the cost are in units of ``scale`` x metres. Returns the actions and the
+    rollout they produce. With ``create_graph`` the result stays differentiable in ``W``.
+    """
+    B, n = q0.shape[0], dynamics.n_joints
+    u = torch.zeros(B, horizon, n, dtype=dynamics.dtype)
+    if cfg.method == "gn":
+        eye = torch.eye(n, dtype=dynamics.dtype)
+        for _ in range(cfg.steps):
+            r = dynamics.rollout(q0, u, x0, jacobian=True)
+            x = scale * r.x[:, 1:].reshape(B, horizon, -1)
+            J = scale * r.jac  # [B, H, D, n]
+            JT = J.transpose(-1, -2)
+            grad_q = (JT @ (2 * W * (x - goal[:, None]))[..., None])  # [B, H, n, 1]
+            G = JT @ J
+            lam = cfg.damping * G.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12)
+            dq = -cfg.step_size * torch.linalg.solve(G + lam[..., None, None] * eye, grad_q).squeeze(-1)
+            u = u + torch.diff(dq, dim=1, prepend=torch.zeros_like(dq[:, :1]))
+    else:
+        with torch.enable_grad():
+            if not u.requires_grad:
+                u.requires_grad_(True)
+            for _ in range(cfg.steps):
+                r = dynamics.rollout(q0, u, x0)
+                x = scale * r.x[:, 1:].reshape(B, horizon, -1)
+                c = (W * (x - goal[:, None]).square()).sum()
+                (g,) = torch.autograd.grad(c, u, create_graph=create_graph)
+                u = u - cfg.step_size * g
+        if not create_graph:
+            u = u.detach()
+    return u, dynamics.rollout(q0, u, x0)

@@ -1,0 +1,269 @@
+"""The bilevel learner (model-based IRL after Das et al., CoRL 2020).
+
+Outer loop: Adam on the cost parameters, minimising the keypoint distance (IRL loss) between the
+trajectories the inner loop produces and the demonstrations. Inner loop (inner.py): a few unrolled,
+differentiable gradient-based updates of the action sequence under the cost, relative to each
+demo's goal keypoints. All demos go through one batched tensor program per iteration.
+
+A run folder, when given, gets config.json, a checkpoint every ``checkpoint_every`` iterations
+(resumable), the final weights, metrics.json, TensorBoard events (losses, weights as an image, a
+trajectory plot) and plots/. A non-finite loss or gradient stops training with
+:class:`TrainingDiverged`; the checkpoint on disk then holds the last good parameters.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robot_irl.core.io import atomic_write_bytes
+from robot_irl.errors import InputError, RobotIRLError
+from robot_irl.irl.config import LearnerConfig
+from robot_irl.irl.costs import make_cost
+from robot_irl.irl.demos import DemoSet
+from robot_irl.irl.inner import optimise_actions
+from robot_irl.irl.metrics import irl_loss
+from robot_irl.irl.run import TrainedRun
+from robot_irl.models.base import KeypointDynamics
+from robot_irl.models.kinematic import KinematicDynamics
+
+
+class TrainingDiverged(RobotIRLError):
+    """The IRL loss (or its gradient) became NaN/inf; the run folder keeps the last good checkpoint."""
+
+
+@dataclass
+class Batch:
+    """Demos as tensors: ``q0 [B, n]``, ``x0 [B, K, 3]`` and ``demo_m [B, T, K, 3]`` (metres),
+    ``goal_m [B, K, 3]``; ``target [B, T, D]`` and ``goal [B, D]`` in cost units; ``mask [B, T, D]``."""
+
+    q0: torch.Tensor
+    x0: torch.Tensor
+    demo_m: torch.Tensor
+    goal_m: torch.Tensor
+    target: torch.Tensor
+    goal: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def horizon(self) -> int:
+        return self.target.shape[1] - 1
+
+
+def prepare(demos: DemoSet, dynamics: KeypointDynamics, rows: int | None, cfg: LearnerConfig) -> Batch:
+    """Check, resample and batch demos for a dynamics model (see DemoSet for the rules)."""
+    if len(demos) == 0:
+        raise InputError("no demos selected", file=demos.source or None, field="demos", expected="at least one demo")
+    if demos.n_keypoints != dynamics.n_keypoints:
+        raise InputError(f"demos have {demos.n_keypoints} keypoints, the dynamics model {dynamics.n_keypoints}",
+                         file=demos.source or None, field="keypoints",
+                         expected="the same keypoint spec for demos and the model")
+    demos.check_missing(cfg.max_missing_fraction)
+    T = rows or demos.keypoints.shape[1]
+    if T < 2:
+        raise InputError(f"{T} rows", field="rows", expected="at least 2 (start + one step)")
+    kp = demos.resample(T)
+    goal = demos.goal_keypoints()
+    dt = dynamics.dtype
+    demo_m = torch.as_tensor(kp, dtype=dt)
+    x0_obs = demo_m[:, 0]
+    if demos.q0 is not None:
+        q0 = torch.as_tensor(demos.q0, dtype=dt)
+        if q0.shape[1] != dynamics.n_joints:
+            raise InputError(f"q0 has {q0.shape[1]} joints, the model {dynamics.n_joints}", file=demos.source or None,
+                             field="q0", expected=f"{dynamics.n_joints} joint values per demo")
+    elif isinstance(dynamics, KinematicDynamics):
+        q0 = dynamics.inverse_kinematics(x0_obs)
+    else:
+        raise InputError("demos carry no start joint state", file=demos.source or None, field="q0",
+                         expected="q0 in the demos for a learned dynamics model")
+    s = cfg.length_scale
+    B = len(demos)
+    target = s * demo_m.reshape(B, T, -1)
+    return Batch(q0, x0_obs, demo_m, torch.as_tensor(goal, dtype=dt), target,
+                 s * torch.as_tensor(goal, dtype=dt).reshape(B, -1), ~torch.isnan(target))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch threads and restore the previous setting (tiny tensors: 1 is fastest)."""
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class _Logger:
+    """TensorBoard + plots for a run folder; a no-op without one (benchmarks time the bare learner)."""
+
+    def __init__(self, run_dir: Path | None) -> None:
+        self.writer = None
+        self.run_dir = run_dir
+        if run_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(run_dir / "tb"))
+
+    def scalars(self, it: int, **values: float) -> None:
+        if self.writer:
+            for k, v in values.items():
+                self.writer.add_scalar(k, v, it)
+
+    def weights(self, it: int, W: torch.Tensor) -> None:
+        if self.writer:
+            w = W.detach()
+            img = (w - w.min()) / (w.max() - w.min()).clamp(min=1e-12)
+            self.writer.add_image("cost/weights_rows_x_coords", img[None].float(), it)
+
+    def trajectory(self, it: int, pred: torch.Tensor, demo: torch.Tensor) -> None:
+        if not self.writer:
+            return
+        fig = trajectory_figure(pred.detach().numpy(), demo.detach().numpy())
+        self.writer.add_figure("trajectory", fig, it, close=False)
+        fig.savefig(self.run_dir / "plots" / "trajectory.png", dpi=80)
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+def trajectory_figure(pred: np.ndarray, demo: np.ndarray):
+    """x-z and x-y views of predicted (lines) vs demonstrated (crosses) keypoints, cm, demo 0."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    for ax, (a, b, lab) in zip(axes, [(0, 2, "x-z"), (0, 1, "x-y")]):
+        for k in range(demo.shape[2]):
+            ax.plot(100 * pred[0, :, k, a], 100 * pred[0, :, k, b], "o-", ms=3, label=f"pred kp{k}")
+            ax.plot(100 * demo[0, :, k, a], 100 * demo[0, :, k, b], "x", label=f"demo kp{k}")
+        ax.set_title(lab + " (cm)")
+        ax.set_aspect("equal", adjustable="datalim")
+    axes[0].legend(fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config: LearnerConfig | None = None, *,
+             run_dir: str | Path | None = None, eval_demos: DemoSet | None = None, progress: bool = False,
+             resume: bool = False, demo_info: dict[str, Any] | None = None) -> TrainedRun:
+    """Learn a cost of ``cost_type`` (costs.py) whose optimised trajectories reproduce ``demos``.
+
+    ``eval_demos`` are planned and scored every ``log_every`` iterations (TensorBoard only) and at the
+    end (metrics). With ``run_dir`` the run is saved there (and resumed from its checkpoint if
+    ``resume``). Returns the :class:`TrainedRun`.
+    """
+    cfg = config or LearnerConfig()
+    with torch_threads(cfg.num_threads):
+        torch.manual_seed(cfg.seed)
+        b = prepare(demos, dynamics, cfg.rows, cfg)
+        H, D = b.horizon, b.target.shape[-1]
+        cost = make_cost(cost_type, D, H, nonneg=cfg.nonneg, init=cfg.init_weight, kernels=cfg.rbf_kernels,
+                         width=cfg.rbf_width, dtype=dynamics.dtype)
+        info = {"source": demos.source, "names": demos.names, **(demo_info or {})}
+        tr = TrainedRun("mbirl", dynamics, cfg, cost=cost, demo_info=info)
+        rd = Path(run_dir) if run_dir is not None else None
+        ev = prepare(eval_demos, dynamics, H + 1, cfg) if eval_demos is not None else None
+        params = [p for p in cost.parameters() if p.requires_grad]
+        history: list[float] = []
+        start = 0
+        if params:
+            opt = torch.optim.Adam(params, lr=cfg.lr)
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.outer_iters, 1),
+                                                               eta_min=cfg.lr * cfg.lr_final_frac)
+            ckpt = rd / "checkpoint.pt" if rd is not None else None
+            if rd is not None:
+                tr.save(rd)
+                if resume and ckpt.is_file():
+                    st = torch.load(ckpt, weights_only=True)
+                    cost.load_state_dict(st["cost"])
+                    opt.load_state_dict(st["opt"])
+                    sched.load_state_dict(st["sched"])
+                    start, history = int(st["iteration"]), list(st["history"])
+            log = _Logger(rd)
+
+            def state(it: int) -> dict[str, Any]:
+                return {"iteration": it, "cost": {k: v.detach().clone() for k, v in cost.state_dict().items()},
+                        "opt": opt.state_dict(), "sched": sched.state_dict(), "history": list(history)}
+
+            good = state(start)
+            bar = tqdm(range(start, cfg.outer_iters), desc=f"mbirl {cost_type}", disable=not progress,
+                       dynamic_ncols=True)
+            try:
+                for it in bar:
+                    W = cost.weights(H)
+                    _, r = optimise_actions(dynamics, W, b.q0, b.goal, H, cfg.inner, scale=cfg.length_scale,
+                                            x0=b.x0, create_graph=True)
+                    loss = irl_loss(cfg.length_scale * r.x.reshape(b.target.shape), b.target, b.mask).mean()
+                    opt.zero_grad()
+                    loss.backward()
+                    finite = math.isfinite(loss.item()) and all(torch.isfinite(p.grad).all() for p in params)
+                    if not finite:
+                        if ckpt is not None:
+                            _save_checkpoint(ckpt, good)
+                        where = f"; last good checkpoint (iteration {good['iteration']}) kept in {ckpt}" if ckpt else ""
+                        raise TrainingDiverged(f"{cost_type} training diverged: loss {loss.item()} at iteration {it}"
+                                               f"{where}; lower --lr or the inner step size")
+                    good = state(it)  # parameters that produced a finite loss and gradient
+                    opt.step()
+                    sched.step()
+                    cost.project_()
+                    history.append(loss.item())
+                    bar.set_postfix(loss=f"{history[-1]:.3g}")
+                    if log.writer and (it % cfg.log_every == 0 or it == cfg.outer_iters - 1):
+                        log.scalars(it, **{"loss/train": history[-1]})
+                        if ev is not None:
+                            log.scalars(it, **{"loss/eval": _eval_loss(tr, ev)})
+                        log.weights(it, W)
+                    if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it == cfg.outer_iters - 1):
+                        _save_checkpoint(ckpt, state(it + 1))
+                        log.trajectory(it, r.x, b.demo_m)
+            finally:
+                log.close()
+        tr.history = history
+        tr.metrics = summarise(tr, demos, eval_demos)
+        if rd is not None:
+            tr.save(rd)
+        return tr
+
+
+def _eval_loss(tr: TrainedRun, ev: Batch) -> float:
+    with torch.no_grad():
+        _, r = tr.plan_tensors(ev.q0, ev.goal_m, ev.horizon, ev.x0)
+        s = tr.config.length_scale
+        return irl_loss(s * r.x.reshape(ev.target.shape), ev.target, ev.mask).mean().item()
+
+
+def summarise(tr: TrainedRun, train: DemoSet, test: DemoSet | None) -> dict[str, Any]:
+    """Flat metrics: train_* and (with held-out demos) test_* figures."""
+    out: dict[str, Any] = {}
+    for name, ds in (("train", train), ("test", test)):
+        if ds is None:
+            continue
+        m = tr.evaluate(ds)
+        out.update({f"{name}_irl_loss": m["irl_loss"], f"{name}_final_err_cm": m["final_err_cm"],
+                    f"{name}_path_err_cm": m["path_err_cm"], f"{name}_per_step_err_cm": m["per_step_err_cm"]})
+    if tr.history:
+        out["iterations"] = len(tr.history)
+    return out

@@ -1,0 +1,217 @@
+"""Learned keypoint dynamics: an ensemble of small MLPs trained on exploration transitions.
+
+Each member maps (keypoints x, joint state q, joint-delta action u) to the change of keypoints and
+joint state over one step; the ensemble mean is the prediction. Inputs and outputs are normalised
+with statistics of the training set. The network is tanh, so the Jacobian of the next keypoints
+with respect to the action is computed in closed form (plain, differentiable tensor ops), which is
+what the learner's Gauss–Newton inner step needs.
+
+``train_dynamics`` fits it from arrays and reports held-out one-step and multi-step (open-loop)
+keypoint errors in centimetres, split by episode so held-out transitions come from unseen episodes.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_irl.core.io import atomic_write_bytes
+from robot_irl.errors import InputError
+from robot_irl.models.base import KeypointDynamics, Rollout
+
+
+@dataclass
+class DynamicsTrainConfig:
+    hidden: int = 128
+    layers: int = 2
+    ensemble: int = 3
+    epochs: int = 200
+    batch: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    holdout: float = 0.2        # fraction of episodes held out
+    multistep: int = 10         # open-loop horizon of the multi-step error
+    seed: int = 0
+
+
+class _Ensemble(torch.nn.Module):
+    """E parallel tanh MLPs as batched weight tensors (one matmul per layer for all members)."""
+
+    def __init__(self, n_in: int, n_out: int, hidden: int, layers: int, members: int) -> None:
+        super().__init__()
+        sizes = [n_in] + [hidden] * layers + [n_out]
+        self.W = torch.nn.ParameterList()
+        self.b = torch.nn.ParameterList()
+        for a, c in zip(sizes[:-1], sizes[1:]):
+            w = torch.empty(members, a, c)
+            for e in range(members):
+                torch.nn.init.xavier_uniform_(w[e])
+            self.W.append(torch.nn.Parameter(w))
+            self.b.append(torch.nn.Parameter(torch.zeros(members, 1, c)))
+
+    def forward(self, z: torch.Tensor, *, with_acts: bool = False):
+        """``z [E, N, n_in]`` -> ``[E, N, n_out]`` (and the hidden activations)."""
+        acts = []
+        h = z
+        for i, (W, b) in enumerate(zip(self.W, self.b)):
+            h = torch.baddbmm(b, h, W)
+            if i < len(self.W) - 1:
+                h = torch.tanh(h)
+                acts.append(h)
+        return (h, acts) if with_acts else h
+
+    def input_jacobian(self, acts: list[torch.Tensor], cols: slice) -> torch.Tensor:
+        """d out / d z[cols] per sample: ``[E, N, n_out, len(cols)]`` from the stored activations."""
+        J = self.W[0][:, cols, :].transpose(1, 2)[:, None]  # [E, 1, h, c]
+        for i, a in enumerate(acts):
+            J = (1 - a.square())[..., None] * J  # tanh'
+            J = torch.einsum("ehk,enhc->enkc", self.W[i + 1], J)
+        return J
+
+
+class LearnedDynamics(KeypointDynamics):
+    kind = "learned"
+
+    def __init__(self, n_joints: int, n_keypoints: int, lower: Any, upper: Any,
+                 cfg: DynamicsTrainConfig | None = None, dtype: torch.dtype = torch.float64) -> None:
+        self.cfg = cfg or DynamicsTrainConfig()
+        self.n_joints, self.n_keypoints, self.dtype = n_joints, n_keypoints, dtype
+        self.lower = torch.as_tensor(lower, dtype=dtype)
+        self.upper = torch.as_tensor(upper, dtype=dtype)
+        D = n_keypoints * 3
+        self.net = _Ensemble(D + 2 * n_joints, D + n_joints, self.cfg.hidden, self.cfg.layers,
+                             self.cfg.ensemble).to(dtype)
+        self.in_mean = torch.zeros(D + 2 * n_joints, dtype=dtype)
+        self.in_std = torch.ones(D + 2 * n_joints, dtype=dtype)
+        self.out_mean = torch.zeros(D + n_joints, dtype=dtype)
+        self.out_std = torch.ones(D + n_joints, dtype=dtype)
+        self.path: Path | None = None
+
+    def _predict(self, x: torch.Tensor, q: torch.Tensor, u: torch.Tensor, jacobian: bool = False):
+        B, D, n = x.shape[0], self.n_keypoints * 3, self.n_joints
+        z = (torch.cat([x.reshape(B, D), q, u], -1) - self.in_mean) / self.in_std
+        E = self.cfg.ensemble
+        out, acts = self.net(z[None].expand(E, -1, -1), with_acts=True)
+        d = out.mean(0) * self.out_std + self.out_mean
+        x1 = x + d[:, :D].reshape(B, self.n_keypoints, 3)
+        q1 = torch.minimum(torch.maximum(q + d[:, D:], self.lower), self.upper)
+        if not jacobian:
+            return x1, q1, None
+        Jn = self.net.input_jacobian(acts, slice(D + n, D + 2 * n)).mean(0)  # [B, out, n] normalised
+        J = Jn[:, :D] * self.out_std[:D, None] / self.in_std[None, D + n:]
+        return x1, q1, J
+
+    def start_keypoints(self, q0: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+        if x0 is None:
+            raise InputError("the learned dynamics needs the observed start keypoints", field="x0",
+                             expected="start keypoints [B, K, 3]")
+        return x0
+
+    def rollout(self, q0: torch.Tensor, u: torch.Tensor, x0: torch.Tensor | None = None, *,
+                jacobian: bool = False) -> Rollout:
+        x = self.start_keypoints(q0, x0)
+        q = q0
+        xs, qs, Js = [x], [q], []
+        for t in range(u.shape[1]):
+            x, q, J = self._predict(x, q, u[:, t], jacobian)
+            xs.append(x)
+            qs.append(q)
+            Js.append(J)
+        return Rollout(torch.stack(qs, 1), torch.stack(xs, 1), torch.stack(Js, 1) if jacobian else None)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": self.kind, "path": str(self.path) if self.path else None, "n_joints": self.n_joints,
+                "n_keypoints": self.n_keypoints}
+
+    def save(self, path: str | Path) -> Path:
+        buf = io.BytesIO()
+        torch.save({"cfg": asdict(self.cfg), "n_joints": self.n_joints, "n_keypoints": self.n_keypoints,
+                    "lower": self.lower, "upper": self.upper, "net": self.net.state_dict(),
+                    "norm": [self.in_mean, self.in_std, self.out_mean, self.out_std]}, buf)
+        atomic_write_bytes(path, buf.getvalue())
+        self.path = Path(path).resolve()
+        return self.path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LearnedDynamics":
+        p = Path(path)
+        if not p.is_file():
+            raise InputError("learned dynamics weights not found", file=p, field="dynamics.path",
+                             expected="a file written by robot-irl dynamics train")
+        blob = torch.load(p, weights_only=True)
+        m = cls(blob["n_joints"], blob["n_keypoints"], blob["lower"], blob["upper"], DynamicsTrainConfig(**blob["cfg"]))
+        m.net.load_state_dict(blob["net"])
+        m.in_mean, m.in_std, m.out_mean, m.out_std = blob["norm"]
+        m.path = p.resolve()
+        return m
+
+
+def _transitions(x: np.ndarray, q: np.ndarray, u: np.ndarray):
+    """Flatten episodes into (x, q, u) -> (dx, dq) pairs, dropping any with a missing value."""
+    X = np.concatenate([x[:, :-1].reshape(*u.shape[:2], -1), q[:, :-1], u], -1).reshape(-1, x.shape[2] * 3 + 2 * u.shape[-1])
+    Y = np.concatenate([(x[:, 1:] - x[:, :-1]).reshape(*u.shape[:2], -1), q[:, 1:] - q[:, :-1]], -1)
+    Y = Y.reshape(-1, Y.shape[-1])
+    ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+    return X[ok], Y[ok]
+
+
+def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, upper: Any,
+                   cfg: DynamicsTrainConfig | None = None) -> tuple[LearnedDynamics, dict[str, float]]:
+    """Fit on episodes ``x [N, T, K, 3]`` (metres), ``q [N, T, n]``, ``u [N, T-1, n]``; returns the
+    model and held-out errors (cm): ``one_step_err_cm`` and ``multistep_err_cm`` (open loop, mean
+    keypoint distance at step ``cfg.multistep``)."""
+    cfg = cfg or DynamicsTrainConfig()
+    x, q, u = (np.asarray(a, dtype=np.float64) for a in (x, q, u))
+    if x.ndim != 4 or q.shape[:2] != x.shape[:2] or u.shape[:2] != (x.shape[0], x.shape[1] - 1):
+        raise InputError(f"shapes x{x.shape} q{q.shape} u{u.shape} do not match", field="episodes",
+                         expected="x [N, T, K, 3], q [N, T, n], u [N, T-1, n]")
+    N = x.shape[0]
+    n_val = max(1, int(round(cfg.holdout * N))) if N > 1 else 0
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(N)
+    val, tr = order[:n_val], order[n_val:]
+    Xtr, Ytr = _transitions(x[tr], q[tr], u[tr])
+    if len(Xtr) < 2:
+        raise InputError("too few complete transitions to train on", field="episodes",
+                         expected="episodes with observed keypoints")
+    torch.manual_seed(cfg.seed)
+    model = LearnedDynamics(q.shape[-1], x.shape[2], lower, upper, cfg)
+    Xt, Yt = torch.as_tensor(Xtr), torch.as_tensor(Ytr)
+    model.in_mean, model.in_std = Xt.mean(0), Xt.std(0).clamp(min=1e-6)
+    model.out_mean, model.out_std = Yt.mean(0), Yt.std(0).clamp(min=1e-6)
+    Zn, Yn = (Xt - model.in_mean) / model.in_std, (Yt - model.out_mean) / model.out_std
+    opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    E = cfg.ensemble
+    for _ in range(cfg.epochs):
+        perm = torch.stack([torch.randperm(len(Zn)) for _ in range(E)])  # a bootstrap-like shuffle per member
+        for s in range(0, len(Zn), cfg.batch):
+            idx = perm[:, s:s + cfg.batch]
+            loss = (model.net(Zn[idx]) - Yn[idx]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return model, (evaluate_dynamics(model, x[val], q[val], u[val], cfg.multistep) if n_val else {})
+
+
+@torch.no_grad()
+def evaluate_dynamics(model: KeypointDynamics, x: np.ndarray, q: np.ndarray, u: np.ndarray,
+                      steps: int = 10) -> dict[str, float]:
+    """Held-out keypoint prediction errors (cm): one step, and open loop over ``steps`` steps."""
+    X, Q, U = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (x, q, u))
+    N, T = X.shape[:2]
+    one = model.rollout(Q[:, :-1].reshape(-1, Q.shape[-1]), U.reshape(-1, 1, U.shape[-1]),
+                        X[:, :-1].reshape(-1, *X.shape[2:])).x[:, -1].reshape(X[:, 1:].shape)
+    one_err = torch.linalg.norm(one - X[:, 1:], dim=-1)
+    h = min(steps, T - 1)
+    starts = range(0, T - h)
+    ms = []
+    for s in starts:
+        r = model.rollout(Q[:, s], U[:, s:s + h], X[:, s])
+        ms.append(torch.linalg.norm(r.x[:, -1] - X[:, s + h], dim=-1))
+    ms_err = torch.stack(ms)
+    return {"one_step_err_cm": float(100 * one_err.nanmean()), "multistep_err_cm": float(100 * ms_err.nanmean()),
+            "multistep_steps": float(h)}
