@@ -17,6 +17,8 @@ STAGES = [
     "robot_irl.library.cli",
     "robot_irl.keypoints.cli",
     "robot_irl.control.cli",
+    "robot_irl.diagnostics.cli",
+    "robot_irl.quickstart.cli",
 ]
 
 

@@ -12,7 +12,7 @@ from robot_irl.irl.inner import InnerConfig
 class LearnerConfig:
     rows: int | None = None          # trajectory rows incl. the start (None: the demos' own length)
     inner: InnerConfig = field(default_factory=InnerConfig)
-    outer_iters: int = 300
+    outer_iters: int = 400
     lr: float = 0.05                 # Adam on the cost parameters
     lr_final_frac: float = 0.05      # cosine decay to lr * this
     init_weight: float = 0.1

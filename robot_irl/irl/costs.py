@@ -77,7 +77,7 @@ class DefaultCost(Cost):
         return 1
 
     def basis(self, horizon: int) -> torch.Tensor:
-        return torch.ones(horizon, 1)
+        return torch.ones(horizon, 1, dtype=torch.float64)
 
 
 class WeightedCost(Cost):
@@ -87,7 +87,7 @@ class WeightedCost(Cost):
         return 1
 
     def basis(self, horizon: int) -> torch.Tensor:
-        return torch.ones(horizon, 1)
+        return torch.ones(horizon, 1, dtype=torch.float64)
 
 
 class TimeDepCost(Cost):
@@ -98,14 +98,14 @@ class TimeDepCost(Cost):
 
     def basis(self, horizon: int) -> torch.Tensor:
         if horizon == self.horizon:
-            return torch.eye(horizon)
+            return torch.eye(horizon, dtype=torch.float64)
         # linear interpolation over normalised time onto the trained rows
         src, dst = _rows(self.horizon), _rows(horizon)
         pos = torch.clamp((dst - src[0]) / (src[-1] - src[0]) * (self.horizon - 1), 0, self.horizon - 1) \
             if self.horizon > 1 else torch.zeros(horizon)
         lo = pos.floor().long().clamp(max=max(self.horizon - 2, 0))
         w = pos - lo
-        B = torch.zeros(horizon, self.horizon)
+        B = torch.zeros(horizon, self.horizon, dtype=torch.float64)
         B[torch.arange(horizon), lo] = 1 - w
         if self.horizon > 1:
             B[torch.arange(horizon), lo + 1] += w

@@ -33,7 +33,7 @@ INNER_METHODS = ("gn", "gd")
 @dataclass
 class InnerConfig:
     method: str = "gn"
-    steps: int = 3
+    steps: int = 10
     step_size: float = 0.5   # gn: fraction of the Gauss-Newton step per unit weight; gd: learning rate
     damping: float = 1e-3    # gn: Levenberg damping, relative to the mean diagonal of J^T J
 

@@ -130,7 +130,9 @@ class _Logger:
             return
         fig = trajectory_figure(pred.detach().numpy(), demo.detach().numpy())
         self.writer.add_figure("trajectory", fig, it, close=False)
-        fig.savefig(self.run_dir / "plots" / "trajectory.png", dpi=80)
+        plots = self.run_dir / "plots"
+        plots.mkdir(parents=True, exist_ok=True)
+        fig.savefig(plots / "trajectory.png", dpi=80)
         import matplotlib.pyplot as plt
 
         plt.close(fig)

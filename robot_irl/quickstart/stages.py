@@ -89,3 +89,29 @@ def extract(ctx: Context) -> dict[str, Any]:
             "tables": {"per episode": rows},
             "text": "ArUco markers and colour blobs detected with OpenCV, tracked with Lucas-Kanade flow, lifted to "
                     "3D in the robot base frame, gap-filled and smoothed; errors against the simulator's truth."}
+
+
+def diagnose(ctx: Context) -> dict[str, Any]:
+    """t-SNE (PCA init) of the demos' keypoint trajectories, with the measures that say how far
+    to trust the picture."""
+    from robot_irl.diagnostics import EmbedConfig
+    from robot_irl.diagnostics import diagnose as run_diagnosis
+    from robot_irl.diagnostics.collectors import collect_keypoints
+    from robot_irl.runs import RunDir
+
+    latents = collect_keypoints(ctx.out / "library")
+    perplexity = float(min(30.0, max(5.0, (len(latents.X) - 1) / 3.5)))
+    run = RunDir.create(ctx.out / "diagnose", {"latent": "keypoints", "library": str(ctx.out / "library"),
+                                                "method": "tsne", "perplexity": perplexity}, kind="diagnose")
+    result = run_diagnosis(latents, run, EmbedConfig(method="tsne", perplexity=perplexity, seed=ctx.seed),
+                           compare_init=not ctx.fast)
+    images = {f"keypoints coloured by {p.stem}": str(p.relative_to(ctx.out)) for p in result.plots
+              if p.stem in ("goal_region", "step")}
+    m = result.metrics
+    figures = {k: v for k, v in m.items()
+               if k.startswith(("keypoints.tsne_pca.", "keypoints.tsne_random.", "keypoints.original."))
+               and not k.endswith("_s")}
+    return {"points": len(latents.X), **figures, "images": images,
+            "text": "Each point is one time step of one demo (keypoints relative to the goal). trust10 and "
+                    "knn_kept10 measure local faithfulness, spearman_pdist global structure, knn_acc10 how well "
+                    "labels separate in the map (compare original.knn_acc10, the same in the input space)."}

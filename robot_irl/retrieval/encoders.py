@@ -27,6 +27,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from robot_irl.core.io import atomic_write_bytes, atomic_write_json
 from robot_irl.errors import InputError
+from robot_irl.retrieval.models import CUSTOM_CONFIGS, CUSTOM_PREPROCESS
 from robot_irl.retrieval.weights import CONFIG_FILE, WEIGHTS_FILE, WeightsSource, hub_offline, resolve
 
 _INTERP = {"bicubic": InterpolationMode.BICUBIC, "bilinear": InterpolationMode.BILINEAR,
@@ -215,7 +216,8 @@ def load_encoder(model: str, pretrained: str | Path | None = None, *, seed: int 
             net = open_clip.create_model(
                 src.model_name,
                 pretrained=str(src.path) if src.kind in ("file", "cache") else None,
-                force_preprocess_cfg=src.preprocess or None,
+                force_preprocess_cfg={**CUSTOM_PREPROCESS, **src.preprocess} if src.arch in CUSTOM_CONFIGS
+                else (src.preprocess or None),
                 device=device)
     except Exception as e:  # torch/safetensors/pickle each raise their own types for a bad file
         if src.path is None:

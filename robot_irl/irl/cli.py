@@ -1,0 +1,151 @@
+"""`robot-irl train` and `robot-irl eval`: thin wrappers over robot_irl.irl.
+
+Demos come from a plain keypoint file (.npz: keypoints [N, T, K, 3], optional timestamps, goals,
+q0); ``--train``/``--test`` pick demos by index. (Library queries arrive with the demo library.)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from robot_irl.errors import InputError
+
+METHOD_CHOICES = ("default", "weighted", "timedep", "rbf", "feature_matching", "bc")
+
+
+def _indices(text: str | None, n: int, field: str) -> list[int]:
+    if text is None:
+        return list(range(n))
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                a, b = part.split("-")
+                out.extend(range(int(a), int(b) + 1))
+            elif part:
+                out.append(int(part))
+        except ValueError:
+            raise InputError(f"cannot parse '{part}'", field=field, expected="indices like 0,1,2 or 0-2") from None
+    return out
+
+
+def _table(rows: dict[str, dict[str, float]]) -> str:
+    cols = ["irl_loss", "final_err_cm", "path_err_cm"]
+    lines = [f"{'demos':<8}" + "".join(f"{c:>15}" for c in cols)]
+    for name, m in rows.items():
+        lines.append(f"{name:<8}" + "".join(f"{m[c]:>15.3f}" for c in cols))
+    return "\n".join(lines)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching, load_keypoint_file
+    from robot_irl.irl.inner import InnerConfig
+    from robot_irl.models import KinematicDynamics, LearnedDynamics, parse_keypoint_frames
+
+    demos = load_keypoint_file(args.demos)
+    if args.q0 is not None:
+        demos.q0 = np.broadcast_to(np.array([float(v) for v in args.q0.split(",")]), (len(demos), len(args.q0.split(",")))).copy()
+    train_idx = _indices(args.train, len(demos), "--train")
+    test_idx = _indices(args.test, len(demos), "--test") if args.test else []
+    if args.dynamics == "kinematic":
+        if not args.urdf or not args.keypoint_frames:
+            raise InputError("--dynamics kinematic needs --urdf and --keypoint-frames", field="--urdf",
+                             expected="a URDF path and keypoint frames")
+        dyn = KinematicDynamics(args.urdf, parse_keypoint_frames(args.keypoint_frames))
+    else:
+        if not args.model:
+            raise InputError("--dynamics learned needs --model", field="--model",
+                             expected="a file written by robot-irl dynamics train")
+        dyn = LearnedDynamics.load(args.model)
+    cfg = LearnerConfig(rows=args.rows, outer_iters=args.iters, lr=args.lr, seed=args.seed, nonneg=args.nonneg,
+                        inner=InnerConfig(method=args.inner, steps=args.inner_steps,
+                                          step_size=args.inner_step_size if args.inner_step_size is not None
+                                          else (0.5 if args.inner == "gn" else 1e-3)),
+                        checkpoint_every=args.checkpoint_every)
+    info = {"file": str(Path(args.demos).resolve()), "train_indices": train_idx, "test_indices": test_idx}
+    train = demos.subset(train_idx)
+    test = demos.subset(test_idx) if test_idx else None
+    if args.cost == "feature_matching":
+        run = fit_feature_matching(train, dyn, cfg, eval_demos=test, run_dir=args.out, demo_info=info)
+    elif args.cost == "bc":
+        run = fit_bc(train, dyn, cfg, eval_demos=test, run_dir=args.out, demo_info=info)
+    else:
+        run = fit_cost(train, dyn, args.cost, cfg, run_dir=args.out, eval_demos=test, progress=not args.quiet,
+                       resume=args.resume, demo_info=info)
+    figs = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+    print(json.dumps(figs, indent=1))
+    print(f"run saved to {run.path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from robot_irl.irl import load_keypoint_file, load_run
+
+    run = load_run(args.run)
+    info = run.demo_info
+    demo_file = args.demos or info.get("file")
+    if not demo_file:
+        raise InputError("the run records no demo file", file=run.path, field="--demos", expected="--demos FILE.npz")
+    demos = load_keypoint_file(demo_file)
+    sets = {}
+    if args.indices:
+        sets["eval"] = _indices(args.indices, len(demos), "--indices")
+    else:
+        sets["train"] = info.get("train_indices") or list(range(len(demos)))
+        if info.get("test_indices"):
+            sets["test"] = info["test_indices"]
+    rows, figures = {}, {}
+    for name, idx in sets.items():
+        m = run.evaluate(demos.subset(idx))
+        rows[name] = m
+        figures.update({f"eval_{name}_irl_loss": m["irl_loss"], f"eval_{name}_final_err_cm": m["final_err_cm"],
+                        f"eval_{name}_path_err_cm": m["path_err_cm"],
+                        f"eval_{name}_per_step_err_cm": m["per_step_err_cm"]})
+    print(_table(rows))
+    for name, m in rows.items():
+        print(f"{name} per-step error (cm): " + " ".join(f"{v:.2f}" for v in m["per_step_err_cm"]))
+    from robot_irl.runs import RunDir
+
+    RunDir(run.path).update_metrics(**figures)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="learn a cost from keypoint demos (model-based IRL)",
+                              description="Learn a cost whose optimised trajectories reproduce the demos.")
+    p.add_argument("--demos", required=True, help="keypoint file (.npz: keypoints [N,T,K,3], optional "
+                   "timestamps, goals, q0)")
+    p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all)")
+    p.add_argument("--test", help="held-out demo indices, e.g. 3,4")
+    p.add_argument("--dynamics", choices=("kinematic", "learned"), default="kinematic")
+    p.add_argument("--urdf", help="robot URDF (kinematic dynamics)")
+    p.add_argument("--keypoint-frames", help="JSON file or 'name@link:x,y,z;...' (kinematic dynamics)")
+    p.add_argument("--model", help="learned dynamics weights (from robot-irl dynamics train)")
+    p.add_argument("--cost", choices=METHOD_CHOICES, default="timedep",
+                   help="cost type, or a baseline (feature_matching, bc)")
+    p.add_argument("--q0", help="start joint state for every demo, comma separated (default: q0 in the file, "
+                   "else inverse kinematics of the first row)")
+    p.add_argument("--rows", type=int, help="trajectory rows incl. start (default: the demos' length)")
+    p.add_argument("--iters", type=int, default=400, help="outer iterations")
+    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on the cost")
+    p.add_argument("--inner", choices=("gn", "gd"), default="gn", help="inner update rule")
+    p.add_argument("--inner-steps", type=int, default=10)
+    p.add_argument("--inner-step-size", type=float, help="default 0.5 (gn) or 1e-3 (gd)")
+    p.add_argument("--nonneg", action="store_true", help="keep cost weights non-negative")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=50)
+    p.add_argument("--out", required=True, help="run folder to write")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    e = subparsers.add_parser("eval", help="evaluate a trained run on its held-out demos",
+                              description="IRL loss, final keypoint error and per-step error of a trained run.")
+    e.add_argument("run", help="run folder written by robot-irl train")
+    e.add_argument("--demos", help="keypoint file (default: the one the run was trained from)")
+    e.add_argument("--indices", help="demo indices to evaluate (default: the run's train and test sets)")
+    e.set_defaults(func=cmd_eval)

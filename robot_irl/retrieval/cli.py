@@ -1,0 +1,138 @@
+"""`robot-irl clip train` and `robot-irl search`: CLIP over the demo library.
+
+Heavy imports (torch, open_clip, faiss) happen inside the commands so `robot-irl --help` stays fast.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from robot_irl.library.cli import add_library_arg
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    clip = sub.add_parser("clip", help="train the project's own CLIP on library frames",
+                          description="Domain CLIP models for `robot-irl search`.")
+    clip_sub = clip.add_subparsers(dest="clip_command", metavar="ACTION", required=True)
+    tr = clip_sub.add_parser(
+        "train", help="train a CLIP on library frames + captions from episode meta",
+        description="Train (from scratch, or fine-tune with --pretrained) an open_clip model on frames of the "
+                    "selected episodes paired with captions made from their meta (task, object, colour, goal, "
+                    "motion phase). Saved in the library as an open_clip local-dir: folder; `robot-irl search` "
+                    "uses the newest one.")
+    tr.add_argument("query", nargs="*", help="library query selecting the episodes (default: all)")
+    add_library_arg(tr)
+    tr.add_argument("--model", default=None,
+                    help="open_clip architecture or local-dir:PATH (default: robot-irl-clip-64, 7 M parameters, 64 px)")
+    tr.add_argument("--pretrained", default=None, help="start from these weights (file, folder or cached tag)")
+    tr.add_argument("--epochs", type=int, default=30)
+    tr.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    tr.add_argument("--batch-size", type=int, default=64)
+    tr.add_argument("--lr", type=float, default=1e-3)
+    tr.add_argument("--frames-per-episode", type=int, default=12)
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--out", type=Path, default=None,
+                    help="output folder (default: <library>/models/clip/<UTC time>-<model>)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=_train)
+
+    se = sub.add_parser(
+        "search", help="find demos by text and/or image",
+        description="Rank library episodes by CLIP similarity to a text and/or an image; the index is kept up to "
+                    "date on every call (new episodes are embedded and added).")
+    se.add_argument("text", nargs="?", default=None, help='e.g. "place the red cube on the left"')
+    se.add_argument("--image", type=Path, default=None, help="query image (PNG/JPEG); with text, both count")
+    se.add_argument("--k", type=int, default=10, help="episodes to return (default 10)")
+    se.add_argument("--filter", default=None, metavar="QUERY",
+                    help='only episodes this library query selects, e.g. "source:sim -success:false"')
+    se.add_argument("--sheet", type=Path, default=None, help="write a contact sheet PNG of the hits")
+    se.add_argument("--json", action="store_true", help="print JSON for scripts")
+    se.add_argument("--kinds", default="keyframe", help="rows to match: keyframe, text or keyframe,text")
+    se.add_argument("--model", default=None,
+                    help="open_clip architecture or local-dir:PATH (default: the newest model `clip train` made)")
+    se.add_argument("--pretrained", default=None, help="weights for --model (file, folder or cached tag)")
+    se.add_argument("--index", choices=("auto", "exact", "ivf", "hnsw"), default="auto",
+                    help="index kind for a new index (default auto: exact up to 20k rows, then IVF)")
+    add_library_arg(se)
+    se.set_defaults(func=_search)
+
+
+def _encoder_for(lib, model: str | None, pretrained: str | None):
+    from robot_irl.errors import InputError
+    from robot_irl.retrieval.encoders import load_encoder
+    from robot_irl.retrieval.library_index import latest_model, models_dir
+
+    if model is None:
+        found = latest_model(lib)
+        if found is None:
+            raise InputError("no CLIP model in this library", file=models_dir(lib), field="model",
+                             expected="`robot-irl clip train` first, or --model/--pretrained")
+        model = f"local-dir:{found}"
+    return load_encoder(model, pretrained)
+
+
+def _train(args) -> int:
+    from robot_irl.library import Library
+    from robot_irl.retrieval.encoders import load_encoder
+    from robot_irl.retrieval.library_index import new_model_dir, training_pairs
+    from robot_irl.retrieval.models import DEFAULT_DOMAIN_MODEL
+    from robot_irl.retrieval.train import TrainConfig, train_clip
+
+    lib = Library.open(args.library)
+    query = " ".join(args.query)
+    episodes = lib.select(query)
+    enc = load_encoder(args.model or DEFAULT_DOMAIN_MODEL, args.pretrained, seed=args.seed)
+    pairs = training_pairs(episodes, enc, frames_per_episode=args.frames_per_episode, progress=not args.quiet)
+    cfg = TrainConfig(epochs=args.epochs, max_seconds=None if args.minutes is None else 60 * args.minutes,
+                      batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    out = args.out or new_model_dir(lib, enc.source.arch)
+    res = train_clip(enc, pairs.images, pairs.captions, keys=pairs.keys, config=cfg, out_dir=out,
+                     progress=not args.quiet,
+                     info={"library": str(lib.path), "query": query, "episodes": len(episodes),
+                           "start": enc.model_id})
+    last = res.history[-1] if res.history else {}
+    print(f"trained on {len(pairs.images)} frames of {len(episodes)} episodes: "
+          f"{len(res.history)} epochs ({res.stopped_by}), {res.pairs_per_s:.0f} pairs/s, "
+          f"final loss {last.get('loss', float('nan')):.3f}")
+    print(f"model {res.encoder.model_id} saved to {res.path}")
+    print(f'next: robot-irl search "{episodes[0].task}" --library {lib.path}')
+    return 0
+
+
+def _search(args) -> int:
+    from robot_irl.errors import InputError
+    from robot_irl.library import Library
+    from robot_irl.retrieval.library_index import iter_frames, library_index
+    from robot_irl.retrieval.search import Searcher
+    from robot_irl.retrieval.sheet import write_contact_sheet
+
+    if args.text is None and args.image is None:
+        raise InputError("nothing to search for", field="query", expected='a text ("place the red cube") and/or --image')
+    lib = Library.open(args.library)
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
+    enc = _encoder_for(lib, args.model, args.pretrained)
+    episodes = None if args.filter is None else {r["id"] for r in lib.rows(args.filter)}
+    index, rep = library_index(lib, enc, backend=args.index, progress=not args.json)
+    hits = Searcher(enc, index).search(args.text, args.image, k=args.k, episodes=episodes, kinds=kinds)
+    if args.sheet is not None and hits:
+        write_contact_sheet(args.sheet, hits, list(iter_frames(lib, hits)),
+                            title=args.text or f"image {args.image.name}")
+    if args.json:
+        json.dump({"query": args.text, "image": None if args.image is None else str(args.image),
+                   "model_id": enc.model_id, "filter": args.filter, "index": index.ann_info.kind,
+                   "rows": len(index), "embedded_now": rep.embedded, "sheet": None if args.sheet is None else str(args.sheet),
+                   "hits": [h.to_dict() for h in hits]}, sys.stdout, indent=2)
+        print()
+        return 0
+    if rep.embedded:
+        print(f"embedded {rep.embedded} new episodes; index has {len(index)} rows ({index.ann_info.kind})")
+    if not hits:
+        print("no episodes match" + ("" if args.filter is None else f" the filter {args.filter!r}"))
+    for h in hits:
+        when = "" if h.time is None else f" t={h.time:.2f}s"
+        print(f"{h.rank:>3}. {h.score:.3f}  {h.episode_id}  frame {h.frame}{when}")
+    if args.sheet is not None and hits:
+        print(f"contact sheet: {args.sheet}")
+    return 0
