@@ -1,2 +1,8 @@
 """robot-irl: learning from demonstration for robot arms."""
 __version__ = "0.1.0"
+
+
+def load_run(path):
+    """Open a trained MBIRL run folder (the same call `robot-irl eval` and the arm runner use)."""
+    from robot_irl.irl import load_run as _load_run
+    return _load_run(path)

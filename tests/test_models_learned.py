@@ -17,7 +17,7 @@ def _episodes(n=24, T=8, seed=0):
 
 def test_learned_dynamics_fits_and_reports_heldout_errors(tmp_path):
     m, x, q, u = _episodes()
-    cfg = DynamicsTrainConfig(hidden=64, ensemble=2, epochs=150, multistep=5)
+    cfg = DynamicsTrainConfig(hidden=32, ensemble=2, epochs=60, batch=64, multistep=5)
     model, metrics = train_dynamics(x, q, u, lower=m.lower, upper=m.upper, cfg=cfg)
     step = 100 * np.linalg.norm(x[:, 1:] - x[:, :-1], axis=-1).mean()
     assert metrics["one_step_err_cm"] < 0.5 * step       # better than predicting no motion

@@ -1,0 +1,95 @@
+"""End to end over a tiny sim library: `clip train`, then `search` (text, image, filter, sheet, JSON),
+with the index kept in step with the library."""
+from __future__ import annotations
+
+import argparse
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from robot_irl.errors import InputError
+from robot_irl.library import Library
+from robot_irl.retrieval import cli
+from robot_irl.retrieval.encoders import load_encoder
+from robot_irl.retrieval.library_index import (derived_name, episode_facts, keyframes, latest_model,
+                                               library_index, phases)
+
+VARIANTS = [("robot_irl/Place-v0", {"color": "red", "shape": "cube", "goal_region": "left"}),
+            ("robot_irl/Push-v0", {"color": "blue", "shape": "cylinder", "goal_region": "right"})]
+
+
+def run(*argv: str) -> int:
+    p = argparse.ArgumentParser(prog="robot-irl")
+    cli.register(p.add_subparsers(dest="command", required=True))
+    args = p.parse_args(list(argv))
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    from robot_irl.record.sim import record_sim
+
+    lib = Library.open(tmp_path_factory.mktemp("lib") / "library", create=True)
+    for env, variant in VARIANTS:
+        record_sim(lib, env, episodes=1, seed=0, variant=variant, render_size=(64, 48))
+    return lib
+
+
+def test_episode_keyframes_phases_and_facts(lib):
+    place = lib.select("task:place")[0]
+    kf = keyframes(place)
+    n = place.frame_count("cam0")
+    assert kf[0] == 0 and kf[-1] == n - 1 and len(kf) > 8 and np.all(np.diff(kf) > 0)
+    ph = phases(place, place.timestamps("cam0"))
+    assert ph[0] == "carry" and ph[-1] == "retreat"  # the sim place task starts with the cube held
+    f = episode_facts(place)
+    assert (f.task, f.shape, f.colour, f.goal) == ("place", "cube", "red", "left")
+
+
+@pytest.mark.slow
+def test_train_then_search(lib, tmp_path, capsys):
+    assert run("clip", "train", "--library", str(lib.path), "--epochs", "1", "--batch-size", "4",
+               "--frames-per-episode", "4", "--quiet") == 0
+    model_dir = latest_model(lib)
+    assert model_dir is not None and "saved to" in capsys.readouterr().out
+    sheet = tmp_path / "sheet.png"
+    assert run("search", "place the red cube to the left", "--library", str(lib.path), "--k", "5",
+               "--sheet", str(sheet), "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["hits"]) == 2 and out["embedded_now"] == 2 and out["index"] == "exact"
+    assert {h["episode_id"] for h in out["hits"]} == set(lib.ids())
+    assert all(h["frame"] >= 0 and h["kind"] == "keyframe" for h in out["hits"])
+    assert cv2.imread(str(sheet)) is not None
+    enc = load_encoder(f"local-dir:{model_dir}")
+    ep = lib.select("task:push")[0]
+    assert derived_name(enc.model_id) in ep.derived()
+
+    frame = tmp_path / "frame.png"
+    cv2.imwrite(str(frame), ep.frame("cam0", 5)[:, :, ::-1])
+    assert run("search", "--image", str(frame), "--filter", "task:push", "--library", str(lib.path), "--json") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [h["episode_id"] for h in out["hits"]] == [ep.id] and out["embedded_now"] == 0
+    assert out["hits"][0]["score"] > 0.9  # its own keyframes are in the index
+
+    # the index follows the library: a removed episode triggers a rebuild without it
+    lib.remove([ep.id])
+    idx, rep = library_index(lib, enc)
+    assert rep.rebuilt and set(idx.episodes()) == set(lib.ids())
+
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    with pytest.raises(InputError, match="unreadable image"):
+        run("search", "--image", str(tmp_path / "bad.png"), "--library", str(lib.path))
+
+
+def test_clear_errors_without_model_or_episodes(tmp_path):
+    empty = Library.open(tmp_path / "empty", create=True)
+    with pytest.raises(InputError, match="no CLIP model in this library"):
+        run("search", "red cube", "--library", str(empty.path))
+    with pytest.raises(InputError, match="library has no episodes"):
+        library_index(empty, load_encoder("robot-irl-clip-64"))
+    with pytest.raises(InputError, match="no episodes selected"):
+        run("clip", "train", "--library", str(empty.path), "--quiet")
+    with pytest.raises(InputError, match="nothing to search for"):
+        run("search", "--library", str(empty.path))
