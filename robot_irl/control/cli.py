@@ -1,12 +1,13 @@
 """``robot-irl arm``: check an arm through the full safety stack, write its calibration template,
-or serve a simulated arm over loopback. (``robot-irl run`` is registered once the MBIRL run
-loader exists; see notes/control.md.)"""
+or serve a simulated arm over loopback. ``robot-irl run``: drive an arm with a trained MBIRL run
+(robot_irl.control.mpc) and record the run as a library episode."""
 from __future__ import annotations
 
 import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -60,6 +61,102 @@ def _serve(args: argparse.Namespace) -> int:
     return serve_main(["--robot", args.robot, "--port", str(args.port), "--hold-after", str(args.hold_after)])
 
 
+def _goal_arg(text: str) -> np.ndarray | Path:
+    """``x,y,z`` (the end-effector keypoint) or a .npy/.json file of goal keypoints [K, 3]."""
+    if text.endswith((".npy", ".json")):
+        path = Path(text)
+        if not path.is_file():
+            raise InputError("goal file not found", file=path, field="--goal", expected="a .npy or .json file")
+        return path
+    try:
+        xyz = np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        xyz = np.array([])
+    if xyz.shape != (3,) or not np.all(np.isfinite(xyz)):
+        raise InputError(f"'{text}'", field="--goal",
+                         expected="x,y,z of the end-effector keypoint (m) or a .npy/.json file of [K, 3] keypoints")
+    return xyz
+
+
+def _goal_keypoints(goal: np.ndarray | Path, trained, current: np.ndarray) -> np.ndarray:
+    """Goal keypoints [K, 3]: from the file, or the current keypoints shifted so the end-effector
+    keypoint (named ``ee``, else the first) lands on ``x,y,z``."""
+    K = trained.dynamics.n_keypoints
+    if isinstance(goal, Path):
+        try:
+            data = np.load(goal) if goal.suffix == ".npy" else json.loads(goal.read_text())
+            if isinstance(data, dict):
+                data = data.get("goal", data.get("keypoints"))
+            g = np.asarray(data, dtype=float)
+        except (ValueError, TypeError, OSError) as e:
+            raise InputError(f"cannot read goal keypoints ({e})", file=goal, field="goal",
+                             expected=f"[{K}, 3] numbers (m)") from e
+        if g.shape != (K, 3):
+            raise InputError(f"goal keypoints have shape {g.shape}", file=goal, field="goal",
+                             expected=f"[{K}, 3] metres, one row per keypoint of the run")
+        return g
+    names = [f.name for f in trained.dynamics.frames]
+    ee = names.index("ee") if "ee" in names else 0
+    return current + (goal - current[ee])
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Drive an arm with a trained MBIRL run toward goal keypoints (receding horizon, through the
+    safety filter), record the run as a library episode and print its final keypoint error as JSON;
+    ``--dry-run`` plans once from the arm's state and prints the planned keypoint path instead."""
+    from robot_irl.control.mpc import joint_index, keypoints_at, plan_once, run_learned
+    from robot_irl.control.runner import save_run_episode
+    from robot_irl.irl import load_run
+
+    goal_arg = _goal_arg(args.goal)
+    run_path = Path(args.run)
+    if not (run_path / "config.json").is_file():
+        raise InputError("not a trained run folder", file=run_path / "config.json", field="--run",
+                         expected="a folder written by `robot-irl train` (config.json, weights.pt)")
+    trained = load_run(run_path)
+    opts = _options(args.arm_opt)
+    task, like = args.task, None
+    library = None
+    if args.like or not args.dry_run:
+        from robot_irl.library import Library
+        library = Library.open(args.library, create=not args.dry_run)
+    if args.like:
+        like = library.episode(args.like)
+        task = args.task if args.task != "run" else like.task
+        q_like = like.arrays("state").get("joint_pos")
+        if args.arm == "pybullet" and q_like is not None and len(q_like) and "start" not in opts:
+            opts["start"] = tuple(float(v) for v in q_like[0])
+    physical = backend_entry(args.arm).physical
+    speed = args.speed_scale if args.speed_scale is not None else (0.1 if physical else 1.0)
+    arm = make_arm(args.arm, backend_config(args.arm, opts), safety=SafetyConfig(speed_scale=speed))
+    arm.estop.install_signal(signal.SIGUSR1)
+    try:
+        with arm:
+            q = arm.get_observation().q
+            idx = joint_index(trained, arm.capabilities.joint_names)
+            goal = _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[idx]))
+            if args.dry_run:
+                _, path = plan_once(trained, q, arm.capabilities.joint_names, goal, args.horizon)
+                print(json.dumps({"run": str(run_path), "goal_keypoints": goal.tolist(),
+                                  "planned_keypoints": path.tolist(),
+                                  "planned_final_err_cm": float(np.max(np.linalg.norm(path[-1] - goal, axis=-1)) * 100)}))
+                return 0
+            if physical and not args.yes:
+                if input("move the physical arm with the learned cost? [y/N] ").strip().lower() != "y":
+                    return 1
+            robot = arm.capabilities.robot
+            rec = run_learned(arm, trained, goal, horizon=args.horizon, replan_every=args.replan_every,
+                              steps=args.steps, rate_hz=args.rate)
+    finally:
+        arm.estop.close()
+    ep = save_run_episode(library, rec, robot=robot, task=task, arm_name=args.arm,
+                          extra={"run": str(run_path.resolve()), "goal_keypoints": goal.tolist(),
+                                 "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100})
+    print(json.dumps({"episode": ep.id, "final_err_cm": rec.final_err_m * 100,
+                      "final_keypoints": rec.final_keypoints.tolist(), **rec.summary()}))
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("arm", help="check an arm, write its calibration file, or serve a sim arm",
                               description=__doc__)
@@ -80,3 +177,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--hold-after", type=float, default=0.2)
     s.set_defaults(func=_serve)
+    r = subparsers.add_parser("run", help="drive an arm with a trained MBIRL run, record it as an episode",
+                              description=_run.__doc__)
+    r.add_argument("--arm", choices=BACKEND_NAMES, default="pybullet")
+    r.add_argument("--arm-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend config field, e.g. host=172.16.0.2 or robot=panda (repeatable)")
+    r.add_argument("--run", required=True, help="trained run folder (robot-irl train --out)")
+    r.add_argument("--goal", required=True,
+                   help="x,y,z of the end-effector keypoint (m, base frame) or a .npy/.json of [K, 3] keypoints")
+    r.add_argument("--like", metavar="EPISODE", help="library episode whose task and start pose (sim) to use")
+    r.add_argument("--task", default="run", help="task label of the recorded episode (default: --like's, else 'run')")
+    r.add_argument("--library", help="library folder (default $ROBOT_IRL_LIBRARY)")
+    r.add_argument("--dry-run", action="store_true", help="plan once and print the keypoint path; do not move")
+    r.add_argument("--horizon", type=int, help="planning horizon (default: the run's)")
+    r.add_argument("--replan-every", type=int, help="ticks between re-plans (default: the horizon)")
+    r.add_argument("--steps", type=int, help="most control ticks (default: 4 horizons)")
+    r.add_argument("--rate", type=float, default=10.0, help="control rate in Hz (default 10)")
+    r.add_argument("--speed-scale", type=float, help="safety speed scale (default 1 in sim, 0.1 on a real arm)")
+    r.add_argument("--yes", action="store_true", help="do not ask before moving a physical arm")
+    r.set_defaults(func=_run)
