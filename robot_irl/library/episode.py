@@ -24,7 +24,8 @@ from robot_irl.core.camera import CameraModel
 from robot_irl.core.io import atomic_write_json, to_jsonable
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError, UnknownNameError
-from robot_irl.library.meta import check_name, check_timestamps, validate_meta
+from robot_irl.library.catalog import summary
+from robot_irl.library.meta import check_calibration, check_camera_model, check_name, check_timestamps, validate_meta
 from robot_irl.library.schema import Fields, read_json
 from robot_irl.library.timeseries import Column, read_stream, to_arrays
 from robot_irl.library.video import decoded_count, iter_chunks
@@ -115,6 +116,43 @@ class Episode:
     def camera_model(self, camera: str) -> CameraModel | None:
         d = self._camera(camera).get("model")
         return None if d is None else CameraModel.from_dict(d)
+
+    def calibration(self, camera: str) -> dict[str, Any] | None:
+        """How the camera's model was obtained (``rms_px``, ``source``, ``updated``, ...), if recorded."""
+        c = self._camera(camera).get("calibration")
+        return None if c is None else dict(c)
+
+    def update_camera_model(self, camera: str, model: CameraModel,
+                            calibration: Mapping[str, Any] | None = None) -> CameraModel:
+        """Store a (re)calibrated camera model for ``camera`` in this episode's meta, atomically.
+
+        Calibration usually happens after recording (a ChArUco video, a hand-eye solve), so the
+        model is written into the committed episode: ``meta.json`` is re-read under the episode's
+        meta lock, changed, validated as a whole and replaced by one rename, so a reader sees the
+        old meta or the new one and a concurrent writer of another field is not overwritten.
+        ``calibration`` is a JSON record of how the model was obtained (``rms_px`` ≥ 0,
+        ``source`` file, views, ...); K/dist/size/T_base_cam in it must agree with ``model`` and
+        are not stored twice. The catalog row is refreshed (its summary does not change)."""
+        if self.library is None:
+            raise InputError("episode opened without its library", field="library",
+                             expected="an episode from Library.episode()/select()")
+        self._camera(camera)
+        file = self.path / "meta.json"
+        model = check_camera_model(model, self.frame_size(camera), file, f"cameras.{camera}.model")
+        record = None if calibration is None else check_calibration(calibration, model, file,
+                                                                       f"cameras.{camera}.calibration")
+        with FileLock(self.library.lock_path(f"{self.id}.meta")):
+            meta = validate_meta(read_json(file, "episode meta.json"), self.path)
+            cam = meta["cameras"][camera]
+            cam["model"] = model.to_dict()
+            if record is not None:
+                record["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+                cam["calibration"] = record
+            meta = validate_meta(to_jsonable(meta), self.path)
+            atomic_write_json(file, meta)
+            self.meta = meta
+            self.library.catalog.upsert([summary(meta, self.derived(), file.stat().st_mtime_ns)])
+        return self.camera_model(camera)
 
     # --- video ---
     def frame_count(self, camera: str) -> int:

@@ -7,11 +7,13 @@ reported with the file and the dotted field, before any stage reads a wrong arra
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from robot_irl.core.camera import CameraModel
+from robot_irl.core.io import to_jsonable
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
 from robot_irl.library.schema import DTYPES, SOURCES, Fields, check_version
@@ -102,9 +104,13 @@ def validate_meta(meta: dict[str, Any], root: Path) -> dict[str, Any]:
         c.str("timestamps")
         if c.data.get("model") is not None:
             model = CameraModel.from_dict(c.data["model"], file=f"{file} (cameras.{name}.model)")
-            if tuple(model.size) != tuple(size):
-                raise InputError(f"camera model size {list(model.size)} differs from video size {size}",
-                                 file=file, field=f"{c.prefix}model.size", expected=str(size))
+            check_camera_model(model, tuple(size), file, f"{c.prefix}model")
+        if c.data.get("calibration") is not None:
+            cal = c.obj("calibration")
+            if cal.data.get("rms_px") is not None and not (cal.number("rms_px") >= 0):
+                raise InputError(f"rms_px is {cal.data['rms_px']}", file=file, field=f"{cal.prefix}rms_px",
+                                 expected="pixels >= 0")
+            cal.str("source", optional=True)
         _chunks(c, root, "frames")
     streams = f.obj("streams")
     for name in streams.data:
@@ -124,6 +130,63 @@ def validate_meta(meta: dict[str, Any], root: Path) -> dict[str, Any]:
                 cs.str_list("names")
         _chunks(s, root, "rows")
     return meta
+
+
+MODEL_KEYS = ("K", "dist", "size", "T_base_cam", "name")
+DIST_LENGTHS = (4, 5, 8, 12, 14)      # the coefficient counts OpenCV accepts
+
+
+def check_camera_model(model: Any, size: tuple[int, int], file: Path, field: str) -> CameraModel:
+    """A camera model must describe the video it belongs to: same size, a real pinhole (finite K,
+    positive focal lengths), an OpenCV distortion vector and a rigid ``T_base_cam``."""
+    if not isinstance(model, CameraModel):
+        raise InputError(f"model is {type(model).__name__}", file=file, field=field, expected="a CameraModel")
+    if tuple(model.size) != tuple(size):
+        raise InputError(f"camera model size {list(model.size)} differs from video size {list(size)}",
+                         file=file, field=f"{field}.size", expected=str(list(size)))
+    K = model.K
+    if not np.isfinite(K).all() or K[0, 0] <= 0 or K[1, 1] <= 0 or not np.allclose(K[2], [0, 0, 1]):
+        raise InputError(f"K is {K.tolist()}", file=file, field=f"{field}.K",
+                         expected="finite [[fx, s, cx], [0, fy, cy], [0, 0, 1]] with fx, fy > 0")
+    if model.dist.size not in DIST_LENGTHS or not np.isfinite(model.dist).all():
+        raise InputError(f"dist is {model.dist.tolist()}", file=file, field=f"{field}.dist",
+                         expected=f"{' / '.join(map(str, DIST_LENGTHS))} finite OpenCV coefficients")
+    T = model.T_base_cam
+    R = T[:3, :3]
+    if (not np.isfinite(T).all() or not np.allclose(T[3], [0, 0, 0, 1])
+            or not np.allclose(R @ R.T, np.eye(3), atol=1e-6) or np.linalg.det(R) <= 0):
+        raise InputError("T_base_cam is not a rigid transform", file=file, field=f"{field}.T_base_cam",
+                         expected="4×4 [R t; 0 0 0 1] with R a rotation")
+    return model
+
+
+def check_calibration(calibration: Mapping[str, Any], model: CameraModel, file: Path, field: str) -> dict[str, Any]:
+    """The record of how a model was obtained, JSON only. Model fields in it (as in
+    ``Calibration.to_dict()``) must agree with ``model`` and are dropped: the model is stored once."""
+    if not isinstance(calibration, Mapping):
+        raise InputError(f"calibration is {type(calibration).__name__}", file=file, field=field,
+                         expected="a dict (rms_px, source, ...)")
+    try:
+        record = to_jsonable(dict(calibration))
+    except (TypeError, ValueError) as e:
+        raise InputError(f"not JSON ({e})", file=file, field=field, expected="JSON values") from None
+    ref = model.to_dict()
+    for key in MODEL_KEYS:
+        if key in record:
+            same = (record[key] == ref[key] if key == "name" else
+                    np.shape(record[key]) == np.shape(ref[key]) and np.allclose(record[key], ref[key]))
+            if not same:
+                raise InputError(f"{key} {record[key]} differs from the model's {ref[key]}", file=file,
+                                 field=f"{field}.{key}", expected="the model's value (or leave it out)")
+            del record[key]
+    rms = record.get("rms_px")
+    if rms is not None and (isinstance(rms, bool) or not isinstance(rms, (int, float))
+                            or not np.isfinite(rms) or rms < 0):
+        raise InputError(f"rms_px is {rms!r}", file=file, field=f"{field}.rms_px", expected="pixels >= 0")
+    if record.get("source") is not None and not isinstance(record["source"], str):
+        raise InputError(f"source is {record['source']!r}", file=file, field=f"{field}.source",
+                         expected="the calibration file or video, as a string")
+    return record
 
 
 def check_timestamps(ts: np.ndarray, file: Path, field: str) -> np.ndarray:

@@ -10,7 +10,7 @@ from robot_irl.errors import UnknownNameError
 from robot_irl.models.base import KeypointDynamics, Rollout
 from robot_irl.models.frames import KeypointFrame, frames_from_spec, parse_keypoint_frames
 from robot_irl.models.kinematic import KinematicDynamics
-from robot_irl.models.learned import LearnedDynamics, train_dynamics
+from robot_irl.models.learned import LearnedDynamics, dynamics_latents, train_dynamics
 
 DYNAMICS_TYPES = ("kinematic", "learned")
 
@@ -28,4 +28,4 @@ def dynamics_from_config(cfg: dict[str, Any], *, base: str | Path | None = None,
 
 
 __all__ = ["DYNAMICS_TYPES", "KeypointDynamics", "KeypointFrame", "KinematicDynamics", "LearnedDynamics", "Rollout",
-           "dynamics_from_config", "frames_from_spec", "parse_keypoint_frames", "train_dynamics"]
+           "dynamics_from_config", "dynamics_latents", "frames_from_spec", "parse_keypoint_frames", "train_dynamics"]

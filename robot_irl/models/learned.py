@@ -215,3 +215,28 @@ def evaluate_dynamics(model: KeypointDynamics, x: np.ndarray, q: np.ndarray, u: 
     ms_err = torch.stack(ms)
     return {"one_step_err_cm": float(100 * one_err.nanmean()), "multistep_err_cm": float(100 * ms_err.nanmean()),
             "multistep_steps": float(h)}
+
+
+@torch.no_grad()
+def dynamics_latents(learned_model: LearnedDynamics, x: Any, q: Any, u: Any) -> np.ndarray:
+    """Hidden features of a learned dynamics model for transitions (x, q, u), for latent maps.
+
+    ``x [N, K, 3]`` keypoints (metres), ``q [N, n]`` joint state, ``u [N, n]`` joint-delta action
+    (numpy or tensors; rows holding NaN give NaN rows — drop them before diagnosing).
+    Returns ``[N, E * hidden]`` float64: the last hidden layer's tanh activations (values in
+    [-1, 1]) of every ensemble member, concatenated member by member (member e in columns
+    ``e*hidden .. (e+1)*hidden - 1``). Members' units are not aligned, so they are concatenated,
+    not averaged.
+    """
+    m = learned_model
+    X = torch.as_tensor(np.asarray(x, dtype=np.float64), dtype=m.dtype)
+    Q = torch.as_tensor(np.asarray(q, dtype=np.float64), dtype=m.dtype)
+    U = torch.as_tensor(np.asarray(u, dtype=np.float64), dtype=m.dtype)
+    N = X.shape[0]
+    if X.shape[1:] != (m.n_keypoints, 3) or Q.shape != (N, m.n_joints) or U.shape != (N, m.n_joints):
+        raise InputError(f"shapes x{tuple(X.shape)} q{tuple(Q.shape)} u{tuple(U.shape)}", field="x, q, u",
+                         expected=f"x [N, {m.n_keypoints}, 3], q [N, {m.n_joints}], u [N, {m.n_joints}]")
+    z = (torch.cat([X.reshape(N, -1), Q, U], -1) - m.in_mean) / m.in_std
+    _, acts = m.net(z[None].expand(m.cfg.ensemble, -1, -1), with_acts=True)
+    h = acts[-1]                                  # [E, N, hidden]
+    return h.permute(1, 0, 2).reshape(N, -1).numpy()

@@ -9,7 +9,7 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("quickstart", help="run the pipeline end to end on the simulated default, with a report",
                        description="Record sim demos as video, extract keypoints with OpenCV, learn costs with "
-                                   "model-based IRL, diagnose the keypoint latents with t-SNE, and write report.html. Stages that finished "
+                                   "model-based IRL, run them on the PyBullet arm to held-out goals, diagnose the keypoint latents with t-SNE, and write report.html. Stages that finished "
                                    "are skipped on rerun unless --force.")
     q.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
     q.add_argument("--fast", action="store_true", help="fewer demos and smaller settings")
@@ -31,6 +31,7 @@ def _quickstart(args) -> int:
         Stage("record", "1. Record demos (sim renders as video)", stages.record),
         Stage("extract", "2. Extract keypoints with OpenCV", stages.extract),
         Stage("learn", "3. Learn costs with model-based IRL (and baselines)", stages.learn),
+        Stage("run", "4. Run the learned cost on the PyBullet arm (held-out goals)", stages.run_arm),
         Stage("diagnose", "6. Diagnose keypoint latents with t-SNE", stages.diagnose),
     ]
     args.out.mkdir(parents=True, exist_ok=True)
