@@ -6,7 +6,10 @@ in the same run as the baseline.
 Each loop tick reads an observation and sends one target (a slow sine around home) through the
 safety filter. Jitter = |actual period - nominal period| per tick; achieved rate = ticks/second.
 
-Usage: nice -n 10 .venv/bin/python scripts/bench_control.py [--seconds 3] [--spin-ms 0.5]
+Usage: nice -n 10 .venv/bin/python scripts/bench_control.py [--seconds 3] [--spin-ms 0.5] [--repeats 3]
+Every configuration is measured once per round, rounds interleave them, and each figure is the
+best over the rounds (highest rate, lowest jitter; the median p99 is printed too): on a shared
+machine the best round is the one least disturbed by other processes.
 Last line: one JSON object (loopback_100hz_p99_jitter_ms, inproc_500hz_achieved_hz, ...).
 """
 from __future__ import annotations
@@ -48,27 +51,32 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=3.0, help="per measurement")
     ap.add_argument("--spin-ms", type=float, default=0.5, help="busy-wait the last part of each tick")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="rounds; each round measures every configuration once (interleaved), the best round counts")
     a = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     spin = a.spin_ms / 1e3
     # Generous caps: the bench measures timing, not the filter's clamps.
     safety = SafetyConfig(max_velocity=2.0, stale_after=0.05)
-    out: dict[str, float] = {}
-    for hz in (100, 500):
-        r = loop(hz, a.seconds, spin)
-        print(f"baseline (timer only) {hz:4d} Hz: {r['achieved_hz']:7.1f} Hz, jitter p50 {r['p50_jitter_ms']:.3f} ms, "
-              f"p99 {r['p99_jitter_ms']:.3f} ms")
-        out[f"baseline_{hz}hz_achieved_hz"] = r["achieved_hz"]
-        out[f"baseline_{hz}hz_p99_jitter_ms"] = r["p99_jitter_ms"]
-    for name in ("pybullet", "loopback"):
-        key = "inproc" if name == "pybullet" else "loopback"
-        with make_arm(name, safety=safety) as arm:
-            for hz in (100, 500):
-                r = loop(hz, a.seconds, spin, arm)
-                print(f"{key:8s} {hz:4d} Hz: {r['achieved_hz']:7.1f} Hz, jitter p50 {r['p50_jitter_ms']:.3f} ms, "
-                      f"p99 {r['p99_jitter_ms']:.3f} ms, missed ticks {r['missed']}")
-                for k, v in r.items():
-                    out[f"{key}_{hz}hz_{k}"] = v
+    runs: dict[str, list[dict[str, float]]] = {}
+    # Both arms stay connected and every round measures baseline, in-process and loopback back to
+    # back, so a burst of load from other processes on the shared machine hits all of them alike.
+    with make_arm("pybullet", safety=safety) as inproc, make_arm("loopback", safety=safety) as loopback:
+        for rnd in range(a.repeats):
+            for key, arm in (("baseline", None), ("inproc", inproc), ("loopback", loopback)):
+                for hz in (100, 500):
+                    if arm is not None:      # catch the idle arm up (the sim steps lazily) before timing
+                        arm.send_action(arm.get_observation().q)
+                    r = loop(hz, a.seconds, spin, arm)
+                    runs.setdefault(f"{key}_{hz}hz", []).append(r)
+                    print(f"round {rnd + 1}/{a.repeats} {key:8s} {hz:4d} Hz: {r['achieved_hz']:7.1f} Hz, jitter p50 "
+                          f"{r['p50_jitter_ms']:.3f} ms, p99 {r['p99_jitter_ms']:.3f} ms, missed ticks {r['missed']}")
+    out: dict[str, float] = {"repeats": a.repeats, "seconds": a.seconds}
+    for name, rs in runs.items():          # best of N, each figure on its own
+        out[f"{name}_achieved_hz"] = max(r["achieved_hz"] for r in rs)
+        for k in ("p50_jitter_ms", "p99_jitter_ms", "missed"):
+            out[f"{name}_{k}"] = min(r[k] for r in rs)
+        out[f"{name}_p99_jitter_ms_median"] = float(np.median([r["p99_jitter_ms"] for r in rs]))
     for key in ("inproc", "loopback"):      # 1.0 = as regular as the bare timer on this machine right now
         out[f"{key}_500hz_rate_vs_baseline"] = out[f"{key}_500hz_achieved_hz"] / out["baseline_500hz_achieved_hz"]
     out = {k: round(float(v), 3) for k, v in out.items()}

@@ -17,8 +17,12 @@ import numpy as np
 import pytest
 
 from robot_irl.control import ArmConnectionError, SafetyConfig, make_arm
-from robot_irl.control.franka import FR3_LIMITS
+from robot_irl.control.franka import FR3_HOME, FR3_LIMITS
+from robot_irl.control.mpc import keypoints_at, run_learned
 from robot_irl.control.runner import run_mpc
+from robot_irl.irl import LearnerConfig, fit_cost
+from robot_irl.models import KeypointFrame, KinematicDynamics
+from test_irl_helpers import l_demos
 
 pytest.importorskip("franky", reason="franky-control not installed (pip install 'robot-irl[franka]')")
 pytest.importorskip("franky_sim", reason="franky-sim not installed (pip install franky-sim)")
@@ -60,7 +64,26 @@ def franky_sim():
         proc.stdout.close()
 
 
-def test_franky_sim_connect_read_move_run_then_kill(franky_sim):
+@pytest.fixture
+def fr3_run(tmp_path):
+    """A tiny timedep cost on the FR3's own kinematics: franky-sim's FR3 URDF (shipped with it,
+    no meshes), joints renamed to franka_description's ``fr3_joint1..7`` as the backend names them."""
+    import franky_sim
+    src = Path(franky_sim.__file__).parent / "assets" / "fr3_clean.urdf"
+    if not src.is_file():
+        pytest.skip(f"franky-sim ships no FR3 URDF at {src}")
+    urdf = tmp_path / "fr3.urdf"
+    urdf.write_text(src.read_text().replace('name="joint', 'name="fr3_joint'))
+    dyn = KinematicDynamics(urdf, [KeypointFrame("ee", "link8", (0.0, 0.0, 0.1)),
+                                   KeypointFrame("side", "link8", (0.0, 0.05, 0.1))])
+    demos = l_demos(dyn, FR3_HOME, n=2, dx=-0.06, dz=-0.06, rows=6)
+    fit_cost(demos, dyn, "timedep", LearnerConfig(outer_iters=20, checkpoint_every=1000, log_every=1000),
+             run_dir=tmp_path / "run")
+    from robot_irl.irl import load_run
+    return load_run(tmp_path / "run")
+
+
+def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
     safety = SafetyConfig(max_velocity=0.5)
     with make_arm("franka", safety=safety) as arm:
         caps = arm.capabilities
@@ -89,6 +112,19 @@ def test_franky_sim_connect_read_move_run_then_kill(franky_sim):
         rec = run_mpc(arm, lambda q, g, h: np.tile(np.clip(g - q, -0.03, 0.03), (h, 1)), target, rate_hz=10,
                       max_steps=40, done=lambda o: np.max(np.abs(o.q - target)) < 0.03)
         assert rec.reached
+
+        # The learned-cost runner (robot-irl run's loop) on the FR3's kinematics, through the filter.
+        start = arm.get_observation().q
+        goal = keypoints_at(fr3_run, start) + np.array([-0.06, 0.0, -0.06])
+        t0 = time.monotonic()
+        learned = run_learned(arm, fr3_run, goal, steps=30, rate_hz=10, tolerance_m=0.005)
+        print(f"\nlearned run on franky-sim: final keypoint error {learned.final_err_m * 100:.2f} cm "
+              f"in {len(learned)} ticks ({time.monotonic() - t0:.1f} s), {learned.summary()}")
+        assert learned.final_err_m < 0.02 and not learned.arrays()["refused"].any()
+        o = arm.get_observation()                     # franky's own FK agrees with the model's keypoints
+        fk_gap = np.linalg.norm(o.ee_pos - keypoints_at(fr3_run, o.q)[0])
+        print(f"franky EE vs model 'ee' keypoint: {fk_gap * 100:.2f} cm")
+        assert fk_gap < 0.03
 
         # Kill franky-sim mid-motion: the next calls raise a typed error.
         arm.send_action(target + np.r_[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2])

@@ -9,13 +9,19 @@ import os
 
 import gymnasium
 import pybullet_data
+import io
+
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import sim  # noqa: F401  (registers the envs)
 from robot_irl.control import FakeClock, SafetyConfig, backend_config, make_arm
 from robot_irl.control import cli as control_cli
+from robot_irl.control import registry
+from robot_irl.control.pybullet_arm import PyBulletBackend, PyBulletConfig
+from robot_irl.control.registry import BackendEntry
 from robot_irl.control.mpc import keypoints_at, run_learned
 from robot_irl.errors import InputError
 from robot_irl.irl import LearnerConfig, fit_cost, load_run
@@ -65,12 +71,19 @@ def cli(argv):
     return args.func(args)
 
 
-def test_cli_dry_run_prints_the_planned_path(run_dir, capsys):
+def test_cli_dry_run_plays_the_plan_on_the_twin(run_dir, tmp_path, capsys):
     trained = load_run(run_dir)
     g = goal_of(trained)
     ee = ",".join(str(v) for v in g[0])
-    assert cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--dry-run"]) == 0
+    gif = tmp_path / "preview.gif"
+    assert cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--dry-run",
+                "--preview", str(gif), "--camera-size", "96x72"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["preview"] == str(gif)
+    with Image.open(gif) as im:                     # one frame per planned row, at the camera's size
+        assert (im.n_frames, im.size) == (trained.horizon + 1, (96, 72))
+        im.seek(im.n_frames - 1)
+        assert np.asarray(im.convert("RGB")).std() > 5     # the twin and the overlay were drawn
     path = np.asarray(out["planned_keypoints"])
     assert path.shape == (trained.horizon + 1, 2, 3)
     assert np.linalg.norm(path[-1, 0] - g[0]) < 0.02
@@ -84,11 +97,61 @@ def test_cli_run_records_an_episode(run_dir, tmp_path, capsys):
     np.save(gfile, goal_of(trained))
     lib = tmp_path / "lib"
     assert cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", str(gfile), "--library", str(lib),
-                "--steps", "40"]) == 0
+                "--steps", "40", "--camera", "front", "--camera-size", "96x72"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["final_err_cm"] < 2.0
     ep = Library.open(lib).episode(out["episode"])
-    assert ep.source == "arm" and len(ep.arrays("state")["target_sent"]) == out["steps"]
+    state = ep.arrays("state")
+    assert ep.source == "arm" and len(state["target_sent"]) == out["steps"]
+    # video at the run's rate, on the rows' clock, with the run's keypoints to draw over it
+    assert ep.cameras == ["cam0"] and ep.frame_count("cam0") == out["steps"] == out["frames"]
+    assert ep.frame_size("cam0") == (96, 72) and ep.camera_model("cam0") is not None
+    ts = ep.timestamps("cam0")
+    assert np.all(ts >= state["timestamp"]) and np.all(ts - state["timestamp"] < 0.05)
+    assert ep.keypoint_spec.names == [f.name for f in trained.dynamics.frames]
+    np.testing.assert_allclose(state["goal_3d"][0], goal_of(trained))
+    assert np.linalg.norm(state["keypoints_3d"][-1] - goal_of(trained), axis=-1).max() < 0.03
+    assert state["keypoints_visible_cam0"].any()
+    first, last = ep.frame("cam0", 0), ep.frame("cam0", ep.frame_count("cam0") - 1)
+    assert np.abs(first.astype(int) - last).max() > 50        # the arm moved in the video
+
+
+class CountingBackend(PyBulletBackend):
+    """The PyBullet arm standing in for a physical one: counts every target that reaches it."""
+
+    commands = 0
+
+    def command(self, q):
+        CountingBackend.commands += 1
+        super().command(q)
+
+
+@pytest.fixture
+def physical_sim(monkeypatch):
+    """``--arm pybullet`` registered as a physical arm (a fake at the backend boundary)."""
+    configs = registry._configs()
+    monkeypatch.setattr(registry, "_configs", lambda: {
+        **configs, "pybullet": BackendEntry(PyBulletConfig, lambda cfg, clock: CountingBackend(cfg, clock),
+                                            physical=True)})
+    CountingBackend.commands = 0
+
+
+def test_physical_arm_shows_the_twin_and_asks_before_the_first_move(run_dir, tmp_path, monkeypatch, capsys,
+                                                                     physical_sim):
+    from robot_irl.library import Library
+    trained = load_run(run_dir)
+    ee = ",".join(str(v) for v in goal_of(trained)[0])
+    argv = ["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--library", str(tmp_path / "lib"),
+            "--preview", str(tmp_path / "p.gif"), "--camera-size", "64x48", "--steps", "3"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    assert cli(argv) == 1
+    out = capsys.readouterr().out
+    assert CountingBackend.commands == 0 and "not moved" in out
+    assert str(tmp_path / "p.gif") in out and (tmp_path / "p.gif").is_file()     # the twin was shown first
+    assert Library.open(tmp_path / "lib").rows("") == []
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    assert cli(argv) == 0
+    assert CountingBackend.commands == 3
 
 
 def test_cli_unknown_run_folder_is_a_clear_error(tmp_path):

@@ -45,6 +45,7 @@ def assert_round_trip(src: list[Episode], back: list[Episode], *, lossless: bool
         for c in a.cameras:
             assert np.array_equal(a.timestamps(c), b.timestamps(c))
             assert a.meta["cameras"][c]["model"] == b.meta["cameras"][c]["model"]
+            assert a.calibration(c) == b.calibration(c)
             assert a.frame_count(c) == b.frame_count(c)
             ps = [luma_psnr(x, y) for x, y in zip(a.video_frames(c), b.video_frames(c))]
             assert len(ps) == a.frame_count(c)
@@ -67,6 +68,7 @@ def test_round_trip_synthetic(tmp_path: Path, codec: str) -> None:
     lib = Library.open(tmp_path / "lib", create=True)
     if codec == "ffv1":
         src = [synth_episode(lib, n=7, chunk_frames=3, tags=["a"]), synth_episode(lib, n=5, task="another task")]
+        src[0].update_camera_model("cam0", src[0].camera_model("cam0"), {"rms_px": 0.4, "source": "board.mp4"})
     else:
         src = []
         for n in (6, 4):

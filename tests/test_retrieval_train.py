@@ -33,6 +33,7 @@ def pairs():
     return np.stack([scene(f, rng) for f in facts]), [captions(f) for f in facts], [f.key() for f in facts]
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_exports(pairs, tmp_path):
     images, caps, keys = pairs
     start = load_encoder("robot-irl-clip-64", seed=0)

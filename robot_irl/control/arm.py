@@ -134,6 +134,17 @@ class Arm:
             self._require()
             return self._read()
 
+    def render(self, camera) -> np.ndarray:
+        """A frame of simulated scene camera ``camera`` (``sim.camera.SceneCamera``) showing the arm
+        now; read-only, so it needs no filter. Raises :class:`ArmStateError` on an arm that has no
+        simulated camera."""
+        with self._lock:
+            self._require()
+            frame = self.backend.render(camera)
+        if frame is None:
+            raise ArmStateError(f"{type(self.backend).__name__} has no simulated camera to render")
+        return frame
+
     # --- commands ---
     def send_action(self, target) -> Command:
         """Filter one absolute joint target and send it; returns what was requested and sent.

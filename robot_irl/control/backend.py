@@ -47,3 +47,8 @@ class ArmBackend(ABC):
     def forward_kinematics(self, q: np.ndarray) -> np.ndarray | None:
         """End-effector position (base frame, m) for raw joint angles, if the backend can tell."""
         return None
+
+    def render(self, camera) -> np.ndarray | None:
+        """An RGB frame [H, W, 3] of a simulated scene camera (``sim.camera.SceneCamera``) showing
+        the arm now, if the backend simulates one (only the in-process PyBullet arm does)."""
+        return None

@@ -100,12 +100,46 @@ def _goal_keypoints(goal: np.ndarray | Path, trained, current: np.ndarray) -> np
     return current + (goal - current[ee])
 
 
+def _camera_arg(args: argparse.Namespace):
+    """The scene camera ``--camera`` names (default ``front``, the preview's view) at ``--camera-size``."""
+    from sim.camera import get_camera
+
+    if args.camera_size is None:
+        size = None
+    else:
+        try:
+            size = tuple(int(v) for v in args.camera_size.lower().split("x"))
+        except ValueError:
+            size = ()
+        if len(size) != 2 or min(size) <= 0:
+            raise InputError(f"'{args.camera_size}'", field="--camera-size", expected="WIDTHxHEIGHT, e.g. 320x240")
+    return get_camera(args.camera or "front", size)
+
+
+def _preview(args: argparse.Namespace, trained, run_path: Path, q_arm: np.ndarray, joints, goal: np.ndarray,
+             camera) -> dict:
+    """Plan once from the arm's joints, play the plan on the sim twin into a GIF; figures as a dict."""
+    from robot_irl.control.mpc import joint_index, plan_once
+    from robot_irl.control.preview import write_plan_preview
+
+    u, path = plan_once(trained, q_arm, joints, goal, args.horizon)
+    q0 = np.asarray(q_arm, float)[joint_index(trained, joints)]
+    q_path = np.vstack([q0, q0 + np.cumsum(u, axis=0)])
+    out = Path(args.preview) if args.preview else run_path / "plots" / "dry_run.gif"
+    write_plan_preview(trained, q_path, path, goal, out, camera)
+    return {"run": str(run_path), "preview": str(out), "goal_keypoints": goal.tolist(),
+            "planned_keypoints": path.tolist(),
+            "planned_final_err_cm": float(np.max(np.linalg.norm(path[-1] - goal, axis=-1)) * 100)}
+
+
 def _run(args: argparse.Namespace) -> int:
     """Drive an arm with a trained MBIRL run toward goal keypoints (receding horizon, through the
-    safety filter), record the run as a library episode and print its final keypoint error as JSON;
-    ``--dry-run`` plans once from the arm's state and prints the planned keypoint path instead."""
-    from robot_irl.control.mpc import joint_index, keypoints_at, plan_once, run_learned
-    from robot_irl.control.runner import save_run_episode
+    safety filter), record the run as a library episode (with video of the sim scene camera when
+    ``--camera`` is set) and print its final keypoint error as JSON. ``--dry-run`` plans once from
+    the arm's state, plays the plan on the arm's sim twin (the run's robot model) into a GIF,
+    prints where it is and the planned path, and never moves the arm. A physical arm shows the
+    same preview, then asks before its first move (unless ``--yes``)."""
+    from robot_irl.control.mpc import joint_index, keypoints_at, run_learned, save_learned_run
     from robot_irl.irl import load_run
 
     goal_arg = _goal_arg(args.goal)
@@ -113,6 +147,11 @@ def _run(args: argparse.Namespace) -> int:
     if not (run_path / "config.json").is_file():
         raise InputError("not a trained run folder", file=run_path / "config.json", field="--run",
                          expected="a folder written by `robot-irl train` (config.json, weights.pt)")
+    camera = _camera_arg(args)
+    video = camera if args.camera else None          # record video only when asked
+    if video is not None and args.arm != "pybullet":
+        raise InputError(f"--camera with --arm {args.arm}", field="--camera",
+                         expected="--arm pybullet (the simulated scene camera is rendered in process)")
     trained = load_run(run_path)
     opts = _options(args.arm_opt)
     task, like = args.task, None
@@ -133,31 +172,37 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with arm:
             q = arm.get_observation().q
-            idx = joint_index(trained, arm.capabilities.joint_names)
-            goal = _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[idx]))
-            if args.dry_run:
-                _, path = plan_once(trained, q, arm.capabilities.joint_names, goal, args.horizon)
-                print(json.dumps({"run": str(run_path), "goal_keypoints": goal.tolist(),
-                                  "planned_keypoints": path.tolist(),
-                                  "planned_final_err_cm": float(np.max(np.linalg.norm(path[-1] - goal, axis=-1)) * 100)}))
-                return 0
+            joints = arm.capabilities.joint_names
+            goal = _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[joint_index(trained, joints)]))
+            if args.dry_run or physical:
+                shown = _preview(args, trained, run_path, q, joints, goal, camera)
+                if args.dry_run:
+                    print(json.dumps(shown))
+                    return 0
+                print(f"planned path on the sim twin: {shown['preview']} "
+                      f"(planned final error {shown['planned_final_err_cm']:.1f} cm)")
             if physical and not args.yes:
                 if input("move the physical arm with the learned cost? [y/N] ").strip().lower() != "y":
+                    print("not moved")
                     return 1
             robot = arm.capabilities.robot
             rec = run_learned(arm, trained, goal, horizon=args.horizon, replan_every=args.replan_every,
-                              steps=args.steps, rate_hz=args.rate)
+                              steps=args.steps, rate_hz=args.rate, camera=video)
     finally:
         arm.estop.close()
-    ep = save_run_episode(library, rec, robot=robot, task=task, arm_name=args.arm,
+    ep = save_learned_run(library, rec, trained, robot=robot, task=task, arm_name=args.arm,
+                          camera=video,
                           extra={"run": str(run_path.resolve()), "goal_keypoints": goal.tolist(),
-                                 "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100})
+                                 "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100,
+                                 "scene_camera": video.name if video else None})
     print(json.dumps({"episode": ep.id, "final_err_cm": rec.final_err_m * 100,
-                      "final_keypoints": rec.final_keypoints.tolist(), **rec.summary()}))
+                      "final_keypoints": rec.final_keypoints.tolist(), "frames": len(rec.frames), **rec.summary()}))
     return 0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from sim.camera import CAMERAS
+
     p = subparsers.add_parser("arm", help="check an arm, write its calibration file, or serve a sim arm",
                               description=__doc__)
     sub = p.add_subparsers(dest="arm_command", metavar="ACTION", required=True)
@@ -188,7 +233,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--like", metavar="EPISODE", help="library episode whose task and start pose (sim) to use")
     r.add_argument("--task", default="run", help="task label of the recorded episode (default: --like's, else 'run')")
     r.add_argument("--library", help="library folder (default $ROBOT_IRL_LIBRARY)")
-    r.add_argument("--dry-run", action="store_true", help="plan once and print the keypoint path; do not move")
+    r.add_argument("--dry-run", action="store_true",
+                   help="plan once, play it on the arm's sim twin into a GIF, print where and the path; do not move")
+    r.add_argument("--preview", metavar="GIF", help="where the sim-twin preview goes (default RUN/plots/dry_run.gif)")
+    r.add_argument("--camera", choices=tuple(CAMERAS),
+                   help="record video of this sim scene camera at the control rate (pybullet arm); also the preview's view")
+    r.add_argument("--camera-size", metavar="WxH", help="camera frame size (default: the camera's, 320x240)")
     r.add_argument("--horizon", type=int, help="planning horizon (default: the run's)")
     r.add_argument("--replan-every", type=int, help="ticks between re-plans (default: the horizon)")
     r.add_argument("--steps", type=int, help="most control ticks (default: 4 horizons)")

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from robot_irl.control.arm import Arm
-from robot_irl.control.runner import RunRecord, run_mpc
+from robot_irl.control.runner import RunRecord, run_mpc, save_run_episode
+from robot_irl.core.spec import ROBOT_BODY, KeypointDef, KeypointSpec
 from robot_irl.errors import InputError
 
 
@@ -28,6 +29,7 @@ class LearnedRunRecord(RunRecord):
     """A :class:`RunRecord` plus the goal, every plan's keypoint path and the final keypoint error."""
 
     goal_keypoints: np.ndarray | None = None
+    keypoints: np.ndarray | None = None          # [T, K, 3] model FK of the measured joints, per row
     planned_paths: list[np.ndarray] = field(default_factory=list)
     final_keypoints: np.ndarray | None = None
     final_err_m: float = float("nan")
@@ -47,10 +49,19 @@ def joint_index(trained: Any, arm_joints: tuple[str, ...] | list[str]) -> np.nda
 
 
 def keypoints_at(trained: Any, q_model: np.ndarray) -> np.ndarray:
-    """Keypoints ``[K, 3]`` (m, base frame) the run's model predicts for model joints ``q_model``."""
+    """Keypoints ``[K, 3]`` (m, base frame) the run's model predicts for model joints ``q_model``
+    (``[..., n]`` gives ``[..., K, 3]``)."""
     dyn = trained.dynamics
+    q = np.asarray(q_model, float)
     with torch.no_grad():
-        return dyn.keypoints(dyn.as_tensor(q_model).reshape(1, -1))[0].numpy()
+        x = dyn.keypoints(dyn.as_tensor(q).reshape(-1, q.shape[-1])).numpy()
+    return x.reshape(*q.shape[:-1], *x.shape[-2:])
+
+
+def run_keypoint_spec(trained: Any) -> KeypointSpec:
+    """The run's keypoints as a spec (robot body, link + offset), so a run episode names them."""
+    return KeypointSpec(tuple(KeypointDef(f.name, ROBOT_BODY, f.link, tuple(float(v) for v in f.offset))
+                              for f in trained.dynamics.frames))
 
 
 def check_goal(trained: Any, goal_keypoints: Any) -> np.ndarray:
@@ -109,11 +120,12 @@ def plan_once(trained: Any, q_arm: np.ndarray, arm_joints, goal_keypoints: Any,
 
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
                 replan_every: int | None = None, steps: int | None = None, rate_hz: float = 10.0,
-                tolerance_m: float = 0.002, settle_s: float = 0.3) -> LearnedRunRecord:
+                tolerance_m: float = 0.002, settle_s: float = 0.3, camera: Any = None) -> LearnedRunRecord:
     """Drive a connected ``arm`` with trained run ``trained`` until every keypoint is within
     ``tolerance_m`` of ``goal_keypoints [K, 3]`` or ``steps`` ticks (default 4 horizons) pass,
     then hold (when reached), let it settle ``settle_s`` and measure the final keypoint error (max
-    over keypoints, model FK of the measured joints)."""
+    over keypoints, model FK of the measured joints). ``camera``: a ``sim.camera.SceneCamera`` the
+    arm renders once per tick (a simulated arm only), recorded in ``rec.frames``."""
     goal = check_goal(trained, goal_keypoints)
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
                              refresh=arm.get_observation)
@@ -123,7 +135,8 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
         return float(np.max(np.linalg.norm(keypoints_at(trained, q[idx]) - goal, axis=-1)))
 
     base = run_mpc(arm, planner, goal, horizon=planner.horizon, rate_hz=rate_hz,
-                   max_steps=int(steps or 4 * planner.horizon), done=lambda o: err(o.q) < tolerance_m)
+                   max_steps=int(steps or 4 * planner.horizon), done=lambda o: err(o.q) < tolerance_m,
+                   camera=None if camera is None else (lambda: arm.render(camera)))
     if base.reached:
         # Within tolerance while still moving: the last target sent can lie past the goal (or, from a
         # fresh plan's first row, beside it), so stop where the arm is rather than finish that segment.
@@ -133,6 +146,33 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     q = arm.get_observation().q
     rec = LearnedRunRecord(**{f: getattr(base, f) for f in RunRecord.__dataclass_fields__})
     rec.goal_keypoints, rec.planned_paths = goal, planner.paths
+    rec.keypoints = keypoints_at(trained, np.asarray(rec.q)[:, idx]) if len(rec) else np.zeros((0, len(goal), 3))
     rec.final_keypoints = keypoints_at(trained, q[idx])
     rec.final_err_m = float(np.max(np.linalg.norm(rec.final_keypoints - goal, axis=-1)))
     return rec
+
+
+def save_learned_run(library, rec: LearnedRunRecord, trained: Any, *, robot: str, task: str, arm_name: str,
+                     extra: dict[str, Any] | None = None, camera: Any = None, camera_name: str = "cam0"):
+    """Save a learned run as a library episode with the demos' keypoint columns (``keypoints_3d``,
+    ``goal_3d``, and with a camera ``keypoints_2d_<cam>`` / ``keypoints_visible_<cam>``), so
+    ``robot-irl demos replay`` draws the run's keypoints and a run compares column by column with
+    its demos. ``camera``: the ``SceneCamera`` the frames in ``rec.frames`` came from, stored as
+    ``camera_name`` (``cam0``, as sim demos name theirs)."""
+    from robot_irl.library import Column
+
+    T, K = len(rec), trained.dynamics.n_keypoints
+    names = tuple(f.name for f in trained.dynamics.frames)
+    cols = {"keypoints_3d": (Column((K, 3), "float64", "m", names), rec.keypoints),
+            "goal_3d": (Column((K, 3), "float64", "m", names), np.repeat(rec.goal_keypoints[None], T, 0))}
+    cam = None
+    if camera is not None:
+        model = camera.model()
+        uv = model.project(rec.keypoints)
+        w, h = model.size
+        visible = np.isfinite(uv).all(-1) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
+        cols[f"keypoints_2d_{camera_name}"] = (Column((K, 2), "float64", "px", names), uv)
+        cols[f"keypoints_visible_{camera_name}"] = (Column((K,), "bool", None, names), visible)
+        cam = (camera_name, model)
+    return save_run_episode(library, rec, robot=robot, task=task, arm_name=arm_name, extra=extra, columns=cols,
+                            camera=cam, keypoint_spec=run_keypoint_spec(trained))

@@ -17,6 +17,7 @@ from robot_irl.control.errors import ArmStateError
 from robot_irl.control.types import Capabilities, Observation
 from robot_irl.errors import UnknownNameError
 from sim.bullet import Bullet
+from sim.camera import SceneCamera
 from sim.robots import ROBOTS, Robot, make_robot
 
 log = logging.getLogger("robot_irl.control.pybullet")
@@ -110,6 +111,12 @@ class PyBulletBackend(ArmBackend):
         self._advance()
         self._teach = on
         self.hold()
+
+    def render(self, camera: SceneCamera) -> np.ndarray:
+        """The simulated arm seen by scene camera ``camera`` now (RGB uint8 [H, W, 3])."""
+        self._advance()
+        w, h = camera.size
+        return self._bullet.camera_image(camera.view_matrix, camera.projection_matrix, w, h, segmentation=False)[0]
 
     def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
         if self._twin is None:       # a kinematic twin, so FK never disturbs the simulated arm

@@ -38,6 +38,8 @@ class RunRecord:
     refused: list[str | None] = field(default_factory=list)
     plan_s: list[float] = field(default_factory=list)
     late_s: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)     # camera frames, one per tick when a camera is set
+    frame_t: list[float] = field(default_factory=list)
     reached: bool = False
 
     def __len__(self) -> int:
@@ -63,8 +65,11 @@ class RunRecord:
 
 
 def run_mpc(arm: Arm, plan: Planner, goal: Any, *, horizon: int = 10, rate_hz: float = 10.0, max_steps: int = 200,
-            done: Callable[[Observation], bool] | None = None, base: str = "measured") -> RunRecord:
-    """Drive a connected ``arm`` toward ``goal`` until ``done(obs)`` or ``max_steps`` ticks."""
+            done: Callable[[Observation], bool] | None = None, base: str = "measured",
+            camera: Callable[[], np.ndarray] | None = None) -> RunRecord:
+    """Drive a connected ``arm`` toward ``goal`` until ``done(obs)`` or ``max_steps`` ticks.
+    ``camera()``, if given, grabs one frame per tick right after the target is sent (stamped on
+    the arm clock), so the video runs at the control rate."""
     if horizon < 1 or max_steps < 1 or rate_hz <= 0:
         raise InputError(f"horizon={horizon}, max_steps={max_steps}, rate_hz={rate_hz}", field="runner",
                          expected="horizon >= 1, max_steps >= 1, rate_hz > 0")
@@ -94,6 +99,9 @@ def run_mpc(arm: Arm, plan: Planner, goal: Any, *, horizon: int = 10, rate_hz: f
                             ("clamps", tuple(c.kind for c in cmd.clamps)), ("refused", cmd.refused),
                             ("plan_s", plan_s), ("late_s", late)):
             getattr(rec, name).append(value)
+        if camera is not None:
+            rec.frame_t.append(arm.clock.now())
+            rec.frames.append(camera())
         late = rate.wait()
     else:
         obs = arm.get_observation()
@@ -102,23 +110,42 @@ def run_mpc(arm: Arm, plan: Planner, goal: Any, *, horizon: int = 10, rate_hz: f
 
 
 def save_run_episode(library, rec: RunRecord, *, robot: str, task: str, arm_name: str,
-                     extra: dict[str, Any] | None = None):
+                     extra: dict[str, Any] | None = None, columns: dict[str, tuple[Any, np.ndarray]] | None = None,
+                     camera: tuple[str, Any] | None = None, keypoint_spec: Any = None):
     """Record a run as a library episode (source ``arm``; stream ``state`` with the requested
-    and sent targets) so ``robot-irl demos show`` replays it next to the demos."""
+    and sent targets) so ``robot-irl demos show`` replays it next to the demos.
+
+    ``columns``: more per-row columns, name -> (Column, values [T, ...]) (e.g. keypoints);
+    ``camera``: (name, CameraModel or None) of ``rec.frames``, written lossless (ffv1)."""
     from robot_irl.library import Column
     a = rec.arrays()
+    more = dict(columns or {})
+    for name, (_, values) in more.items():
+        if len(values) != len(rec):
+            raise InputError(f"column {name} has {len(values)} rows", field="columns", expected=f"{len(rec)} rows")
+    if camera is not None and not rec.frames:
+        raise InputError("a camera was named but the run recorded no frames", field="camera",
+                         expected="a run made with run_mpc(camera=...)")
     n = a["q"].shape[1]
     rate = 1.0 / float(np.median(np.diff(a["t"]))) if len(rec) > 1 else 1.0
     cols = {"joint_pos": Column((n,), "float64", "rad"), "joint_vel": Column((n,), "float64", "rad/s"),
             "ee_pos": Column((3,), "float64", "m"), "action_delta": Column((n,), "float64", "rad"),
             "target_requested": Column((n,), "float64", "rad"), "target_sent": Column((n,), "float64", "rad"),
-            "clamped": Column((), "bool"), "refused": Column((), "bool")}
+            "clamped": Column((), "bool"), "refused": Column((), "bool"),
+            **{name: col for name, (col, _) in more.items()}}
     with library.writer(task=task, source="arm", fps=rate, robot=robot, env=arm_name,
-                        tags=["run"], extra=extra or {}) as w:
-        w.add_stream("state", cols)
+                        tags=["run"], extra=extra or {}, keypoint_spec=keypoint_spec) as w:
         t0 = a["t"][0] if len(rec) else 0.0
+        if camera is not None:
+            name, model = camera
+            h, wd = rec.frames[0].shape[:2]
+            w.add_camera(name, (wd, h), codec="ffv1", model=model)
+            for t, frame in zip(rec.frame_t, rec.frames):
+                w.write_frame(name, frame, float(t - t0))
+        w.add_stream("state", cols)
         for i in range(len(rec)):
             w.write_row("state", float(a["t"][i] - t0), joint_pos=a["q"][i], joint_vel=a["dq"][i],
                         ee_pos=a["ee_pos"][i], action_delta=a["delta"][i], target_requested=a["requested"][i],
-                        target_sent=a["sent"][i], clamped=bool(a["clamped"][i]), refused=bool(a["refused"][i]))
+                        target_sent=a["sent"][i], clamped=bool(a["clamped"][i]), refused=bool(a["refused"][i]),
+                        **{name: values[i] for name, (_, values) in more.items()})
         return w.commit(success=rec.reached)

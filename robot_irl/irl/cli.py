@@ -1,7 +1,10 @@
 """`robot-irl train` and `robot-irl eval`: thin wrappers over robot_irl.irl.
 
-Demos come from a plain keypoint file (.npz: keypoints [N, T, K, 3], optional timestamps, goals,
-q0); ``--train``/``--test`` pick demos by index. (Library queries arrive with the demo library.)
+Demos come from the demo library (``--demos QUERY [--library PATH] --keypoints extracted|truth|auto``:
+robot keypoints of the selected episodes, see library_demos.py) or from a plain keypoint file
+(.npz: keypoints [N, T, K, 3], optional timestamps, goals, q0); ``--train``/``--test`` pick demos
+of the selection by index. ``--diagnose-every N`` writes latent maps of the cost's per-state
+features into the run folder every N outer iterations.
 """
 from __future__ import annotations
 
@@ -41,21 +44,73 @@ def _table(rows: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching, load_keypoint_file
-    from robot_irl.irl.inner import InnerConfig
-    from robot_irl.models import KinematicDynamics, LearnedDynamics, parse_keypoint_frames
+def _is_file_source(text: str) -> bool:
+    return text.endswith(".npz") or Path(text).is_file()
 
-    demos = load_keypoint_file(args.demos)
+
+def _load_demos(demos_arg: str, library: str | None, keypoints: str, rows: int | None,
+                names: str | None):
+    """(DemoSet, keypoint spec or None, robot name or None, info for the run config)."""
+    from robot_irl.irl import load_keypoint_file
+    from robot_irl.irl.library_demos import demos_from_library, library_robot
+
+    if _is_file_source(demos_arg):
+        return load_keypoint_file(demos_arg), None, None, {"file": str(Path(demos_arg).resolve())}
+    from robot_irl.library import Library
+
+    lib = Library.open(library)
+    kp_names = [n.strip() for n in names.split(",") if n.strip()] if names else None
+    demos, spec = demos_from_library(lib, demos_arg, rows=rows or 10, keypoints=keypoints, names=kp_names)
+    info = {"library": str(lib.path), "query": demos_arg, "keypoints": keypoints, "rows": rows or 10,
+            "keypoint_names": spec.names}
+    return demos, spec, library_robot(lib, demos_arg), info
+
+
+def _robot_urdf(robot: str | None) -> str:
+    if robot is None:
+        raise InputError("--dynamics kinematic needs --urdf and --keypoint-frames", field="--urdf",
+                         expected="a URDF path and keypoint frames")
+    import os
+
+    import pybullet_data
+    from sim.robots import ROBOTS
+
+    if robot not in ROBOTS:
+        raise InputError(f"the episodes' robot '{robot}' is not a sim robot", field="--urdf",
+                         expected=f"--urdf for it (known robots: {sorted(ROBOTS)})")
+    return os.path.join(pybullet_data.getDataPath(), ROBOTS[robot].urdf)
+
+
+def _diagnose_hook(train, n_goals: int):
+    """on_log callback: latent maps of the cost's per-state features (cost_latents) into the run."""
+    from robot_irl.diagnostics import EmbedConfig, Latents, diagnose
+    from robot_irl.irl.latents import cost_latents
+    from robot_irl.runs import RunDir
+
+    def hook(iteration: int, trained) -> None:
+        X, labels = cost_latents(trained, train, n_goals=n_goals)
+        perplexity = float(min(30.0, max(2.0, (len(X) - 1) / 3.5)))
+        diagnose(Latents(X, labels, name="cost"), RunDir(trained.path),
+                 EmbedConfig(method="tsne", perplexity=perplexity), global_step=iteration)
+    return hook
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching
+    from robot_irl.irl.inner import InnerConfig
+    from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
+
+    demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names)
     if args.q0 is not None:
         demos.q0 = np.broadcast_to(np.array([float(v) for v in args.q0.split(",")]), (len(demos), len(args.q0.split(",")))).copy()
     train_idx = _indices(args.train, len(demos), "--train")
     test_idx = _indices(args.test, len(demos), "--test") if args.test else []
     if args.dynamics == "kinematic":
-        if not args.urdf or not args.keypoint_frames:
+        if spec is None and (not args.urdf or not args.keypoint_frames):
             raise InputError("--dynamics kinematic needs --urdf and --keypoint-frames", field="--urdf",
                              expected="a URDF path and keypoint frames")
-        dyn = KinematicDynamics(args.urdf, parse_keypoint_frames(args.keypoint_frames))
+        frames = parse_keypoint_frames(args.keypoint_frames) if args.keypoint_frames else frames_from_spec(spec)
+        dyn = KinematicDynamics(args.urdf or _robot_urdf(robot), frames)
     else:
         if not args.model:
             raise InputError("--dynamics learned needs --model", field="--model",
@@ -66,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                           step_size=args.inner_step_size if args.inner_step_size is not None
                                           else (0.5 if args.inner == "gn" else 1e-3)),
                         checkpoint_every=args.checkpoint_every)
-    info = {"file": str(Path(args.demos).resolve()), "train_indices": train_idx, "test_indices": test_idx}
+    info = {**info, "train_indices": train_idx, "test_indices": test_idx}
     train = demos.subset(train_idx)
     test = demos.subset(test_idx) if test_idx else None
     if args.cost == "feature_matching":
@@ -74,8 +129,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     elif args.cost == "bc":
         run = fit_bc(train, dyn, cfg, eval_demos=test, run_dir=args.out, demo_info=info)
     else:
+        hook = _diagnose_hook(train, args.diagnose_goals) if args.diagnose_every else None
         run = fit_cost(train, dyn, args.cost, cfg, run_dir=args.out, eval_demos=test, progress=not args.quiet,
-                       resume=args.resume, demo_info=info)
+                       resume=args.resume, demo_info=info, on_log=hook, on_log_every=args.diagnose_every)
+    if args.diagnose_every and args.cost in ("feature_matching", "bc"):
+        print("note: --diagnose-every applies to cost learning (default/weighted/timedep/rbf); ignored")
     figs = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
     print(json.dumps(figs, indent=1))
     print(f"run saved to {run.path}")
@@ -83,14 +141,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from robot_irl.irl import load_keypoint_file, load_run
+    from robot_irl.irl import load_run
 
     run = load_run(args.run)
     info = run.demo_info
-    demo_file = args.demos or info.get("file")
-    if not demo_file:
-        raise InputError("the run records no demo file", file=run.path, field="--demos", expected="--demos FILE.npz")
-    demos = load_keypoint_file(demo_file)
+    source = args.demos or info.get("file") or info.get("query")
+    if not source:
+        raise InputError("the run records no demos", file=run.path, field="--demos",
+                         expected="--demos FILE.npz or a library query")
+    demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
+                            info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None)
     sets = {}
     if args.indices:
         sets["eval"] = _indices(args.indices, len(demos), "--indices")
@@ -115,10 +175,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from robot_irl.library.cli import add_library_arg
+
     p = subparsers.add_parser("train", help="learn a cost from keypoint demos (model-based IRL)",
                               description="Learn a cost whose optimised trajectories reproduce the demos.")
-    p.add_argument("--demos", required=True, help="keypoint file (.npz: keypoints [N,T,K,3], optional "
-                   "timestamps, goals, q0)")
+    p.add_argument("--demos", required=True, help="library query (e.g. 'env:robot_irl/Place-v0 tag:train'), or a "
+                   "keypoint file (.npz: keypoints [N,T,K,3], optional timestamps, goals, q0)")
+    add_library_arg(p)
+    p.add_argument("--keypoints", choices=("extracted", "truth", "auto"), default="auto",
+                   help="library demos: OpenCV-extracted keypoints (robot-irl extract), the sim's ground truth, "
+                   "or extracted where present (default)")
+    p.add_argument("--keypoint-names", help="library demos: keypoints to model, comma separated "
+                   "(default: every keypoint on the robot)")
     p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all)")
     p.add_argument("--test", help="held-out demo indices, e.g. 3,4")
     p.add_argument("--dynamics", choices=("kinematic", "learned"), default="kinematic")
@@ -141,11 +209,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run folder to write")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--diagnose-every", type=int, metavar="N",
+                   help="every N outer iterations, t-SNE latent maps of the cost's per-state features of optimised "
+                   "trajectories (training goals + perturbed goals) into the run folder (plots/cost, metrics, TB)")
+    p.add_argument("--diagnose-goals", type=int, default=8, help="goals planned per training demo for --diagnose-every")
     p.set_defaults(func=cmd_train)
 
     e = subparsers.add_parser("eval", help="evaluate a trained run on its held-out demos",
                               description="IRL loss, final keypoint error and per-step error of a trained run.")
     e.add_argument("run", help="run folder written by robot-irl train")
-    e.add_argument("--demos", help="keypoint file (default: the one the run was trained from)")
+    e.add_argument("--demos", help="keypoint file or library query (default: the run's own demos)")
+    add_library_arg(e)
     e.add_argument("--indices", help="demo indices to evaluate (default: the run's train and test sets)")
     e.set_defaults(func=cmd_eval)

@@ -17,7 +17,7 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -169,12 +169,16 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 
 def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config: LearnerConfig | None = None, *,
              run_dir: str | Path | None = None, eval_demos: DemoSet | None = None, progress: bool = False,
-             resume: bool = False, demo_info: dict[str, Any] | None = None) -> TrainedRun:
+             resume: bool = False, demo_info: dict[str, Any] | None = None,
+             on_log: Callable[[int, TrainedRun], None] | None = None, on_log_every: int | None = None) -> TrainedRun:
     """Learn a cost of ``cost_type`` (costs.py) whose optimised trajectories reproduce ``demos``.
 
     ``eval_demos`` are planned and scored every ``log_every`` iterations (TensorBoard only) and at the
     end (metrics). With ``run_dir`` the run is saved there (and resumed from its checkpoint if
-    ``resume``). Returns the :class:`TrainedRun`.
+    ``resume``). ``on_log(iteration, trained_run)`` is called after every ``on_log_every`` (default
+    ``log_every``) outer steps and after the last one, with the run holding the current cost (for
+    diagnostics that look inside it, e.g. latent maps); it must not modify the cost. Returns the
+    :class:`TrainedRun`.
     """
     cfg = config or LearnerConfig()
     with torch_threads(cfg.num_threads):
@@ -241,6 +245,9 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
                     if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it == cfg.outer_iters - 1):
                         _save_checkpoint(ckpt, state(it + 1))
                         log.trajectory(it, r.x, b.demo_m)
+                    if on_log is not None and ((it + 1) % (on_log_every or cfg.log_every) == 0
+                                               or it == cfg.outer_iters - 1):
+                        on_log(it + 1, tr)
             finally:
                 log.close()
         tr.history = history

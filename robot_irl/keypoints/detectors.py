@@ -7,6 +7,7 @@ so extracted keypoints carry the spec's names. Lucas–Kanade bridging lives in 
 """
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -215,8 +216,12 @@ class ArucoDetector:
     name = "aruco"
     APRILTAG_SHIFT = 0.5
 
-    def __init__(self, keypoints: list[KeypointDef], refine: str = "subpix") -> None:
-        self.refine = refine
+    ROI_MARGIN = 16.0  # px around a predicted marker; ≥ half the largest adaptive-threshold window (23)
+
+    def __init__(self, keypoints: list[KeypointDef], refine: str = "subpix", *, roi: bool = True) -> None:
+        self.refine, self.roi = refine, roi
+        self._last: dict[str, np.ndarray] = {}
+        self._prev: dict[str, np.ndarray] = {}
         self.keypoints = tuple(k.name for k in keypoints)
         params = aruco_parameters(refine)
         self._by_dict: dict[str, dict[int, str]] = {}
@@ -225,31 +230,86 @@ class ArucoDetector:
                 raise InputError(f"keypoint '{k.name}' has no marker", field=f"{k.name}.feature", expected="a marker")
             self._by_dict.setdefault(k.feature.dictionary, {})[k.feature.id] = k.name
         self._detectors = {d: cv2.aruco.ArucoDetector(aruco_dictionary(d), params) for d in self._by_dict}
+        self._dict_of = {n: d for d, ids in self._by_dict.items() for n in ids.values()}
+        self._min_perimeter_rate = params.minMarkerPerimeterRate
+        self._win_params = aruco_parameters(refine)
+        self._win_detectors = {d: cv2.aruco.ArucoDetector(aruco_dictionary(d), self._win_params) for d in self._by_dict}
 
-    def detect_corners(self, gray: np.ndarray) -> dict[str, np.ndarray]:
-        """Corners ``[4, 2]`` of each covered marker found in a grey image."""
+    def _detect_windows(self, gray: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Each marker searched in a window around its constant-velocity prediction (margin ≥ the
+        largest adaptive-threshold window, so the threshold inside matches a full-frame run);
+        None when some marker was not seen last frame or is not found in its window."""
+        if len(self._last) < len(self.keypoints):
+            return None
+        h, w = gray.shape[:2]
+        out: dict[str, np.ndarray] = {}
+        for name, c in self._last.items():
+            prev = self._prev.get(name)
+            shift = c.mean(0) - prev.mean(0) if prev is not None else np.zeros(2)
+            pred = c + shift
+            lo, hi = pred.min(0), pred.max(0)
+            side = float((hi - lo).max())
+            m = 0.5 * side + float(np.abs(shift).max()) + self.ROI_MARGIN
+            x0, y0 = max(int(lo[0] - m), 0), max(int(lo[1] - m), 0)
+            x1, y1 = min(int(hi[0] + m) + 2, w), min(int(hi[1] + m) + 2, h)
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                return None
+            # OpenCV's minimum perimeter is relative to the image: in a small window it would let
+            # every inner bit through as a candidate (2× the cost). Ask for ≥ half the prediction.
+            crop = gray[y0:y1, x0:x1]
+            dname = self._dict_of[name]
+            self._win_params.minMarkerPerimeterRate = max(
+                self._min_perimeter_rate * max(w, h), 2.0 * side) / max(crop.shape)
+            self._win_detectors[dname].setDetectorParameters(self._win_params)
+            got = self._detect_with(self._win_detectors[dname], dname, crop, {}, {}).get(name)
+            if got is None:
+                return None
+            out[name] = got + [x0, y0]
+        return out
+
+    def reset(self) -> None:
+        """Forget the previous frames (a new video): the next search is full-frame."""
+        self._last, self._prev = {}, {}
+
+    def detect_corners(self, gray: np.ndarray, only: str | None = None) -> dict[str, np.ndarray]:
+        """Corners ``[4, 2]`` of each covered marker (or just ``only``) found in a grey image."""
         out: dict[str, np.ndarray] = {}
         sizes: dict[str, float] = {}
         for dname, det in self._detectors.items():
-            corners, ids, _ = det.detectMarkers(gray)
-            if ids is None:
+            if only is None or only in self._by_dict[dname].values():
+                self._detect_with(det, dname, gray, out, sizes)
+        return out
+
+    def _detect_with(self, det: cv2.aruco.ArucoDetector, dname: str, gray: np.ndarray, out: dict[str, np.ndarray],
+                     sizes: dict[str, float]) -> dict[str, np.ndarray]:
+        corners, ids, _ = det.detectMarkers(gray)
+        if ids is None:
+            return out
+        wanted = self._by_dict[dname]
+        for c, i in zip(corners, ids.ravel()):
+            name = wanted.get(int(i))
+            if name is None:
                 continue
-            wanted = self._by_dict[dname]
-            for c, i in zip(corners, ids.ravel()):
-                name = wanted.get(int(i))
-                if name is None:
-                    continue
-                c = c.reshape(4, 2).astype(np.float64)
-                if self.refine == "apriltag":
-                    c -= self.APRILTAG_SHIFT
-                perim = float(np.linalg.norm(np.roll(c, -1, axis=0) - c, axis=1).sum())
-                if perim > sizes.get(name, 0.0):  # the same id twice: keep the larger view
-                    out[name], sizes[name] = c, perim
+            c = c.reshape(4, 2).astype(np.float64)
+            if self.refine == "apriltag":
+                c -= self.APRILTAG_SHIFT
+            perim = float(np.linalg.norm(np.roll(c, -1, axis=0) - c, axis=1).sum())
+            if perim > sizes.get(name, 0.0):  # the same id twice: keep the larger view
+                out[name], sizes[name] = c, perim
         return out
 
     def detect(self, frame: Frame) -> dict[str, Detection]:
+        """Detections in this frame. While every covered marker was found in the previous frame,
+        OpenCV only searches small windows around where they are predicted (the detector's cost
+        grows with the pixels it thresholds; a 640×480 frame costs ~10× a few marker windows);
+        if any marker is not found there, the whole frame is searched, so this never loses a
+        detection that a full-frame search would make."""
+        found = self._detect_windows(frame.gray) if self.roi else None
+        if found is None:
+            found = self.detect_corners(frame.gray)
+        self._prev, self._last = self._last, found
         res = {}
-        for name, c in self.detect_corners(frame.gray).items():
+        for name, c in found.items():
             side = float(np.linalg.norm(np.roll(c, -1, axis=0) - c, axis=1).mean())
             res[name] = Detection(quad_centre(c), float(1.0 - np.exp(-side / 10.0)), SRC_ARUCO, corners=c)
         return res
@@ -340,7 +400,7 @@ class BlobDetector:
         (_, _), r = cv2.minEnclosingCircle(c)
         fill = area / (np.pi * (r + 0.5) ** 2)
         hist = self._areas[name]
-        ref = float(np.median(hist)) if hist else area
+        ref = statistics.median(hist) if hist else area
         if fill < self.fill_min or area < self.area_min_ratio * ref:
             self.rejected[name] += 1
             return None

@@ -8,6 +8,7 @@ horizontal plane they move in (``plane_heights``). Nothing is dropped: unseen is
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -46,6 +47,8 @@ class ExtractConfig:
     ``detector``: ``auto`` = each keypoint's own detector from the spec + flow bridging;
     ``aruco`` / ``blob`` = only that detector, no flow; ``flow`` = detectors every
     ``redetect_every`` frames (or when a track is lost) and Lucas–Kanade in between (fast).
+    ``roi_search``: search markers seen in the previous frame in windows around them first
+    (full frame when one is not found there); same detections, a fraction of the cost.
     ``want_3d``: None = 3D when a camera is given; True = 3D required (error without a camera).
     ``plane_heights``: keypoint name → z (base frame, m) of the horizontal plane its centre moves
     in, for blob keypoints with no marker on their body (see :func:`table_heights`).
@@ -57,6 +60,7 @@ class ExtractConfig:
     flow_max_gap: int = 15
     fb_max: float = 0.7
     redetect_every: int = 10
+    roi_search: bool = True
     want_3d: bool | None = None
     plane_heights: dict[str, float] = field(default_factory=dict)
 
@@ -74,13 +78,13 @@ def table_heights(spec: KeypointSpec, table_z: float = 0.0) -> dict[str, float]:
             if isinstance(k.feature, Blob) and k.body != "robot"}
 
 
-def build_detectors(spec: KeypointSpec, mode: str, refine: str = "subpix") -> list[Detector]:
+def build_detectors(spec: KeypointSpec, mode: str, refine: str = "subpix", roi: bool = True) -> list[Detector]:
     """The detectors a mode needs for a spec, each covering its keypoints."""
     markers = [k for k in spec if isinstance(k.feature, Marker)]
     blobs = [k for k in spec if isinstance(k.feature, Blob)]
     dets: list[Detector] = []
     if mode in ("auto", "aruco", "flow") and markers:
-        dets.append(ArucoDetector(markers, refine=refine))
+        dets.append(ArucoDetector(markers, refine=refine, roi=roi))
     if mode in ("auto", "blob", "flow") and blobs:
         dets.append(BlobDetector(blobs))
     if not dets:
@@ -99,7 +103,9 @@ class _Lifter:
         self.groups: dict[tuple[str, str], list[int]] = {}
         for i, k in enumerate(spec):
             self.groups.setdefault((k.body, k.link), []).append(i)
-        self.marker_link = {k.name: marker_T_link(k) for k in spec if isinstance(k.feature, Marker)}
+        # link ← marker inverted once here, not per frame
+        self.link_marker = {k.name: np.linalg.inv(marker_T_link(k)) for k in spec if isinstance(k.feature, Marker)}
+        self.undistort = camera is not None and bool(np.any(camera.dist))
         self.corners_link = {k.name: marker_corners_link(k) for k in spec if isinstance(k.feature, Marker)}
         unknown = set(plane_heights) - set(spec.names)
         if unknown:
@@ -119,10 +125,10 @@ class _Lifter:
             best = None
             obj, img = [], []
             for k, (status, d) in seen:
-                c = undistort_points(d.corners, cam.K, cam.dist)
+                c = undistort_points(d.corners, cam.K, cam.dist) if self.undistort else d.corners
                 pose = self.solver.solve(k.name, c, k.feature.size, cam.K)
-                T_cam_link = pose.T_cam_obj @ np.linalg.inv(self.marker_link[k.name])
-                side = float(np.linalg.norm(np.roll(c, -1, 0) - c, axis=1).mean())
+                T_cam_link = pose.T_cam_obj @ self.link_marker[k.name]
+                side = float(np.abs(c[[1, 2, 3, 0]] - c).sum())
                 if best is None or side > best[1]:
                     best = (T_cam_link, side)
                 obj.append(self.corners_link[k.name])
@@ -136,14 +142,15 @@ class _Lifter:
                 k = self.spec.keypoints[i]
                 xyz = transform(T_base_link, np.asarray(k.offset))
                 if k.name in obs:  # seen itself: keep the pose's depth, take its own (sharper) ray
-                    o, d = cam.ray(undistort_points(obs[k.name][1].uv, cam.K, cam.dist))
+                    uv = obs[k.name][1].uv
+                    o, d = cam.ray(undistort_points(uv, cam.K, cam.dist) if self.undistort else uv)
                     xyz = o + d * float((xyz - o) @ d)
                 out[k.name] = (xyz, status, conf)
         for name, z in self.planes.items():
             if name in out or name not in obs:
                 continue
             status, d = obs[name]
-            uv = undistort_points(d.uv, cam.K, cam.dist)
+            uv = undistort_points(d.uv, cam.K, cam.dist) if self.undistort else d.uv
             out[name] = (ray_plane(cam, uv, np.array([0.0, 0.0, z]), np.array([0.0, 0.0, 1.0])), status, d.confidence)
         return out
 
@@ -186,7 +193,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                              field="timestamps", expected="one time (s) per frame")
     else:
         timestamps = _check_timestamps(timestamps, src.name)
-    detectors = build_detectors(spec, cfg.detector, cfg.refine)
+    detectors = build_detectors(spec, cfg.detector, cfg.refine, cfg.roi_search)
     cells = {k.name: aruco_dictionary(k.feature.dictionary).markerSize + 2 for k in spec if isinstance(k.feature, Marker)}
     templates = {k.name: MarkerTemplate(k.feature) for k in spec if isinstance(k.feature, Marker)}
     use_flow = cfg.detector in ("auto", "flow")
@@ -276,10 +283,16 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
     return track
 
 
-def versions() -> dict[str, str]:
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str], ...]:
     import robot_irl
-    return {"opencv": cv2.__version__, "numpy": np.__version__,
-            "robot_irl": getattr(robot_irl, "__version__", "unknown"), "keypoints_extract": "1"}
+    return (("opencv", cv2.__version__), ("numpy", np.__version__),
+            ("robot_irl", getattr(robot_irl, "__version__", "unknown")), ("keypoints_extract", "1"))
+
+
+def versions() -> dict[str, str]:
+    """Library versions stored with every extraction (looked up once per process)."""
+    return dict(_versions())
 
 
 def _describe(k: KeypointDef) -> str:

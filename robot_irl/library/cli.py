@@ -34,8 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_library_arg(sh)
     sh.set_defaults(func=_show)
 
-    rp = s.add_parser("replay", help="play or write an episode's video with its keypoints drawn")
+    rp = s.add_parser("replay", help="play or write an episode's video with its keypoints drawn, "
+                                     "or re-execute its actions in the sim (--sim)")
     rp.add_argument("id", help="exact episode id")
+    rp.add_argument("--sim", action="store_true",
+                    help="re-execute the recorded actions in the sim (sim episodes: same env, seed, variant; arm "
+                         "episodes: the pybullet arm) and report re-executed vs recorded keypoint distances")
+    rp.add_argument("--actions", choices=["target", "delta"], default="target",
+                    help="--sim: execute target_requested (absolute) or action_delta (default: target)")
+    rp.add_argument("--json", action="store_true", help="--sim: print the report as one JSON object")
     rp.add_argument("--camera", help="camera name (default: the first)")
     rp.add_argument("--out", type=Path, help="write the annotated video (.mp4 or .mkv)")
     rp.add_argument("--show", action="store_true", help="show it in a window (q to stop)")
@@ -117,6 +124,8 @@ def _show(args) -> int:
 def _replay(args) -> int:
     from robot_irl.library.replay import replay
     ep = _open(args).episode(args.id)
+    if args.sim:
+        return _resim(ep, args)
     if not ep.cameras:
         raise InputError("episode has no camera", file=ep.path / "meta.json", field="cameras",
                          expected="an episode with video")
@@ -124,6 +133,23 @@ def _replay(args) -> int:
     source = replay(ep, camera, out=args.out, show=args.show)
     print(f"replayed {ep.id} camera {camera} with keypoints from {source}"
           + (f" -> {args.out}" if args.out else ""))
+    return 0
+
+
+def _resim(ep, args) -> int:
+    from robot_irl.record.resim import resim
+    rep = resim(ep, actions=args.actions).summary()
+    if args.json:
+        print(json.dumps(rep))
+        return 0
+    print(f"re-executed {rep['steps']} {rep['actions']} actions of {ep.id} in {rep['where']}; "
+          f"{rep['clamped']} changed by bounds/safety; max joint error {rep['joint_err_max_rad']} rad")
+    print(f"{'keypoint':16} {'mean mm':>9} {'max mm':>9} {'final mm':>9}")
+    for name, e in rep["keypoints"].items():
+        print(f"{name:16} " + ("not recorded" if e is None else
+                               f"{e['mean_mm']:9.2f} {e['max_mm']:9.2f} {e['final_mm']:9.2f}"))
+    for note in rep["notes"]:
+        print(note)
     return 0
 
 

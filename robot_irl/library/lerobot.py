@@ -178,8 +178,8 @@ def export_lerobot(episodes: Sequence[Episode], out: str | Path, *, video_codec:
         row.update({"meta/episodes/chunk_index": 0, "meta/episodes/file_index": 0})
         episode_rows.append(row)
         side = {k: ep.meta.get(k) for k in META_KEYS}
-        side["cameras"] = {c: {"model": ep.meta["cameras"][c].get("model"), "codec": ep.meta["cameras"][c]["codec"]}
-                           for c in ep.cameras}
+        side["cameras"] = {c: {"model": ep.meta["cameras"][c].get("model"), "codec": ep.meta["cameras"][c]["codec"],
+                               "calibration": ep.meta["cameras"][c].get("calibration")} for c in ep.cameras}
         side["stream"] = stream
         side_eps.append(side)
         index += n
@@ -355,17 +355,18 @@ def import_lerobot(lib: Library, src: str | Path, *, progress: Callable[[Episode
         cams = []  # decode and check everything first, so a bad file leaves the library untouched
         for vkey in videos:
             cam = vkey.split(".")[-1] if meta is None else next(c for c in meta["cameras"] if _video_key(c) == vkey)
-            model = None
+            model, calibration = None, None
             if meta is not None and meta["cameras"][cam].get("model") is not None:
                 model = CameraModel.from_dict(meta["cameras"][cam]["model"], file=str(side_path))
+                calibration = meta["cameras"][cam].get("calibration")
             vpath = src / video_tpl.format(video_key=vkey, chunk_index=row[f"videos/{vkey}/chunk_index"],
                                            file_index=row[f"videos/{vkey}/file_index"])
-            cams.append((cam, model, _decode(vpath, float(row[f"videos/{vkey}/from_timestamp"]), n, fps, vkey)))
+            cams.append((cam, model, calibration, _decode(vpath, float(row[f"videos/{vkey}/from_timestamp"]), n, fps, vkey)))
         values = {c: _column(table, k, data_path, col.dtype, col.shape) for k, (c, col) in colmap.items()}
         with lib.writer(**kw) as w:
-            for cam, model, frames in cams:
+            for cam, model, calibration, frames in cams:
                 h, wd = frames[0].shape[:2]
-                w.add_camera(cam, (wd, h), codec="ffv1", model=model)
+                w.add_camera(cam, (wd, h), codec="ffv1", model=model, calibration=calibration)
                 for t, fr in zip(ts, frames):
                     w.write_frame(cam, fr, float(t), bgr=True)
             if stream is not None:

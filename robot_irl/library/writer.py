@@ -33,7 +33,7 @@ from robot_irl.core.camera import CameraModel
 from robot_irl.core.io import atomic_write_json, to_jsonable
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
-from robot_irl.library.meta import check_name
+from robot_irl.library.meta import check_calibration, check_camera_model, check_name
 from robot_irl.library.schema import SCHEMA_VERSION, SOURCES, read_json
 from robot_irl.library.timeseries import Column, build_table, check_row, write_chunk
 from robot_irl.library.video import CODECS, open_writer, verify_count
@@ -165,24 +165,31 @@ class EpisodeWriter:
         return self.info["id"]
 
     def _save_info(self) -> None:
-        atomic_write_json(self.root / RECORDING, self.info)
+        write_sidecar(self.root / RECORDING, self.info)
 
     def add_camera(self, name: str, size: tuple[int, int], *, codec: str = "ffv1",
-                   model: CameraModel | None = None) -> None:
+                   model: CameraModel | None = None, calibration: Mapping[str, Any] | None = None) -> None:
         """Declare a camera: frame ``size`` (width, height), ``codec`` ("ffv1" lossless .mkv or
-        "mp4v" .mp4), and its calibration if known."""
+        "mp4v" .mp4), its model if known and how that model was obtained (as in
+        ``Episode.update_camera_model``, which stores one after recording)."""
         check_name(name, "camera")
         if name in self._cams:
             raise InputError(f"camera {name!r} declared twice", field="cameras", expected="unique names")
         if codec not in CODECS:
             raise InputError(f"unknown codec {codec!r}", field=f"cameras.{name}.codec", expected=str(list(CODECS)))
         size = (int(size[0]), int(size[1]))
-        if model is not None and tuple(model.size) != size:
-            raise InputError(f"camera model size {model.size} differs from {size}", field=f"cameras.{name}.model",
-                             expected=str(size))
+        file = self.root / RECORDING
+        if model is not None:
+            check_camera_model(model, size, file, f"cameras.{name}.model")
+        elif calibration is not None:
+            raise InputError("a calibration record without a model", field=f"cameras.{name}.calibration",
+                             expected="model= as well")
+        entry: dict[str, Any] = {"size": list(size), "codec": codec,
+                                 "model": model.to_dict() if model is not None else None}
+        if calibration is not None:
+            entry["calibration"] = check_calibration(calibration, model, file, f"cameras.{name}.calibration")
         self._cams[name] = _CameraSink(self.root, name, size, self.info["fps"], codec)
-        self.info["cameras"][name] = {"size": list(size), "codec": codec,
-                                      "model": model.to_dict() if model is not None else None}
+        self.info["cameras"][name] = entry
         self._save_info()
 
     def add_stream(self, name: str, columns: Mapping[str, Column]) -> None:

@@ -113,8 +113,7 @@ def diagnose(ctx: Context) -> dict[str, Any]:
               if p.stem in ("goal_region", "step")}
     m = result.metrics
     figures = {k: v for k, v in m.items()
-               if k.startswith(("keypoints.tsne_pca.", "keypoints.tsne_random.", "keypoints.original."))
-               and not k.endswith("_s")}
+               if k.startswith(("tsne_pca.", "tsne_random.", "original.")) and not k.endswith("_s")}
     return {"points": len(latents.X), **figures, "images": images,
             "text": "Each point is one time step of one demo (keypoints relative to the goal). trust10 and "
                     "knn_kept10 measure local faithfulness, spearman_pdist global structure, knn_acc10 how well "

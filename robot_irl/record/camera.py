@@ -18,16 +18,16 @@ from robot_irl.library import Episode, Library
 CAMERA = "cam0"
 
 
-def open_capture(device: str) -> tuple[cv2.VideoCapture, bool]:
+def open_capture(device: str, field: str = "--device") -> tuple[cv2.VideoCapture, bool]:
     """Open ``device`` (an index like "0", a path or a URL); returns the capture and whether it is a file."""
     is_index = device.isdigit()
     is_url = "://" in device
     if not (is_index or is_url) and not Path(device).is_file():
-        raise InputError("no such camera, file or URL", file=device, field="--device",
+        raise InputError("no such camera, file or URL", file=device, field=field,
                          expected="a camera index (0, 1, ...), an existing video file, or a URL")
     cap = cv2.VideoCapture(int(device)) if is_index else cv2.VideoCapture(device)
     if not cap.isOpened():
-        raise InputError("OpenCV cannot open this camera device or video", file=device, field="--device",
+        raise InputError("OpenCV cannot open this camera device or video", file=device, field=field,
                          expected="a readable camera, video file or stream")
     return cap, not (is_index or is_url)
 

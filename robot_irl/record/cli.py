@@ -1,19 +1,22 @@
-"""`robot-irl record --source sim|camera`: record demonstrations into the demo library."""
+"""`robot-irl record --source sim|camera|arm`: record demonstrations into the demo library."""
 from __future__ import annotations
 
 import argparse
 import json
+import select
 import sys
+import threading
 from pathlib import Path
 
 from robot_irl.errors import InputError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("record", help="record demonstrations (sim expert, camera or video file) into the library",
+    p = sub.add_parser("record", help="record demonstrations (sim expert, camera or video file, arm in teach mode) "
+                                      "into the library",
                        description="Record episodes into the demo library (format: demos/README.md). "
                                    "A killed recording is recovered by `robot-irl demos repair`.")
-    p.add_argument("--source", choices=["sim", "camera"], required=True)
+    p.add_argument("--source", choices=["sim", "camera", "arm"], required=True)
     p.add_argument("--library", metavar="PATH",
                    help="demo library folder (default: $ROBOT_IRL_LIBRARY, else ~/.local/share/robot-irl/library)")
     p.add_argument("--task", default="", help="task text (camera; sim episodes take the task's own text)")
@@ -21,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g = p.add_argument_group("sim")
     g.add_argument("--env", default="robot_irl/Place-v0", help="env id (see `robot-irl sim list`)")
     g.add_argument("--episodes", type=int, default=1, help="number of episodes")
-    g.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
-    g.add_argument("--robot", default="iiwa", help="iiwa | panda")
+    g.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each); --sim-hand: its waypoints")
+    g.add_argument("--robot", default="iiwa", help="iiwa | panda (also the pybullet arm's robot)")
     g.add_argument("--variant", default="{}", help='JSON object, e.g. \'{"color": "blue"}\'')
     g.add_argument("--size", default="320x240", help="render size WxH")
     c = p.add_argument_group("camera")
@@ -31,6 +34,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-frames", type=int, help="stop after this many frames")
     c.add_argument("--show", action="store_true", help="show the frames; q or Esc stops")
     c.add_argument("--camera-model", type=Path, help="JSON camera model (K, dist, size, T_base_cam)")
+    a = p.add_argument_group("arm (kinesthetic: the arm is in teach mode, a person moves it)")
+    a.add_argument("--arm", help="arm backend: pybullet | loopback | franka | ur (see notes/control.md)")
+    a.add_argument("--arm-opt", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, e.g. host=172.16.0.2 (repeatable)")
+    a.add_argument("--calibration", type=Path, help="per-arm calibration JSON (joint offsets, limits, home)")
+    a.add_argument("--rate", type=float, default=50.0, help="joint-state rate in Hz (default 50)")
+    a.add_argument("--max-rows", type=int, help="stop after this many joint samples")
+    a.add_argument("--camera-device", help="camera beside the arm: index, video file or URL (mp4 video)")
+    a.add_argument("--keypoint-spec", type=Path, help="keypoint spec JSON (default: the robot's own keypoints)")
+    a.add_argument("--sim-hand", action="store_true",
+                   help="pybullet only: a simulated hand moves the arm through random waypoints (a demo with motion)")
     p.set_defaults(func=_record)
 
 
@@ -53,15 +67,90 @@ def _record(args) -> int:
                    progress=lambda ep: print(f"{ep.id}  {ep.frame_count('cam0')} frames  "
                                              f"success={ep.success}", file=sys.stderr))
         return 0
-    from robot_irl.core.camera import CameraModel
-    from robot_irl.library.schema import read_json
+    if args.source == "arm":
+        return _record_arm(args, lib, tags)
     from robot_irl.record.camera import record_camera
     if not args.device:
         raise InputError("missing --device", field="--device", expected="a camera index, video file or URL")
-    model = None
-    if args.camera_model:
-        model = CameraModel.from_dict(read_json(args.camera_model, "camera model"), file=str(args.camera_model))
     ep = record_camera(lib, args.device, task=args.task, duration=args.duration, max_frames=args.max_frames,
-                       show=args.show, model=model, tags=tags)
+                       show=args.show, model=_camera_model(args), tags=tags)
     print(f"{ep.id}  {ep.frame_count('cam0')} frames  stopped by {ep.meta['extra']['stopped_by']}")
+    return 0
+
+
+def _camera_model(args):
+    from robot_irl.core.camera import CameraModel
+    from robot_irl.library.schema import read_json
+    if not args.camera_model:
+        return None
+    return CameraModel.from_dict(read_json(args.camera_model, "camera model"), file=str(args.camera_model))
+
+
+def _arm_options(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"'{pair}'", field="--arm-opt", expected="KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _enter_stops(stop: threading.Event) -> None:
+    """Set ``stop`` when Enter is pressed (stdin a terminal or a pipe); EOF leaves it alone."""
+    def loop() -> None:
+        while not stop.is_set():
+            if select.select([sys.stdin], [], [], 0.1)[0]:
+                if sys.stdin.readline() == "":
+                    return
+                stop.set()
+    threading.Thread(target=loop, name="record-stop-key", daemon=True).start()
+
+
+def _record_arm(args, lib, tags: list[str]) -> int:
+    from robot_irl.control import ArmCalibration, backend_config, make_arm
+    from robot_irl.core.spec import KeypointSpec
+    from robot_irl.library.schema import read_json
+    from robot_irl.record.arm import record_arm
+    from robot_irl.record.hand import SimulatedHand
+    if not args.arm:
+        raise InputError("missing --arm", field="--arm", expected="pybullet | loopback | franka | ur")
+    if args.max_rows is not None and args.max_rows < 1:
+        raise InputError(f"--max-rows {args.max_rows}", field="--max-rows", expected=">= 1")
+    opts = _arm_options(args.arm_opt)
+    if args.arm == "pybullet":
+        opts.setdefault("robot", args.robot)
+    spec = None
+    if args.keypoint_spec:
+        spec = KeypointSpec.from_dict(read_json(args.keypoint_spec, "keypoint spec"), file=str(args.keypoint_spec))
+    cal = ArmCalibration.load(args.calibration) if args.calibration else None
+    stop = threading.Event()
+    if not args.sim_hand:
+        _enter_stops(stop)
+    arm = make_arm(args.arm, backend_config(args.arm, opts), calibration=cal)
+    with arm:
+        hand = SimulatedHand.wander(arm, seed=args.seed) if args.sim_hand else None
+        duration = args.duration
+        if hand is not None and duration is None and args.max_rows is None:
+            duration = hand.segment_s * len(hand.waypoints) + 0.5
+
+        def started() -> None:
+            if hand is not None:
+                hand.start()
+            else:
+                print("teach mode on: move the arm; press Enter (or Ctrl-C) to stop", file=sys.stderr)
+        try:
+            ep = record_arm(lib, arm, task=args.task, rate_hz=args.rate, duration=duration, max_rows=args.max_rows,
+                            stop=stop, arm_name=args.arm, camera_device=args.camera_device,
+                            camera_model=_camera_model(args), keypoint_spec=spec, tags=tags, on_start=started)
+        finally:
+            stop.set()
+            if hand is not None:
+                hand.stop()
+    a = ep.arrays("state")
+    cams = f"  {ep.frame_count('cam0')} frames" if ep.cameras else ""
+    print(f"{ep.id}  {len(a['timestamp'])} rows at {args.rate:g} Hz{cams}  stopped by {ep.meta['extra']['stopped_by']}")
     return 0

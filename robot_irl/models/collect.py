@@ -1,0 +1,144 @@
+"""Exploration data for learned keypoint dynamics, and plan execution, in the PyBullet sim.
+
+The learner plans a whole motion in a few rows (e.g. 9 joint deltas), each far larger than the
+env's per-step delta cap. :func:`execute_rows` carries out such a plan in the env: every row is
+split into the same number of bounded steps (so rows keep equal durations) and the state is read
+at row boundaries. A learned model must predict exactly those row transitions, so
+:func:`collect_exploration` gathers them the same way, from
+
+- perturbed-expert plans: the scripted expert's joint path (up to where it comes to rest) resampled
+  to ``rows`` rows by time, each row's delta perturbed by N(0, ``noise`` rad), and
+- random plans: a straight joint-space move to a random nearby configuration with noisy rows,
+
+each followed by ``extra`` random rows (so open-loop errors over 10 steps can be measured).
+Keypoints are the sim's ground truth, restricted to the chosen names (the learner's keypoints).
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from robot_irl.errors import InputError
+
+
+def settle_time(t: np.ndarray, q: np.ndarray, settle_rad: float = 2e-3) -> float:
+    """Time at which the joints reach their final values (within ``settle_rad``) for good."""
+    ok = np.isfinite(q).all(1)
+    t, q = t[ok], q[ok]
+    moving = np.flatnonzero(np.abs(q - q[-1]).max(1) > settle_rad)
+    if not len(moving):
+        return float(t[-1])
+    return float(t[min(moving[-1] + 1, len(t) - 1)])
+
+
+def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gripper: float = 1.0,
+                 settle_steps: int = 0, release: bool = False) -> dict[str, np.ndarray]:
+    """Execute joint-delta rows ``deltas [H, n]`` from the env's current state ``obs``.
+
+    Each row becomes ``m = ceil(max |delta| / cap)`` equal env steps (the same ``m`` for all rows);
+    then ``settle_steps`` steps holding the last target (gripper opened if ``release``).
+    Returns per row boundary ``x_rows [H+1, K, 3]`` keypoints and ``q_rows [H+1, n]`` joint
+    positions, per env step ``x_steps [S+1, K, 3]``, ``q_steps [S+1, n]``, ``t_steps [S+1]`` (s),
+    and ``success`` (the env's flag after the last step).
+    """
+    u = env.unwrapped
+    cap = float(np.min(u.action_space.high[:-1]))
+    deltas = np.asarray(deltas, dtype=np.float64)
+    m = max(1, int(math.ceil(float(np.abs(deltas).max(initial=0.0)) / cap - 1e-9)))
+    xs, qs = [obs["keypoints"].copy()], [obs["joint_pos"].copy()]
+    rows = [0]
+    success = False
+    for d in deltas:
+        for _ in range(m):
+            obs, _, _, _, info = env.step(np.r_[d / m, gripper])
+            xs.append(obs["keypoints"].copy())
+            qs.append(obs["joint_pos"].copy())
+            success = bool(info.get("success", False))
+        rows.append(len(xs) - 1)
+    for _ in range(settle_steps):
+        obs, _, _, _, info = env.step(np.r_[np.zeros(deltas.shape[1]), -1.0 if release else gripper])
+        xs.append(obs["keypoints"].copy())
+        qs.append(obs["joint_pos"].copy())
+        success = bool(info.get("success", False))
+    x_steps, q_steps = np.array(xs), np.array(qs)
+    return {"x_rows": x_steps[rows], "q_rows": q_steps[rows], "x_steps": x_steps, "q_steps": q_steps,
+            "t_steps": np.arange(len(xs)) * u.control_dt, "success": np.array(success), "substeps": np.array(m)}
+
+
+def expert_rollout(env: Any, seed: int, variant: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
+    """Run the scripted expert from ``reset(seed)``: per step keypoints, joint positions, targets,
+    times, and the goal keypoints."""
+    from sim.expert import expert_for
+
+    obs, _ = env.reset(seed=seed, options={"variant": variant} if variant else None)
+    u = env.unwrapped
+    expert = expert_for(env)
+    xs, qs, targets = [obs["keypoints"].copy()], [obs["joint_pos"].copy()], [u.joint_target.copy()]
+    for _ in range(u.task.max_steps):
+        obs, _, term, trunc, _ = env.step(expert.act(obs))
+        xs.append(obs["keypoints"].copy())
+        qs.append(obs["joint_pos"].copy())
+        targets.append(u.joint_target.copy())
+        if term or trunc:
+            break
+    return {"x": np.array(xs), "q": np.array(qs), "target": np.array(targets),
+            "t": np.arange(len(xs)) * u.control_dt, "goal": obs["goal"].copy()}
+
+
+def expert_rows(rollout: dict[str, np.ndarray], rows: int, settle_rad: float = 2e-3) -> np.ndarray:
+    """The expert's joint-target path up to where it comes to rest, resampled to ``rows`` rows by
+    time; returns the row deltas ``[rows-1, n]``."""
+    t_end = settle_time(rollout["t"], rollout["q"], settle_rad)
+    tq = np.linspace(0.0, t_end, rows)
+    path = np.stack([np.interp(tq, rollout["t"], rollout["target"][:, j]) for j in range(rollout["target"].shape[1])], 1)
+    return np.diff(path, axis=0)
+
+
+def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiwa", episodes: int = 150,
+                        rows: int = 10, extra: int = 2, noise: float = 0.05, random_frac: float = 0.3,
+                        keypoint_names: list[str] | None = None, regions: tuple[str, ...] = ("left", "right"),
+                        seed: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
+    """Exploration episodes (see module docstring). Returns arrays ``x [N, T, K, 3]`` (metres),
+    ``q [N, T, n]``, ``u [N, T-1, n]`` (commanded row deltas), ``lower``/``upper [n]``, ``names [K]``,
+    ``seeds [N]``, with ``T = rows + extra``."""
+    import gymnasium as gym
+    from tqdm import tqdm
+
+    import sim  # noqa: F401  (registers the env ids)
+
+    if episodes < 2 or rows < 2:
+        raise InputError(f"episodes={episodes}, rows={rows}", field="episodes", expected="at least 2 of each")
+    env = gym.make(env_id, robot=robot, render_size=(64, 48))
+    u = env.unwrapped
+    spec = u.keypoint_spec
+    names = list(keypoint_names) if keypoint_names else spec.on_body("robot").names
+    idx = [spec.index(n) for n in names]
+    lim = u.robot.joint_limits
+    rng = np.random.default_rng(seed)
+    X, Q, U, seeds = [], [], [], []
+    try:
+        for e in tqdm(range(episodes), desc="collect", disable=not progress):
+            ep_seed = seed * 100_003 + e
+            variant = {"goal_region": regions[e % len(regions)]}
+            if rng.random() < random_frac:
+                obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
+                q0 = obs["joint_pos"]
+                q_goal = np.clip(q0 + rng.normal(0.0, 0.4, q0.shape), lim[:, 0], lim[:, 1])
+                plan = np.repeat(((q_goal - q0) / (rows - 1))[None], rows - 1, 0)
+            else:
+                plan = expert_rows(expert_rollout(env, ep_seed, variant), rows)
+                obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
+            plan = plan + rng.normal(0.0, noise, plan.shape)
+            plan = np.concatenate([plan, rng.normal(0.0, 2 * noise, (extra, plan.shape[1]))])
+            out = execute_rows(env, obs, plan)
+            X.append(out["x_rows"][:, idx])
+            Q.append(out["q_rows"])
+            U.append(plan)
+            seeds.append(ep_seed)
+    finally:
+        env.close()
+    return {"x": np.array(X), "q": np.array(Q), "u": np.array(U), "lower": lim[:, 0].copy(), "upper": lim[:, 1].copy(),
+            "names": np.array(names), "seeds": np.array(seeds), "robot": np.array(robot), "env": np.array(env_id),
+            "rows": np.array(rows)}

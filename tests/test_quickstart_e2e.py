@@ -1,0 +1,61 @@
+"""The quickstart end to end at its --fast size, and its report in headless Chromium."""
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from robot_irl.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qs")
+    assert main(["quickstart", "--out", str(out), "--fast"]) == 0
+    return out
+
+
+def test_every_stage_wrote_measured_figures(quickstart_run):
+    order = json.loads((quickstart_run / "stages" / "order.json").read_text())
+    assert order[:2] == ["record", "extract"]
+    for name in order:
+        stage = json.loads((quickstart_run / "stages" / f"{name}.json").read_text())
+        assert stage["seconds"] > 0
+        numbers = [v for v in stage.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        assert len(numbers) >= 3, name
+    run = json.loads((quickstart_run / "stages" / "run.json").read_text())
+    assert 0.0 <= run["success_rate"] <= 1.0 and run["max_sent_step_rad"] <= 0.05 + 1e-9
+    extract = json.loads((quickstart_run / "stages" / "extract.json").read_text())
+    assert extract["median_3d_err_mm"] < 15.0
+
+
+def test_rerun_skips_finished_stages(quickstart_run, capsys):
+    before = (quickstart_run / "stages" / "record.json").read_text()
+    assert main(["quickstart", "--out", str(quickstart_run), "--fast"]) == 0
+    assert (quickstart_run / "stages" / "record.json").read_text() == before
+    assert "skipped" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_report_renders_in_headless_chromium(quickstart_run, tmp_path):
+    report = quickstart_run / "report.html"
+    user = ["--user-data-dir=" + str(tmp_path / "profile")]
+    dom = subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *user, "--dump-dom", report.as_uri()], capture_output=True,
+                         text=True, timeout=120, check=True).stdout
+    order = json.loads((quickstart_run / "stages" / "order.json").read_text())
+    for name in order:
+        section = re.search(rf"<section id=\"{name}\">(.*?)</section>", dom, re.S)
+        assert section, f"section {name} missing"
+        assert re.search(r"<td>-?\d+(\.\d+)?(e-?\d+)?</td>", section.group(1)), f"no numbers in {name}"
+    shot = tmp_path / "report.png"
+    subprocess.run([CHROMIUM, *CHROMIUM_FLAGS, *user, "--window-size=1200,3000", f"--screenshot={shot}",
+                    report.as_uri()], capture_output=True, timeout=120, check=True)
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.std() > 10   # real content, not a blank page
