@@ -18,6 +18,7 @@ STAGES = [
     "robot_irl.keypoints.cli",
     "robot_irl.irl.cli",
     "robot_irl.control.cli",
+    "robot_irl.retrieval.cli",
     "robot_irl.diagnostics.cli",
     "robot_irl.quickstart.cli",
 ]

@@ -27,7 +27,7 @@ def test_sim_episode_reexecutes_exactly(sim_lib: Library, actions: str) -> None:
 def test_changed_actions_show_as_keypoint_error(sim_lib: Library) -> None:  # noqa: F811
     """The measure can fail: shifting one joint's targets by 0.05 rad moves the keypoints."""
     ep = sim_lib.select("source:sim")[0]
-    a = ep.arrays("state")
+    a = {k: v.copy() for k, v in ep.arrays("state").items()}
     a["target_requested"][5:, 0] += 0.05
     rep = _resim_env(ep, a, "target")
     s = rep.summary()

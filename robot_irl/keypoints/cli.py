@@ -20,11 +20,27 @@ VIDEO_SUFFIXES = {".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    c = subparsers.add_parser("calibrate", help="camera intrinsics (K, dist, RMS) from a ChArUco board video",
-                              description="Detect a ChArUco board in a video and calibrate the camera; writes "
-                                          "K, dist, size and RMS reprojection error (px) to a JSON file.")
-    c.add_argument("video", help="video file showing the board from varied angles")
-    c.add_argument("-o", "--out", default="camera.json", help="output JSON (default: camera.json)")
+    c = subparsers.add_parser(
+        "calibrate", help="camera intrinsics from a ChArUco video and/or camera-to-base from an arm marker",
+        description="VIDEO: detect a ChArUco board and calibrate K, dist (RMS reprojection error in px). "
+                    "--hand-eye: solve T_base_cam from episodes where a marker on the arm is seen over ~20 "
+                    "poses, with forward kinematics of the recorded joint positions (URDF). Results go to "
+                    "-o JSON and, with --episode, into the episodes' camera meta.")
+    c.add_argument("video", nargs="?", help="video file showing the board from varied angles (intrinsics)")
+    c.add_argument("-o", "--out", help="output JSON (default camera.json when no --episode is given)")
+    c.add_argument("--episode", action="append", metavar="ID|QUERY",
+                   help="store the result in the camera meta of this episode (an id, or a query selecting "
+                        "several; repeatable); --hand-eye uses their video and joint positions")
+    c.add_argument("--library", default=None, help="library path (else $ROBOT_IRL_LIBRARY, else per-user default)")
+    c.add_argument("--camera", default="cam0", help="episode camera name (default cam0)")
+    c.add_argument("--hand-eye", action="store_true",
+                   help="camera-to-base (T_base_cam) from the --episode videos: marker on the arm + forward kinematics")
+    c.add_argument("--urdf", help="robot URDF for --hand-eye (default: the recorded robot's, for sim robots)")
+    c.add_argument("--marker-keypoint", action="append", metavar="NAME",
+                   help="marker keypoint(s) on the arm to use (default: every marker on the robot)")
+    c.add_argument("--corner-fit", default="template", choices=["template", "edges", "none"],
+                   help="marker corner refinement for --hand-eye (edges for real cameras)")
+    c.add_argument("--min-poses", type=int, default=10, help="fewest distinct arm poses --hand-eye accepts")
     c.add_argument("--board", default="7x5", help="squares across x down (default 7x5)")
     c.add_argument("--square", type=float, default=0.03, help="square side in metres (default 0.03)")
     c.add_argument("--marker", type=float, default=0.022, help="marker side in metres (default 0.022)")
@@ -43,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="auto: per keypoint from the spec + flow bridging; aruco/blob: that detector only; "
                         "flow: detect every --redetect frames, optical flow between")
     e.add_argument("--camera", default="cam0", help="episode camera name (default cam0)")
+    e.add_argument("--second-camera", metavar="NAME",
+                   help="episode camera to combine with --camera: triangulates keypoints without markers")
+    e.add_argument("--second-video", help="a second, synchronised video of the scene (with a video file target)")
+    e.add_argument("--second-camera-file", help="camera JSON of --second-video (K, dist, size, T_base_cam)")
+    e.add_argument("--second-timestamps", help=".npy timestamps of --second-video (default: --timestamps / --fps)")
     e.add_argument("--spec", help="keypoint spec JSON (video files; episodes carry their own)")
     e.add_argument("--camera-file", help="camera JSON (CameraModel: K, dist, size, T_base_cam) for a video file")
     e.add_argument("--fps", type=float, help="frame rate when the video file has none")
@@ -61,18 +82,80 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_extract)
 
 
+def _episodes(args: argparse.Namespace) -> list:
+    from robot_irl.library import Library
+    lib = Library.open(args.library)
+    out, seen = [], set()
+    for q in args.episode or []:
+        eps = [lib.episode(q)] if q in lib.ids() else lib.select(q)
+        if not eps:
+            raise InputError(f"no episode matches {q!r}", file=lib.path, field="--episode",
+                             expected="an episode id or a query that selects episodes")
+        out += [e for e in eps if e.id not in seen]
+        seen.update(e.id for e in eps)
+    return out
+
+
 def run_calibrate(args: argparse.Namespace) -> int:
-    try:
-        sx, sy = (int(v) for v in args.board.lower().split("x"))
-    except ValueError:
-        raise InputError(f"--board {args.board!r}", field="board", expected="COLSxROWS, e.g. 7x5") from None
-    cal = calibrate_charuco(args.video, BoardSpec(sx, sy, args.square, args.marker, args.dict), step=args.step,
-                            name=args.name)
-    atomic_write_json(args.out, cal.to_dict())
-    print(f"calibrated from {cal.views} of {cal.frames} frames: RMS {cal.rms:.3f} px, "
-          f"fx {cal.camera.K[0, 0]:.2f} fy {cal.camera.K[1, 1]:.2f} cx {cal.camera.K[0, 2]:.2f} "
-          f"cy {cal.camera.K[1, 2]:.2f} -> {args.out}")
-    print("T_base_cam is not known from intrinsics: set it (camera_to_base) before asking for 3D.")
+    if not args.video and not args.hand_eye:
+        raise InputError("nothing to calibrate", field="video", expected="a ChArUco board video and/or --hand-eye")
+    episodes = _episodes(args)
+    if args.hand_eye and not episodes:
+        raise InputError("--hand-eye needs episodes", field="--episode",
+                         expected="--episode ID|QUERY: recordings where the arm's marker is seen in ~20 poses")
+    intrinsics, record = None, {}
+    if args.video:
+        try:
+            sx, sy = (int(v) for v in args.board.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--board {args.board!r}", field="board", expected="COLSxROWS, e.g. 7x5") from None
+        cal = calibrate_charuco(args.video, BoardSpec(sx, sy, args.square, args.marker, args.dict), step=args.step,
+                                name=args.name if not episodes else args.camera)
+        intrinsics = cal.camera
+        record = {"method": "charuco", "source": str(args.video), "rms_px": cal.rms, "views": cal.views,
+                  "frames": cal.frames, "board": args.board, "square": args.square, "marker": args.marker,
+                  "dictionary": args.dict}
+        print(f"calibrated from {cal.views} of {cal.frames} frames: RMS {cal.rms:.3f} px, "
+              f"fx {cal.camera.K[0, 0]:.2f} fy {cal.camera.K[1, 1]:.2f} cx {cal.camera.K[0, 2]:.2f} "
+              f"cy {cal.camera.K[1, 2]:.2f}")
+    extrinsics = None
+    if args.hand_eye:
+        from robot_irl.keypoints.handeye import hand_eye_episodes
+        he = hand_eye_episodes(episodes, args.camera, urdf=args.urdf, markers=args.marker_keypoint,
+                               intrinsics=intrinsics, corner_fit=args.corner_fit, min_poses=args.min_poses)
+        extrinsics = he.record(", ".join(e.id for e in episodes))
+        t = he.camera.T_base_cam[:3, 3]
+        print(f"T_base_cam from {he.frames} frames ({he.distinct_poses} distinct arm poses, markers "
+              f"{', '.join(he.markers)}): RMS {he.rms_px:.3f} px, camera at ({t[0]:.4f}, {t[1]:.4f}, {t[2]:.4f}) m")
+        result = he.camera
+    else:
+        result = intrinsics
+    for ep in episodes:
+        old, cal_old = ep.camera_model(args.camera), ep.calibration(args.camera) or {}
+        model = result
+        if extrinsics is None:  # intrinsics only: the camera stays where the episode says it is
+            T = old.T_base_cam if old is not None else np.eye(4)
+            model = CameraModel(K=result.K, size=result.size, T_base_cam=T, dist=result.dist, name=args.camera)
+            entry = {**record, "T_base_cam_known": old is not None and "extrinsics" in cal_old}
+            if "extrinsics" in cal_old:
+                entry["extrinsics"] = cal_old["extrinsics"]
+        else:
+            base = record if record else {k: v for k, v in cal_old.items() if k not in ("updated", "extrinsics")}
+            entry = {**base, "extrinsics": extrinsics, "T_base_cam_known": True}
+        ep.update_camera_model(args.camera, model, calibration=entry)
+        print(f"stored in episode {ep.id} camera {args.camera}")
+    out = args.out or (None if episodes else "camera.json")
+    if out:
+        data = result.to_dict()
+        data.update({"rms_px": record.get("rms_px"), "views": record.get("views"), "frames": record.get("frames"),
+                     "T_base_cam_known": extrinsics is not None})
+        if extrinsics is not None:
+            data["extrinsics"] = extrinsics
+        atomic_write_json(out, data)
+        print(f"-> {out}")
+    if extrinsics is None:
+        print("T_base_cam is not known from intrinsics: run `robot-irl calibrate --hand-eye --episode ID` "
+              "on a recording of the arm's marker before asking for 3D.")
     return 0
 
 
@@ -108,7 +191,7 @@ def run_extract(args: argparse.Namespace) -> int:
         spec = ep.keypoint_spec
         cfg = _config(args, spec) if spec is not None else None
         track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
-                                  preview=preview, progress=not args.quiet)
+                                  preview=preview, progress=not args.quiet, second_camera=args.second_camera)
         print(_summary(ep.id, track))
     return 0
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from robot_irl.errors import InputError, UnknownNameError
 from robot_irl.keypoints.filtering import clean as clean_track
+from robot_irl.keypoints.multiview import extract_two_cameras
 from robot_irl.keypoints.pipeline import ExtractConfig, extract_video
 from robot_irl.keypoints.track import SOURCES, STATUS, KeypointTrack
 from robot_irl.library import Episode
@@ -34,6 +35,28 @@ def extract_episode(ep: Episode, camera: str = "cam0", config: ExtractConfig | N
                          preview=preview, config=config, rgb=True, progress=progress)
 
 
+def extract_episode_two_cameras(ep: Episode, camera: str, second: str, config: ExtractConfig | None = None, *,
+                                preview: str | Path | None = None, progress: bool = True) -> KeypointTrack:
+    """Both cameras of one episode extracted and fused (:func:`fuse_tracks`): triangulated 3D
+    for keypoints without a marker on their body; the track's pixels are ``camera``'s."""
+    for cam in (camera, second):
+        if cam not in ep.cameras:
+            raise UnknownNameError("camera", cam, ep.cameras)
+    spec = ep.keypoint_spec
+    if spec is None:
+        raise InputError("episode has no keypoint spec", file=ep.id, field="meta.keypoint_spec",
+                         expected="a keypoint spec recorded with the episode")
+    models = {}
+    for cam in (camera, second):
+        models[cam] = ep.camera_model(cam)
+        if models[cam] is None:
+            raise InputError("camera has no model", file=ep.id, field=f"cameras.{cam}.model",
+                             expected="intrinsics and T_base_cam (robot-irl calibrate, then --hand-eye)")
+    return extract_two_cameras(ep.video_frames(camera), ep.timestamps(camera), models[camera],
+                               ep.video_frames(second), ep.timestamps(second), models[second], spec,
+                               config=config, rgb=True, preview=preview, progress=progress)
+
+
 def store(ep: Episode, raw: KeypointTrack, cleaned: KeypointTrack | None, camera: str) -> Path:
     """Write a track (cleaned if given, with the raw one beside it) into the episode."""
     main = cleaned if cleaned is not None else raw
@@ -49,8 +72,13 @@ def store(ep: Episode, raw: KeypointTrack, cleaned: KeypointTrack | None, camera
 
 def extract_and_store(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
                       clean: bool = True, max_gap: int = 10, preview: str | Path | None = None,
-                      progress: bool = True) -> KeypointTrack:
-    raw = extract_episode(ep, camera, config, preview=preview, progress=progress)
+                      progress: bool = True, second_camera: str | None = None) -> KeypointTrack:
+    """Extract (one camera, or two fused when ``second_camera`` is given), clean, store."""
+    if second_camera is None:
+        raw = extract_episode(ep, camera, config, preview=preview, progress=progress)
+    else:
+        raw = extract_episode_two_cameras(ep, camera, second_camera, config, preview=preview, progress=progress)
+        raw.meta["second_camera_name"] = second_camera
     cleaned = clean_track(raw, max_gap=max_gap) if clean else None
     store(ep, raw, cleaned, camera)
     return cleaned if cleaned is not None else raw
