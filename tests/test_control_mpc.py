@@ -159,3 +159,10 @@ def test_cli_unknown_run_folder_is_a_clear_error(tmp_path):
         cli(["run", "--arm", "pybullet", "--run", str(tmp_path / "nope"), "--goal", "0.5,0,0.5", "--dry-run"])
     with pytest.raises(InputError, match="goal"):
         cli(["run", "--arm", "pybullet", "--run", str(tmp_path / "nope"), "--goal", "0.5,zero", "--dry-run"])
+
+
+def test_cli_camera_needs_the_sim_arm_and_a_valid_size(run_dir):
+    with pytest.raises(InputError, match="--camera"):          # refused before any connection
+        cli(["run", "--arm", "ur", "--run", str(run_dir), "--goal", "0.5,0,0.5", "--camera", "front"])
+    with pytest.raises(InputError, match="WIDTHxHEIGHT"):
+        cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", "0.5,0,0.5", "--camera-size", "96by72"])

@@ -168,3 +168,37 @@ def test_cli_calibrate_writes_json(tmp_path):
     assert args.func(args) == 0
     d = json.loads((tmp_path / "cam.json").read_text())
     assert abs(d["K"][0][0] / cam.K[0, 0] - 1) < 0.02 and d["rms_px"] < 0.5 and d["views"] == 8
+
+
+def test_cli_calibrate_stores_intrinsics_in_episode_meta(tmp_path):
+    from robot_irl.keypoints.calibrate import BoardSpec
+    from robot_irl.library import Library
+    from test_keypoints_calibrate import board_frames
+    cam = camera_640x480()
+    video = write(list(board_frames(8, BoardSpec(), cam)), tmp_path / "board.mkv")
+    frames, ts, _ = scene(T=3)
+    lib = Library.open(tmp_path / "lib", create=True)
+    with lib.writer(task="push", source="camera", fps=10, keypoint_spec=SPEC) as w:
+        w.add_camera("cam0", CAM.size, codec="ffv1", model=CAM)
+        for f, t in zip(frames, ts):
+            w.write_frame("cam0", cv2.cvtColor(f, cv2.COLOR_BGR2RGB), float(t))
+        w.commit(success=True)
+    ep_id = lib.select()[0].id
+    args = parser().parse_args(["calibrate", str(video), "--episode", ep_id, "--library", str(tmp_path / "lib")])
+    assert args.func(args) == 0
+    ep = Library.open(tmp_path / "lib").episode(ep_id)
+    model, rec = ep.camera_model("cam0"), ep.calibration("cam0")
+    assert abs(model.K[0, 0] / cam.K[0, 0] - 1) < 0.02 and model.dist.shape == (5,)
+    assert np.allclose(model.T_base_cam, CAM.T_base_cam)  # intrinsics only: the camera pose is kept
+    assert rec["rms_px"] < 0.5 and rec["views"] == 8 and rec["source"] == str(video)
+    with pytest.raises(InputError, match="nothing to calibrate"):
+        args = parser().parse_args(["calibrate", "--episode", ep_id, "--library", str(tmp_path / "lib")])
+        args.func(args)
+
+
+def test_window_search_finds_the_same_markers_as_full_frames():
+    frames, ts, _ = scene(T=12, occlude=(5, 6))
+    tracks = [extract_video(frames, ts, SPEC, CAM, config=ExtractConfig(roi_search=roi), progress=False)
+              for roi in (False, True)]
+    assert (tracks[0].status == tracks[1].status).all()
+    assert np.allclose(tracks[0].uv, tracks[1].uv, equal_nan=True)

@@ -193,3 +193,23 @@ def test_bad_frames_and_timestamps_are_errors_not_drops(lib: Library) -> None:
         w.write_row("state", 0.0, q=np.zeros(2))
         ep = w.commit()
     assert ep.frame_count("cam0") == 2 and ep.meta["streams"]["state"]["rows"] == 1
+
+
+def test_mp4_index_count_matches_the_decoder(tmp_path: Path) -> None:
+    """Chunks are verified from the mp4 index (cheap); it must agree with decoding, and anything
+    it cannot read (truncated, not an mp4) falls back to the decoder instead of passing."""
+    from robot_irl.library.video import VideoWriteError, decoded_count, mp4_sample_count, open_writer, verify_count
+    path = tmp_path / "c.mp4"
+    w = open_writer(path, "mp4v", 10.0, (W, H))
+    for i in range(13):
+        w.write(frame_at(i))
+    w.release()
+    assert mp4_sample_count(path) == decoded_count(path) == 13
+    verify_count(path, 13)
+    with pytest.raises(VideoWriteError):
+        verify_count(path, 14)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    assert mp4_sample_count(cut) is None
+    with pytest.raises(VideoWriteError):
+        verify_count(cut, 13)

@@ -148,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError("not a trained run folder", file=run_path / "config.json", field="--run",
                          expected="a folder written by `robot-irl train` (config.json, weights.pt)")
     camera = _camera_arg(args)
-    video = camera if args.camera else None          # record video only when asked
+    video = camera if args.camera and not args.dry_run else None     # record video only when asked
     if video is not None and args.arm != "pybullet":
         raise InputError(f"--camera with --arm {args.arm}", field="--camera",
                          expected="--arm pybullet (the simulated scene camera is rendered in process)")

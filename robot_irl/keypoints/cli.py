@@ -83,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _episodes(args: argparse.Namespace) -> list:
+    if not args.episode:
+        return []
     from robot_irl.library import Library
     lib = Library.open(args.library)
     out, seen = [], set()
@@ -196,30 +198,50 @@ def run_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _extract_file(args: argparse.Namespace, video: Path) -> int:
-    if not args.spec:
-        raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
-    spec = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec)
-    camera = None
-    if args.camera_file:
-        data = _read_json(args.camera_file)
-        camera = CameraModel.from_dict(data, file=args.camera_file)
-        if "T_base_cam" not in data and not args.no_3d:
-            raise InputError("camera has intrinsics only, no T_base_cam", file=args.camera_file, field="T_base_cam",
-                             expected="the camera pose in the robot base frame (camera_to_base), or --no-3d")
-    timestamps = None
-    if args.timestamps:
-        timestamps = np.load(args.timestamps)
-    elif args.fps:
+def _camera_file(path: str | None, no_3d: bool) -> CameraModel | None:
+    if not path:
+        return None
+    data = _read_json(path)
+    camera = CameraModel.from_dict(data, file=path)
+    if ("T_base_cam" not in data or data.get("T_base_cam_known") is False) and not no_3d:
+        raise InputError("camera has intrinsics only, no T_base_cam", file=path, field="T_base_cam",
+                         expected="the camera pose in the robot base frame (calibrate --hand-eye), or --no-3d")
+    return camera
+
+
+def _file_timestamps(video: Path, ts_file: str | None, fps: float | None) -> np.ndarray | None:
+    if ts_file:
+        return np.load(ts_file)
+    if fps:
         import cv2
         cap = cv2.VideoCapture(str(video))
         n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         cap.release()
-        timestamps = np.arange(n) / args.fps
+        return np.arange(n) / fps
+    return None
+
+
+def _extract_file(args: argparse.Namespace, video: Path) -> int:
+    if not args.spec:
+        raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
+    spec = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec)
+    camera = _camera_file(args.camera_file, args.no_3d)
+    timestamps = _file_timestamps(video, args.timestamps, args.fps)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        track = extract_video(video, timestamps, spec, camera, preview=args.preview, config=_config(args, spec),
-                              progress=not args.quiet)
+        if args.second_video:
+            if camera is None or not args.second_camera_file:
+                raise InputError("two videos need both cameras' models", field="--camera-file/--second-camera-file",
+                                 expected="camera JSONs with K, dist and T_base_cam for both videos")
+            from robot_irl.keypoints.multiview import extract_two_cameras
+            second = Path(args.second_video)
+            track = extract_two_cameras(video, timestamps, camera, second,
+                                        _file_timestamps(second, args.second_timestamps or args.timestamps, args.fps),
+                                        _camera_file(args.second_camera_file, False), spec,
+                                        config=_config(args, spec), preview=args.preview, progress=not args.quiet)
+        else:
+            track = extract_video(video, timestamps, spec, camera, preview=args.preview, config=_config(args, spec),
+                                  progress=not args.quiet)
     if not args.no_clean:
         track = clean(track, max_gap=args.max_gap)
     out = Path(args.out) if args.out else video.with_suffix(".keypoints.npz")

@@ -24,11 +24,12 @@ class Frame:
 
     __slots__ = ("bgr", "_gray", "_hsv")
 
-    def __init__(self, bgr: np.ndarray) -> None:
+    def __init__(self, bgr: np.ndarray, gray: np.ndarray | None = None) -> None:
         if bgr.ndim == 2:
+            gray = bgr if gray is None else gray
             bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
         self.bgr = bgr
-        self._gray: np.ndarray | None = None
+        self._gray: np.ndarray | None = gray
         self._hsv: np.ndarray | None = None
 
     @property

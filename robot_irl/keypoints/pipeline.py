@@ -20,7 +20,7 @@ import numpy as np
 from robot_irl.core.camera import CameraModel
 from robot_irl.core.spec import Blob, KeypointDef, KeypointSpec, Marker
 from robot_irl.errors import InputError, UnknownNameError
-from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector, Frame,
+from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector,
                                            MarkerTemplate, aruco_dictionary, quad_centre,
                                            refine_edges, refine_template)
 from robot_irl.keypoints.flow import FlowBridge
@@ -210,13 +210,12 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
     bar = tqdm(total=len(timestamps) if timestamps is not None else src.n_frames, unit="frame",
                desc=f"extract {Path(src.name).name}", disable=not progress, leave=False)
     try:
-        for bgr in src:
+        for frame in src.frames():
             if timestamps is not None and t >= len(timestamps):
                 raise InputError(f"more frames than the {len(timestamps)} timestamps", file=src.name,
                                  field="timestamps", expected="one timestamp per frame")
             if t >= len(track):
                 track = _grow(track)
-            frame = Frame(bgr)
             dets: dict[str, Detection] = {}
             for det in detectors:
                 if cfg.detector == "flow" and t % cfg.redetect_every and all(bridge.live(n) for n in det.keypoints):
@@ -244,7 +243,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                         track.confidence[t, k], track.status[t, k], track.source[t, k] = 0.9 * conf, status, SRC_POSE
             if preview is not None:
                 if writer is None:
-                    h, w = bgr.shape[:2]
+                    h, w = frame.bgr.shape[:2]
                     writer = PreviewWriter(preview, src.fps or _rate(timestamps), (w, h))
                 ts = timestamps[t] if timestamps is not None else t / src.fps
                 writer.write(frame.bgr, obs, [n for n in names if n not in obs], float(ts))

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from robot_irl.errors import InputError
-from robot_irl.keypoints.detectors import Detection
+from robot_irl.keypoints.detectors import Detection, Frame
 from robot_irl.keypoints.track import DETECTED, TRACKED
 
 VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at least one frame"
@@ -48,17 +48,32 @@ class FrameSource:
 
     def __iter__(self) -> Iterator[np.ndarray]:
         if self._cap is not None:
-            yield from self._prefetched()
+            for bgr, _ in self._prefetched(gray=False):
+                yield bgr
         else:
-            for i, frame in enumerate(self._iter):
-                frame = np.asarray(frame)
-                if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
-                    raise InputError(f"frame {i} is {frame.dtype} {frame.shape}", field="video",
-                                     expected="uint8 images [H, W] or [H, W, 3]")
-                yield cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if (self.rgb and frame.ndim == 3) else frame
+            yield from self._checked()
+
+    def frames(self) -> Iterator[Frame]:
+        """:class:`Frame` objects; from a file, the grey image is made in the decode thread too
+        (off the detection thread, and while the frame is still in that core's cache)."""
+        if self._cap is not None:
+            for bgr, gray in self._prefetched(gray=True):
+                yield Frame(bgr, gray)
+        else:
+            for bgr in self._checked():
+                yield Frame(bgr)
+
+    def _checked(self) -> Iterator[np.ndarray]:
+        """Frames of an iterator, validated and converted to BGR."""
+        for i, frame in enumerate(self._iter):
+            frame = np.asarray(frame)
+            if frame.dtype != np.uint8 or frame.ndim not in (2, 3):
+                raise InputError(f"frame {i} is {frame.dtype} {frame.shape}", field="video",
+                                 expected="uint8 images [H, W] or [H, W, 3]")
+            yield cv2.cvtColor(frame, cv2.COLOR_RGB2BGR) if (self.rgb and frame.ndim == 3) else frame
 
 
-    def _prefetched(self, depth: int = 8) -> Iterator[np.ndarray]:
+    def _prefetched(self, depth: int = 8, gray: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
         """Decode in a background thread (OpenCV releases the GIL), so decoding the next frame
         overlaps detecting this one; a decode error is re-raised here."""
         q: queue.Queue = queue.Queue(maxsize=depth)
@@ -69,7 +84,10 @@ class FrameSource:
             try:
                 while not stop.is_set():
                     ok, frame = cap.read()
-                    q.put(frame if ok else None)
+                    if ok and gray:
+                        q.put((frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame))
+                    else:
+                        q.put((frame, None) if ok else None)
                     if not ok:
                         return
             except BaseException as e:  # handed to the consumer

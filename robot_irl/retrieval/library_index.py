@@ -116,7 +116,7 @@ def episode_facts(ep: "Episode") -> CaptionFacts:
                                    "goal_region": v.get("goal_region"), "task_text": ep.task})
 
 
-def _frames_at(ep: "Episode", camera: str, indices: Sequence[int]) -> list[np.ndarray]:
+def frames_at(ep: "Episode", camera: str, indices: Sequence[int]) -> list[np.ndarray]:
     want = set(int(i) for i in indices)
     last = max(want)
     out = {i: f for i, f in enumerate(ep.video_frames(camera, 0, last + 1)) if i in want}
@@ -132,8 +132,14 @@ def embed_episode(ep: "Episode", encoder: ClipEncoder, camera: str = CAMERA) -> 
     kf = keyframes(ep, camera)
     if len(kf) == 0:
         raise InputError(f"episode {ep.id} has no frames", field=f"cameras.{camera}", expected="at least one frame")
+    return store_embeddings(ep, encoder, kf, encoder.encode_images(frames_at(ep, camera, kf)), camera)
+
+
+def store_embeddings(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: np.ndarray,
+                     camera: str = CAMERA) -> dict[str, np.ndarray]:
+    """Store keyframe vectors already computed (by a caller that decoded the frames once for
+    several uses) plus the task-text vector as the episode's derived embeddings."""
     ts = ep.timestamps(camera)
-    img = encoder.encode_images(_frames_at(ep, camera, kf))
     txt = encoder.encode_texts([ep.task]) if ep.task.strip() else np.empty((0, encoder.embed_dim), np.float32)
     arrays = {
         "embeddings": np.concatenate([img, txt]).astype(np.float16),
@@ -223,7 +229,7 @@ def training_pairs(episodes: Sequence["Episode"], encoder: ClipEncoder, *, frame
             continue
         idx = np.unique(np.linspace(0, n - 1, min(n, frames_per_episode)).round().astype(int))
         ph = phases(ep, ep.timestamps(camera)[idx])
-        for frame, p in zip(_frames_at(ep, camera, idx), ph):
+        for frame, p in zip(frames_at(ep, camera, idx), ph):
             images.append(encoder.resize([frame])[0].permute(1, 2, 0).numpy())
             f = CaptionFacts(facts.task, facts.shape, facts.colour, facts.goal, p, facts.task_text)
             caps.append(captions(f, split))

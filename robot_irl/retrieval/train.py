@@ -46,6 +46,8 @@ class TrainResult:
     encoder: ClipEncoder
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_by: str = "epochs"  # or "time"
+    steps: int = 0
+    seconds: float = 0.0
     pairs_per_s: float = 0.0
     path: Path | None = None
 
@@ -164,6 +166,7 @@ def train_clip(encoder: ClipEncoder, images: np.ndarray | Sequence[np.ndarray], 
         bar.close()
         model.eval()
     seconds = time.perf_counter() - start
+    result.steps, result.seconds = step, seconds
     result.pairs_per_s = pairs / max(seconds, 1e-9)
     trained = ClipEncoder(model, encoder.source, encoder.model_cfg, str(encoder.device))
     result.encoder = trained

@@ -1,0 +1,239 @@
+"""One call from a demo library to a trained, indexed domain CLIP, with the figures that say
+whether it learnt anything; and example queries with contact sheets to look at.
+
+Why one call: the quickstart (and `scripts/eval_search.py`) need "train for N seconds, then tell
+me how good search is" without wiring frames, captions, held-out splits and indexes by hand.
+Every episode is decoded once: its training frames, keyframes and a probe frame are resized to
+the model's input size and kept as uint8 arrays, so the random-init baseline, the trained model
+and the stored embeddings all reuse them.
+
+Honest evaluation: text queries use only the "heldout" caption templates (sentence frames never
+trained on); image queries are frames of episodes left out of training, searched against all
+other episodes. A hit is an episode of the queried variant (task, shape, colour, goal).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from robot_irl.errors import InputError
+from robot_irl.retrieval.captions import CaptionFacts, captions
+from robot_irl.retrieval.encoders import ClipEncoder, load_encoder
+from robot_irl.retrieval.index import EmbeddingIndex
+from robot_irl.retrieval.library_index import (CAMERA, episode_facts, frames_at, iter_frames, keyframes,
+                                               latest_model, library_index, models_dir, new_model_dir, phases,
+                                               store_embeddings)
+from robot_irl.retrieval.models import DEFAULT_DOMAIN_MODEL
+from robot_irl.retrieval.search import Searcher, search_vector
+from robot_irl.retrieval.sheet import write_contact_sheet
+from robot_irl.retrieval.train import TrainConfig, train_clip
+
+if TYPE_CHECKING:
+    from robot_irl.library import Episode, Library
+
+
+@dataclass
+class EpisodeFrames:
+    """What one decode of an episode yields, at the model's input size (uint8 [N, S, S, 3])."""
+
+    episode_id: str
+    facts: CaptionFacts
+    keyframes: np.ndarray  # frame indices
+    keyframe_pixels: np.ndarray
+    train_pixels: np.ndarray
+    train_phases: list[str | None]
+    probe: np.ndarray  # the middle frame: the image query when the episode is held out
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        return self.facts.key()
+
+
+def read_episode(ep: "Episode", encoder: ClipEncoder, frames_per_episode: int = 12,
+                 camera: str = CAMERA) -> EpisodeFrames | None:
+    """Decode the episode once and keep its keyframes, training frames and probe frame resized
+    to the encoder's input size; None for an episode without frames."""
+    n = ep.frame_count(camera)
+    if n == 0:
+        return None
+    kf = keyframes(ep, camera)
+    tr = np.unique(np.linspace(0, n - 1, min(n, frames_per_episode)).round().astype(int))
+    mid = n // 2
+    want = sorted(set(kf.tolist()) | set(tr.tolist()) | {mid})
+    small = encoder.resize(frames_at(ep, camera, want)).permute(0, 2, 3, 1).contiguous().numpy()
+    row = {f: i for i, f in enumerate(want)}
+    return EpisodeFrames(
+        episode_id=ep.id, facts=episode_facts(ep), keyframes=kf,
+        keyframe_pixels=small[[row[f] for f in kf.tolist()]], train_pixels=small[[row[f] for f in tr.tolist()]],
+        train_phases=phases(ep, ep.timestamps(camera)[tr]), probe=small[row[mid]])
+
+
+def embed_keyframes(encoder: ClipEncoder, episodes: Sequence[EpisodeFrames]) -> list[np.ndarray]:
+    """Keyframe vectors per episode, encoded as one stream of batches."""
+    allpix = np.concatenate([e.keyframe_pixels for e in episodes])
+    vecs = encoder.encode_images(allpix)
+    cuts = np.cumsum([len(e.keyframe_pixels) for e in episodes])[:-1]
+    return np.split(vecs, cuts)
+
+
+def keyframe_index(encoder: ClipEncoder, episodes: Sequence[EpisodeFrames],
+                   vectors: Sequence[np.ndarray]) -> EmbeddingIndex:
+    """An in-memory exact index of keyframe rows (nothing written to the library)."""
+    idx = EmbeddingIndex(encoder.model_id, encoder.embed_dim, backend="exact")
+    for e, v in zip(episodes, vectors):
+        idx.add(v, e.episode_id, e.keyframes, kinds="keyframe")
+    return idx
+
+
+def chance_recall(n_total: int, n_match: int, k: int) -> float:
+    """P(at least one of k draws without replacement from n_total lands in the n_match)."""
+    k = min(k, n_total)
+    return 1.0 - math.comb(n_total - n_match, k) / math.comb(n_total, k)
+
+
+def retrieval_figures(encoder: ClipEncoder, index: EmbeddingIndex, episodes: Sequence[EpisodeFrames],
+                      held: set[str], k_text: int = 5) -> dict[str, Any]:
+    """text→episode recall@k_text over held-out caption templates (one query per variant and
+    template) and image→episode recall@1 (probe frame of each held-out episode against the
+    others), with chance levels for the same variant counts."""
+    key_of = {e.episode_id: e.key for e in episodes}
+    count: dict[tuple[Any, ...], int] = {}
+    for k in key_of.values():
+        count[k] = count.get(k, 0) + 1
+    n = len(episodes)
+    facts = {e.key: e.facts.variant() for e in episodes}
+    queries = [(key, q) for key in sorted(facts, key=repr) for q in captions(facts[key], "heldout")]
+    text_hits, text_chance = [], []
+    for (key, _), v in zip(queries, encoder.encode_texts([q for _, q in queries])):
+        hits = search_vector(index, v, k_text)
+        text_hits.append(any(key_of[h.episode_id] == key for h in hits))
+        text_chance.append(chance_recall(n, count[key], k_text))
+    probes = [e for e in episodes if e.episode_id in held]
+    img_hits, img_chance = [], []
+    if probes and n > 1:
+        pv = encoder.encode_images(np.stack([e.probe for e in probes]))
+        for e, v in zip(probes, pv):
+            hits = search_vector(index, v, 1, episodes=lambda eid, me=e.episode_id: eid != me)
+            img_hits.append(bool(hits) and key_of[hits[0].episode_id] == e.key)
+            img_chance.append((count[e.key] - 1) / (n - 1))
+    mean = lambda xs: float(np.mean(xs)) if xs else None  # noqa: E731
+    return {"text_recall5": mean(text_hits), "chance_text_recall5": mean(text_chance),
+            "image_recall1": mean(img_hits), "chance_image_recall1": mean(img_chance),
+            "text_queries": len(text_hits), "image_queries": len(img_hits)}
+
+
+def _held_out(lib: "Library", frames: Sequence[EpisodeFrames], heldout_query: str | None) -> set[str]:
+    """Episodes kept out of training: those `heldout_query` selects, else the newest episode of
+    every variant that has at least two (so training still sees every variant)."""
+    if heldout_query is not None:
+        return {ep.id for ep in lib.select(heldout_query)} & {e.episode_id for e in frames}
+    by_key: dict[tuple[Any, ...], list[str]] = {}
+    for e in frames:  # lib.select returns oldest first
+        by_key.setdefault(e.key, []).append(e.episode_id)
+    return {ids[-1] for ids in by_key.values() if len(ids) >= 2}
+
+
+def train_library_clip(lib: "Library", *, seconds: float, query: str | None = None,
+                       heldout_query: str | None = None, seed: int = 0, out_dir: str | Path | None = None,
+                       arch: str = DEFAULT_DOMAIN_MODEL, frames_per_episode: int = 12, batch_size: int = 64,
+                       lr: float = 1e-3, progress: bool = False) -> dict[str, Any]:
+    """Train the project's small CLIP on the selected episodes' frames + captions for at most
+    `seconds` of training, save it as the library's model (newest under <library>/models/clip
+    unless out_dir), store its embeddings for every library episode and index them; return the
+    figures (trained vs random init vs chance) and the model folder. See the module docstring
+    for how the figures are measured."""
+    from tqdm.auto import tqdm
+
+    if not seconds > 0:
+        raise InputError(f"seconds={seconds}", field="seconds", expected="a training time bound > 0")
+    episodes = lib.select(query or "")
+    if not episodes:
+        raise InputError("no episodes selected", file=lib.path, field="query",
+                         expected="a query that selects recorded episodes (robot-irl record ...)")
+    start = load_encoder(arch, seed=seed)
+    frames = [f for ep in tqdm(episodes, desc="read frames", unit="ep", disable=not progress)
+              if (f := read_episode(ep, start, frames_per_episode)) is not None]
+    if not frames:
+        raise InputError("selected episodes have no frames", field=f"cameras.{CAMERA}", expected="recorded video")
+    held = _held_out(lib, frames, heldout_query)
+    train = [f for f in frames if f.episode_id not in held]
+    if not train:
+        raise InputError("every selected episode is held out", field="heldout_query",
+                         expected="a held-out query that leaves episodes to train on")
+
+    random_vecs = embed_keyframes(start, frames)
+    random_fig = retrieval_figures(start, keyframe_index(start, frames, random_vecs), frames, held)
+
+    images, caps, keys = [], [], []
+    for f in train:
+        for px, ph in zip(f.train_pixels, f.train_phases):
+            images.append(px)
+            caps.append(captions(CaptionFacts(f.facts.task, f.facts.shape, f.facts.colour, f.facts.goal, ph,
+                                              f.facts.task_text), "train"))
+            keys.append(f.key)
+    out = Path(out_dir) if out_dir is not None else new_model_dir(lib, start.source.arch)
+    cfg = TrainConfig(epochs=1_000_000, max_seconds=float(seconds), batch_size=batch_size, lr=lr, seed=seed)
+    res = train_clip(start, np.stack(images), caps, keys=keys, config=cfg, out_dir=out, progress=progress,
+                     info={"library": str(lib.path), "query": query or "", "heldout": sorted(held),
+                           "episodes": len(train), "start": start.model_id})
+    enc = res.encoder
+
+    vecs = embed_keyframes(enc, frames)
+    fig = retrieval_figures(enc, keyframe_index(enc, frames, vecs), frames, held)
+    for f, v in zip(frames, vecs):  # store what we computed; library_index embeds the rest
+        store_embeddings(lib.episode(f.episode_id), enc, f.keyframes, v)
+    index, rep = library_index(lib, enc, progress=progress)
+    return {
+        "model_dir": str(res.path), "model_id": enc.model_id, "arch": start.source.arch,
+        "episodes": len(frames), "train_episodes": len(train), "heldout_episodes": len(held),
+        "variants": len({f.key for f in frames}), "pairs": len(images), "steps": res.steps,
+        "epochs": len(res.history), "train_seconds": res.seconds, "pairs_per_s": res.pairs_per_s,
+        "stopped_by": res.stopped_by, "final_loss": res.history[-1]["loss"] if res.history else None,
+        "text_recall5": fig["text_recall5"], "random_text_recall5": random_fig["text_recall5"],
+        "chance_text_recall5": fig["chance_text_recall5"],
+        "image_recall1": fig["image_recall1"], "random_image_recall1": random_fig["image_recall1"],
+        "chance_image_recall1": fig["chance_image_recall1"],
+        "text_queries": fig["text_queries"], "image_queries": fig["image_queries"],
+        "index_rows": len(index), "index_kind": index.ann_info.kind,
+    }
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:60] or "query"
+
+
+def example_queries(lib: "Library", queries: Sequence[str], k: int = 5, sheet_dir: str | Path = ".", *,
+                    model: str | None = None) -> list[dict[str, Any]]:
+    """Search the library with each text query (newest trained model unless `model`), write one
+    contact sheet PNG per query into sheet_dir, and return per query its ranked hits (episode id,
+    score, best frame, task text, variant) and the sheet path."""
+    if isinstance(queries, str) or not queries:
+        raise InputError("no queries", field="queries", expected='a list of texts, e.g. ["place the red cube"]')
+    if model is None:
+        found = latest_model(lib)
+        if found is None:
+            raise InputError("no CLIP model in this library", file=models_dir(lib), field="model",
+                             expected="train_library_clip(lib, seconds=...) or `robot-irl clip train` first")
+        model = f"local-dir:{found}"
+    enc = load_encoder(model)
+    index, _ = library_index(lib, enc)
+    searcher = Searcher(enc, index)
+    sheet_root = Path(sheet_dir)
+    sheet_root.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, q in enumerate(queries):
+        hits = searcher.search(q, k=k)
+        sheet = write_contact_sheet(sheet_root / f"{i:02d}-{_slug(q)}.png", hits, list(iter_frames(lib, hits)),
+                                    title=q) if hits else None
+        rows = []
+        for h in hits:
+            ep = lib.episode(h.episode_id)
+            rows.append({**h.to_dict(), "task": ep.task, "variant": ep.variant})
+        out.append({"query": q, "sheet": None if sheet is None else str(sheet), "hits": rows})
+    return out
