@@ -11,7 +11,6 @@ is ever sent to the arm (teach mode refuses them); the last row's action is NaN.
 """
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +26,6 @@ from robot_irl.library import Column, Episode, EpisodeWriter, Library
 from robot_irl.record.camera import open_capture
 from robot_irl.record.kinematics import RobotKinematics
 
-log = logging.getLogger("robot_irl.record.arm")
 
 CAMERA = "cam0"
 
@@ -90,9 +88,14 @@ class _CameraThread:
         if self.error is not None:
             raise self.error
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop reading and wait for the thread, so the capture can be released safely."""
         self._stop.set()
-        self._thread.join(timeout=5.0)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5.0)
+
+    def stop(self) -> None:
+        self.halt()
         self.check()
 
 
@@ -184,7 +187,7 @@ def record_arm(lib: Library, arm: Any, *, task: str = "", rate_hz: float = 50.0,
                                    "camera_ended": cam_thread.ended if cam_thread else ""})
     finally:
         if cam_thread is not None:
-            cam_thread._stop.set()
+            cam_thread.halt()
         if cap is not None:
             cap.release()
         if kin is not None:

@@ -126,7 +126,9 @@ def train_clip(encoder: ClipEncoder, images: np.ndarray | Sequence[np.ndarray], 
     start = time.perf_counter()
     step, pairs = 0, 0
     model.train()
-    bar = tqdm(total=total_steps, desc="clip train", unit="step", disable=not progress)
+    # a time-bounded run has no known step count: show steps and rate only
+    bar = tqdm(total=None if cfg.max_seconds is not None else total_steps, desc="clip train", unit="step",
+               disable=not progress, mininterval=5.0)
     try:
         for epoch in range(cfg.epochs):
             chosen = [ids[rng.integers(len(ids))] for ids in cap_ids]

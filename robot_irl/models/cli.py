@@ -1,0 +1,104 @@
+"""`robot-irl dynamics collect|train`: exploration data in the sim, and a learned keypoint model.
+
+``collect`` writes an .npz (x [N, T, K, 3], q [N, T, n], u [N, T-1, n], lower, upper, names, ...;
+see collect.py); ``train`` fits the MLP ensemble on it and writes a run folder: ``model.pt``
+(what ``robot-irl train --dynamics learned --model`` takes), ``config.json`` and ``metrics.json``
+with the held-out one-step and multi-step keypoint errors (cm).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from robot_irl.core.io import atomic_write_bytes
+from robot_irl.errors import InputError
+
+REQUIRED = ("x", "q", "u", "lower", "upper")
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from robot_irl.models.collect import collect_exploration
+
+    names = [n.strip() for n in args.keypoint_names.split(",")] if args.keypoint_names else None
+    data = collect_exploration(args.env, robot=args.robot, episodes=args.episodes, rows=args.rows, extra=args.extra,
+                               noise=args.noise, random_frac=args.random_frac, keypoint_names=names,
+                               seed=args.seed, progress=not args.quiet)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **data)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, buf.getvalue())
+    x = data["x"]
+    print(f"{x.shape[0]} episodes x {x.shape[1]} rows, keypoints {list(data['names'])} -> {out}")
+    return 0
+
+
+def load_exploration(path: str | Path) -> dict[str, np.ndarray]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError("exploration data not found", file=p, field="--data",
+                         expected="an .npz written by robot-irl dynamics collect")
+    data = dict(np.load(p, allow_pickle=False))
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise InputError(f"missing arrays {missing} (has {sorted(data)})", file=p, field="--data",
+                         expected=f"arrays {list(REQUIRED)}")
+    return data
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from robot_irl.models.learned import DynamicsTrainConfig, train_dynamics
+    from robot_irl.runs import RunDir
+
+    data = load_exploration(args.data)
+    cfg = DynamicsTrainConfig(hidden=args.hidden, layers=args.layers, ensemble=args.ensemble, epochs=args.epochs,
+                              lr=args.lr, holdout=args.holdout, multistep=args.multistep, seed=args.seed)
+    model, err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"], cfg=cfg)
+    config = {"data": str(Path(args.data).resolve()), "train": vars(cfg),
+              "keypoint_names": [str(n) for n in data.get("names", [])],
+              "robot": str(data["robot"]) if "robot" in data else None,
+              "episodes": int(data["x"].shape[0]), "rows": int(data["x"].shape[1])}
+    run = RunDir.create(args.out, config, kind="dynamics_train")
+    model.save(run.path / "model.pt")
+    run.update_metrics(**err)
+    print(json.dumps(err))
+    print(f"model saved to {run.path / 'model.pt'}")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("dynamics", help="collect exploration data in the sim and train learned keypoint dynamics",
+                              description="Learned keypoint dynamics: `collect` in the sim, then `train`.")
+    sub = p.add_subparsers(dest="dynamics_cmd", required=True)
+    c = sub.add_parser("collect", help="exploration rows in the sim (perturbed-expert and random joint deltas)",
+                       description="Execute perturbed-expert and random joint-delta plans in the sim; record "
+                       "robot keypoints and joint states at every row.")
+    c.add_argument("--env", default="robot_irl/Place-v0", help="sim env id")
+    c.add_argument("--robot", default="iiwa", help="sim robot (iiwa|panda)")
+    c.add_argument("--episodes", type=int, default=200)
+    c.add_argument("--rows", type=int, default=10, help="plan rows incl. the start (the learner's horizon + 1)")
+    c.add_argument("--extra", type=int, default=2, help="random rows appended to every episode")
+    c.add_argument("--noise", type=float, default=0.05, help="std of the per-row joint-delta noise (rad)")
+    c.add_argument("--random-frac", type=float, default=0.3, help="fraction of purely random plans")
+    c.add_argument("--keypoint-names", help="comma separated (default: every keypoint on the robot)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--out", required=True, help="output .npz")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
+    c.set_defaults(func=cmd_collect)
+    t = sub.add_parser("train", help="train the MLP ensemble; held-out one-step and multi-step errors",
+                       description="Fit learned keypoint dynamics on collected data; write a run folder.")
+    t.add_argument("--data", required=True, help=".npz from robot-irl dynamics collect")
+    t.add_argument("--out", required=True, help="run folder to write (model.pt, metrics.json)")
+    t.add_argument("--hidden", type=int, default=128)
+    t.add_argument("--layers", type=int, default=2)
+    t.add_argument("--ensemble", type=int, default=3)
+    t.add_argument("--epochs", type=int, default=200)
+    t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--holdout", type=float, default=0.2, help="fraction of episodes held out")
+    t.add_argument("--multistep", type=int, default=10, help="open-loop steps of the multi-step error")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_train)
