@@ -69,8 +69,8 @@ def test_npz_collector_errors_name_the_file(tmp_path) -> None:
         collect("npz", path, x_key="feats", labels=["task"])
     with pytest.raises(UnknownNameError, match="unknown label 'episode'"):
         collect("npz", path, x_key="feats", labels=["episode"])
-    with pytest.raises(UnknownNameError, match="unknown latent 'dynamics'"):
-        collect("dynamics", path)
+    with pytest.raises(UnknownNameError, match="unknown latent 'dynamcs'"):
+        collect("dynamcs", path)
     with pytest.raises(InputError, match="does not exist"):
         collect("npz", tmp_path / "missing.npz")
 

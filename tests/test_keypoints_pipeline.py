@@ -201,4 +201,7 @@ def test_window_search_finds_the_same_markers_as_full_frames():
     tracks = [extract_video(frames, ts, SPEC, CAM, config=ExtractConfig(roi_search=roi), progress=False)
               for roi in (False, True)]
     assert (tracks[0].status == tracks[1].status).all()
-    assert np.allclose(tracks[0].uv, tracks[1].uv, equal_nan=True)
+    # one threshold window instead of three can start the corner fit from other contour
+    # corners; it converges to the same place within hundredths of a pixel
+    assert np.array_equal(np.isnan(tracks[0].uv), np.isnan(tracks[1].uv))
+    assert np.nanmax(np.abs(tracks[0].uv - tracks[1].uv)) < 0.05

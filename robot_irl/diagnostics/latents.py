@@ -81,6 +81,16 @@ class Latents:
 
 Collector = Callable[..., Latents]
 _COLLECTORS: dict[str, Collector] = {}
+# The project's own collectors; each module registers its collectors when imported.
+_BUILTIN_MODULES = ("robot_irl.diagnostics.collectors", "robot_irl.diagnostics.clip",
+                    "robot_irl.diagnostics.run_latents")
+
+
+def _load_builtin() -> None:
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def register_collector(name: str, fn: Collector) -> None:
@@ -89,11 +99,13 @@ def register_collector(name: str, fn: Collector) -> None:
 
 
 def collector_names() -> list[str]:
+    _load_builtin()
     return sorted(_COLLECTORS)
 
 
 def collect(name: str, source: str | Path, **options: Any) -> Latents:
     """Run the collector registered as ``name`` on ``source`` (a file, run folder or library)."""
+    _load_builtin()
     if name not in _COLLECTORS:
         raise UnknownNameError("latent", name, _COLLECTORS)
     return _COLLECTORS[name](source, **options)

@@ -141,42 +141,51 @@ def _held_out(lib: "Library", frames: Sequence[EpisodeFrames], heldout_query: st
 
 def train_library_clip(lib: "Library", *, seconds: float, query: str | None = None,
                        heldout_query: str | None = None, seed: int = 0, out_dir: str | Path | None = None,
-                       arch: str = DEFAULT_DOMAIN_MODEL, frames_per_episode: int = 12, batch_size: int = 64,
-                       lr: float = 1e-3, threads: int | None = 1, progress: bool = False) -> dict[str, Any]:
+                       arch: str = DEFAULT_DOMAIN_MODEL, pretrained: str | None = None, epochs: int | None = None,
+                       frames_per_episode: int = 12, batch_size: int = 64, lr: float = 1e-3,
+                       threads: int | None = 1, progress: bool = False) -> dict[str, Any]:
     """Train the project's small CLIP on the selected episodes' frames + captions for at most
-    `seconds` of training, save it as the library's model (newest under <library>/models/clip
-    unless out_dir), store its embeddings for every library episode and index them; return the
-    figures (trained vs random init vs chance) and the model folder. See the module docstring
-    for how the figures are measured.
+    `seconds` of training (math.inf with `epochs` for an epoch bound only), save it as the
+    library's model (newest under <library>/models/clip unless out_dir), store its embeddings for
+    every library episode and index them; return the figures (trained vs the starting model vs
+    chance) and the model folder. See the module docstring for how the figures are measured.
 
+    arch: open_clip architecture or local-dir:PATH; pretrained: weights to fine-tune from. The
+    `random_*` figures are the starting model's: random init unless fine-tuning (`baseline` says).
     threads: torch intra-op threads during the call (restored after). 1 by default: on shared,
     loaded cores OpenMP spin-waiting made 2 threads ~9x slower than 1 (8.6 vs 78 pairs/s at load
     average 7.7 on 2 cores); None leaves torch's setting.
     """
     import torch
 
+    if not seconds > 0:
+        raise InputError(f"seconds={seconds}", field="seconds", expected="a training time bound > 0")
+    if math.isinf(seconds) and epochs is None:
+        raise InputError("no bound on training", field="epochs", expected="a finite `seconds` or `epochs`")
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _train_library_clip(lib, seconds, query, heldout_query, seed, out_dir, arch, frames_per_episode,
-                                   batch_size, lr, progress)
+        cfg = TrainConfig(epochs=100_000 if epochs is None else epochs,
+                          max_seconds=None if math.isinf(seconds) else float(seconds),
+                          batch_size=batch_size, lr=lr, seed=seed)
+        return _train_library_clip(lib, cfg, query, heldout_query, out_dir, arch, pretrained, frames_per_episode,
+                                   progress)
     finally:
         torch.set_num_threads(before)
 
 
-def _train_library_clip(lib: "Library", seconds: float, query: str | None, heldout_query: str | None, seed: int,
-                        out_dir: str | Path | None, arch: str, frames_per_episode: int, batch_size: int, lr: float,
+def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, heldout_query: str | None,
+                        out_dir: str | Path | None, arch: str, pretrained: str | None, frames_per_episode: int,
                         progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
-    if not seconds > 0:
-        raise InputError(f"seconds={seconds}", field="seconds", expected="a training time bound > 0")
     episodes = lib.select(query or "")
     if not episodes:
         raise InputError("no episodes selected", file=lib.path, field="query",
                          expected="a query that selects recorded episodes (robot-irl record ...)")
-    start = load_encoder(arch, seed=seed)
+    start = load_encoder(arch, pretrained, seed=cfg.seed)
+    baseline = "random init" if start.source.kind == "random" else "start weights"
     frames = [f for ep in tqdm(episodes, desc="read frames", unit="ep", disable=not progress)
               if (f := read_episode(ep, start, frames_per_episode)) is not None]
     if not frames:
@@ -198,7 +207,6 @@ def _train_library_clip(lib: "Library", seconds: float, query: str | None, heldo
                                               f.facts.task_text), "train"))
             keys.append(f.key)
     out = Path(out_dir) if out_dir is not None else new_model_dir(lib, start.source.arch)
-    cfg = TrainConfig(epochs=100_000, max_seconds=float(seconds), batch_size=batch_size, lr=lr, seed=seed)
     res = train_clip(start, np.stack(images), caps, keys=keys, config=cfg, out_dir=out, progress=progress,
                      info={"library": str(lib.path), "query": query or "", "heldout": sorted(held),
                            "episodes": len(train), "start": start.model_id})
@@ -210,7 +218,7 @@ def _train_library_clip(lib: "Library", seconds: float, query: str | None, heldo
         store_embeddings(lib.episode(f.episode_id), enc, f.keyframes, v)
     index, rep = library_index(lib, enc, progress=progress)
     return {
-        "model_dir": str(res.path), "model_id": enc.model_id, "arch": start.source.arch,
+        "model_dir": str(res.path), "model_id": enc.model_id, "arch": start.source.arch, "baseline": baseline,
         "episodes": len(frames), "train_episodes": len(train), "heldout_episodes": len(held),
         "variants": len({f.key for f in frames}), "pairs": len(images), "steps": res.steps,
         "epochs": len(res.history), "train_seconds": res.seconds, "pairs_per_s": res.pairs_per_s,

@@ -157,7 +157,7 @@ def train_clip(encoder: ClipEncoder, images: np.ndarray | Sequence[np.ndarray], 
                 step += 1
                 pairs += len(batch)
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.3f}", epoch=epoch)
+                bar.set_postfix(loss=f"{losses[-1]:.3f}", epoch=epoch, refresh=False)
             if losses:
                 result.history.append({"epoch": epoch, "loss": float(np.mean(losses)),
                                        "seconds": time.perf_counter() - start,
