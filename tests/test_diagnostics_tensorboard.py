@@ -58,7 +58,10 @@ def test_tensorboard_projector_reads_the_export(tmp_path) -> None:
                 break
             assert time.monotonic() < deadline, "projector found no runs"
             time.sleep(0.5)
-        assert _get_json(f"{base}/data/plugins_listing")["projector"]["enabled"]
+        # "enabled" flips once TensorBoard's multiplexer has scanned the logdir: poll (slow under load).
+        while not _get_json(f"{base}/data/plugins_listing")["projector"]["enabled"]:
+            assert time.monotonic() < deadline, "projector plugin never became enabled"
+            time.sleep(0.5)
         info = _get_json(f"{base}/data/plugin/projector/info?run={runs[0]}")
         by_name = {e["tensorName"]: e for e in info["embeddings"]}
         assert set(by_name) == {"lat:00000", "lat/pca:00000"}
