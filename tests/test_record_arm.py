@@ -43,8 +43,9 @@ def test_arm_episode_follows_the_hand(recorded) -> None:
     assert ts[0] == 0.0 and 1.2 <= ts[-1] < 1.3 and 30 <= len(ts) <= 75     # fewer if the machine starves us
     assert np.median(np.diff(ts)) == pytest.approx(0.02, abs=0.005)      # the fixed rate, on the arm's clock
     shift = ep.meta["extra"]["arm_clock_t0"] - hand.t0
-    # positions as the hand moved them: its last move before each reading (≤ 50 ms earlier under load)
-    lag = np.linspace(0.0, 0.05, 51)
+    # positions as the hand moved them: its last move before each reading (the hand thread may be
+    # starved for a while on a loaded 2-core machine, so allow up to 250 ms of lag)
+    lag = np.linspace(0.0, 0.25, 251)
     err = [min(np.abs(hand.path(t + shift - d)[0] - q).max() for d in lag) for t, q in zip(ts, a["joint_pos"])]
     assert max(err) < 0.005
     assert np.ptp(a["joint_pos"], axis=0).max() > 0.2                   # and it did move
