@@ -88,6 +88,11 @@ def execute(env, run, refs: list[dict], robot_idx: list[int]) -> dict[str, float
     x0 = np.array([s[1] for s in starts])
     goals = np.array([r["goal"] for r in refs])
     u, _ = run.plan(q0, goals, x0=x0)
+    # what the env does with the deltas anyway (its target is clipped to the joint limits), done
+    # up front so that a wild plan cannot ask for thousands of bounded steps
+    lo, hi = run.dynamics.lower.numpy(), run.dynamics.upper.numpy()
+    targets = np.clip(q0[:, None] + np.cumsum(u, axis=1), lo, hi)
+    u = np.diff(np.concatenate([q0[:, None], targets], 1), axis=1)
     path_err, final, ok = [], [], []
     for ref, uj in zip(refs, u):
         obs, _ = env.reset(seed=ref["seed"], options={"variant": {"goal_region": ref["region"]}})
@@ -102,6 +107,10 @@ def execute(env, run, refs: list[dict], robot_idx: list[int]) -> dict[str, float
     by_region = {r: float(np.mean([p for p, ref in zip(path_err, refs) if ref["region"] == r]) * 100) for r in REGIONS}
     return {"path_err_cm": float(np.mean(path_err) * 100), "final_err_cm": float(np.mean(final) * 100),
             "success_rate": float(np.mean(ok)), **{f"path_err_{r}_cm": v for r, v in by_region.items()}}
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def fit(method: str, demos, dyn, cfg):
@@ -145,6 +154,7 @@ def main() -> int:
     figures: dict[str, float] = {}
     figures.update(record_demos(lib, args.demos, seed=1000 * (args.seed + 1)))
     t_rec = time.perf_counter()
+    log(f"recorded + extracted {args.demos} demos")
     demos, spec = demos_from_library(lib, "tag:train", rows=10, keypoints="extracted")
     dyn = KinematicDynamics(os.path.join(pybullet_data.getDataPath(), ROBOTS["iiwa"].urdf), frames_from_spec(spec))
     env = gym.make(ENV_ID, robot="iiwa", render_size=(64, 48))
@@ -165,14 +175,18 @@ def main() -> int:
             run = fit(method, sub, dyn, cfg)
             fit_s = time.process_time() - t0
             table[(method, n)] = {**execute(env, run, refs, robot_idx), "fit_cpu_s": fit_s}
+            log(f"{method} x{n}: path {table[(method, n)]['path_err_cm']:.2f} cm, success "
+                f"{table[(method, n)]['success_rate']:.0%}, fit {fit_s:.1f} s CPU")
     t_learn = time.perf_counter()
 
     data = collect_exploration(ENV_ID, robot="iiwa", episodes=args.explore, seed=args.seed + 7)
     t_col = time.perf_counter()
+    log(f"collected {args.explore} exploration episodes")
     model, dyn_err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"],
                                     cfg=DynamicsTrainConfig(seed=args.seed))
     if args.out:
         model.save(root / "learned_dynamics.pt")
+    log(f"trained dynamics: {dyn_err}")
     learned_run = fit("timedep", demos, model, cfg)
     learned = execute(env, learned_run, refs, robot_idx)
     env.close()

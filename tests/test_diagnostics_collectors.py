@@ -98,3 +98,12 @@ def test_clip_latents_use_the_stored_embeddings(lib) -> None:
     assert lat.thumbnails.shape == (lat.n, 32, 32, 3)
     with pytest.raises(InputError, match="no CLIP model in this library"):
         collect("clip", lib.path)
+
+
+def test_cli_says_what_to_diagnose(tmp_path) -> None:
+    with pytest.raises(InputError, match="say what to diagnose"):
+        _run(["diagnose", "--out", str(tmp_path / "x")])
+    with pytest.raises(InputError, match="--latent cost needs a run folder"):
+        _run(["diagnose", "--latent", "cost"])
+    with pytest.raises(InputError, match="both a source"):
+        _run(["diagnose", str(tmp_path), "--latents", str(tmp_path / "l.npz")])

@@ -26,7 +26,7 @@ def lib(tmp_path_factory):
 
 
 def test_demos_from_library_truth(lib):
-    demos, spec = demos_from_library(lib, "tag:a", rows=10, keypoints="auto")
+    demos, spec = demos_from_library(lib, "tag:a", rows=10, keypoints="auto", goals="recorded")
     assert spec.names == ["ee", "ee_blob"]
     assert demos.keypoints.shape == (3, 10, 2, 3) and demos.q0.shape == (3, 7) and demos.goals.shape == (3, 2, 3)
     ep = lib.select("tag:a")[0]
@@ -34,6 +34,9 @@ def test_demos_from_library_truth(lib):
     np.testing.assert_allclose(demos.keypoints[0, 0], st["keypoints_3d"][0, :2], atol=1e-9)
     # cut where the arm comes to rest: the last row is near the goal, not after a long idle
     assert np.linalg.norm(demos.keypoints[:, -1] - demos.goals, axis=-1).max() < 0.03
+    final, _ = demos_from_library(lib, "tag:a", rows=10, keypoints="truth")
+    assert final.goals is None
+    np.testing.assert_allclose(final.goal_keypoints(), final.keypoints[:, -1])
 
 
 def test_library_errors(lib):
@@ -69,10 +72,10 @@ def test_cli_train_from_query_with_diagnosis(lib, tmp_path):
     out = tmp_path / "run"
     args = ap.parse_args(["train", "--demos", "tag:a", "--library", str(lib.path), "--keypoints", "truth",
                           "--train", "0-1", "--test", "2", "--iters", "4", "--cost", "timedep", "--out", str(out),
-                          "--quiet", "--diagnose-every", "4", "--diagnose-goals", "4"])
+                          "--quiet", "--diagnose-every", "4", "--diagnose-goals", "2"])
     assert args.func(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert "test_path_err_cm" in metrics and "cost.tsne.trust10" in metrics
+    assert "test_path_err_cm" in metrics and "cost.tsne_pca.trust10" in metrics
     assert (out / "plots" / "cost").is_dir()
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["demos"]["query"] == "tag:a" and cfg["demos"]["keypoint_names"] == ["ee", "ee_blob"]

@@ -49,7 +49,7 @@ def _is_file_source(text: str) -> bool:
 
 
 def _load_demos(demos_arg: str, library: str | None, keypoints: str, rows: int | None,
-                names: str | None):
+                names: str | None, goals: str = "final"):
     """(DemoSet, keypoint spec or None, robot name or None, info for the run config)."""
     from robot_irl.irl import load_keypoint_file
     from robot_irl.irl.library_demos import demos_from_library, library_robot
@@ -60,9 +60,10 @@ def _load_demos(demos_arg: str, library: str | None, keypoints: str, rows: int |
 
     lib = Library.open(library)
     kp_names = [n.strip() for n in names.split(",") if n.strip()] if names else None
-    demos, spec = demos_from_library(lib, demos_arg, rows=rows or 10, keypoints=keypoints, names=kp_names)
+    demos, spec = demos_from_library(lib, demos_arg, rows=rows or 10, keypoints=keypoints, names=kp_names,
+                                     goals=goals)
     info = {"library": str(lib.path), "query": demos_arg, "keypoints": keypoints, "rows": rows or 10,
-            "keypoint_names": spec.names}
+            "keypoint_names": spec.names, "goals": goals}
     return demos, spec, library_robot(lib, demos_arg), info
 
 
@@ -100,7 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from robot_irl.irl.inner import InnerConfig
     from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
 
-    demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names)
+    demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
+                                           args.goals)
     if args.q0 is not None:
         demos.q0 = np.broadcast_to(np.array([float(v) for v in args.q0.split(",")]), (len(demos), len(args.q0.split(",")))).copy()
     train_idx = _indices(args.train, len(demos), "--train")
@@ -150,7 +152,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise InputError("the run records no demos", file=run.path, field="--demos",
                          expected="--demos FILE.npz or a library query")
     demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
-                            info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None)
+                            info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None,
+                            info.get("goals", "final"))
     sets = {}
     if args.indices:
         sets["eval"] = _indices(args.indices, len(demos), "--indices")
@@ -187,6 +190,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or extracted where present (default)")
     p.add_argument("--keypoint-names", help="library demos: keypoints to model, comma separated "
                    "(default: every keypoint on the robot)")
+    p.add_argument("--goals", choices=("final", "recorded"), default="final",
+                   help="library demos: goal = where each demo ended (default) or the recorded task goal (goal_3d)")
     p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all)")
     p.add_argument("--test", help="held-out demo indices, e.g. 3,4")
     p.add_argument("--dynamics", choices=("kinematic", "learned"), default="kinematic")

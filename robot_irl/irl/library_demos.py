@@ -7,8 +7,11 @@ OpenCV extractor wrote (``keypoints="extracted"``) or from the recording's groun
 to rest (``trim``: the last time any joint is farther than ``settle_rad`` from its final value; a
 demo that waits after finishing would otherwise teach "move early, then idle" in proportions that
 depend on how long it idled), then resampled by timestamp to ``rows`` rows. Start joints come
-from the state stream, goal keypoints from its ``goal_3d`` column when recorded (else the last
-observed keypoints).
+from the state stream. Goals (``goals=``): ``"final"`` (default) = where each demo's keypoints
+ended, the usual IRL assumption that the demonstrator reached its goal (extracted keypoints carry a
+few mm of bias and the expert stops a few mm off the task's goal; a cost fitted to demos that stop
+short of their stated goal learns to stop short by a *fraction* of the distance, which grows with
+the distance of a new goal); ``"recorded"`` = the task's goal from the ``goal_3d`` column.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from robot_irl.irl.demos import DemoSet
 from robot_irl.models.collect import settle_time
 
 KEYPOINT_SOURCES = ("extracted", "truth", "auto")
+GOAL_SOURCES = ("final", "recorded")
 
 
 def resample_track(t: np.ndarray, x: np.ndarray, t_new: np.ndarray) -> np.ndarray:
@@ -57,7 +61,8 @@ def _episode_keypoints(ep: Any, idx: list[int], source: str, camera: str | None)
 
 def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str = "auto",
                        names: list[str] | None = None, body: str = "robot", trim: bool = True,
-                       settle_rad: float = 2e-3, camera: str | None = None) -> tuple[DemoSet, KeypointSpec]:
+                       settle_rad: float = 2e-3, camera: str | None = None,
+                       goals: str = "final") -> tuple[DemoSet, KeypointSpec]:
     """Select episodes with ``query`` and return ``(DemoSet, spec of the chosen keypoints)``.
 
     ``names`` picks keypoints by name (default: those on ``body``). Raises InputError for an empty
@@ -67,6 +72,8 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
     """
     if keypoints not in KEYPOINT_SOURCES:
         raise UnknownNameError("keypoint source", keypoints, KEYPOINT_SOURCES)
+    if goals not in GOAL_SOURCES:
+        raise UnknownNameError("goal source", goals, GOAL_SOURCES)
     episodes = lib.select(query)
     where = f"library {lib.path}, query '{query}'"
     if not episodes:
@@ -88,8 +95,8 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
         raise InputError(f"no keypoint on body '{body}' (spec has {[(k.name, k.body) for k in spec]})",
                          file=lib.path, field="keypoints", expected="a body that carries keypoints, or names")
     idx = [spec.index(n) for n in chosen.names]
-    kps, ts, q0, goals, sources = [], [], [], [], []
-    have_goals = True
+    kps, ts, q0, recorded, sources = [], [], [], [], []
+    have_goals = goals == "recorded"
     for ep in episodes:
         t_kp, x, src = _episode_keypoints(ep, idx, keypoints, camera)
         sources.append(src)
@@ -105,10 +112,11 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
             q0.append(q[0])
             if trim:
                 t_end = min(t_end, max(settle_time(state["timestamp"], q, settle_rad), t_kp[0] + 1e-6))
-        if "goal_3d" in state:
-            goals.append(np.asarray(state["goal_3d"][0], float)[idx])
-        else:
-            have_goals = False
+        if have_goals and "goal_3d" not in state:
+            raise InputError(f"episode {ep.id} records no goal_3d", file=lib.path, field="goals",
+                             expected="goals='final' (the demo's last keypoints) for episodes without a recorded goal")
+        if have_goals:
+            recorded.append(np.asarray(state["goal_3d"][0], float)[idx])
         t_new = np.linspace(t_kp[0], t_end, rows)
         kps.append(resample_track(t_kp, x, t_new))
         ts.append(t_new - t_new[0])
@@ -117,7 +125,7 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
                          field="joint_pos", expected="episodes of one kind (all with a state stream or none)")
     src_note = "+".join(sorted(set(sources)))
     demos = DemoSet(np.array(kps), np.array(ts), q0=np.array(q0) if q0 else None,
-                    goals=np.array(goals) if have_goals else None, names=[e.id for e in episodes],
+                    goals=np.array(recorded) if have_goals else None, names=[e.id for e in episodes],
                     source=f"{where} ({src_note} keypoints)")
     return demos, chosen
 

@@ -216,7 +216,7 @@ def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, hel
     fig = retrieval_figures(enc, keyframe_index(enc, frames, vecs), frames, held)
     for f, v in zip(frames, vecs):  # store what we computed; library_index embeds the rest
         store_embeddings(lib.episode(f.episode_id), enc, f.keyframes, v)
-    index, rep = library_index(lib, enc, progress=progress)
+    index, _ = library_index(lib, enc, progress=progress)
     return {
         "model_dir": str(res.path), "model_id": enc.model_id, "arch": start.source.arch, "baseline": baseline,
         "episodes": len(frames), "train_episodes": len(train), "heldout_episodes": len(held),
