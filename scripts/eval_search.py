@@ -59,13 +59,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on loaded shared cores 2 threads ran ~9x slower)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=20, help="warmup steps")
+    ap.add_argument("--query", default=None,
+                    help="train and evaluate on the episodes this library query selects (fast iteration, e.g. "
+                         "'variant.color=red': 12 variants)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
     lib = build_library(args.library, args.per_variant, tuple(args.render))
     print(f"library {lib.path}: {len(lib.ids())} episodes ({time.perf_counter() - t0:.0f} s)", flush=True)
-    fig = train_library_clip(lib, seconds=60 * args.minutes, seed=args.seed, arch=args.arch,
+    fig = train_library_clip(lib, seconds=60 * args.minutes, seed=args.seed, arch=args.arch, query=args.query,
                              frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
+                             lr=args.lr, warmup_steps=args.warmup,
                              threads=args.threads, progress=True)
     print(f"trained {fig['steps']} steps ({fig['epochs']} epochs) on {fig['pairs']} pairs of "
           f"{fig['train_episodes']} episodes in {fig['train_seconds']:.0f} s ({fig['pairs_per_s']:.0f} pairs/s), "

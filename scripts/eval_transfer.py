@@ -140,7 +140,7 @@ def main() -> int:
     import sim  # noqa: F401
     from sim.robots import ROBOTS
 
-    from robot_irl.irl import LearnerConfig
+    from robot_irl.irl import InnerConfig, LearnerConfig
     from robot_irl.irl.library_demos import demos_from_library
     from robot_irl.library import Library
     from robot_irl.models import KinematicDynamics, frames_from_spec, train_dynamics
@@ -187,7 +187,9 @@ def main() -> int:
     if args.out:
         model.save(root / "learned_dynamics.pt")
     log(f"trained dynamics: {dyn_err}")
-    learned_run = fit("timedep", demos, model, cfg)
+    # a trust region on the inner Gauss-Newton step: without it the plan leaves the model's data and diverges
+    learned_cfg = LearnerConfig(rows=10, outer_iters=args.iters, seed=args.seed, inner=InnerConfig(max_step=0.1))
+    learned_run = fit("timedep", demos, model, learned_cfg)
     learned = execute(env, learned_run, refs, robot_idx)
     env.close()
     t_end = time.perf_counter()

@@ -36,6 +36,9 @@ class InnerConfig:
     steps: int = 10
     step_size: float = 0.5   # gn: fraction of the Gauss-Newton step per unit weight; gd: learning rate
     damping: float = 1e-3    # gn: Levenberg damping, relative to the mean diagonal of J^T J
+    max_step: float | None = None  # gn: trust region, rad per joint per update (soft: m*tanh(dq/m)).
+    # Needed for learned dynamics: their Jacobians are poorly conditioned off the data, and an
+    # unbounded Gauss-Newton step there leaves the data and diverges (seen: actions of 1e7 rad).
 
     def __post_init__(self) -> None:
         if self.method not in INNER_METHODS:
@@ -66,6 +69,8 @@ def optimise_actions(dynamics: KeypointDynamics, W: torch.Tensor, q0: torch.Tens
             G = JT @ J
             lam = cfg.damping * G.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12)
             dq = -cfg.step_size * torch.linalg.solve(G + lam[..., None, None] * eye, grad_q).squeeze(-1)
+            if cfg.max_step is not None:
+                dq = cfg.max_step * torch.tanh(dq / cfg.max_step)
             u = u + torch.diff(dq, dim=1, prepend=torch.zeros_like(dq[:, :1]))
     else:
         with torch.enable_grad():

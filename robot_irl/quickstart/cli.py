@@ -9,10 +9,12 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     q = sub.add_parser("quickstart", help="run the pipeline end to end on the simulated default, with a report",
                        description="Record sim demos as video, extract keypoints with OpenCV, learn costs with "
-                                   "model-based IRL, run them on the PyBullet arm to held-out goals, diagnose the keypoint latents with t-SNE, and write report.html. Stages that finished "
+                                   "model-based IRL, run them on the PyBullet arm to held-out goals, train the library's CLIP and search, diagnose the keypoint latents with t-SNE, and write report.html. Stages that finished "
                                    "are skipped on rerun unless --force.")
     q.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="run folder")
     q.add_argument("--fast", action="store_true", help="fewer demos and smaller settings")
+    q.add_argument("--full", action="store_true", help="train the library's CLIP much longer (toward the "
+                   "search targets) instead of a short bounded run")
     q.add_argument("--force", action="store_true", help="rerun every stage")
     q.add_argument("--seed", type=int, default=0)
     q.set_defaults(func=_quickstart)
@@ -32,11 +34,12 @@ def _quickstart(args) -> int:
         Stage("extract", "2. Extract keypoints with OpenCV", stages.extract),
         Stage("learn", "3. Learn costs with model-based IRL (and baselines)", stages.learn),
         Stage("run", "4. Run the learned cost on the PyBullet arm (held-out goals)", stages.run_arm),
+        Stage("clip", "5. Train the library's CLIP and search the demos", stages.clip_search),
         Stage("diagnose", "6. Diagnose keypoint latents with t-SNE", stages.diagnose),
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "stages" / "order.json", [s.name for s in pipeline])
-    ctx = Context(out=args.out, fast=args.fast, seed=args.seed)
+    ctx = Context(out=args.out, fast=args.fast, full=args.full, seed=args.seed)
     try:
         run_stages(pipeline, ctx, force=args.force)
     finally:

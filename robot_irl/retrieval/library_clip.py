@@ -24,6 +24,7 @@ import numpy as np
 
 from robot_irl.errors import InputError
 from robot_irl.retrieval.captions import CaptionFacts, captions
+from robot_irl.retrieval.crop import crop_frames, episode_rect
 from robot_irl.retrieval.encoders import ClipEncoder, load_encoder
 from robot_irl.retrieval.index import EmbeddingIndex
 from robot_irl.retrieval.library_index import (CAMERA, episode_facts, frames_at, iter_frames, keyframes,
@@ -57,8 +58,9 @@ class EpisodeFrames:
 
 def read_episode(ep: "Episode", encoder: ClipEncoder, frames_per_episode: int = 12,
                  camera: str = CAMERA) -> EpisodeFrames | None:
-    """Decode the episode once and keep its keyframes, training frames and probe frame resized
-    to the encoder's input size; None for an episode without frames."""
+    """Decode the episode once and keep its keyframes, training frames and probe frame, cut to
+    the workspace (see crop.py) and resized to the encoder's input size; None for an episode
+    without frames."""
     n = ep.frame_count(camera)
     if n == 0:
         return None
@@ -66,7 +68,8 @@ def read_episode(ep: "Episode", encoder: ClipEncoder, frames_per_episode: int = 
     tr = np.unique(np.linspace(0, n - 1, min(n, frames_per_episode)).round().astype(int))
     mid = n // 2
     want = sorted(set(kf.tolist()) | set(tr.tolist()) | {mid})
-    small = encoder.resize(frames_at(ep, camera, want)).permute(0, 2, 3, 1).contiguous().numpy()
+    pixels = crop_frames(frames_at(ep, camera, want), episode_rect(ep, camera))
+    small = encoder.resize(pixels).permute(0, 2, 3, 1).contiguous().numpy()
     row = {f: i for i, f in enumerate(want)}
     return EpisodeFrames(
         episode_id=ep.id, facts=episode_facts(ep), keyframes=kf,
@@ -143,7 +146,7 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
                        heldout_query: str | None = None, seed: int = 0, out_dir: str | Path | None = None,
                        arch: str = DEFAULT_DOMAIN_MODEL, pretrained: str | None = None, epochs: int | None = None,
                        frames_per_episode: int = 12, batch_size: int = 64, lr: float = 1e-3,
-                       threads: int | None = 1, progress: bool = False) -> dict[str, Any]:
+                       warmup_steps: int = 20, threads: int | None = 1, progress: bool = False) -> dict[str, Any]:
     """Train the project's small CLIP on the selected episodes' frames + captions for at most
     `seconds` of training (math.inf with `epochs` for an epoch bound only), save it as the
     library's model (newest under <library>/models/clip unless out_dir), store its embeddings for
@@ -168,7 +171,7 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
     try:
         cfg = TrainConfig(epochs=100_000 if epochs is None else epochs,
                           max_seconds=None if math.isinf(seconds) else float(seconds),
-                          batch_size=batch_size, lr=lr, seed=seed)
+                          batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed)
         return _train_library_clip(lib, cfg, query, heldout_query, out_dir, arch, pretrained, frames_per_episode,
                                    progress)
     finally:

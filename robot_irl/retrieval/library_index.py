@@ -21,6 +21,7 @@ import numpy as np
 
 from robot_irl.errors import InputError
 from robot_irl.retrieval.captions import CaptionFacts, captions
+from robot_irl.retrieval.crop import crop_frames, episode_rect
 from robot_irl.retrieval.encoders import ClipEncoder
 from robot_irl.retrieval.index import KINDS, EmbeddingIndex
 
@@ -132,7 +133,8 @@ def embed_episode(ep: "Episode", encoder: ClipEncoder, camera: str = CAMERA) -> 
     kf = keyframes(ep, camera)
     if len(kf) == 0:
         raise InputError(f"episode {ep.id} has no frames", field=f"cameras.{camera}", expected="at least one frame")
-    return store_embeddings(ep, encoder, kf, encoder.encode_images(frames_at(ep, camera, kf)), camera)
+    pixels = crop_frames(frames_at(ep, camera, kf), episode_rect(ep, camera))
+    return store_embeddings(ep, encoder, kf, encoder.encode_images(pixels), camera)
 
 
 def store_embeddings(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: np.ndarray,
@@ -148,7 +150,8 @@ def store_embeddings(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: n
         "kinds": np.array([KINDS.index("keyframe")] * len(kf) + [KINDS.index("text")] * len(txt), np.int8),
     }
     ep.write_derived(derived_name(encoder.model_id), arrays,
-                     meta={"model_id": encoder.model_id, "camera": camera, "kinds": list(KINDS)},
+                     meta={"model_id": encoder.model_id, "camera": camera, "kinds": list(KINDS),
+                           "crop": episode_rect(ep, camera)},
                      version=DERIVED_VERSION)
     return arrays
 
@@ -193,6 +196,8 @@ def library_index(lib: "Library", encoder: ClipEncoder, *, backend: str = "auto"
         ep = lib.episode(eid)
         arrays = stored_embeddings(ep, encoder.model_id)
         if arrays is None:
+            if CAMERA not in ep.cameras:   # e.g. an arm run recorded without video: nothing to search
+                continue
             arrays = embed_episode(ep, encoder)
             rep.embedded += 1
         idx.add(arrays["embeddings"], eid, arrays["frames"], times=arrays["times"],
@@ -229,7 +234,7 @@ def training_pairs(episodes: Sequence["Episode"], encoder: ClipEncoder, *, frame
             continue
         idx = np.unique(np.linspace(0, n - 1, min(n, frames_per_episode)).round().astype(int))
         ph = phases(ep, ep.timestamps(camera)[idx])
-        for frame, p in zip(frames_at(ep, camera, idx), ph):
+        for frame, p in zip(crop_frames(frames_at(ep, camera, idx), episode_rect(ep, camera)), ph):
             images.append(encoder.resize([frame])[0].permute(1, 2, 0).numpy())
             f = CaptionFacts(facts.task, facts.shape, facts.colour, facts.goal, p, facts.task_text)
             caps.append(captions(f, split))

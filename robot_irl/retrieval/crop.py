@@ -1,0 +1,60 @@
+"""Crop camera frames to the robot's workspace before they are shrunk for a small CLIP.
+
+Why: a 160x120 sim frame squashed to 64 px leaves the object ~3 px wide; most of the frame is
+sky, arm base and floor, which say nothing about the variant (object colour and shape, goal
+patch, motion). The workspace (table top, objects, goal patch, the end effector above them) is a
+box in the robot base frame; projecting its corners through the episode's camera model gives
+the pixel rectangle to keep, so the crop follows any camera pose and intrinsics.
+"""
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from robot_irl.core.camera import CameraModel
+
+if TYPE_CHECKING:
+    from robot_irl.library import Episode
+
+# x, y, z ranges in the robot base frame (metres): the table region the sim tasks use, up to the
+# height the end effector carries objects at.
+WORKSPACE_BOX: tuple[tuple[float, float], ...] = ((0.3, 0.8), (-0.3, 0.3), (0.0, 0.35))
+Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
+
+
+def workspace_rect(camera: CameraModel, box: Sequence[Sequence[float]] = WORKSPACE_BOX,
+                   margin: float = 0.04, min_frac: float = 0.25) -> Rect | None:
+    """The pixel rectangle holding the projected workspace box (plus `margin` of its size on
+    each side), clipped to the image; None when the box is behind the camera or the visible part
+    is smaller than `min_frac` of the image side (a camera that does not look at the workspace:
+    keep the whole frame rather than a sliver)."""
+    corners = np.array(list(itertools.product(*box)), dtype=np.float64)
+    uv = camera.project(corners)
+    if not np.isfinite(uv).all():
+        return None
+    w, h = camera.size
+    (u0, v0), (u1, v1) = uv.min(0), uv.max(0)
+    du, dv = (u1 - u0) * margin, (v1 - v0) * margin
+    x0, y0 = max(0, int(np.floor(u0 - du))), max(0, int(np.floor(v0 - dv)))
+    x1, y1 = min(w, int(np.ceil(u1 + du)) + 1), min(h, int(np.ceil(v1 + dv)) + 1)
+    if x1 - x0 < min_frac * w or y1 - y0 < min_frac * h:
+        return None
+    return x0, y0, x1, y1
+
+
+def episode_rect(ep: "Episode", camera: str) -> Rect | None:
+    """The workspace rectangle for one episode's camera, None without a camera model (then the
+    whole frame is used)."""
+    model = ep.camera_model(camera)
+    return None if model is None else workspace_rect(model)
+
+
+def crop_frames(frames: Sequence[np.ndarray], rect: Rect | None) -> list[np.ndarray]:
+    """Frames cut to `rect` (frames of another size than the rectangle fits are kept whole)."""
+    if rect is None:
+        return list(frames)
+    x0, y0, x1, y1 = rect
+    return [f[y0:y1, x0:x1] if f.shape[0] >= y1 and f.shape[1] >= x1 else f for f in frames]
