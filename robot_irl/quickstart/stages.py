@@ -116,7 +116,8 @@ def diagnose(ctx: Context) -> dict[str, Any]:
     figures = {k: v for k, v in m.items()
                if k.startswith(("tsne_pca.", "tsne_random.", "original.")) and not k.endswith("_s")}
     return {"points": len(latents.X), **figures, "images": images,
-            "text": "Each point is one time step of one demo (keypoints relative to the goal). trust10 and "
+            "text": "Each point is one time step of one demo (its keypoints and where they end up, robot base "
+                    "frame). trust10 and "
                     "knn_kept10 measure local faithfulness, spearman_pdist global structure, knn_acc10 how well "
                     "labels separate in the map (compare original.knn_acc10, the same in the input space)."}
 
