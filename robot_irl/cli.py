@@ -16,6 +16,7 @@ STAGES = [
     "robot_irl.record.cli",
     "robot_irl.library.cli",
     "robot_irl.keypoints.cli",
+    "robot_irl.models.cli",
     "robot_irl.irl.cli",
     "robot_irl.control.cli",
     "robot_irl.retrieval.cli",

@@ -34,7 +34,7 @@ def test_demos_from_library_truth(lib):
     np.testing.assert_allclose(demos.keypoints[0, 0], st["keypoints_3d"][0, :2], atol=1e-9)
     # cut where the arm comes to rest: the last row is near the goal, not after a long idle
     assert np.linalg.norm(demos.keypoints[:, -1] - demos.goals, axis=-1).max() < 0.03
-    final, _ = demos_from_library(lib, "tag:a", rows=10, keypoints="truth")
+    final, _ = demos_from_library(lib, "tag:a", rows=10, keypoints="truth", goals="final")
     assert final.goals is None
     np.testing.assert_allclose(final.goal_keypoints(), final.keypoints[:, -1])
 

@@ -49,7 +49,7 @@ def _is_file_source(text: str) -> bool:
 
 
 def _load_demos(demos_arg: str, library: str | None, keypoints: str, rows: int | None,
-                names: str | None, goals: str = "final"):
+                names: str | None, goals: str = "recorded"):
     """(DemoSet, keypoint spec or None, robot name or None, info for the run config)."""
     from robot_irl.irl import load_keypoint_file
     from robot_irl.irl.library_demos import demos_from_library, library_robot
@@ -153,7 +153,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                          expected="--demos FILE.npz or a library query")
     demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
                             info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None,
-                            info.get("goals", "final"))
+                            info.get("goals", "recorded"))
     sets = {}
     if args.indices:
         sets["eval"] = _indices(args.indices, len(demos), "--indices")
@@ -190,8 +190,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "or extracted where present (default)")
     p.add_argument("--keypoint-names", help="library demos: keypoints to model, comma separated "
                    "(default: every keypoint on the robot)")
-    p.add_argument("--goals", choices=("final", "recorded"), default="final",
-                   help="library demos: goal = where each demo ended (default) or the recorded task goal (goal_3d)")
+    p.add_argument("--goals", choices=("recorded", "final"), default="recorded",
+                   help="library demos: goal = the recorded task goal (goal_3d, default) or where each demo ended")
     p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all)")
     p.add_argument("--test", help="held-out demo indices, e.g. 3,4")
     p.add_argument("--dynamics", choices=("kinematic", "learned"), default="kinematic")

@@ -122,41 +122,11 @@ def diagnose(ctx: Context) -> dict[str, Any]:
                     "labels separate in the map (compare original.knn_acc10, the same in the input space)."}
 
 
-def _demo_set(episodes, rows: int, source: str):
-    """Robot keypoints of library episodes (OpenCV-extracted where present, else ground truth),
-    resampled by time to ``rows`` rows, with each episode's start joints and goal keypoints."""
-    from robot_irl.irl import DemoSet
-
-    spec = episodes[0].keypoint_spec
-    robot_idx = [spec.index(k.name) for k in spec.on_body("robot")]
-    kps, ts, q0, goals = [], [], [], []
-    for ep in episodes:
-        state = ep.arrays("state")
-        t_state = state["timestamp"]
-        if "keypoints" in ep.derived():
-            d = ep.read_derived("keypoints")
-            t_kp, x = d.arrays["timestamps"], d.arrays["keypoints"][:, robot_idx]
-        else:
-            t_kp, x = t_state, state["keypoints_3d"][:, robot_idx]
-        t_new = np.linspace(t_kp[0], t_kp[-1], rows)
-        res = np.full((rows, len(robot_idx), 3), np.nan)
-        for k in range(len(robot_idx)):
-            for d3 in range(3):
-                ok = np.isfinite(x[:, k, d3])
-                if ok.sum() >= 2:
-                    res[:, k, d3] = np.interp(t_new, t_kp[ok], x[ok, k, d3])
-        kps.append(res)
-        ts.append(t_new - t_new[0])
-        q0.append(state["joint_pos"][0])
-        goals.append(state["goal_3d"][0][robot_idx])
-    return DemoSet(np.array(kps), np.array(ts), q0=np.array(q0), goals=np.array(goals),
-                   names=[e.id for e in episodes], source=source), spec.select([spec.names[i] for i in robot_idx])
-
-
 def learn(ctx: Context) -> dict[str, Any]:
     """Learn costs with model-based IRL from the extracted keypoints of the training demos; compare
     with the default Euclidean cost and the baselines on held-out demos."""
     from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching
+    from robot_irl.irl.library_demos import demos_from_library
     from robot_irl.models import KinematicDynamics, frames_from_spec
 
     lib = library(ctx)
@@ -164,8 +134,10 @@ def learn(ctx: Context) -> dict[str, Any]:
     n_test = 1 if ctx.fast else 2
     train_eps, test_eps = eps[:-n_test], eps[-n_test:]
     rows = 10
-    train, robot_spec = _demo_set(train_eps, rows, "library tag:train")
-    test, _ = _demo_set(test_eps, rows, "library tag:train (held out)")
+    train_q = "id:" + ",".join(e.id for e in train_eps)
+    test_q = "id:" + ",".join(e.id for e in test_eps)
+    train, robot_spec = demos_from_library(lib, train_q, rows=rows, keypoints="auto")
+    test, _ = demos_from_library(lib, test_q, rows=rows, keypoints="auto")
     urdf = os.path.join(pybullet_data.getDataPath(), ROBOTS[train_eps[0].robot].urdf)   # the episodes' robot
     dyn = KinematicDynamics(urdf, frames_from_spec(robot_spec))
     cfg = LearnerConfig(rows=rows, outer_iters=150 if ctx.fast else 400, seed=ctx.seed)

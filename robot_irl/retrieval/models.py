@@ -25,6 +25,19 @@ CUSTOM_CONFIGS: dict[str, dict[str, Any]] = {
         "vision_cfg": {"image_size": 96, "layers": 4, "width": 192, "head_width": 32, "patch_size": 12},
         "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 192, "heads": 6, "layers": 3},
     },
+    # A small ResNet image tower (open_clip's ModifiedResNet: 3-conv stem, one bottleneck per stage,
+    # attention pooling): convolutions find a few-pixel coloured object from the first steps,
+    # where a ViT trained from scratch sat on the ln(batch) loss plateau for hundreds of steps.
+    "robot-irl-rn-64": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 32, "head_width": 64},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
+    },
+    "robot-irl-rn-96": {
+        "embed_dim": 128,
+        "vision_cfg": {"image_size": 96, "layers": [1, 1, 1, 1], "width": 32, "head_width": 64},
+        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
+    },
 }
 
 DEFAULT_DOMAIN_MODEL = "robot-irl-clip-64"
