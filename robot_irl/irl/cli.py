@@ -96,10 +96,39 @@ def _diagnose_hook(train, n_goals: int):
     return hook
 
 
+def _demos_from_search(text: str, k: int, library: str | None, within: str | None) -> str:
+    """The library query selecting the ``k`` episodes the library's own CLIP ranks first for
+    ``text`` (text → demos → learned cost), among those matching ``within``."""
+    from robot_irl.library import Library
+    from robot_irl.retrieval import Searcher, load_encoder
+    from robot_irl.retrieval.library_index import latest_model, library_index
+
+    lib = Library.open(library)
+    model = latest_model(lib)
+    if model is None:
+        raise InputError("the library has no trained CLIP to search with", file=lib.path, field="--query",
+                         expected="a model made by `robot-irl clip train` first")
+    enc = load_encoder(f"local-dir:{model}")
+    index, _ = library_index(lib, enc)
+    allowed = {e.id for e in lib.select(within)} if within else None
+    hits = Searcher(enc, index).search(text, k=k, episodes=allowed)
+    if not hits:
+        raise InputError(f"the search '{text}' found no episode", file=lib.path, field="--query",
+                         expected="a library with indexed episodes")
+    print(json.dumps({"query": text, "demos": [{"episode": h.episode_id, "score": round(float(h.score), 4)}
+                                               for h in hits]}))
+    return "id:" + ",".join(h.episode_id for h in hits)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching
     from robot_irl.irl.inner import InnerConfig
     from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
+
+    if args.query:
+        args.demos = _demos_from_search(args.query, args.k, args.library, args.demos)
+    elif not args.demos:
+        raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
 
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
                                            args.goals)
@@ -182,8 +211,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("train", help="learn a cost from keypoint demos (model-based IRL)",
                               description="Learn a cost whose optimised trajectories reproduce the demos.")
-    p.add_argument("--demos", required=True, help="library query (e.g. 'env:robot_irl/Place-v0 tag:train'), or a "
-                   "keypoint file (.npz: keypoints [N,T,K,3], optional timestamps, goals, q0)")
+    p.add_argument("--demos", help="library query (e.g. 'env:robot_irl/Place-v0 tag:train'), or a "
+                   "keypoint file (.npz: keypoints [N,T,K,3], optional timestamps, goals, q0); with --query, "
+                   "a library query that limits the search")
+    p.add_argument("--query", help="text: learn from the demos the library's CLIP finds for it "
+                   "(e.g. \"place the red cube on the right\")")
+    p.add_argument("--k", type=int, default=5, help="with --query: how many demos to learn from")
     add_library_arg(p)
     p.add_argument("--keypoints", choices=("extracted", "truth", "auto"), default="auto",
                    help="library demos: OpenCV-extracted keypoints (robot-irl extract), the sim's ground truth, "
