@@ -52,7 +52,7 @@ def main() -> None:
                     help="library folder (reused when it already holds enough episodes)")
     ap.add_argument("--per-variant", type=int, default=7, help="episodes per variant (48 variants)")
     ap.add_argument("--render", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
-    ap.add_argument("--arch", default="robot-irl-clip-64")
+    ap.add_argument("--arch", default="robot-irl-rn-64")
     ap.add_argument("--minutes", type=float, default=18.0, help="training time bound")
     ap.add_argument("--batch-size", type=int, default=48, help="<= variants: each batch then holds one frame per variant")
     ap.add_argument("--frames-per-episode", type=int, default=16)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 
 from robot_irl.models import LearnedDynamics, train_dynamics
@@ -17,7 +18,7 @@ def _episodes(n=24, T=8, seed=0):
 
 def test_learned_dynamics_fits_and_reports_heldout_errors(tmp_path):
     m, x, q, u = _episodes()
-    cfg = DynamicsTrainConfig(hidden=32, ensemble=2, epochs=60, batch=64, multistep=5)
+    cfg = DynamicsTrainConfig(hidden=32, ensemble=2, epochs=60, batch=64, multistep=5, structure="delta")
     model, metrics = train_dynamics(x, q, u, lower=m.lower, upper=m.upper, cfg=cfg)
     step = 100 * np.linalg.norm(x[:, 1:] - x[:, :-1], axis=-1).mean()
     assert metrics["one_step_err_cm"] < 0.5 * step       # better than predicting no motion
@@ -28,12 +29,39 @@ def test_learned_dynamics_fits_and_reports_heldout_errors(tmp_path):
     assert torch.allclose(model.rollout(q0, uu, x0).x, again.rollout(q0, uu, x0).x)
 
 
-def test_learned_action_jacobian_matches_autograd():
+def test_fk_structure_fits_keypoints_as_a_function_of_the_joints(tmp_path):
+    m, x, q, u = _episodes()
+    cfg = DynamicsTrainConfig(hidden=32, ensemble=2, epochs=60, batch=64, multistep=5, lr=5e-3)
+    model, metrics = train_dynamics(x, q, u, lower=m.lower, upper=m.upper, cfg=cfg)
+    assert model.fk
+    spread = 100 * np.linalg.norm(x - x.reshape(-1, 2, 3).mean(0), axis=-1).mean()
+    assert metrics["one_step_err_cm"] < 0.5 * spread     # better than predicting the mean keypoints
+    # state-consistent: the keypoints of a row depend only on that row's joints
+    q0 = torch.as_tensor(q[:1, 0])
+    a = torch.as_tensor(u[:1, :3])
+    b = a.clone()
+    b[:, 0] += 0.02
+    b[:, 1] -= 0.02
+    ra, rb = model.rollout(q0, a), model.rollout(q0, b)
+    assert torch.allclose(ra.x[:, 2:], rb.x[:, 2:]) and not torch.allclose(ra.x[:, 1], rb.x[:, 1])
+    again = LearnedDynamics.load(model.save(tmp_path / "fk.pt"))
+    assert again.fk and torch.allclose(again.rollout(q0, a).x, ra.x)
+
+
+@pytest.mark.parametrize("structure", ["fk", "delta"])
+def test_learned_action_jacobian_matches_autograd(structure):
     m, x, q, u = _episodes(n=6)
     model, _ = train_dynamics(x, q, u, lower=m.lower, upper=m.upper,
-                              cfg=DynamicsTrainConfig(hidden=16, ensemble=2, epochs=2, holdout=0.0))
+                              cfg=DynamicsTrainConfig(hidden=16, ensemble=2, epochs=2, holdout=0.0, structure=structure))
     q0, x0 = torch.as_tensor(q[:1, 0]), torch.as_tensor(x[:1, 0])
     u1 = torch.as_tensor(u[:1, :1])
     J = model.rollout(q0, u1, x0, jacobian=True).jac[0, 0]
     Jn = torch.autograd.functional.jacobian(lambda a: model.rollout(q0, a, x0).x[0, 1].reshape(-1), u1)
     assert torch.allclose(J, Jn.reshape(6, 7), atol=1e-8)
+
+
+def test_unknown_structure_is_refused():
+    from robot_irl.errors import InputError
+
+    with pytest.raises(InputError, match="structure"):
+        LearnedDynamics(7, 2, -np.ones(7), np.ones(7), DynamicsTrainConfig(structure="rnn"))

@@ -73,40 +73,112 @@ def check_goal(trained: Any, goal_keypoints: Any) -> np.ndarray:
     return g
 
 
+_STILL = 1e-4  # rad: a plan row that moves no joint further than this is no motion
+
+
+class PlanTracker:
+    """Per-tick absolute joint targets that carry out a plan and then close the loop on its end.
+
+    Shared by :func:`run_learned` (an :class:`Arm`, through its filter) and the transfer eval (the
+    gym env), so both execute a learned cost the same way:
+
+    - Plan from the measured joints (``plan_fn(q_model) -> deltas [H, n_model]``); the plan's joint
+      path is interpolated into ``m = ceil(max |row| / max_step)`` ticks per row (the same ``m`` for
+      every row, so rows keep equal durations and no target asks for more than the step cap).
+      After ``replan_every`` rows, plan again from the measured joints (receding horizon).
+    - When the whole plan has been sent, *servo* on its final joint state ``q*`` with integral
+      action: ``target = q* + b``, ``b += gain * (q* - q)`` once within ``band`` rad of it.
+      Why: a position-controlled joint under load (gravity, a held object) settles short of its
+      target (measured on Place-v0: 0.01-0.03 rad, 1-2 cm at the keypoints), so an open-loop
+      plan, or a replan whose targets are anchored at the sagging measured joints, never gets
+      there; the integral term learns that offset. The band keeps it from winding up while the
+      arm is still travelling.
+    """
+
+    def __init__(self, plan_fn: Any, n_arm: int, idx: np.ndarray, *, horizon: int, replan_every: int,
+                 max_step: float, gain: float = 0.5, band: float = 0.05) -> None:
+        self.plan_fn, self.n_arm, self.idx = plan_fn, n_arm, np.asarray(idx)
+        self.horizon, self.replan_every = int(horizon), int(replan_every)
+        if self.horizon < 1 or not 1 <= self.replan_every <= self.horizon:
+            raise InputError(f"horizon={self.horizon}, replan_every={self.replan_every}", field="replan_every",
+                             expected="1 <= replan_every <= horizon")
+        if not max_step > 0:
+            raise InputError(f"max_step={max_step}", field="max_step", expected="a positive step cap (rad per tick)")
+        self.max_step, self.gain, self.band = float(max_step), float(gain), float(band)
+        self.paths: list[np.ndarray] = []
+        self._ticks: np.ndarray | None = None   # [S, n_arm] targets of the current plan (no bias)
+        self._k = 0
+        self._rows_left = 0                      # plan rows still to come after this segment
+        self._final: np.ndarray | None = None    # q* of the latest plan
+        self.bias = np.zeros(n_arm)
+
+    @property
+    def servoing(self) -> bool:
+        return self._ticks is not None and self._k >= len(self._ticks) and self._rows_left == 0
+
+    def _plan(self, q: np.ndarray) -> None:
+        u, x = self.plan_fn(q[self.idx])
+        steps = np.zeros((len(u), self.n_arm))
+        steps[:, self.idx] = u
+        rows = q + np.vstack([np.zeros(self.n_arm), np.cumsum(steps, axis=0)])
+        m = max(1, int(np.ceil(np.abs(steps).max(initial=0.0) / self.max_step - 1e-9)))
+        # rows after the plan has arrived (no motion left) are not waited out: servo at once
+        moving = np.flatnonzero(np.abs(steps).max(axis=1) > _STILL)
+        n_rows = int(moving[-1]) + 1 if len(moving) else 1
+        use = min(self.replan_every, n_rows)
+        f = np.arange(1, use * m + 1) / m
+        i = np.minimum(np.floor(f).astype(int), use - 1)
+        self._ticks = rows[i] + (f - i)[:, None] * (rows[i + 1] - rows[i])
+        self._k = 0
+        self._rows_left = n_rows - use
+        self._final = rows[-1]
+        self.paths.append(x)
+
+    def __call__(self, q: np.ndarray) -> np.ndarray:
+        """The next absolute joint target ``[n_arm]`` from the measured joints ``q``."""
+        q = np.asarray(q, dtype=float)
+        if self._ticks is None or (self._k >= len(self._ticks) and self._rows_left > 0):
+            self._plan(q)
+        if self._k < len(self._ticks):
+            self._k += 1
+            return self._ticks[self._k - 1] + self.bias
+        err = self._final - q
+        if np.abs(err).max() < self.band:
+            # bounded: a joint held at a limit (or by the filter's margin) must not wind it up
+            self.bias = np.clip(self.bias + self.gain * err, -self.band, self.band)
+        return self._final + self.bias
+
+
 class LearnedPlanner:
-    """The ``plan(q, goal, horizon)`` callable :func:`run_mpc` expects, backed by a trained run."""
+    """The ``plan(q, goal, horizon)`` callable :func:`run_mpc` expects, backed by a trained run
+    through a :class:`PlanTracker` (returns one row: the next target minus the measured joints)."""
 
     def __init__(self, trained: Any, arm_joints, *, horizon: int | None, replan_every: int | None,
-                 refresh: Any = None) -> None:
+                 max_step: float, refresh: Any = None) -> None:
+        from robot_irl.irl import plan
+
         self.trained = trained
         self.refresh = refresh
         self.idx = joint_index(trained, arm_joints)
         self.horizon = int(horizon or trained.horizon)
-        self.replan_every = int(replan_every or self.horizon)
-        if self.horizon < 1 or not 1 <= self.replan_every <= self.horizon:
-            raise InputError(f"horizon={self.horizon}, replan_every={self.replan_every}", field="replan_every",
-                             expected="1 <= replan_every <= horizon")
-        self.paths: list[np.ndarray] = []
-        self._targets: np.ndarray | None = None   # [H, n_arm] absolute targets of the current plan
-        self._k = 0
+        self.goal: np.ndarray | None = None
+        self.tracker = PlanTracker(lambda qm: plan(self.trained, qm, self.goal, self.horizon), len(arm_joints),
+                                   self.idx, horizon=self.horizon, replan_every=int(replan_every or self.horizon),
+                                   max_step=max_step)
+
+    @property
+    def paths(self) -> list[np.ndarray]:
+        return self.tracker.paths
 
     def __call__(self, q: np.ndarray, goal: np.ndarray, horizon: int) -> np.ndarray:
-        from robot_irl.irl import plan
-
-        if self._targets is None or self._k >= self.replan_every:
-            u, x = plan(self.trained, q[self.idx], goal, self.horizon)
-            steps = np.zeros((len(u), len(q)))
-            steps[:, self.idx] = u
-            self._targets = q + np.cumsum(steps, axis=0)
-            self.paths.append(x)
-            self._k = 0
-            if self.refresh is not None:
-                # A plan can take longer than the filter's stale_after: measure again so the
-                # filter judges the target against a fresh state (the targets are absolute).
-                self.refresh()
-        deltas = self._targets[self._k:] - q
-        self._k += 1
-        return deltas
+        self.goal = goal
+        n_plans = len(self.tracker.paths)
+        target = self.tracker(q)
+        if self.refresh is not None and len(self.tracker.paths) > n_plans:
+            # A plan can take longer than the filter's stale_after: measure again so the
+            # filter judges the target against a fresh state (the targets are absolute).
+            self.refresh()
+        return (target - q)[None]
 
 
 def plan_once(trained: Any, q_arm: np.ndarray, arm_joints, goal_keypoints: Any,
@@ -116,6 +188,13 @@ def plan_once(trained: Any, q_arm: np.ndarray, arm_joints, goal_keypoints: Any,
 
     idx = joint_index(trained, arm_joints)
     return plan(trained, np.asarray(q_arm, float)[idx], check_goal(trained, goal_keypoints), horizon)
+
+
+def tick_cap(arm: Arm, rate_hz: float) -> float:
+    """Largest per-tick joint step the arm's filter lets through at ``rate_hz`` (rad)."""
+    f = arm.safety_filter
+    s = f.config.speed_scale
+    return float(min(f.config.max_delta * s, np.min(f.max_velocity) * s / rate_hz))
 
 
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
@@ -128,7 +207,7 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     arm renders once per tick (a simulated arm only), recorded in ``rec.frames``."""
     goal = check_goal(trained, goal_keypoints)
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
-                             refresh=arm.get_observation)
+                             max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation)
     idx = planner.idx
 
     def err(q: np.ndarray) -> float:

@@ -48,6 +48,21 @@ class InnerConfig:
         return asdict(self)
 
 
+_AT_LIMIT = 1e-6  # rad: a joint this close to its limit counts as on it
+
+
+def _gn_step(J: torch.Tensor, r_w: torch.Tensor, eye: torch.Tensor, cfg: InnerConfig) -> torch.Tensor:
+    """Damped Gauss-Newton joint step per row: ``-step (J^T J + lambda I)^-1 J^T r_w`` (trust region
+    applied), ``J [B, H, D, n]``, ``r_w [B, H, D, 1]`` the weighted residual gradient."""
+    JT = J.transpose(-1, -2)
+    G = JT @ J
+    lam = cfg.damping * G.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12)
+    dq = -cfg.step_size * torch.linalg.solve(G + lam[..., None, None] * eye, JT @ r_w).squeeze(-1)
+    if cfg.max_step is not None:
+        dq = cfg.max_step * torch.tanh(dq / cfg.max_step)
+    return dq
+
+
 def optimise_actions(dynamics: KeypointDynamics, W: torch.Tensor, q0: torch.Tensor, goal: torch.Tensor,
                      horizon: int, cfg: InnerConfig, *, scale: float = 1.0, x0: torch.Tensor | None = None,
                      create_graph: bool = False) -> tuple[torch.Tensor, Rollout]:
@@ -64,14 +79,18 @@ def optimise_actions(dynamics: KeypointDynamics, W: torch.Tensor, q0: torch.Tens
             r = dynamics.rollout(q0, u, x0, jacobian=True)
             x = scale * r.x[:, 1:].reshape(B, horizon, -1)
             J = scale * r.jac  # [B, H, D, n]
-            JT = J.transpose(-1, -2)
-            grad_q = (JT @ (2 * W * (x - goal[:, None]))[..., None])  # [B, H, n, 1]
-            G = JT @ J
-            lam = cfg.damping * G.diagonal(dim1=-2, dim2=-1).mean(-1).clamp(min=1e-12)
-            dq = -cfg.step_size * torch.linalg.solve(G + lam[..., None, None] * eye, grad_q).squeeze(-1)
-            if cfg.max_step is not None:
-                dq = cfg.max_step * torch.tanh(dq / cfg.max_step)
-            u = u + torch.diff(dq, dim=1, prepend=torch.zeros_like(dq[:, :1]))
+            r_w = (2 * W * (x - goal[:, None]))[..., None]
+            qv = q0[:, None] + torch.cumsum(u, 1)  # the joint path the actions ask for [B, H, n]
+            dq = _gn_step(J, r_w, eye, cfg)
+            # Active set: a joint at a limit that the step pushes further out cannot move (the
+            # rollout clips it), so drop its Jacobian column and let the other joints do the work.
+            # Without this the step keeps assigning motion to a clipped joint and the plan's last
+            # rows stop short of the goal wherever the expert works near a limit.
+            blocked = ((qv >= dynamics.upper - _AT_LIMIT) & (dq > 0)) | ((qv <= dynamics.lower + _AT_LIMIT) & (dq < 0))
+            if bool(blocked.any()):
+                dq = _gn_step(J * (~blocked)[..., None, :].to(J.dtype), r_w, eye, cfg)
+            q_new = torch.minimum(torch.maximum(qv + dq, dynamics.lower), dynamics.upper)
+            u = torch.diff(q_new, dim=1, prepend=q0[:, None])
     else:
         with torch.enable_grad():
             if not u.requires_grad:

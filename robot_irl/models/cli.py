@@ -56,7 +56,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     data = load_exploration(args.data)
     cfg = DynamicsTrainConfig(hidden=args.hidden, layers=args.layers, ensemble=args.ensemble, epochs=args.epochs,
-                              lr=args.lr, holdout=args.holdout, multistep=args.multistep, seed=args.seed)
+                              lr=args.lr, holdout=args.holdout, multistep=args.multistep, seed=args.seed,
+                              structure=args.structure)
     model, err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"], cfg=cfg)
     config = {"data": str(Path(args.data).resolve()), "train": vars(cfg),
               "keypoint_names": [str(n) for n in data.get("names", [])],
@@ -98,6 +99,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--ensemble", type=int, default=3)
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--lr", type=float, default=2e-3)
+    t.add_argument("--structure", choices=("fk", "delta"), default="fk",
+                   help="fk: keypoints = g(joints), joints += action (default; what MBIRL needs); "
+                        "delta: (keypoints, joints, action) -> change of both")
     t.add_argument("--holdout", type=float, default=0.2, help="fraction of episodes held out")
     t.add_argument("--multistep", type=int, default=10, help="open-loop steps of the multi-step error")
     t.add_argument("--seed", type=int, default=0)

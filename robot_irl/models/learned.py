@@ -36,6 +36,7 @@ class DynamicsTrainConfig:
     holdout: float = 0.2        # fraction of episodes held out
     multistep: int = 10         # open-loop horizon of the multi-step error
     seed: int = 0
+    structure: str = "fk"       # "fk": x = g(q), q' = clip(q + u); "delta": (x, q, u) -> (dx, dq)
 
 
 class _Ensemble(torch.nn.Module):
@@ -73,7 +74,21 @@ class _Ensemble(torch.nn.Module):
         return J
 
 
+STRUCTURES = ("fk", "delta")
+
+
 class LearnedDynamics(KeypointDynamics):
+    """Two structures (``cfg.structure``):
+
+    - ``fk`` (default): keypoints are a learned function of the joint state, ``x_t = g(q_t)``, and
+      the joints follow the action, ``q' = clip(q + u)``. The row Jacobian ``d x_t / d u_{t-1} =
+      dg/dq (q_t)`` is then exactly the metric the learner's Gauss-Newton inner step assumes, and
+      a plan cannot drift in keypoints away from where its joints are. (The ``delta`` model carried
+      keypoints forward step by step, so its per-row Jacobian ignored how earlier actions move later
+      keypoints: MBIRL through it failed, 25-75 cm transfer path error.)
+    - ``delta``: the ensemble maps (x, q, u) to (dx, dq); kept for comparison and old model files.
+    """
+
     kind = "learned"
 
     def __init__(self, n_joints: int, n_keypoints: int, lower: Any, upper: Any,
@@ -82,14 +97,31 @@ class LearnedDynamics(KeypointDynamics):
         self.n_joints, self.n_keypoints, self.dtype = n_joints, n_keypoints, dtype
         self.lower = torch.as_tensor(lower, dtype=dtype)
         self.upper = torch.as_tensor(upper, dtype=dtype)
+        if self.cfg.structure not in STRUCTURES:
+            raise InputError(f"structure={self.cfg.structure!r}", field="structure", expected=f"one of {STRUCTURES}")
         D = n_keypoints * 3
-        self.net = _Ensemble(D + 2 * n_joints, D + n_joints, self.cfg.hidden, self.cfg.layers,
-                             self.cfg.ensemble).to(dtype)
-        self.in_mean = torch.zeros(D + 2 * n_joints, dtype=dtype)
-        self.in_std = torch.ones(D + 2 * n_joints, dtype=dtype)
-        self.out_mean = torch.zeros(D + n_joints, dtype=dtype)
-        self.out_std = torch.ones(D + n_joints, dtype=dtype)
+        n_in, n_out = (n_joints, D) if self.fk else (D + 2 * n_joints, D + n_joints)
+        self.net = _Ensemble(n_in, n_out, self.cfg.hidden, self.cfg.layers, self.cfg.ensemble).to(dtype)
+        self.in_mean = torch.zeros(n_in, dtype=dtype)
+        self.in_std = torch.ones(n_in, dtype=dtype)
+        self.out_mean = torch.zeros(n_out, dtype=dtype)
+        self.out_std = torch.ones(n_out, dtype=dtype)
         self.path: Path | None = None
+
+    @property
+    def fk(self) -> bool:
+        return self.cfg.structure == "fk"
+
+    def keypoints(self, q: torch.Tensor, *, jacobian: bool = False):
+        """``fk`` structure: keypoints ``[B, K, 3]`` = g(q) and, if asked, ``dg/dq [B, K*3, n]``."""
+        B = q.shape[0]
+        z = (q - self.in_mean) / self.in_std
+        out, acts = self.net(z[None].expand(self.cfg.ensemble, -1, -1), with_acts=True)
+        x = (out.mean(0) * self.out_std + self.out_mean).reshape(B, self.n_keypoints, 3)
+        if not jacobian:
+            return x
+        Jn = self.net.input_jacobian(acts, slice(0, self.n_joints)).mean(0)
+        return x, Jn * self.out_std[:, None] / self.in_std[None, :]
 
     def _predict(self, x: torch.Tensor, q: torch.Tensor, u: torch.Tensor, jacobian: bool = False):
         B, D, n = x.shape[0], self.n_keypoints * 3, self.n_joints
@@ -106,6 +138,8 @@ class LearnedDynamics(KeypointDynamics):
         return x1, q1, J
 
     def start_keypoints(self, q0: torch.Tensor, x0: torch.Tensor | None = None) -> torch.Tensor:
+        if x0 is None and self.fk:
+            return self.keypoints(q0)
         if x0 is None:
             raise InputError("the learned dynamics needs the observed start keypoints", field="x0",
                              expected="start keypoints [B, K, 3]")
@@ -114,6 +148,16 @@ class LearnedDynamics(KeypointDynamics):
     def rollout(self, q0: torch.Tensor, u: torch.Tensor, x0: torch.Tensor | None = None, *,
                 jacobian: bool = False) -> Rollout:
         x = self.start_keypoints(q0, x0)
+        if self.fk:
+            qs = [q0]
+            for t in range(u.shape[1]):
+                qs.append(self.step(qs[-1], u[:, t]))
+            Q = torch.stack(qs[1:], 1)  # [B, H, n]
+            B, H = Q.shape[:2]
+            out = self.keypoints(Q.reshape(B * H, -1), jacobian=jacobian)
+            xk, J = out if jacobian else (out, None)
+            X = torch.cat([x[:, None], xk.reshape(B, H, self.n_keypoints, 3)], 1)
+            return Rollout(torch.stack(qs, 1), X, J.reshape(B, H, *J.shape[1:]) if jacobian else None)
         q = q0
         xs, qs, Js = [x], [q], []
         for t in range(u.shape[1]):
@@ -143,7 +187,8 @@ class LearnedDynamics(KeypointDynamics):
             raise InputError("learned dynamics weights not found", file=p, field="dynamics.path",
                              expected="a file written by robot-irl dynamics train")
         blob = torch.load(p, weights_only=True)
-        m = cls(blob["n_joints"], blob["n_keypoints"], blob["lower"], blob["upper"], DynamicsTrainConfig(**blob["cfg"]))
+        cfg = {"structure": "delta", **blob["cfg"]}  # files from before the fk structure are delta models
+        m = cls(blob["n_joints"], blob["n_keypoints"], blob["lower"], blob["upper"], DynamicsTrainConfig(**cfg))
         m.net.load_state_dict(blob["net"])
         m.in_mean, m.in_std, m.out_mean, m.out_std = blob["norm"]
         m.path = p.resolve()
@@ -159,6 +204,13 @@ def _transitions(x: np.ndarray, q: np.ndarray, u: np.ndarray):
     return X[ok], Y[ok]
 
 
+def _states(x: np.ndarray, q: np.ndarray):
+    """Every observed (joint state -> keypoints) pair, for the ``fk`` structure."""
+    X, Y = q.reshape(-1, q.shape[-1]), x.reshape(-1, x.shape[2] * 3)
+    ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+    return X[ok], Y[ok]
+
+
 def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, upper: Any,
                    cfg: DynamicsTrainConfig | None = None) -> tuple[LearnedDynamics, dict[str, float]]:
     """Fit on episodes ``x [N, T, K, 3]`` (metres), ``q [N, T, n]``, ``u [N, T-1, n]``; returns the
@@ -169,12 +221,14 @@ def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, u
     if x.ndim != 4 or q.shape[:2] != x.shape[:2] or u.shape[:2] != (x.shape[0], x.shape[1] - 1):
         raise InputError(f"shapes x{x.shape} q{q.shape} u{u.shape} do not match", field="episodes",
                          expected="x [N, T, K, 3], q [N, T, n], u [N, T-1, n]")
+    if cfg.structure not in STRUCTURES:
+        raise InputError(f"structure={cfg.structure!r}", field="structure", expected=f"one of {STRUCTURES}")
     N = x.shape[0]
     n_val = max(1, int(round(cfg.holdout * N))) if N > 1 else 0
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(N)
     val, tr = order[:n_val], order[n_val:]
-    Xtr, Ytr = _transitions(x[tr], q[tr], u[tr])
+    Xtr, Ytr = _states(x[tr], q[tr]) if cfg.structure == "fk" else _transitions(x[tr], q[tr], u[tr])
     if len(Xtr) < 2:
         raise InputError("too few complete transitions to train on", field="episodes",
                          expected="episodes with observed keypoints")
@@ -236,7 +290,7 @@ def dynamics_latents(learned_model: LearnedDynamics, x: Any, q: Any, u: Any) -> 
     if X.shape[1:] != (m.n_keypoints, 3) or Q.shape != (N, m.n_joints) or U.shape != (N, m.n_joints):
         raise InputError(f"shapes x{tuple(X.shape)} q{tuple(Q.shape)} u{tuple(U.shape)}", field="x, q, u",
                          expected=f"x [N, {m.n_keypoints}, 3], q [N, {m.n_joints}], u [N, {m.n_joints}]")
-    z = (torch.cat([X.reshape(N, -1), Q, U], -1) - m.in_mean) / m.in_std
+    z = ((Q if m.fk else torch.cat([X.reshape(N, -1), Q, U], -1)) - m.in_mean) / m.in_std
     _, acts = m.net(z[None].expand(m.cfg.ensemble, -1, -1), with_acts=True)
     h = acts[-1]                                  # [E, N, hidden]
     return h.permute(1, 0, 2).reshape(N, -1).numpy()

@@ -40,7 +40,7 @@ CUSTOM_CONFIGS: dict[str, dict[str, Any]] = {
     },
 }
 
-DEFAULT_DOMAIN_MODEL = "robot-irl-clip-64"
+DEFAULT_DOMAIN_MODEL = "robot-irl-rn-64"
 # Robot frames are wider than tall and goal regions sit near their edges: a centre crop (open_clip's
 # default) would cut them off, so our models see the whole frame, squashed.
 CUSTOM_PREPROCESS: dict[str, Any] = {"resize_mode": "squash"}
