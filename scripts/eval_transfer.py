@@ -6,12 +6,15 @@
    to rest, 10 rows) and learn with 1, 3 and 5 demos: MBIRL costs (time-dependent, RBF), the
    default Euclidean cost, feature matching and behaviour cloning, on the kinematic model.
 3. For 20 held-out goals (10 per region; x over both regions, y from the start box) optimise a
-   plan, execute it in the env (each row split into bounded deltas), and compare with the expert's
+   plan, execute it in the env with ``robot_irl.control.mpc.PlanTracker`` (as ``run_learned`` does on
+   an arm: rows split into capped ticks, then a servo on the plan's final joints with the gripper
+   opened, the task's release), and compare with the expert's
    own trajectory for the same goal: path error = mean robot-keypoint distance over normalised time
    (both cut where the arm comes to rest, resampled to 50 samples), success = every robot keypoint
    within 2 cm of its goal at the end.
-4. Learned dynamics: collect exploration rows in the sim, train an MLP ensemble, learn the same
-   cost through it from the 5 demos and execute its plans the same way.
+4. Learned dynamics: collect exploration rows in the sim, train an MLP ensemble (``fk`` structure:
+   keypoints = g(joints)), learn the same cost through it from the 5 demos and execute its plans
+   the same way.
 
 Last line: one JSON object (path_err_cm, default_path_err_cm, success_rate, learned_path_err_cm, ...).
 Usage: nice -n 10 .venv/bin/python scripts/eval_transfer.py [--seed 0] [--out DIR]

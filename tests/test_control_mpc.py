@@ -166,3 +166,32 @@ def test_cli_camera_needs_the_sim_arm_and_a_valid_size(run_dir):
         cli(["run", "--arm", "ur", "--run", str(run_dir), "--goal", "0.5,0,0.5", "--camera", "front"])
     with pytest.raises(InputError, match="WIDTHxHEIGHT"):
         cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", "0.5,0,0.5", "--camera-size", "96by72"])
+
+
+def _sagging_plant(tracker, q0, sag, ticks):
+    """A position-controlled joint that settles ``sag`` short of every target (load on the arm)."""
+    q, sent = np.array(q0, float), []
+    for _ in range(ticks):
+        t = tracker(q)
+        sent.append(t)
+        q = t - sag
+    return q, np.array(sent)
+
+
+def test_plan_tracker_caps_ticks_and_servos_out_a_steady_offset():
+    from robot_irl.control.mpc import PlanTracker
+
+    rows = np.zeros((4, 3))
+    rows[0, 1], rows[1, 1] = 0.3, 0.1              # rows 2-3 do not move: not waited out
+    tr = PlanTracker(lambda q: (rows, np.zeros((5, 1, 3))), 3, np.arange(3), horizon=4, replan_every=4, max_step=0.05)
+    sag = np.array([0.0, 0.02, 0.0])
+    q, sent = _sagging_plant(tr, np.zeros(3), sag, 30)
+    steps = np.abs(np.diff(np.vstack([np.zeros(3), sent]), axis=0)).max(1)
+    assert steps[:12].max() <= 0.05 + 1e-12             # 2 moving rows x 6 ticks, each within the cap
+    assert tr.servoing and len(tr.paths) == 1
+    assert abs(q[1] - 0.4) < 1e-3                       # reached the plan's end despite the sag
+    assert np.allclose(tr.bias, sag, atol=1e-3)
+    # far from the plan's end (travelling, or held back): the integral stays put
+    tr2 = PlanTracker(lambda q: (rows, np.zeros((5, 1, 3))), 3, np.arange(3), horizon=4, replan_every=4, max_step=0.05)
+    _sagging_plant(tr2, np.zeros(3), np.array([0.0, 0.3, 0.0]), 30)
+    assert np.all(tr2.bias == 0)

@@ -68,6 +68,9 @@ def test_train_then_search(lib, tmp_path, capsys):
     enc = load_encoder(f"local-dir:{model_dir}")
     ep = lib.select("task:push")[0]
     assert derived_name(enc.model_id) in ep.derived()
+    x0, y0, x1, y1 = ep.read_derived(derived_name(enc.model_id)).meta["crop"]  # keyframes cut to the workspace
+    w, h = ep.frame_size("cam0")
+    assert 0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h and (x1 - x0) * (y1 - y0) < 0.8 * w * h
 
     frame = tmp_path / "frame.png"
     cv2.imwrite(str(frame), ep.frame("cam0", 5)[:, :, ::-1])

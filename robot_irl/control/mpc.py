@@ -1,10 +1,11 @@
 """Run a trained MBIRL cost (``robot_irl.irl``) on an arm, receding horizon, through the safety filter.
 
-Every ``replan_every`` ticks the learned cost is optimised from the *measured* joints to the goal
-keypoints (``robot_irl.irl.plan``); the plan's joint deltas are integrated from the joints it was
-planned from into absolute targets, and each tick sends the next target through the arm (and so
-its :class:`SafetyFilter`). Anchoring the targets at the plan's start, rather than adding each
-delta to the latest measurement, keeps tracking lag from shortening the executed path.
+The learned cost is optimised from the *measured* joints to the goal keypoints
+(``robot_irl.irl.plan``); a :class:`PlanTracker` turns the plan into absolute per-tick targets
+(integrated from the joints it was planned from, interpolated within the step cap), replans every
+``replan_every`` rows, and servoes on the plan's end; each tick sends its target through the arm
+(and so its :class:`SafetyFilter`). Anchoring the targets at the plan's start, rather than adding
+each delta to the latest measurement, keeps tracking lag from shortening the executed path.
 
 Why the default is to execute a whole plan before re-planning: a time-dependent cost learned
 from demos that move one axis first (the L-shaped reach) puts almost no weight on the other axis

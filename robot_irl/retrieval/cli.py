@@ -119,7 +119,7 @@ def _train(args) -> int:
 def _search(args) -> int:
     from robot_irl.errors import InputError
     from robot_irl.library import Library
-    from robot_irl.retrieval.library_index import iter_frames, library_index
+    from robot_irl.retrieval.library_index import iter_frames, library_crop, library_index
     from robot_irl.retrieval.search import Searcher
     from robot_irl.retrieval.sheet import write_contact_sheet
 
@@ -130,7 +130,8 @@ def _search(args) -> int:
     enc = _encoder_for(lib, args.model, args.pretrained)
     episodes = None if args.filter is None else {r["id"] for r in lib.rows(args.filter)}
     index, rep = library_index(lib, enc, backend=args.index, progress=not args.json)
-    hits = Searcher(enc, index).search(args.text, args.image, k=args.k, episodes=episodes, kinds=kinds)
+    crop = library_crop(lib) if args.image is not None else None
+    hits = Searcher(enc, index, crop).search(args.text, args.image, k=args.k, episodes=episodes, kinds=kinds)
     if args.sheet is not None and hits:
         write_contact_sheet(args.sheet, hits, list(iter_frames(lib, hits)),
                             title=args.text or f"image {args.image.name}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +21,7 @@ import numpy as np
 
 from robot_irl.errors import InputError
 from robot_irl.retrieval.captions import CaptionFacts, captions
-from robot_irl.retrieval.crop import crop_frames, episode_rect
+from robot_irl.retrieval.crop import Rect, crop_frames, episode_rect
 from robot_irl.retrieval.encoders import ClipEncoder
 from robot_irl.retrieval.index import KINDS, EmbeddingIndex
 
@@ -243,6 +243,20 @@ def training_pairs(episodes: Sequence["Episode"], encoder: ClipEncoder, *, frame
     if not images:
         raise InputError("selected episodes have no frames", field=f"cameras.{camera}", expected="recorded video")
     return TrainingPairs(np.stack(images), caps, keys, eids)
+
+
+def library_crop(lib: "Library", camera: str = CAMERA) -> Callable[[np.ndarray], Rect | None]:
+    """For query images: the workspace rectangle of the newest library episode whose camera
+    frames have the image's size (a frame grabbed from the same camera); None (whole image) when
+    no episode's camera has that size."""
+    def rect(image: np.ndarray) -> Rect | None:
+        size = (int(image.shape[1]), int(image.shape[0]))
+        for row in reversed(lib.rows()):
+            ep = lib.episode(row["id"])
+            if camera in ep.cameras and ep.frame_size(camera) == size:
+                return episode_rect(ep, camera)
+        return None
+    return rect
 
 
 def iter_frames(lib: "Library", hits: Sequence[Any], camera: str = CAMERA) -> Iterator[np.ndarray | None]:

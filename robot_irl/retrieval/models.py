@@ -41,8 +41,9 @@ CUSTOM_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 DEFAULT_DOMAIN_MODEL = "robot-irl-rn-64"
-# Robot frames are wider than tall and goal regions sit near their edges: a centre crop (open_clip's
-# default) would cut them off, so our models see the whole frame, squashed.
+# Library frames are first cut to the workspace (crop.py: the projected workspace box, wider than
+# tall, with goal regions near its edges); a centre crop (open_clip's default) would cut those off,
+# so our models see the whole cut, squashed.
 CUSTOM_PREPROCESS: dict[str, Any] = {"resize_mode": "squash"}
 
 

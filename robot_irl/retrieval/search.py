@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from robot_irl.errors import InputError
+from robot_irl.retrieval.crop import Rect, crop_frames
 from robot_irl.retrieval.encoders import ClipEncoder, read_image
 from robot_irl.retrieval.index import KINDS, EmbeddingIndex
 
@@ -92,10 +93,14 @@ def _best_keyframe(index: EmbeddingIndex, code: int, query: np.ndarray) -> int:
 class Searcher:
     """An encoder and an index made by the same model."""
 
-    def __init__(self, encoder: ClipEncoder, index: EmbeddingIndex) -> None:
+    def __init__(self, encoder: ClipEncoder, index: EmbeddingIndex,
+                 image_crop: Callable[[np.ndarray], Rect | None] | None = None) -> None:
+        """image_crop: the workspace rectangle for a query image (see crop.py), so a query frame
+        is cut like the library's keyframes were; None keeps query images whole."""
         index.check_model(encoder.model_id)
         self.encoder = encoder
         self.index = index
+        self.image_crop = image_crop
 
     def embed_query(self, text: str | None = None, image: np.ndarray | str | Path | None = None) -> np.ndarray:
         """One normalised query vector; text and image together average their embeddings."""
@@ -106,6 +111,8 @@ class Searcher:
             parts.append(self.encoder.encode_texts([text])[0])
         if image is not None:
             img = read_image(image) if isinstance(image, (str, Path)) else image
+            if self.image_crop is not None:
+                img = crop_frames([img], self.image_crop(img))[0]
             parts.append(self.encoder.encode_images([img])[0])
         if not parts:
             raise InputError("no query", field="query", expected="a text, an image, or both")
