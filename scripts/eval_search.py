@@ -10,8 +10,10 @@ model, with chance beside them:
       episodes; a hit is the top episode being of the same variant.
 Last line: one JSON object.
 
-    nice -n 10 .venv/bin/python scripts/eval_search.py                 # ~22 min on 2 cores
+    nice -n 10 .venv/bin/python scripts/eval_search.py --minutes 16    # ~17 min on 2 cores
     .venv/bin/python scripts/eval_search.py --per-variant 2 --minutes 1  # smoke run (figures low)
+    .venv/bin/python scripts/eval_search.py --query variant.color=red --batch-size 12 --minutes 3
+        # 12 variants (colour red), for iterating on the recipe in ~4 min
 The work is robot_irl.retrieval.train_library_clip (held out: the newest episode of each variant).
 """
 from __future__ import annotations

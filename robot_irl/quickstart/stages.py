@@ -31,7 +31,7 @@ def record(ctx: Context) -> dict[str, Any]:
     from robot_irl.record.sim import CAMERA, record_sim
 
     lib = library(ctx)
-    n_train = 4 if ctx.fast else 6
+    n_train = 6 if ctx.fast else 7   # 5 demos to learn from, the rest held out
     per_variant = 1 if ctx.fast else 2
     eps = record_sim(lib, ENV_ID, episodes=n_train, seed=ctx.seed, variant=SEARCH_VARIANTS[0],
                      render_size=(640, 480), tags=["train"])
@@ -141,7 +141,7 @@ def learn(ctx: Context) -> dict[str, Any]:
     test, _ = demos_from_library(lib, test_q, rows=rows, keypoints="auto")
     urdf = os.path.join(pybullet_data.getDataPath(), ROBOTS[train_eps[0].robot].urdf)   # the episodes' robot
     dyn = KinematicDynamics(urdf, frames_from_spec(robot_spec))
-    cfg = LearnerConfig(rows=rows, outer_iters=150 if ctx.fast else 400, seed=ctx.seed)
+    cfg = LearnerConfig(rows=rows, outer_iters=200 if ctx.fast else 400, seed=ctx.seed)
     table, best = [], None
     for method in ("default", "weighted", "timedep", "rbf", "feature_matching", "bc"):
         run_dir = ctx.out / "learn" / method
@@ -195,7 +195,7 @@ def run_arm(ctx: Context) -> dict[str, Any]:
             arm = make_arm("pybullet", backend_config("pybullet", {"robot": "iiwa", "start": tuple(obs["joint_pos"])}),
                            safety=SafetyConfig(), clock=FakeClock())
             with arm:
-                rec = run_learned(arm, trained, goal, steps=40)
+                rec = run_learned(arm, trained, goal, steps=120)
             ep = save_run_episode(lib, rec, robot="iiwa", task=f"learned cost: {info['task_text']}", arm_name="pybullet",
                                   extra={"goal_keypoints": goal.tolist(), "run": str(ctx.out / "learn" / "timedep")})
             a = rec.arrays()

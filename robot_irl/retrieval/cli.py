@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("query", nargs="*", help="library query selecting the episodes (default: all)")
     add_library_arg(tr)
     tr.add_argument("--model", default=None,
-                    help="open_clip architecture or local-dir:PATH (default: robot-irl-clip-64, 7 M parameters, 64 px)")
+                    help="open_clip architecture or local-dir:PATH (default: robot-irl-rn-64, 12 M parameters, 64 px ResNet image tower)")
     tr.add_argument("--pretrained", default=None, help="start from these weights (file, folder or cached tag)")
     tr.add_argument("--epochs", type=int, default=30)
     tr.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
