@@ -117,10 +117,12 @@ def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
         start = arm.get_observation().q
         goal = keypoints_at(fr3_run, start) + np.array([-0.06, 0.0, -0.06])
         t0 = time.monotonic()
-        learned = run_learned(arm, fr3_run, goal, steps=30, rate_hz=10, tolerance_m=0.005)
+        learned = run_learned(arm, fr3_run, goal, steps=80, rate_hz=10, tolerance_m=0.005)
         print(f"\nlearned run on franky-sim: final keypoint error {learned.final_err_m * 100:.2f} cm "
               f"in {len(learned)} ticks ({time.monotonic() - t0:.1f} s), {learned.summary()}")
-        assert learned.final_err_m < 0.02 and not learned.arrays()["refused"].any()
+        # franky-sim streams at 1 kHz in real time and its arm lags its targets: a generous bound
+        # (the goal starts 8.5 cm away), as the issue asks for these tests.
+        assert learned.final_err_m < 0.04 and not learned.arrays()["refused"].any()
         o = arm.get_observation()                     # franky's own FK agrees with the model's keypoints
         fk_gap = np.linalg.norm(o.ee_pos - keypoints_at(fr3_run, o.q)[0])
         print(f"franky EE vs model 'ee' keypoint: {fk_gap * 100:.2f} cm")

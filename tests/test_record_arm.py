@@ -47,7 +47,7 @@ def test_arm_episode_follows_the_hand(recorded) -> None:
     # starved for a while on a loaded 2-core machine, so allow up to 250 ms of lag)
     lag = np.linspace(0.0, 0.25, 251)
     err = [min(np.abs(hand.path(t + shift - d)[0] - q).max() for d in lag) for t, q in zip(ts, a["joint_pos"])]
-    assert max(err) < 0.005
+    assert max(err) < 0.01     # rad; the hand moves ±0.3 rad
     assert np.ptp(a["joint_pos"], axis=0).max() > 0.2                   # and it did move
     # velocities are the arm's own measurement; the sim's teach damper stops the joints within a
     # physics step of each hand move, so only samples read right after a move carry the hand's speed
