@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import time
 
 import numpy as np
 

@@ -1,7 +1,7 @@
 """Scene cameras: PyBullet view/projection matrices and the matching OpenCV camera model."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pybullet as p

@@ -13,7 +13,6 @@ import io
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 import sim  # noqa: F401  (registers the envs)

@@ -1,7 +1,6 @@
 """SafetyFilter rules, the e-stop latch, calibration files and the backend registry (pure, fast)."""
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -9,7 +8,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robot_irl.control import (ArmCalibration, EStop, FakeClock, Rate, SafetyConfig, SafetyFilter, backend_config,

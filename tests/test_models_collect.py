@@ -10,7 +10,7 @@ import pytest
 
 from robot_irl.errors import InputError
 from robot_irl.models import dynamics_latents
-from robot_irl.models.collect import collect_exploration, execute_rows, settle_time
+from robot_irl.models.collect import execute_rows, settle_time
 
 
 def test_settle_time_ignores_idle_tail():

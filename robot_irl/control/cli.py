@@ -6,33 +6,19 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from robot_irl.control.calibration import ArmCalibration
-from robot_irl.control.registry import BACKEND_NAMES, backend_config, backend_entry, make_arm
+from robot_irl.control.registry import BACKEND_NAMES, backend_config, backend_entry, make_arm, parse_arm_options
 from robot_irl.control.safety import SafetyConfig
 from robot_irl.errors import InputError
 
 
-def _options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"'{pair}'", field="--arm-opt", expected="KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def _check(args: argparse.Namespace) -> int:
     cal = ArmCalibration.load(args.calibration) if args.calibration else None
-    arm = make_arm(args.arm, backend_config(args.arm, _options(args.arm_opt)), calibration=cal,
+    arm = make_arm(args.arm, backend_config(args.arm, parse_arm_options(args.arm_opt)), calibration=cal,
                    safety=SafetyConfig(speed_scale=args.speed_scale))
     arm.estop.install_signal(signal.SIGUSR1)
     try:
@@ -153,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--camera with --arm {args.arm}", field="--camera",
                          expected="--arm pybullet (the simulated scene camera is rendered in process)")
     trained = load_run(run_path)
-    opts = _options(args.arm_opt)
+    opts = parse_arm_options(args.arm_opt)
     task, like = args.task, None
     library = None
     if args.like or not args.dry_run:

@@ -92,3 +92,19 @@ def make_arm(name: str, config: Any = None, *, safety: SafetyConfig | None = Non
     clock = clock or MonotonicClock()
     return Arm(entry.factory(cfg, clock), safety=safety, calibration=calibration, clock=clock, estop=estop,
                watchdog_thread=watchdog_thread)
+
+
+def parse_arm_options(pairs: list[str]) -> dict:
+    """``--arm-opt KEY=VALUE`` pairs → backend config options (values parsed as JSON when they are)."""
+    import json
+
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise InputError(f"'{pair}'", field="--arm-opt", expected="KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out

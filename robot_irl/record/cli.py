@@ -86,19 +86,6 @@ def _camera_model(args):
     return CameraModel.from_dict(read_json(args.camera_model, "camera model"), file=str(args.camera_model))
 
 
-def _arm_options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"'{pair}'", field="--arm-opt", expected="KEY=VALUE")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
-
-
 def _enter_stops(stop: threading.Event) -> None:
     """Set ``stop`` when Enter is pressed (stdin a terminal or a pipe); EOF leaves it alone."""
     def loop() -> None:
@@ -112,6 +99,7 @@ def _enter_stops(stop: threading.Event) -> None:
 
 def _record_arm(args, lib, tags: list[str]) -> int:
     from robot_irl.control import ArmCalibration, backend_config, make_arm
+    from robot_irl.control.registry import parse_arm_options
     from robot_irl.core.spec import KeypointSpec
     from robot_irl.library.schema import read_json
     from robot_irl.record.arm import record_arm
@@ -120,7 +108,7 @@ def _record_arm(args, lib, tags: list[str]) -> int:
         raise InputError("missing --arm", field="--arm", expected="pybullet | loopback | franka | ur")
     if args.max_rows is not None and args.max_rows < 1:
         raise InputError(f"--max-rows {args.max_rows}", field="--max-rows", expected=">= 1")
-    opts = _arm_options(args.arm_opt)
+    opts = parse_arm_options(args.arm_opt)
     if args.arm == "pybullet":
         opts.setdefault("robot", args.robot)
     spec = None
