@@ -44,15 +44,9 @@ def _rollout(args) -> int:
     import cv2
 
     import sim
-    from robot_irl.errors import InputError
     from sim.expert import expert_for
 
-    try:
-        variant = json.loads(args.variant)
-        w, h = (int(v) for v in args.size.lower().split("x"))
-    except (json.JSONDecodeError, ValueError) as e:
-        raise InputError(f"cannot parse ({e})", field="--variant/--size",
-                         expected='JSON object and WxH like 320x240') from None
+    variant, (w, h) = sim.parse_render_options(args.variant, args.size)
     env = sim.make(args.env, robot=args.robot, camera=args.camera, variant=variant, render_size=(w, h))
     writer = None
     if args.video:

@@ -141,15 +141,21 @@ def test_cli_extract_video_file(tmp_path, capsys):
     assert "clip.keypoints.npz" in capsys.readouterr().out
 
 
-def test_cli_extract_writes_library_derived_data(tmp_path):
+def _library_with_clip(path, frames, ts):
+    """A library holding the synthetic clip as one camera episode."""
     from robot_irl.library import Library
-    frames, ts, truth = scene(T=15)
-    lib = Library.open(tmp_path / "lib", create=True)
+    lib = Library.open(path, create=True)
     with lib.writer(task="push", source="camera", fps=10, keypoint_spec=SPEC) as w:
         w.add_camera("cam0", CAM.size, codec="ffv1", model=CAM)
         for f, t in zip(frames, ts):
             w.write_frame("cam0", cv2.cvtColor(f, cv2.COLOR_BGR2RGB), float(t))
         w.commit(success=True)
+    return lib
+
+
+def test_cli_extract_writes_library_derived_data(tmp_path):
+    frames, ts, truth = scene(T=15)
+    lib = _library_with_clip(tmp_path / "lib", frames, ts)
     ep = lib.select()[0]
     args = parser().parse_args(["extract", ep.id, "--library", str(tmp_path / "lib"), "--table-z", "0", "--quiet"])
     assert args.func(args) == 0
@@ -177,12 +183,7 @@ def test_cli_calibrate_stores_intrinsics_in_episode_meta(tmp_path):
     cam = camera_640x480()
     video = write(list(board_frames(8, BoardSpec(), cam)), tmp_path / "board.mkv")
     frames, ts, _ = scene(T=3)
-    lib = Library.open(tmp_path / "lib", create=True)
-    with lib.writer(task="push", source="camera", fps=10, keypoint_spec=SPEC) as w:
-        w.add_camera("cam0", CAM.size, codec="ffv1", model=CAM)
-        for f, t in zip(frames, ts):
-            w.write_frame("cam0", cv2.cvtColor(f, cv2.COLOR_BGR2RGB), float(t))
-        w.commit(success=True)
+    lib = _library_with_clip(tmp_path / "lib", frames, ts)
     ep_id = lib.select()[0].id
     args = parser().parse_args(["calibrate", str(video), "--episode", ep_id, "--library", str(tmp_path / "lib")])
     assert args.func(args) == 0

@@ -27,19 +27,11 @@ def collect_clip(source: str | Path, *, query: str | None = None, model: str | N
     ``phase`` (from the gripper), ``step`` (normalised keyframe time).
     """
     from robot_irl.library import Library
-    from robot_irl.retrieval.encoders import load_encoder
     from robot_irl.retrieval.index import KINDS
-    from robot_irl.retrieval.library_index import (CAMERA, embed_episode, latest_model, models_dir,
-                                                   stored_embeddings)
+    from robot_irl.retrieval.library_index import CAMERA, embed_episode, library_encoder, stored_embeddings
 
     lib = Library.open(source)
-    if model is None:
-        found = latest_model(lib)
-        if found is None:
-            raise InputError("no CLIP model in this library", file=models_dir(lib), field="model",
-                             expected="`robot-irl clip train --library ...` first, or --clip-model ARCH/local-dir:PATH")
-        model = f"local-dir:{found}"
-    encoder = load_encoder(model, pretrained)
+    encoder = library_encoder(lib, model, pretrained)
     rows: list[np.ndarray] = []
     thumbs: list[np.ndarray] = []
     table = LabelTable()

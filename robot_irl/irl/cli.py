@@ -100,15 +100,11 @@ def _demos_from_search(text: str, k: int, library: str | None, within: str | Non
     """The library query selecting the ``k`` episodes the library's own CLIP ranks first for
     ``text`` (text → demos → learned cost), among those matching ``within``."""
     from robot_irl.library import Library
-    from robot_irl.retrieval import Searcher, load_encoder
-    from robot_irl.retrieval.library_index import latest_model, library_index
+    from robot_irl.retrieval import Searcher
+    from robot_irl.retrieval.library_index import library_encoder, library_index
 
     lib = Library.open(library)
-    model = latest_model(lib)
-    if model is None:
-        raise InputError("the library has no trained CLIP to search with", file=lib.path, field="--query",
-                         expected="a model made by `robot-irl clip train` first")
-    enc = load_encoder(f"local-dir:{model}")
+    enc = library_encoder(lib)
     index, _ = library_index(lib, enc)
     allowed = {e.id for e in lib.select(within)} if within else None
     hits = Searcher(enc, index).search(text, k=k, episodes=allowed)

@@ -18,6 +18,8 @@ normalised time). Row 0 is the given start and carries no cost.
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from typing import Any
 
 import torch
@@ -27,7 +29,7 @@ from robot_irl.errors import UnknownNameError
 COST_TYPES = ("default", "weighted", "timedep", "rbf")
 
 
-class Cost(torch.nn.Module):
+class Cost(torch.nn.Module, ABC):
     kind = "base"
 
     def __init__(self, dim: int, horizon: int, *, nonneg: bool = False, init: float = 0.1,
@@ -36,12 +38,13 @@ class Cost(torch.nn.Module):
         self.dim, self.horizon, self.nonneg = dim, horizon, nonneg
         self.theta = torch.nn.Parameter(torch.full((self.n_basis(), dim), float(init), dtype=dtype))
 
+    @abstractmethod
     def n_basis(self) -> int:
-        raise NotImplementedError
+        """P, the number of basis functions over time (rows of ``theta``)."""
 
+    @abstractmethod
     def basis(self, horizon: int) -> torch.Tensor:
         """``[horizon, P]``: maps parameters to per-row weights for rows 1..horizon."""
-        raise NotImplementedError
 
     def weights(self, horizon: int | None = None) -> torch.Tensor:
         return self.basis(horizon or self.horizon).to(self.theta.dtype) @ self.theta
@@ -65,22 +68,9 @@ def _rows(horizon: int, dtype=torch.float64) -> torch.Tensor:
     return torch.arange(1, horizon + 1, dtype=dtype) / horizon
 
 
-class DefaultCost(Cost):
-    kind = "default"
-
-    def __init__(self, dim: int, horizon: int, **kw: Any) -> None:
-        kw["init"] = 1.0
-        super().__init__(dim, horizon, **kw)
-        self.theta.requires_grad_(False)
-
-    def n_basis(self) -> int:
-        return 1
-
-    def basis(self, horizon: int) -> torch.Tensor:
-        return torch.ones(horizon, 1, dtype=torch.float64)
-
-
 class WeightedCost(Cost):
+    """One weight per keypoint coordinate, the same at every row."""
+
     kind = "weighted"
 
     def n_basis(self) -> int:
@@ -88,6 +78,17 @@ class WeightedCost(Cost):
 
     def basis(self, horizon: int) -> torch.Tensor:
         return torch.ones(horizon, 1, dtype=torch.float64)
+
+
+class DefaultCost(WeightedCost):
+    """The plain Euclidean baseline: every weight fixed at 1, nothing learned."""
+
+    kind = "default"
+
+    def __init__(self, dim: int, horizon: int, **kw: Any) -> None:
+        kw["init"] = 1.0
+        super().__init__(dim, horizon, **kw)
+        self.theta.requires_grad_(False)
 
 
 class TimeDepCost(Cost):

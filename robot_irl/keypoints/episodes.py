@@ -21,16 +21,20 @@ DERIVED_NAME = "keypoints"
 DERIVED_VERSION = 1
 
 
+def _spec_of(ep: Episode):
+    if ep.keypoint_spec is None:
+        raise InputError("episode has no keypoint spec", file=ep.id, field="meta.keypoint_spec",
+                         expected="a keypoint spec recorded with the episode")
+    return ep.keypoint_spec
+
+
 def extract_episode(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
                     preview: str | Path | None = None, progress: bool = True) -> KeypointTrack:
     """Run :func:`extract_video` on one episode's camera with its own spec, camera model and
     timestamps."""
     if camera not in ep.cameras:
         raise UnknownNameError("camera", camera, ep.cameras)
-    spec = ep.keypoint_spec
-    if spec is None:
-        raise InputError("episode has no keypoint spec", file=ep.id, field="meta.keypoint_spec",
-                         expected="a keypoint spec recorded with the episode")
+    spec = _spec_of(ep)
     return extract_video(ep.video_frames(camera), ep.timestamps(camera), spec, ep.camera_model(camera),
                          preview=preview, config=config, rgb=True, progress=progress)
 
@@ -42,10 +46,7 @@ def extract_episode_two_cameras(ep: Episode, camera: str, second: str, config: E
     for cam in (camera, second):
         if cam not in ep.cameras:
             raise UnknownNameError("camera", cam, ep.cameras)
-    spec = ep.keypoint_spec
-    if spec is None:
-        raise InputError("episode has no keypoint spec", file=ep.id, field="meta.keypoint_spec",
-                         expected="a keypoint spec recorded with the episode")
+    spec = _spec_of(ep)
     models = {}
     for cam in (camera, second):
         models[cam] = ep.camera_model(cam)

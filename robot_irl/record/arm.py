@@ -24,6 +24,7 @@ from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
 from robot_irl.library import Column, Episode, EpisodeWriter, Library
 from robot_irl.record.camera import open_capture
+from robot_irl.record.columns import robot_state_columns
 from robot_irl.record.kinematics import RobotKinematics
 
 
@@ -31,16 +32,7 @@ CAMERA = "cam0"
 
 
 def arm_columns(joint_names: list[str], spec: KeypointSpec | None) -> dict[str, Column]:
-    jn = tuple(joint_names)
-    n = len(jn)
-    cols = {
-        "joint_pos": Column((n,), "float64", "rad", jn),
-        "joint_vel": Column((n,), "float64", "rad/s", jn),
-        "ee_pos": Column((3,), "float64", "m", ("x", "y", "z")),
-        "ee_quat": Column((4,), "float64", None, ("x", "y", "z", "w")),
-        "action_delta": Column((n,), "float64", "rad", jn),
-        "target_requested": Column((n,), "float64", "rad", jn),
-    }
+    cols = robot_state_columns(joint_names)
     if spec is not None and len(spec):
         cols["keypoints_3d"] = Column((len(spec), 3), "float64", "m", tuple(spec.names))
     return cols

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import select
 import sys
 import threading
@@ -54,12 +53,8 @@ def _record(args) -> int:
     lib = Library.open(args.library, create=True)
     if args.source == "sim":
         from robot_irl.record.sim import record_sim
-        try:
-            variant = json.loads(args.variant)
-            w, h = (int(v) for v in args.size.lower().split("x"))
-        except (json.JSONDecodeError, ValueError) as e:
-            raise InputError(f"cannot parse ({e})", field="--variant/--size",
-                             expected="a JSON object and WxH like 320x240") from None
+        from sim import parse_render_options
+        variant, (w, h) = parse_render_options(args.variant, args.size)
         if args.episodes < 1:
             raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
         record_sim(lib, args.env, episodes=args.episodes, seed=args.seed, robot=args.robot, variant=variant,

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from robot_irl.library import Column, Episode, Library
+from robot_irl.record.columns import robot_state_columns
 
 CAMERA = "cam0"
 
@@ -19,12 +20,7 @@ CAMERA = "cam0"
 def state_columns(n: int, k: int, joint_names: list[str], kp_names: list[str]) -> dict[str, Column]:
     jn = tuple(joint_names)
     return {
-        "joint_pos": Column((n,), "float64", "rad", jn),
-        "joint_vel": Column((n,), "float64", "rad/s", jn),
-        "ee_pos": Column((3,), "float64", "m", ("x", "y", "z")),
-        "ee_quat": Column((4,), "float64", None, ("x", "y", "z", "w")),
-        "action_delta": Column((n,), "float64", "rad", jn),
-        "target_requested": Column((n,), "float64", "rad", jn),
+        **robot_state_columns(joint_names),
         "target_sent": Column((n,), "float64", "rad", jn),
         "gripper": Column((), "float64", None),
         "keypoints_3d": Column((k, 3), "float64", "m", tuple(kp_names)),

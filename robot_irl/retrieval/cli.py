@@ -67,20 +67,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     se.set_defaults(func=_search)
 
 
-def _encoder_for(lib, model: str | None, pretrained: str | None):
-    from robot_irl.errors import InputError
-    from robot_irl.retrieval.encoders import load_encoder
-    from robot_irl.retrieval.library_index import latest_model, models_dir
-
-    if model is None:
-        found = latest_model(lib)
-        if found is None:
-            raise InputError("no CLIP model in this library", file=models_dir(lib), field="model",
-                             expected="`robot-irl clip train` first, or --model/--pretrained")
-        model = f"local-dir:{found}"
-    return load_encoder(model, pretrained)
-
-
 def _fmt(x: float | None) -> str:
     return "      n/a" if x is None else f"{x:9.3f}"
 
@@ -119,7 +105,7 @@ def _train(args) -> int:
 def _search(args) -> int:
     from robot_irl.errors import InputError
     from robot_irl.library import Library
-    from robot_irl.retrieval.library_index import iter_frames, library_crop, library_index
+    from robot_irl.retrieval.library_index import iter_frames, library_crop, library_encoder, library_index
     from robot_irl.retrieval.search import Searcher
     from robot_irl.retrieval.sheet import write_contact_sheet
 
@@ -127,7 +113,7 @@ def _search(args) -> int:
         raise InputError("nothing to search for", field="query", expected='a text ("place the red cube") and/or --image')
     lib = Library.open(args.library)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    enc = _encoder_for(lib, args.model, args.pretrained)
+    enc = library_encoder(lib, args.model, args.pretrained)
     episodes = None if args.filter is None else {r["id"] for r in lib.rows(args.filter)}
     index, rep = library_index(lib, enc, backend=args.index, progress=not args.json)
     crop = library_crop(lib) if args.image is not None else None

@@ -28,7 +28,7 @@ from robot_irl.retrieval.crop import crop_frames, episode_rect
 from robot_irl.retrieval.encoders import ClipEncoder, load_encoder
 from robot_irl.retrieval.index import EmbeddingIndex
 from robot_irl.retrieval.library_index import (CAMERA, episode_facts, frames_at, iter_frames, keyframes,
-                                               latest_model, library_index, models_dir, new_model_dir, phases,
+                                               library_encoder, library_index, new_model_dir, phases,
                                                store_embeddings)
 from robot_irl.retrieval.models import DEFAULT_DOMAIN_MODEL
 from robot_irl.retrieval.search import Searcher, search_vector
@@ -246,13 +246,7 @@ def example_queries(lib: "Library", queries: Sequence[str], k: int = 5, sheet_di
     score, best frame, task text, variant) and the sheet path."""
     if isinstance(queries, str) or not queries:
         raise InputError("no queries", field="queries", expected='a list of texts, e.g. ["place the red cube"]')
-    if model is None:
-        found = latest_model(lib)
-        if found is None:
-            raise InputError("no CLIP model in this library", file=models_dir(lib), field="model",
-                             expected="train_library_clip(lib, seconds=...) or `robot-irl clip train` first")
-        model = f"local-dir:{found}"
-    enc = load_encoder(model)
+    enc = library_encoder(lib, model)
     index, _ = library_index(lib, enc)
     searcher = Searcher(enc, index)
     sheet_root = Path(sheet_dir)

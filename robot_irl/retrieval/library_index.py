@@ -53,6 +53,20 @@ def latest_model(lib: "Library") -> Path | None:
     return found[-1] if found else None
 
 
+def library_encoder(lib: "Library", model: str | None = None, pretrained: str | None = None) -> ClipEncoder:
+    """The encoder named by ``model``/``pretrained``, else the library's newest trained model."""
+    from robot_irl.retrieval.encoders import load_encoder
+
+    if model is None:
+        found = latest_model(lib)
+        if found is None:
+            raise InputError("no CLIP model in this library: no trained CLIP to search with", file=models_dir(lib),
+                             field="model", expected="`robot-irl clip train` (or train_library_clip) first, "
+                             "or an explicit model: ARCH or local-dir:PATH")
+        model = f"local-dir:{found}"
+    return load_encoder(model, pretrained)
+
+
 def new_model_dir(lib: "Library", arch: str) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return models_dir(lib) / f"{stamp}-{arch}"
