@@ -6,8 +6,9 @@ rest (captions from the "train" templates), then measures, for the trained and a
 model, with chance beside them:
   text -> episode recall@5: queries are "heldout" captions (sentence frames never trained on);
       a hit is any of the top 5 episodes being of the queried variant;
-  image -> episode recall@1: the query is a frame of a held-out episode, the index all other
-      episodes; a hit is the top episode being of the same variant.
+  image -> episode recall@1: the queries are 5 evenly spaced frames of each held-out episode
+      (the middle frame's figure printed too), the index all other episodes; a hit is the top
+      episode being of the same variant.
 Last line: one JSON object.
 
     nice -n 10 .venv/bin/python scripts/eval_search.py --minutes 16    # ~17 min on 2 cores
@@ -40,7 +41,10 @@ def build_library(path: Path, per_variant: int, render: tuple[int, int]) -> Libr
 
     lib = Library.open(path, create=True)
     variants = list(itertools.product(TASKS, SHAPES, COLORS, GOALS))
-    if len(lib.ids()) >= per_variant * len(variants):
+    if lib.ids():
+        if len(lib.ids()) < per_variant * len(variants):
+            raise SystemExit(f"{path} holds {len(lib.ids())} episodes, fewer than {per_variant} x {len(variants)} "
+                             "variants (an interrupted build?): remove it or pass another --library")
         return lib
     for i, (env, shape, color, goal) in enumerate(tqdm(variants, desc="record variants", unit="variant")):
         record_sim(lib, env, episodes=per_variant, seed=1000 * i, render_size=render,
@@ -50,12 +54,15 @@ def build_library(path: Path, per_variant: int, render: tuple[int, int]) -> Libr
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--library", type=Path, default=Path("/tmp/robot-irl-eval-search"),
-                    help="library folder (reused when it already holds enough episodes)")
-    ap.add_argument("--per-variant", type=int, default=7, help="episodes per variant (48 variants)")
-    ap.add_argument("--render", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
+    ap.add_argument("--library", type=Path, default=None,
+                    help="library folder, reused when it already holds the episodes "
+                         "(default /tmp/robot-irl-eval-search-<per-variant>x<W>x<H>)")
+    ap.add_argument("--per-variant", type=int, default=10, help="episodes per variant (48 variants)")
+    ap.add_argument("--render", type=int, nargs=2, default=(320, 240), metavar=("W", "H"),
+                    help="render size; the workspace crop of a 320x240 frame is 163x112 px, enough for the "
+                         "96 px model to see a cylinder's round top")
     ap.add_argument("--arch", default="robot-irl-rn-64")
-    ap.add_argument("--minutes", type=float, default=18.0, help="training time bound")
+    ap.add_argument("--minutes", type=float, default=16.0, help="training time bound")
     ap.add_argument("--batch-size", type=int, default=48, help="<= variants: each batch then holds one frame per variant")
     ap.add_argument("--frames-per-episode", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1,
@@ -69,7 +76,8 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    lib = build_library(args.library, args.per_variant, tuple(args.render))
+    path = args.library or Path(f"/tmp/robot-irl-eval-search-{args.per_variant}x{args.render[0]}x{args.render[1]}")
+    lib = build_library(path, args.per_variant, tuple(args.render))
     print(f"library {lib.path}: {len(lib.ids())} episodes ({time.perf_counter() - t0:.0f} s)", flush=True)
     fig = train_library_clip(lib, seconds=60 * args.minutes, seed=args.seed, arch=args.arch, query=args.query,
                              frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
@@ -82,6 +90,8 @@ def main() -> None:
     print(f"{'trained':>12} {fig['text_recall5']:9.3f} {fig['image_recall1']:10.3f}")
     print(f"{'random init':>12} {fig['random_text_recall5']:9.3f} {fig['random_image_recall1']:10.3f}")
     print(f"{'chance':>12} {fig['chance_text_recall5']:9.3f} {fig['chance_image_recall1']:10.3f}")
+    print(f"{fig['text_queries']} text queries, {fig['image_queries']} image queries; image R@1 on the middle "
+          f"frames alone {fig['image_recall1_middle']:.3f}")
     print(json.dumps({**fig, "total_s": time.perf_counter() - t0}))
 
 

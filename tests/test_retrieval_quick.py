@@ -9,7 +9,7 @@ from robot_irl.errors import InputError
 from robot_irl.library import Library
 from robot_irl.retrieval import example_queries, train_library_clip
 from robot_irl.retrieval.encoders import load_encoder
-from robot_irl.retrieval.library_clip import chance_recall
+from robot_irl.retrieval.library_clip import PROBES, chance_recall
 from robot_irl.retrieval.library_index import derived_name, latest_model
 
 COLOURS = ("red", "blue")
@@ -39,7 +39,8 @@ def test_train_library_clip_then_example_queries(lib, tmp_path):
     assert fig["steps"] > 0 and fig["pairs_per_s"] > 0 and fig["final_loss"] is not None
     # newest episode of each variant held out: 2 train, 2 held out, 12 frames each for training
     assert (fig["episodes"], fig["train_episodes"], fig["heldout_episodes"], fig["variants"]) == (4, 2, 2, 2)
-    assert fig["pairs"] == 2 * 12 and fig["image_queries"] == 2
+    assert fig["pairs"] == 2 * 12 and fig["image_queries"] == 2 * PROBES  # PROBES frames per held-out episode
+    assert 0.0 <= fig["image_recall1_middle"] <= 1.0
     assert fig["chance_image_recall1"] == pytest.approx(1 / 3)  # 1 other episode of the variant among 3
     for name in ("text_recall5", "random_text_recall5", "image_recall1", "random_image_recall1"):
         assert 0.0 <= fig[name] <= 1.0
@@ -74,3 +75,21 @@ def test_bad_calls(lib, tmp_path):
     empty = Library.open(tmp_path / "empty", create=True)
     with pytest.raises(InputError, match="no CLIP model"):
         example_queries(empty, ["red cube"], 3, tmp_path)
+
+
+def test_probe_frames_are_evenly_spaced_and_hold_the_middle_frame(lib):
+    import numpy as np
+
+    from robot_irl.retrieval.crop import crop_frames, episode_rect
+    from robot_irl.retrieval.library_clip import read_episode
+    from robot_irl.retrieval.library_index import CAMERA, frames_at
+
+    enc = load_encoder("robot-irl-rn-64", seed=0)
+    ep = lib.episode(lib.ids()[0])
+    n = ep.frame_count(CAMERA)
+    got = read_episode(ep, enc)
+    assert got.probes.shape == (PROBES, *enc.image_size, 3)
+    for i, f in enumerate([int((i + 0.5) * n / PROBES) for i in range(PROBES)]):
+        want = enc.resize(crop_frames(frames_at(ep, CAMERA, [f]), episode_rect(ep, CAMERA)))
+        assert np.array_equal(got.probes[i], want.permute(0, 2, 3, 1).numpy()[0])
+    assert [int((i + 0.5) * n / PROBES) for i in range(PROBES)][got.probe_middle] == n // 2

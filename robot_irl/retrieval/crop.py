@@ -19,9 +19,12 @@ from robot_irl.core.camera import CameraModel
 if TYPE_CHECKING:
     from robot_irl.library import Episode
 
-# x, y, z ranges in the robot base frame (metres): the table region the sim tasks use, up to the
-# height the end effector carries objects at.
-WORKSPACE_BOX: tuple[tuple[float, float], ...] = ((0.3, 0.8), (-0.3, 0.3), (0.0, 0.35))
+# x, y, z ranges in the robot base frame (metres): the table region the sim tasks use (objects
+# start at |y| <= 0.065 m, the Reach distractor stands at y = 0.2), up to the height the end
+# effector carries objects at. The near edge is kept at y = -0.1 rather than the table's -0.3:
+# the default camera looks along +y, so the near strip widened the rectangle by 1.4x with
+# nothing in it but table, and the objects lost that much resolution.
+WORKSPACE_BOX: tuple[tuple[float, float], ...] = ((0.3, 0.8), (-0.1, 0.25), (0.0, 0.35))
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
 
 

@@ -9,7 +9,10 @@ and the stored embeddings all reuse them.
 
 Honest evaluation: text queries use only the "heldout" caption templates (sentence frames never
 trained on); image queries are frames of episodes left out of training, searched against all
-other episodes. A hit is an episode of the queried variant (task, shape, colour, goal).
+other episodes. A hit is an episode of the queried variant (task, shape, colour, goal). Each
+held-out episode gives PROBES evenly spaced frames as image queries (the middle one among them,
+reported on its own too): one frame per episode made the figure swing by 1/48 per frame and
+depend on whether the middle of a motion happens to hide the object behind the gripper.
 """
 from __future__ import annotations
 
@@ -38,6 +41,8 @@ from robot_irl.retrieval.train import TrainConfig, train_clip
 if TYPE_CHECKING:
     from robot_irl.library import Episode, Library
 
+PROBES = 5  # image queries per held-out episode: frames at (i + 0.5) / PROBES of its length
+
 
 @dataclass
 class EpisodeFrames:
@@ -49,7 +54,8 @@ class EpisodeFrames:
     keyframe_pixels: np.ndarray
     train_pixels: np.ndarray
     train_phases: list[str | None]
-    probe: np.ndarray  # the middle frame: the image query when the episode is held out
+    probes: np.ndarray  # PROBES evenly spaced frames: the image queries when the episode is held out
+    probe_middle: int  # which of the probes is the episode's middle frame
 
     @property
     def key(self) -> tuple[Any, ...]:
@@ -58,7 +64,7 @@ class EpisodeFrames:
 
 def read_episode(ep: "Episode", encoder: ClipEncoder, frames_per_episode: int = 12,
                  camera: str = CAMERA) -> EpisodeFrames | None:
-    """Decode the episode once and keep its keyframes, training frames and probe frame, cut to
+    """Decode the episode once and keep its keyframes, training frames and probe frames, cut to
     the workspace (see crop.py) and resized to the encoder's input size; None for an episode
     without frames."""
     n = ep.frame_count(camera)
@@ -67,14 +73,16 @@ def read_episode(ep: "Episode", encoder: ClipEncoder, frames_per_episode: int = 
     kf = keyframes(ep, camera)
     tr = np.unique(np.linspace(0, n - 1, min(n, frames_per_episode)).round().astype(int))
     mid = n // 2
-    want = sorted(set(kf.tolist()) | set(tr.tolist()) | {mid})
+    probes = sorted(set(np.minimum(((np.arange(PROBES) + 0.5) * n / PROBES).astype(int), n - 1).tolist()) | {mid})
+    want = sorted(set(kf.tolist()) | set(tr.tolist()) | set(probes))
     pixels = crop_frames(frames_at(ep, camera, want), episode_rect(ep, camera))
     small = encoder.resize(pixels).permute(0, 2, 3, 1).contiguous().numpy()
     row = {f: i for i, f in enumerate(want)}
     return EpisodeFrames(
         episode_id=ep.id, facts=episode_facts(ep), keyframes=kf,
         keyframe_pixels=small[[row[f] for f in kf.tolist()]], train_pixels=small[[row[f] for f in tr.tolist()]],
-        train_phases=phases(ep, ep.timestamps(camera)[tr]), probe=small[row[mid]])
+        train_phases=phases(ep, ep.timestamps(camera)[tr]), probes=small[[row[f] for f in probes]],
+        probe_middle=probes.index(mid))
 
 
 def embed_keyframes(encoder: ClipEncoder, episodes: Sequence[EpisodeFrames]) -> list[np.ndarray]:
@@ -103,8 +111,9 @@ def chance_recall(n_total: int, n_match: int, k: int) -> float:
 def retrieval_figures(encoder: ClipEncoder, index: EmbeddingIndex, episodes: Sequence[EpisodeFrames],
                       held: set[str], k_text: int = 5) -> dict[str, Any]:
     """text→episode recall@k_text over held-out caption templates (one query per variant and
-    template) and image→episode recall@1 (probe frame of each held-out episode against the
-    others), with chance levels for the same variant counts."""
+    template) and image→episode recall@1 (each probe frame of each held-out episode against the
+    other episodes; `image_recall1_middle` for the middle frames alone), with chance levels for
+    the same variant counts."""
     key_of = {e.episode_id: e.key for e in episodes}
     count: dict[tuple[Any, ...], int] = {}
     for k in key_of.values():
@@ -118,16 +127,22 @@ def retrieval_figures(encoder: ClipEncoder, index: EmbeddingIndex, episodes: Seq
         text_hits.append(any(key_of[h.episode_id] == key for h in hits))
         text_chance.append(chance_recall(n, count[key], k_text))
     probes = [e for e in episodes if e.episode_id in held]
-    img_hits, img_chance = [], []
+    img_hits, img_chance, middle_hits = [], [], []
     if probes and n > 1:
-        pv = encoder.encode_images(np.stack([e.probe for e in probes]))
-        for e, v in zip(probes, pv):
-            hits = search_vector(index, v, 1, episodes=lambda eid, me=e.episode_id: eid != me)
-            img_hits.append(bool(hits) and key_of[hits[0].episode_id] == e.key)
-            img_chance.append((count[e.key] - 1) / (n - 1))
+        pv = np.split(encoder.encode_images(np.concatenate([e.probes for e in probes])),
+                      np.cumsum([len(e.probes) for e in probes])[:-1])
+        for e, vs in zip(probes, pv):
+            for i, v in enumerate(vs):
+                hits = search_vector(index, v, 1, episodes=lambda eid, me=e.episode_id: eid != me)
+                hit = bool(hits) and key_of[hits[0].episode_id] == e.key
+                img_hits.append(hit)
+                img_chance.append((count[e.key] - 1) / (n - 1))
+                if i == e.probe_middle:
+                    middle_hits.append(hit)
     mean = lambda xs: float(np.mean(xs)) if xs else None  # noqa: E731
     return {"text_recall5": mean(text_hits), "chance_text_recall5": mean(text_chance),
-            "image_recall1": mean(img_hits), "chance_image_recall1": mean(img_chance),
+            "image_recall1": mean(img_hits), "image_recall1_middle": mean(middle_hits),
+            "chance_image_recall1": mean(img_chance),
             "text_queries": len(text_hits), "image_queries": len(img_hits)}
 
 
@@ -229,6 +244,7 @@ def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, hel
         "text_recall5": fig["text_recall5"], "random_text_recall5": random_fig["text_recall5"],
         "chance_text_recall5": fig["chance_text_recall5"],
         "image_recall1": fig["image_recall1"], "random_image_recall1": random_fig["image_recall1"],
+        "image_recall1_middle": fig["image_recall1_middle"],
         "chance_image_recall1": fig["chance_image_recall1"],
         "text_queries": fig["text_queries"], "image_queries": fig["image_queries"],
         "index_rows": len(index), "index_kind": index.ann_info.kind,
