@@ -1,9 +1,9 @@
 """Acceptance figures for CLIP search over a sim library (issue 7).
 
-Builds a sim library of >= 300 episodes over 48 variants (task Place/Push/Reach x shape x colour x
-goal region), holds out one episode per variant, trains the project's own CLIP on frames of the
-rest (captions from the "train" templates), then measures, for the trained and a random-init
-model, with chance beside them:
+Builds a sim library of 480 episodes (10 per variant, rendered 320x240) over 48 variants (task
+Place/Push/Reach x shape x colour x goal region), holds out one episode per variant, trains the
+project's own CLIP on frames of the rest (captions from the "train" templates), then measures,
+for the trained and a random-init model, with chance beside them:
   text -> episode recall@5: queries are "heldout" captions (sentence frames never trained on);
       a hit is any of the top 5 episodes being of the queried variant;
   image -> episode recall@1: the queries are 5 evenly spaced frames of each held-out episode
@@ -11,7 +11,7 @@ model, with chance beside them:
       episode being of the same variant.
 Last line: one JSON object.
 
-    nice -n 10 .venv/bin/python scripts/eval_search.py --minutes 16    # ~17 min on 2 cores
+    nice -n 10 .venv/bin/python scripts/eval_search.py    # ~21 min on 2 cores: 3 recording, 16 training
     .venv/bin/python scripts/eval_search.py --per-variant 2 --minutes 1  # smoke run (figures low)
     .venv/bin/python scripts/eval_search.py --query variant.color=red --batch-size 12 --minutes 3
         # 12 variants (colour red), for iterating on the recipe in ~4 min

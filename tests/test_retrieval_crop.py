@@ -43,3 +43,10 @@ def test_crop_frames_cuts_the_rectangle():
     frame = np.arange(120 * 160 * 3, dtype=np.uint32).reshape(120, 160, 3).astype(np.uint8)
     out = crop_frames([frame], (10, 20, 110, 90))[0]
     assert out.shape == (70, 100, 3) and np.array_equal(out, frame[20:90, 10:110])
+
+
+def test_camera_seeing_the_workspace_half_off_image_keeps_the_whole_frame():
+    # panning sideways past the box: cut where it leaves the image while most of it is in view,
+    # the whole frame once most of it has left
+    assert workspace_rect(camera((0.9, -0.8, 0.5), target=(0.9, 0.0, 0.1)))[0] == 0
+    assert workspace_rect(camera((1.3, -0.8, 0.5), target=(1.3, 0.0, 0.1))) is None

@@ -29,11 +29,13 @@ Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
 
 
 def workspace_rect(camera: CameraModel, box: Sequence[Sequence[float]] = WORKSPACE_BOX,
-                   margin: float = 0.04, min_frac: float = 0.25) -> Rect | None:
+                   margin: float = 0.04, min_visible: float = 0.5, min_side: int = 8) -> Rect | None:
     """The pixel rectangle holding the projected workspace box (plus `margin` of its size on
-    each side), clipped to the image; None when the box is behind the camera or the visible part
-    is smaller than `min_frac` of the image side (a camera that does not look at the workspace:
-    keep the whole frame rather than a sliver)."""
+    each side), clipped to the image; None when the box is behind the camera, when less than
+    `min_visible` of its projected area lies on the image (a camera that does not look at the
+    workspace: keep the whole frame rather than a sliver of it), or when the rectangle is under
+    `min_side` pixels. A far camera that sees the whole box small gets a small rectangle: that is
+    where its pixels about the task are."""
     corners = np.array(list(itertools.product(*box)), dtype=np.float64)
     uv = camera.project(corners)
     if not np.isfinite(uv).all():
@@ -41,9 +43,12 @@ def workspace_rect(camera: CameraModel, box: Sequence[Sequence[float]] = WORKSPA
     w, h = camera.size
     (u0, v0), (u1, v1) = uv.min(0), uv.max(0)
     du, dv = (u1 - u0) * margin, (v1 - v0) * margin
-    x0, y0 = max(0, int(np.floor(u0 - du))), max(0, int(np.floor(v0 - dv)))
-    x1, y1 = min(w, int(np.ceil(u1 + du)) + 1), min(h, int(np.ceil(v1 + dv)) + 1)
-    if x1 - x0 < min_frac * w or y1 - y0 < min_frac * h:
+    u0, v0, u1, v1 = u0 - du, v0 - dv, u1 + du, v1 + dv
+    x0, y0 = max(0, int(np.floor(u0))), max(0, int(np.floor(v0)))
+    x1, y1 = min(w, int(np.ceil(u1)) + 1), min(h, int(np.ceil(v1)) + 1)
+    if x1 - x0 < min_side or y1 - y0 < min_side:
+        return None
+    if (x1 - x0) * (y1 - y0) < min_visible * (u1 - u0) * (v1 - v0):
         return None
     return x0, y0, x1, y1
 
