@@ -134,3 +134,27 @@ def test_bad_encoder_inputs(enc):
         enc.encode_images([np.zeros((8, 8), np.uint8)])
     with pytest.raises(InputError, match="non-empty list of strings"):
         enc.encode_texts("a bare string")
+
+
+def test_workspace_box_is_saved_with_the_model(tmp_path):
+    import json
+
+    from robot_irl.retrieval.crop import WORKSPACE_BOX
+
+    enc = load_encoder(ARCH, seed=3)
+    assert enc.workspace_box == WORKSPACE_BOX  # a new model crops to the sim workspace
+    for box in (((0.2, 0.9), (-0.2, 0.3), (0.0, 0.5)), None):
+        enc.workspace_box = box
+        enc.save_local_dir(tmp_path / str(box is None))
+        assert load_encoder(f"local-dir:{tmp_path / str(box is None)}").workspace_box == box
+    cfg_path = tmp_path / "False" / "open_clip_config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["robot_irl"]["workspace_box"]  # an export from before the box was saved
+    cfg_path.write_text(json.dumps(cfg))
+    assert load_encoder(f"local-dir:{tmp_path / 'False'}").workspace_box == WORKSPACE_BOX
+    for bad in ([[0.8, 0.3], [-0.1, 0.2], [0, 0.3]], "table", [[0.3, 0.8], [0, 0.2]]):
+        cfg["robot_irl"]["workspace_box"] = bad
+        cfg_path.write_text(json.dumps(cfg))
+        with pytest.raises(InputError, match="robot_irl.workspace_box") as e:
+            load_encoder(f"local-dir:{tmp_path / 'False'}")
+        assert str(cfg_path) in str(e.value) and "x0 < x1" in str(e.value)

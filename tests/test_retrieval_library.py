@@ -99,3 +99,26 @@ def test_clear_errors_without_model_or_episodes(tmp_path):
         run("clip", "train", "--library", str(empty.path), "--quiet")
     with pytest.raises(InputError, match="nothing to search for"):
         run("search", "--library", str(empty.path))
+
+
+@pytest.mark.slow
+def test_workspace_box_chosen_at_training_is_the_models(lib, tmp_path, capsys):
+    from robot_irl.retrieval.crop import workspace_rect
+
+    box = ["0.2", "0.9", "-0.2", "0.3", "0", "0.5"]
+    assert run("clip", "train", "--library", str(lib.path), "--epochs", "1", "--batch-size", "4",
+               "--frames-per-episode", "2", "--workspace", *box, "--out", str(tmp_path / "m1"), "--quiet") == 0
+    enc = load_encoder(f"local-dir:{tmp_path / 'm1'}")
+    assert enc.workspace_box == ((0.2, 0.9), (-0.2, 0.3), (0.0, 0.5))
+    ep = lib.select("task:place")[0]
+    assert list(ep.read_derived(derived_name(enc.model_id)).meta["crop"]) == list(
+        workspace_rect(ep.camera_model("cam0"), enc.workspace_box))
+
+    assert run("clip", "train", "--library", str(lib.path), "--epochs", "1", "--batch-size", "4",
+               "--frames-per-episode", "2", "--whole-frames", "--out", str(tmp_path / "m2"), "--quiet") == 0
+    enc = load_encoder(f"local-dir:{tmp_path / 'm2'}")
+    assert enc.workspace_box is None and ep.read_derived(derived_name(enc.model_id)).meta["crop"] is None
+
+    with pytest.raises(InputError, match="--workspace") as e:
+        run("clip", "train", "--library", str(lib.path), "--workspace", "0.8", "0.3", "0", "1", "0", "1")
+    assert "x0 < x1" in str(e.value)

@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                          "episode of each variant that has at least two)")
     tr.add_argument("--threads", type=int, default=1,
                     help="torch threads while training (default 1: on loaded shared cores 2 threads ran ~9x slower)")
+    crop = tr.add_mutually_exclusive_group()
+    crop.add_argument("--workspace", type=float, nargs=6, default=None, metavar=("X0", "X1", "Y0", "Y1", "Z0", "Z1"),
+                      help="cut frames to this box (metres, robot base frame) seen through each episode's camera "
+                           "model before resizing; saved with the model, so search crops the same way (default: "
+                           "the starting model's box, for a new model the sim workspace 0.3 0.8 -0.1 0.25 0 0.35)")
+    crop.add_argument("--whole-frames", action="store_true", help="no workspace crop")
     tr.add_argument("--json-out", type=Path, default=None, help="also write the figures as JSON here")
     tr.add_argument("--out", type=Path, default=None,
                     help="output folder (default: <library>/models/clip/<UTC time>-<model>)")
@@ -71,6 +77,14 @@ def _fmt(x: float | None) -> str:
     return "      n/a" if x is None else f"{x:9.3f}"
 
 
+def _workspace_box(args):
+    from robot_irl.retrieval.crop import parse_box
+
+    if args.whole_frames:
+        return None
+    return "model" if args.workspace is None else parse_box(args.workspace, field="--workspace")
+
+
 def _train(args) -> int:
     import math
 
@@ -84,7 +98,7 @@ def _train(args) -> int:
         lib, seconds=math.inf if args.minutes is None else 60 * args.minutes, epochs=args.epochs, query=query,
         heldout_query=args.heldout, seed=args.seed, out_dir=args.out, arch=args.model or DEFAULT_DOMAIN_MODEL,
         pretrained=args.pretrained, frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
-        lr=args.lr, threads=args.threads, progress=not args.quiet)
+        lr=args.lr, threads=args.threads, workspace_box=_workspace_box(args), progress=not args.quiet)
     loss = float("nan") if fig["final_loss"] is None else fig["final_loss"]
     print(f"trained on {fig['pairs']} frames of {fig['train_episodes']} episodes ({fig['heldout_episodes']} held out, "
           f"{fig['variants']} variants): {fig['steps']} steps, {fig['epochs']} epochs ({fig['stopped_by']}), "
@@ -116,7 +130,7 @@ def _search(args) -> int:
     enc = library_encoder(lib, args.model, args.pretrained)
     episodes = None if args.filter is None else {r["id"] for r in lib.rows(args.filter)}
     index, rep = library_index(lib, enc, backend=args.index, progress=not args.json)
-    crop = library_crop(lib) if args.image is not None else None
+    crop = library_crop(lib, enc.workspace_box) if args.image is not None else None
     hits = Searcher(enc, index, crop).search(args.text, args.image, k=args.k, episodes=episodes, kinds=kinds)
     if args.sheet is not None and hits:
         write_contact_sheet(args.sheet, hits, list(iter_frames(lib, hits)),

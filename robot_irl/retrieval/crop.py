@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from robot_irl.core.camera import CameraModel
+from robot_irl.errors import InputError
 
 if TYPE_CHECKING:
     from robot_irl.library import Episode
@@ -24,11 +26,12 @@ if TYPE_CHECKING:
 # effector carries objects at. The near edge is kept at y = -0.1 rather than the table's -0.3:
 # the default camera looks along +y, so the near strip widened the rectangle by 1.4x with
 # nothing in it but table, and the objects lost that much resolution.
-WORKSPACE_BOX: tuple[tuple[float, float], ...] = ((0.3, 0.8), (-0.1, 0.25), (0.0, 0.35))
+Box = tuple[tuple[float, float], tuple[float, float], tuple[float, float]]  # (x0, x1), (y0, y1), (z0, z1)
+WORKSPACE_BOX: Box = ((0.3, 0.8), (-0.1, 0.25), (0.0, 0.35))
 Rect = tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive), pixels
 
 
-def workspace_rect(camera: CameraModel, box: Sequence[Sequence[float]] = WORKSPACE_BOX,
+def workspace_rect(camera: CameraModel, box: Box = WORKSPACE_BOX,
                    margin: float = 0.04, min_visible: float = 0.5, min_side: int = 8) -> Rect | None:
     """The pixel rectangle holding the projected workspace box (plus `margin` of its size on
     each side), clipped to the image; None when the box is behind the camera, when less than
@@ -53,11 +56,24 @@ def workspace_rect(camera: CameraModel, box: Sequence[Sequence[float]] = WORKSPA
     return x0, y0, x1, y1
 
 
-def episode_rect(ep: "Episode", camera: str) -> Rect | None:
-    """The workspace rectangle for one episode's camera, None without a camera model (then the
-    whole frame is used)."""
+def episode_rect(ep: "Episode", camera: str, box: Box | None = WORKSPACE_BOX) -> Rect | None:
+    """The rectangle of `box` in one episode's camera; None (the whole frame) without a camera
+    model or without a box."""
     model = ep.camera_model(camera)
-    return None if model is None else workspace_rect(model)
+    return None if model is None or box is None else workspace_rect(model, box)
+
+
+def parse_box(values: Sequence[float], *, file: str | Path | None = None, field: str = "workspace_box") -> Box:
+    """Six numbers x0 x1 y0 y1 z0 z1 (metres, robot base frame) as a Box, or an InputError
+    naming the file and field when they are not three finite, increasing ranges."""
+    expected = "six finite numbers x0 x1 y0 y1 z0 z1 (metres) with x0 < x1, y0 < y1, z0 < z1"
+    try:
+        v = [float(x) for x in values]
+    except (TypeError, ValueError):
+        raise InputError(f"{values!r}", file=file, field=field, expected=expected) from None
+    if len(v) != 6 or not all(np.isfinite(v)) or not (v[0] < v[1] and v[2] < v[3] and v[4] < v[5]):
+        raise InputError(f"{values!r}", file=file, field=field, expected=expected)
+    return (v[0], v[1]), (v[2], v[3]), (v[4], v[5])
 
 
 def crop_frames(frames: Sequence[np.ndarray], rect: Rect | None) -> list[np.ndarray]:

@@ -27,6 +27,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from robot_irl.core.io import atomic_write_bytes, atomic_write_json
 from robot_irl.errors import InputError
+from robot_irl.retrieval.crop import WORKSPACE_BOX, Box, parse_box
 from robot_irl.retrieval.models import CUSTOM_CONFIGS, CUSTOM_PREPROCESS
 from robot_irl.retrieval.weights import CONFIG_FILE, WEIGHTS_FILE, WeightsSource, hub_offline, resolve
 
@@ -69,11 +70,16 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 class ClipEncoder:
-    """An open_clip model in eval mode with its tokenizer and preprocessing."""
+    """An open_clip model in eval mode with its tokenizer and preprocessing.
+
+    workspace_box: the base-frame box library frames are cut to before resizing (crop.py), None
+    for whole frames. It belongs to the model's preprocessing, like mean/std: a model trained on
+    crops of one box must embed crops of that box, so it is saved with the model and restored."""
 
     def __init__(self, model: torch.nn.Module, source: WeightsSource, model_cfg: dict[str, Any],
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", workspace_box: Box | None = WORKSPACE_BOX) -> None:
         self.model = model.eval()
+        self.workspace_box = workspace_box
         self.source = source
         self.model_cfg = model_cfg
         self.device = torch.device(device)
@@ -183,7 +189,9 @@ class ClipEncoder:
         atomic_write_json(d / CONFIG_FILE, {
             "model_cfg": self.model_cfg,
             "preprocess_cfg": pre,
-            "robot_irl": {"arch": self.source.arch, "model_id": self.model_id, **(info or {})},
+            "robot_irl": {"arch": self.source.arch, "model_id": self.model_id,
+                          "workspace_box": None if self.workspace_box is None else [list(r) for r in self.workspace_box],
+                          **(info or {})},
         })
         return d
 
@@ -206,8 +214,17 @@ def load_encoder(model: str, pretrained: str | Path | None = None, *, seed: int 
     """An encoder for `model` with weights from `pretrained` (see weights.resolve); random init
     (seeded, for wiring tests and training from scratch) when pretrained is None."""
     src = resolve(model, pretrained)
+    box: Box | None = WORKSPACE_BOX
     if src.kind == "local-dir":
-        model_cfg = json.loads((src.path.parent / CONFIG_FILE).read_text())["model_cfg"]  # type: ignore[union-attr]
+        cfg_path = src.path.parent / CONFIG_FILE  # type: ignore[union-attr]
+        cfg = json.loads(cfg_path.read_text())
+        model_cfg = cfg["model_cfg"]
+        ours = cfg.get("robot_irl", {})
+        if "workspace_box" in ours:  # exports from before the box was saved used the default
+            raw = ours["workspace_box"]
+            box = None if raw is None else parse_box(
+                [x for r in raw for x in r] if isinstance(raw, list) and all(isinstance(r, list) for r in raw) else raw,
+                file=cfg_path, field="robot_irl.workspace_box")
     else:
         model_cfg = open_clip.get_model_config(src.model_name)
     try:
@@ -223,4 +240,4 @@ def load_encoder(model: str, pretrained: str | Path | None = None, *, seed: int 
         if src.path is None:
             raise
         raise _checkpoint_error(e, src) from None
-    return ClipEncoder(net, src, copy.deepcopy(model_cfg), device)
+    return ClipEncoder(net, src, copy.deepcopy(model_cfg), device, box)

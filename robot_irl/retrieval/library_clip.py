@@ -27,7 +27,7 @@ import numpy as np
 
 from robot_irl.errors import InputError
 from robot_irl.retrieval.captions import CaptionFacts, captions
-from robot_irl.retrieval.crop import crop_frames, episode_rect
+from robot_irl.retrieval.crop import Box, crop_frames, episode_rect, parse_box
 from robot_irl.retrieval.encoders import ClipEncoder, load_encoder
 from robot_irl.retrieval.index import EmbeddingIndex
 from robot_irl.retrieval.library_index import (CAMERA, episode_facts, frames_at, iter_frames, keyframes,
@@ -76,7 +76,7 @@ def read_episode(ep: "Episode", encoder: ClipEncoder, frames_per_episode: int = 
     spaced = np.minimum(((np.arange(PROBES) + 0.5) * n / PROBES).astype(int), n - 1)
     probes = sorted(set(spaced.tolist()) | {mid})  # an odd PROBES already holds the middle frame
     want = sorted(set(kf.tolist()) | set(tr.tolist()) | set(probes))
-    pixels = crop_frames(frames_at(ep, camera, want), episode_rect(ep, camera))
+    pixels = crop_frames(frames_at(ep, camera, want), episode_rect(ep, camera, encoder.workspace_box))
     small = encoder.resize(pixels).permute(0, 2, 3, 1).contiguous().numpy()
     row = {f: i for i, f in enumerate(want)}
     return EpisodeFrames(
@@ -162,7 +162,8 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
                        heldout_query: str | None = None, seed: int = 0, out_dir: str | Path | None = None,
                        arch: str = DEFAULT_DOMAIN_MODEL, pretrained: str | None = None, epochs: int | None = None,
                        frames_per_episode: int = 12, batch_size: int = 64, lr: float = 1e-3,
-                       warmup_steps: int = 20, threads: int | None = 1, progress: bool = False) -> dict[str, Any]:
+                       warmup_steps: int = 20, threads: int | None = 1, workspace_box: Box | None | str = "model",
+                       progress: bool = False) -> dict[str, Any]:
     """Train the project's small CLIP on the selected episodes' frames + captions for at most
     `seconds` of training (math.inf with `epochs` for an epoch bound only), save it as the
     library's model (newest under <library>/models/clip unless out_dir), store its embeddings for
@@ -171,6 +172,8 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
 
     arch: open_clip architecture or local-dir:PATH; pretrained: weights to fine-tune from. The
     `random_*` figures are the starting model's: random init unless fine-tuning (`baseline` says).
+    workspace_box: the base-frame box frames are cut to (crop.py), None for whole frames; "model"
+    keeps the starting model's (WORKSPACE_BOX for a new one). Saved with the trained model.
     threads: torch intra-op threads during the call (restored after). 1 by default: on shared,
     loaded cores OpenMP spin-waiting made 2 threads ~9x slower than 1 (8.6 vs 78 pairs/s at load
     average 7.7 on 2 cores); None leaves torch's setting.
@@ -189,14 +192,14 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
                           max_seconds=None if math.isinf(seconds) else float(seconds),
                           batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed)
         return _train_library_clip(lib, cfg, query, heldout_query, out_dir, arch, pretrained, frames_per_episode,
-                                   progress)
+                                   workspace_box, progress)
     finally:
         torch.set_num_threads(before)
 
 
 def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, heldout_query: str | None,
                         out_dir: str | Path | None, arch: str, pretrained: str | None, frames_per_episode: int,
-                        progress: bool) -> dict[str, Any]:
+                        workspace_box: Box | None | str, progress: bool) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     episodes = lib.select(query or "")
@@ -204,6 +207,8 @@ def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, hel
         raise InputError("no episodes selected", file=lib.path, field="query",
                          expected="a query that selects recorded episodes (robot-irl record ...)")
     start = load_encoder(arch, pretrained, seed=cfg.seed)
+    if workspace_box != "model":
+        start.workspace_box = None if workspace_box is None else parse_box([x for r in workspace_box for x in r])
     baseline = "random init" if start.source.kind == "random" else "start weights"
     frames = [f for ep in tqdm(episodes, desc="read frames", unit="ep", disable=not progress)
               if (f := read_episode(ep, start, frames_per_episode)) is not None]

@@ -1,4 +1,4 @@
-"""The demo library as a search index: per-episode CLIP embeddings and training pairs.
+"""The demo library as a search index: per-episode CLIP embeddings.
 
 Embeddings of an episode's keyframes (evenly spaced plus motion keyframes: pauses of the end
 effector and gripper switches) and of its task text are stored as the episode's derived data
@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from robot_irl.errors import InputError
-from robot_irl.retrieval.captions import CaptionFacts, captions
-from robot_irl.retrieval.crop import Rect, crop_frames, episode_rect
+from robot_irl.retrieval.captions import CaptionFacts
+from robot_irl.retrieval.crop import WORKSPACE_BOX, Box, Rect, crop_frames, episode_rect
 from robot_irl.retrieval.encoders import ClipEncoder
 from robot_irl.retrieval.index import KINDS, EmbeddingIndex
 
@@ -147,7 +147,7 @@ def embed_episode(ep: "Episode", encoder: ClipEncoder, camera: str = CAMERA) -> 
     kf = keyframes(ep, camera)
     if len(kf) == 0:
         raise InputError(f"episode {ep.id} has no frames", field=f"cameras.{camera}", expected="at least one frame")
-    pixels = crop_frames(frames_at(ep, camera, kf), episode_rect(ep, camera))
+    pixels = crop_frames(frames_at(ep, camera, kf), episode_rect(ep, camera, encoder.workspace_box))
     return store_embeddings(ep, encoder, kf, encoder.encode_images(pixels), camera)
 
 
@@ -165,7 +165,7 @@ def store_embeddings(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: n
     }
     ep.write_derived(derived_name(encoder.model_id), arrays,
                      meta={"model_id": encoder.model_id, "camera": camera, "kinds": list(KINDS),
-                           "crop": episode_rect(ep, camera)},
+                           "crop": episode_rect(ep, camera, encoder.workspace_box)},
                      version=DERIVED_VERSION)
     return arrays
 
@@ -223,52 +223,17 @@ def library_index(lib: "Library", encoder: ClipEncoder, *, backend: str = "auto"
     return idx, rep
 
 
-# ---- training pairs -----------------------------------------------------------------------
-@dataclass
-class TrainingPairs:
-    images: np.ndarray  # uint8 [N, H, W, 3]
-    captions: list[list[str]]
-    keys: list[tuple[Any, ...]]  # episode variant per frame: never twice in one batch
-    episode_ids: list[str]
-
-
-def training_pairs(episodes: Sequence["Episode"], encoder: ClipEncoder, *, frames_per_episode: int = 12,
-                   camera: str = CAMERA, split: str = "train", progress: bool = False) -> TrainingPairs:
-    """Evenly spaced frames of each episode, each with the captions of its episode's facts and
-    the motion phase at that frame, resized now by the encoder's own pipeline (saves memory)."""
-    from tqdm.auto import tqdm
-
-    if not episodes:
-        raise InputError("no episodes selected", field="query", expected="a query that selects recorded episodes")
-    images, caps, keys, eids = [], [], [], []
-    for ep in tqdm(episodes, desc="read frames", unit="ep", disable=not progress):
-        facts = episode_facts(ep)
-        n = ep.frame_count(camera)
-        if n == 0:
-            continue
-        idx = np.unique(np.linspace(0, n - 1, min(n, frames_per_episode)).round().astype(int))
-        ph = phases(ep, ep.timestamps(camera)[idx])
-        for frame, p in zip(crop_frames(frames_at(ep, camera, idx), episode_rect(ep, camera)), ph):
-            images.append(encoder.resize([frame])[0].permute(1, 2, 0).numpy())
-            f = CaptionFacts(facts.task, facts.shape, facts.colour, facts.goal, p, facts.task_text)
-            caps.append(captions(f, split))
-            keys.append(facts.key())
-            eids.append(ep.id)
-    if not images:
-        raise InputError("selected episodes have no frames", field=f"cameras.{camera}", expected="recorded video")
-    return TrainingPairs(np.stack(images), caps, keys, eids)
-
-
-def library_crop(lib: "Library", camera: str = CAMERA) -> Callable[[np.ndarray], Rect | None]:
-    """For query images: the workspace rectangle of the newest library episode whose camera
-    frames have the image's size (a frame grabbed from the same camera); None (whole image) when
-    no episode's camera has that size."""
+def library_crop(lib: "Library", box: Box | None = WORKSPACE_BOX,
+                 camera: str = CAMERA) -> Callable[[np.ndarray], Rect | None]:
+    """For query images: the rectangle of `box` (the encoder's workspace_box) in the newest
+    library episode whose camera frames have the image's size (a frame grabbed from the same
+    camera); None (whole image) when no episode's camera has that size."""
     def rect(image: np.ndarray) -> Rect | None:
         size = (int(image.shape[1]), int(image.shape[0]))
         for row in reversed(lib.rows()):
             ep = lib.episode(row["id"])
             if camera in ep.cameras and ep.frame_size(camera) == size:
-                return episode_rect(ep, camera)
+                return episode_rect(ep, camera, box)
         return None
     return rect
 

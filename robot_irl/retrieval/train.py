@@ -170,7 +170,7 @@ def train_clip(encoder: ClipEncoder, images: np.ndarray | Sequence[np.ndarray], 
     seconds = time.perf_counter() - start
     result.steps, result.seconds = step, seconds
     result.pairs_per_s = pairs / max(seconds, 1e-9)
-    trained = ClipEncoder(model, encoder.source, encoder.model_cfg, str(encoder.device))
+    trained = ClipEncoder(model, encoder.source, encoder.model_cfg, str(encoder.device), encoder.workspace_box)
     result.encoder = trained
     if out_dir is not None:
         meta = {"train_config": asdict(cfg), "history": result.history, "pairs": n,
