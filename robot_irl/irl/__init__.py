@@ -5,17 +5,21 @@ Entry points::
     run = fit_cost(demos, dynamics, "timedep", LearnerConfig(), run_dir="runs/x")
     actions, keypoints = plan(run, q0, goal_keypoints)
     run = load_run("runs/x")
-"""
-from robot_irl.irl.baselines import fit_bc, fit_feature_matching
-from robot_irl.irl.config import LearnerConfig
-from robot_irl.irl.costs import COST_TYPES, Cost, make_cost
-from robot_irl.irl.demos import DemoSet, load_keypoint_file
-from robot_irl.irl.inner import InnerConfig, optimise_actions
-from robot_irl.irl.latents import cost_latents
-from robot_irl.irl.learner import TrainingDiverged, fit_cost
-from robot_irl.irl.metrics import trajectory_metrics
-from robot_irl.irl.run import TrainedRun, load_run, plan
 
-__all__ = ["COST_TYPES", "Cost", "DemoSet", "InnerConfig", "LearnerConfig", "TrainedRun", "TrainingDiverged", "cost_latents",
-           "fit_bc", "fit_cost", "fit_feature_matching", "load_keypoint_file", "load_run", "make_cost",
-           "optimise_actions", "plan", "trajectory_metrics"]
+Names load on first use (robot_irl.core.lazy): importing the CLI does not load torch.
+"""
+from robot_irl.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "fit_bc": "baselines", "fit_feature_matching": "baselines",
+    "LearnerConfig": "config",
+    "COST_TYPES": "costs", "Cost": "costs", "make_cost": "costs",
+    "DemoSet": "demos", "load_keypoint_file": "demos",
+    "InnerConfig": "inner", "optimise_actions": "inner",
+    "cost_latents": "latents",
+    "TrainingDiverged": "learner", "fit_cost": "learner",
+    "trajectory_metrics": "metrics",
+    "TrainedRun": "run", "load_run": "run", "plan": "run",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -1,31 +1,13 @@
-"""Keypoint dynamics models behind one interface (see base.py): kinematic from any URDF, learned MLP."""
-from __future__ import annotations
+"""Keypoint dynamics models behind one interface (see base.py): kinematic from any URDF, learned MLP.
+Names load on first use (robot_irl.core.lazy): importing the CLI does not load torch."""
+from robot_irl.core.lazy import lazy_exports
 
-from pathlib import Path
-from typing import Any
-
-import torch
-
-from robot_irl.errors import UnknownNameError
-from robot_irl.models.base import KeypointDynamics, Rollout
-from robot_irl.models.frames import KeypointFrame, frames_from_spec, parse_keypoint_frames
-from robot_irl.models.kinematic import KinematicDynamics
-from robot_irl.models.learned import LearnedDynamics, dynamics_latents, train_dynamics
-
-DYNAMICS_TYPES = ("kinematic", "learned")
-
-
-def dynamics_from_config(cfg: dict[str, Any], *, base: str | Path | None = None,
-                         dtype: torch.dtype = torch.float64) -> KeypointDynamics:
-    """Rebuild a model from its ``to_config()``; ``base`` resolves a learned model's relative weights path."""
-    kind = cfg.get("type")
-    if kind == "kinematic":
-        return KinematicDynamics.from_config(cfg, dtype=dtype)
-    if kind == "learned":
-        return LearnedDynamics.load(Path(base or ".") / cfg["path"] if not Path(cfg["path"]).is_absolute()
-                                    else cfg["path"])
-    raise UnknownNameError("dynamics type", str(kind), DYNAMICS_TYPES)
-
-
-__all__ = ["DYNAMICS_TYPES", "KeypointDynamics", "KeypointFrame", "KinematicDynamics", "LearnedDynamics", "Rollout",
-           "dynamics_from_config", "dynamics_latents", "frames_from_spec", "parse_keypoint_frames", "train_dynamics"]
+_EXPORTS = {
+    "KeypointDynamics": "base", "Rollout": "base",
+    "KeypointFrame": "frames", "frames_from_spec": "frames", "parse_keypoint_frames": "frames",
+    "KinematicDynamics": "kinematic",
+    "LearnedDynamics": "learned", "dynamics_latents": "learned", "train_dynamics": "learned",
+    "DYNAMICS_TYPES": "registry", "dynamics_from_config": "registry",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)
