@@ -22,7 +22,8 @@ from robot_irl.irl.config import LearnerConfig
 from robot_irl.irl.costs import make_cost
 from robot_irl.irl.demos import DemoSet
 from robot_irl.irl.inner import InnerConfig, optimise_actions
-from robot_irl.irl.learner import prepare, summarise, torch_threads
+from robot_irl.irl.batch import prepare
+from robot_irl.irl.learner import summarise, torch_threads
 from robot_irl.irl.run import BCPolicy, TrainedRun
 from robot_irl.models.base import KeypointDynamics
 

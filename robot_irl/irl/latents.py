@@ -35,7 +35,7 @@ def cost_latents(trained_run: TrainedRun, demos: DemoSet, n_goals: int = 8, *, g
 
     Needs a run with a cost (MBIRL, default or feature matching); a BC run has none (InputError).
     """
-    from robot_irl.irl.learner import prepare
+    from robot_irl.irl.batch import prepare
 
     if trained_run.cost is None:
         raise InputError(f"a '{trained_run.method}' run has no cost to diagnose", file=trained_run.path,

@@ -16,10 +16,11 @@ import torch
 from robot_irl.core.io import atomic_write_bytes
 from robot_irl.errors import InputError, UnknownNameError
 from robot_irl.irl.config import LearnerConfig
+from robot_irl.irl.batch import prepare
 from robot_irl.irl.costs import Cost, cost_from_config
 from robot_irl.irl.inner import optimise_actions
 from robot_irl.irl.metrics import trajectory_metrics
-from robot_irl.models import dynamics_from_config
+from robot_irl.models.registry import dynamics_from_config
 from robot_irl.models.base import KeypointDynamics
 from robot_irl.runs import RunDir
 
@@ -99,7 +100,6 @@ class TrainedRun:
 
     def evaluate(self, demos) -> dict[str, Any]:
         """Plan every demo from its start to its goal and compare with it (see metrics.py)."""
-        from robot_irl.irl.learner import prepare
 
         b = prepare(demos, self.dynamics, self.horizon + 1, self.config)
         with torch.no_grad():
