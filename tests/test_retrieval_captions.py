@@ -17,7 +17,8 @@ def test_heldout_captions_are_new_sentences_over_the_same_words():
     held = {c for f in FACTS for c in captions(f, "heldout")}
     assert train and held and not (train & held)
     words = lambda cs: {w.strip(",:") for c in cs for w in c.split()}  # noqa: E731
-    content = {"place", "push", "reach", "cube", "cylinder", "red", "blue", "left", "shelf", "carrying"}
+    content = {"place", "push", "reach", "placed", "pushed", "reached", "cube", "cylinder", "red", "blue", "left",
+               "shelf", "carrying"}
     assert content <= words(train) and content <= words(held)
 
 
@@ -30,6 +31,11 @@ def test_every_caption_names_all_known_facts():
     assert "put the red cube on the shelf" in captions(f)
     assert captions(CaptionFacts("reach", goal="left"))[0] == "reach to the left"
     assert captions(CaptionFacts("wipe"), "heldout") == ["the arm wipes"]
+    # what happened to the object, in both splits (different sentence frames)
+    assert "the red cube is pushed to the left" in captions(CaptionFacts("push", "cube", "red", "left"))
+    assert "to the left: a red cube is pushed by the arm" in captions(CaptionFacts("push", "cube", "red", "left"),
+                                                                      "heldout")
+    assert "the blue cup is wiped to the table" in captions(CaptionFacts("wipe", "cup", "blue", "table"))
     assert f.key() == CaptionFacts("place", "cube", "red", "shelf").key()
 
 

@@ -15,22 +15,25 @@ from robot_irl.errors import InputError
 
 SPLITS = ("train", "heldout")
 
-# verb -> (base, third person, -ing, preposition before the goal)
-_VERBS: dict[str, tuple[str, str, str, str]] = {
-    "reach": ("reach", "reaches", "reaching", "toward"),
-    "place": ("place", "places", "placing", "on"),
-    "push": ("push", "pushes", "pushing", "to"),
-    "pick": ("pick up", "picks up", "picking up", "from"),
-    "lift": ("lift", "lifts", "lifting", "above"),
-    "move": ("move", "moves", "moving", "to"),
-    "slide": ("slide", "slides", "sliding", "to"),
-    "stack": ("stack", "stacks", "stacking", "on"),
+# verb -> (base, third person, -ing, past participle, preposition before the goal). The participle
+# is there because people describe a demo as much by what happened to the object ("the red cube is
+# pushed to the left") as by what the arm does; without it such a query matched on colour alone.
+_VERBS: dict[str, tuple[str, str, str, str, str]] = {
+    "reach": ("reach", "reaches", "reaching", "reached", "toward"),
+    "place": ("place", "places", "placing", "placed", "on"),
+    "push": ("push", "pushes", "pushing", "pushed", "to"),
+    "pick": ("pick up", "picks up", "picking up", "picked up", "from"),
+    "lift": ("lift", "lifts", "lifting", "lifted", "above"),
+    "move": ("move", "moves", "moving", "moved", "to"),
+    "slide": ("slide", "slides", "sliding", "slid", "to"),
+    "stack": ("stack", "stacks", "stacking", "stacked", "on"),
 }
 _PHASES = {"approach": "approaching", "grasp": "grasping", "carry": "carrying", "release": "releasing",
            "retreat": "retreating", "push": "pushing", "reach": "reaching", "idle": "idle"}
 _DIRECTIONS = {"left", "right", "forward", "back", "backward", "up", "down", "front", "rear"}
 
-# {V} base verb, {Vs} third person, {Ving}, {obj} "red block", {goal} "on the shelf", {ph} phase
+# {V} base verb, {Vs} third person, {Ving}, {Ved} past participle, {obj} "red block", {goal} "on the
+# shelf", {ph} phase
 # word ("approaching"). A template is used only when it names every fact the episode has (so no
 # caption is vaguer than its episode) and no fact it lacks.
 _TRAIN = (
@@ -43,6 +46,8 @@ _TRAIN = (
     "{V} {goal}",
     "the robot {Vs} {goal}",
     "robot arm {Ving} {goal}",
+    "the {obj} is {Ved} {goal}",
+    "a {obj} {Ved} {goal} by the robot",
 )
 _TRAIN_PHASE = (
     "{ph}: {V} the {obj} {goal}",
@@ -58,6 +63,7 @@ _HELDOUT = (
     "a {obj} that the arm {Vs}",
     "{goal} is where the arm {Vs}",
     "the arm {Vs}, {goal}",
+    "{goal}: a {obj} is {Ved} by the arm",
 )
 _HELDOUT_PHASE = (
     "while {ph}, the arm {Vs} the {obj} {goal}",
@@ -109,14 +115,14 @@ class CaptionFacts:
         return tuple(asdict(self.variant()).values())
 
 
-def _verb(task: str) -> tuple[str, str, str, str]:
+def _verb(task: str) -> tuple[str, str, str, str, str]:
     if task in _VERBS:
         return _VERBS[task]
     word = task.split()[0]
     stem = word[:-1] if word.endswith("e") and not word.endswith("ee") else word
     third = word + ("es" if word.endswith(("s", "sh", "ch", "x", "z")) else "s")
     rest = task[len(word):]
-    return task, third + rest, stem + "ing" + rest, "to"
+    return task, third + rest, stem + "ing" + rest, stem + "ed" + rest, "to"
 
 
 def _goal_phrase(goal: str, prep: str) -> str:
@@ -129,11 +135,11 @@ def captions(facts: CaptionFacts, split: str = "train", *, with_phase: bool = Tr
     """Every caption the split's templates make from `facts` (deduplicated, stable order)."""
     if split not in SPLITS:
         raise InputError(f"unknown caption split '{split}'", field="split", expected=" | ".join(SPLITS))
-    base, third, ing, prep = _verb(facts.task)
+    base, third, ing, past, prep = _verb(facts.task)
     obj = " ".join(w for w in (facts.colour, facts.shape) if w) or None
     if facts.shape is None and facts.colour is not None:
         obj = f"{facts.colour} object"
-    fields = {"V": base, "Vs": third, "Ving": ing, "obj": obj,
+    fields = {"V": base, "Vs": third, "Ving": ing, "Ved": past, "obj": obj,
               "goal": _goal_phrase(facts.goal, prep) if facts.goal else None,
               "ph": _PHASES.get(facts.phase, facts.phase) if facts.phase else None}
     plain, phased = (_TRAIN, _TRAIN_PHASE) if split == "train" else (_HELDOUT, _HELDOUT_PHASE)
