@@ -122,3 +122,15 @@ def test_workspace_box_chosen_at_training_is_the_models(lib, tmp_path, capsys):
     with pytest.raises(InputError, match="--workspace") as e:
         run("clip", "train", "--library", str(lib.path), "--workspace", "0.8", "0.3", "0", "1", "0", "1")
     assert "x0 < x1" in str(e.value)
+
+
+def test_new_model_folders_are_distinct_and_sort_by_age(tmp_path):
+    from robot_irl.retrieval.library_index import new_model_dir
+
+    lib = Library.open(tmp_path / "lib", create=True)
+    made = [new_model_dir(lib, "robot-irl-rn-64") for _ in range(20)]  # well inside one second
+    assert len(set(made)) == 20 and all(d.is_dir() and not any(d.iterdir()) for d in made)
+    assert sorted(made) == made
+    assert latest_model(lib) is None  # empty folders are not models
+    (made[3] / "open_clip_config.json").write_text("{}")
+    assert latest_model(lib) == made[3]

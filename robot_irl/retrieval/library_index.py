@@ -68,8 +68,18 @@ def library_encoder(lib: "Library", model: str | None = None, pretrained: str | 
 
 
 def new_model_dir(lib: "Library", arch: str) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    return models_dir(lib) / f"{stamp}-{arch}"
+    """A new, empty folder for a model, created here so that two trainings started in the same
+    second never write into one (it happened: two evaluation runs shared a folder); named by UTC
+    time to the microsecond, so names sort by age for `latest_model`."""
+    root = models_dir(lib)
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        folder = root / f"{dt.datetime.now(dt.timezone.utc):%Y%m%d-%H%M%S.%f}-{arch}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
 
 
 # ---- what an episode shows ----------------------------------------------------------------
