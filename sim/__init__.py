@@ -4,6 +4,8 @@ Importing ``sim`` registers ``robot_irl/Reach-v0``, ``robot_irl/Place-v0`` and `
 """
 from __future__ import annotations
 
+import json
+
 import gymnasium as gym
 
 from robot_irl.errors import InputError, UnknownNameError
@@ -24,8 +26,6 @@ def make(env_id: str, **kwargs) -> gym.Env:
 
 def parse_render_options(variant: str, size: str) -> tuple[dict, tuple[int, int]]:
     """``--variant`` (a JSON object) and ``--size`` (WxH) from the command line."""
-    import json
-
     try:
         parsed = json.loads(variant)
         w, h = (int(v) for v in size.lower().split("x"))

@@ -6,6 +6,7 @@ Backends that need an optional SDK import it lazily, so listing names never fail
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -96,8 +97,6 @@ def make_arm(name: str, config: Any = None, *, safety: SafetyConfig | None = Non
 
 def parse_arm_options(pairs: list[str]) -> dict:
     """``--arm-opt KEY=VALUE`` pairs → backend config options (values parsed as JSON when they are)."""
-    import json
-
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

@@ -19,7 +19,6 @@ normalised time). Row 0 is the given start and carries no cost.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
 from typing import Any
 
 import torch

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,17 +63,19 @@ def episode_rect(ep: "Episode", camera: str, box: Box | None = WORKSPACE_BOX) ->
     return None if model is None or box is None else workspace_rect(model, box)
 
 
-def parse_box(values: Sequence[float], *, file: str | Path | None = None, field: str = "workspace_box") -> Box:
-    """Six numbers x0 x1 y0 y1 z0 z1 (metres, robot base frame) as a Box, or an InputError
-    naming the file and field when they are not three finite, increasing ranges."""
+def parse_box(values: Any, *, file: str | Path | None = None, field: str = "workspace_box") -> Box:
+    """Six numbers x0 x1 y0 y1 z0 z1, flat or as three (lo, hi) pairs (metres, robot base frame),
+    as a Box; an InputError naming the file and field when they are not three finite, increasing
+    ranges."""
     expected = "six finite numbers x0 x1 y0 y1 z0 z1 (metres) with x0 < x1, y0 < y1, z0 < z1"
     try:
-        v = [float(x) for x in values]
+        v = np.asarray(values, dtype=float).ravel()
     except (TypeError, ValueError):
         raise InputError(f"{values!r}", file=file, field=field, expected=expected) from None
-    if len(v) != 6 or not all(np.isfinite(v)) or not (v[0] < v[1] and v[2] < v[3] and v[4] < v[5]):
+    if v.size != 6 or not np.isfinite(v).all() or not (v[0] < v[1] and v[2] < v[3] and v[4] < v[5]):
         raise InputError(f"{values!r}", file=file, field=field, expected=expected)
-    return (v[0], v[1]), (v[2], v[3]), (v[4], v[5])
+    x0, x1, y0, y1, z0, z1 = (float(x) for x in v)
+    return (x0, x1), (y0, y1), (z0, z1)
 
 
 def crop_frames(frames: Sequence[np.ndarray], rect: Rect | None) -> list[np.ndarray]:

@@ -222,9 +222,7 @@ def load_encoder(model: str, pretrained: str | Path | None = None, *, seed: int 
         ours = cfg.get("robot_irl", {})
         if "workspace_box" in ours:  # exports from before the box was saved used the default
             raw = ours["workspace_box"]
-            box = None if raw is None else parse_box(
-                [x for r in raw for x in r] if isinstance(raw, list) and all(isinstance(r, list) for r in raw) else raw,
-                file=cfg_path, field="robot_irl.workspace_box")
+            box = None if raw is None else parse_box(raw, file=cfg_path, field="robot_irl.workspace_box")
     else:
         model_cfg = open_clip.get_model_config(src.model_name)
     try:

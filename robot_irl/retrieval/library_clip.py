@@ -208,7 +208,7 @@ def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, hel
                          expected="a query that selects recorded episodes (robot-irl record ...)")
     start = load_encoder(arch, pretrained, seed=cfg.seed)
     if workspace_box != "model":
-        start.workspace_box = None if workspace_box is None else parse_box([x for r in workspace_box for x in r])
+        start.workspace_box = None if workspace_box is None else parse_box(workspace_box)
     baseline = "random init" if start.source.kind == "random" else "start weights"
     frames = [f for ep in tqdm(episodes, desc="read frames", unit="ep", disable=not progress)
               if (f := read_episode(ep, start, frames_per_episode)) is not None]

@@ -12,32 +12,34 @@ from typing import Any
 import open_clip
 from open_clip import factory as _factory
 
+_SMALL_TEXT = {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2}
+
+
+def _resnet(image_size: int) -> dict[str, Any]:
+    """A small ResNet image tower (open_clip's ModifiedResNet: 3-conv stem, one bottleneck per
+    stage, attention pooling) with the small text tower: convolutions find a few-pixel coloured
+    object from the first steps, where a ViT trained from scratch sat on the ln(batch) loss
+    plateau for hundreds of steps."""
+    return {"embed_dim": 128,
+            "vision_cfg": {"image_size": image_size, "layers": [1, 1, 1, 1], "width": 32, "head_width": 64},
+            "text_cfg": dict(_SMALL_TEXT)}
+
+
 # 64 px ViT (3 layers x 128 wide, patch 8 -> 64 tokens) and a 2 x 128 text tower over
 # 16 tokens: ~7 M parameters, most of them the 49k-word token embedding.
 CUSTOM_CONFIGS: dict[str, dict[str, Any]] = {
     "robot-irl-clip-64": {
         "embed_dim": 128,
         "vision_cfg": {"image_size": 64, "layers": 3, "width": 128, "head_width": 32, "patch_size": 8},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
+        "text_cfg": dict(_SMALL_TEXT),
     },
     "robot-irl-clip-96": {
         "embed_dim": 256,
         "vision_cfg": {"image_size": 96, "layers": 4, "width": 192, "head_width": 32, "patch_size": 12},
         "text_cfg": {"context_length": 24, "vocab_size": 49408, "width": 192, "heads": 6, "layers": 3},
     },
-    # A small ResNet image tower (open_clip's ModifiedResNet: 3-conv stem, one bottleneck per stage,
-    # attention pooling): convolutions find a few-pixel coloured object from the first steps,
-    # where a ViT trained from scratch sat on the ln(batch) loss plateau for hundreds of steps.
-    "robot-irl-rn-64": {
-        "embed_dim": 128,
-        "vision_cfg": {"image_size": 64, "layers": [1, 1, 1, 1], "width": 32, "head_width": 64},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
-    },
-    "robot-irl-rn-96": {
-        "embed_dim": 128,
-        "vision_cfg": {"image_size": 96, "layers": [1, 1, 1, 1], "width": 32, "head_width": 64},
-        "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 128, "heads": 4, "layers": 2},
-    },
+    "robot-irl-rn-64": _resnet(64),
+    "robot-irl-rn-96": _resnet(96),
 }
 
 DEFAULT_DOMAIN_MODEL = "robot-irl-rn-64"
