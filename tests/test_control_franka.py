@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from robot_irl.control import ArmConnectionError, SafetyConfig, make_arm
+from robot_irl.control.errors import ArmStallError
 from robot_irl.control.franka import FR3_HOME, FR3_LIMITS
 from robot_irl.control.mpc import keypoints_at, run_learned
 from robot_irl.control.runner import run_mpc
@@ -83,8 +84,11 @@ def fr3_run(tmp_path):
     return load_run(tmp_path / "run")
 
 
+BOX = {"workspace_lo": (-1.0, -1.0, -0.2), "workspace_hi": (1.0, 1.0, 1.5)}   # a physical arm needs one
+
+
 def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
-    safety = SafetyConfig(max_velocity=0.5)
+    safety = SafetyConfig(max_velocity=0.5, **BOX)
     with make_arm("franka", safety=safety) as arm:
         caps = arm.capabilities
         assert caps.robot == "fr3" and caps.n_dof == 7
@@ -132,7 +136,8 @@ def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
         arm.send_action(target + np.r_[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2])
         os.killpg(franky_sim.pid, signal.SIGKILL)
         t0 = time.monotonic()
-        with pytest.raises(ArmConnectionError) as err:
+        # A dead controller stops following: the link error or the stall check, whichever comes first.
+        with pytest.raises((ArmConnectionError, ArmStallError)) as err:
             while time.monotonic() - t0 < 15:
                 arm.get_observation()
                 arm.send_action(target)
