@@ -120,6 +120,32 @@ def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
         assert cmd.sent[3] <= FR3_LIMITS[3, 1] - safety.limit_margin and "joint_limit" in [c.kind for c in cmd.clamps]
         arm.hold()
 
+        # After a hold mid-motion and after a watchdog trip, no step between consecutive targets the
+        # arm is told exceeds the cap: the first target after either is capped from what the arm holds.
+        # (The hold itself is the measured position, where the lagging arm already is.)
+        held = []
+        backend_hold = arm.backend.hold
+        arm.backend.hold = lambda: held.append(backend_hold()) or held[-1]
+        away = arm.get_observation().q + np.r_[-0.3, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0]
+
+        def stream(n: int) -> list[np.ndarray]:
+            out = []
+            for _ in range(n):
+                arm.get_observation()
+                out.append(arm.send_action(away).sent)
+                time.sleep(0.1)
+            return out
+        stream(4)
+        arm.hold()
+        after_hold = [held[-1]] + stream(4)
+        time.sleep(0.5)                               # no target: the watchdog thread holds
+        assert len(held) == 2, "the watchdog did not hold"
+        after_trip = [held[-1]] + stream(4)
+        for told in (after_hold, after_trip):
+            steps = np.abs(np.diff(np.array(told), axis=0)).max(1)
+            assert steps.max() <= safety.max_delta + 1e-9, steps.round(4).tolist()
+        arm.backend.hold = backend_hold
+
         # A short run of the MPC runner with a simple planner (the FR3's own joints).
         start = arm.get_observation().q
         target = start + np.r_[0.0, 0.0, 0.0, -0.15, 0.0, 0.1, 0.0]
