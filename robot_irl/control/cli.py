@@ -327,6 +327,7 @@ def _numbers_may_be_negative(parser: argparse.ArgumentParser) -> argparse.Argume
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sim.camera import CAMERAS
+    from sim.robots import ROBOTS
 
     p = subparsers.add_parser("arm", help="check an arm, write its calibration file, or serve a sim arm",
                               description=__doc__)
@@ -348,10 +349,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--speed-scale", type=float, default=0.1, help="safety speed scale (default 0.1)")
     c.add_argument("--yes", action="store_true", help="do not ask before moving a physical arm")
     c.set_defaults(func=_check)
-    s = sub.add_parser("serve", help="serve a PyBullet arm over ZeroMQ on 127.0.0.1")
-    s.add_argument("--robot", default="iiwa")
-    s.add_argument("--port", type=int, default=0)
-    s.add_argument("--hold-after", type=float, default=0.2)
+    s = sub.add_parser("serve", help="serve a PyBullet arm over ZeroMQ on 127.0.0.1",
+                       description="Serve a simulated PyBullet arm over ZeroMQ on 127.0.0.1, as a physical arm's "
+                       "controller would be reached. It prints 'READY tcp://127.0.0.1:PORT'; connect to it with "
+                       "`--arm loopback --arm-opt endpoint=tcp://127.0.0.1:PORT`.")
+    s.add_argument("--robot", default="iiwa", choices=sorted(ROBOTS), help="simulated robot (default iiwa)")
+    s.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default 0: a free one, printed)")
+    s.add_argument("--hold-after", type=float, default=0.2,
+                   help="the server holds the arm when no target came for this long (s, default 0.2)")
     s.set_defaults(func=_serve)
     r = _numbers_may_be_negative(subparsers.add_parser("run", help="drive an arm with a trained MBIRL run, record it as an episode",
                                                        description=_run.__doc__))
