@@ -12,6 +12,18 @@ QUERY_HELP = ("episode selection, e.g. `source:sim variant.color=red tag:good -s
               "empty selects all (syntax: demos/README.md)")
 
 
+class QueryArgParser(argparse.ArgumentParser):
+    """An argument parser that reads a negated query term (``-tag:train``, ``-variant.color=red``)
+    as a positional, as demos/README.md documents it, instead of as an unknown option."""
+
+    def _parse_optional(self, arg_string):  # noqa: ANN001, ANN202 (argparse's private hook)
+        if (len(arg_string) > 2 and arg_string[0] == "-" and arg_string[1] != "-"
+                and arg_string not in self._option_string_actions
+                and any(op in arg_string for op in (":", "=", "<", ">"))):
+            return None
+        return super()._parse_optional(arg_string)
+
+
 def add_library_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", metavar="PATH",
                    help="demo library folder (default: $ROBOT_IRL_LIBRARY, else ~/.local/share/robot-irl/library)")
@@ -20,7 +32,7 @@ def add_library_arg(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demos", help="list, inspect, replay, remove, repair, export and import demonstrations",
                        description="Work with the demo library (format: demos/README.md).")
-    s = p.add_subparsers(dest="demos_command", metavar="ACTION", required=True)
+    s = p.add_subparsers(dest="demos_command", metavar="ACTION", required=True, parser_class=QueryArgParser)
 
     ls = s.add_parser("list", help="list the episodes a query selects")
     ls.add_argument("query", nargs="*", help=QUERY_HELP)

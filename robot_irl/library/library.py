@@ -30,7 +30,8 @@ from robot_irl.library.catalog import Catalog, summary
 from robot_irl.library.episode import Episode
 from robot_irl.library.location import resolve_library_path
 from robot_irl.library.query import parse_query
-from robot_irl.library.schema import LIBRARY_FORMAT, SCHEMA_VERSION, check_version, read_json
+from robot_irl.library.schema import (LIBRARY_FORMAT, LIBRARY_MIGRATIONS, MIGRATIONS, SCHEMA_VERSION, check_version,
+                                      read_json)
 from robot_irl.library.writer import RECORDING, EpisodeWriter, finalize, new_info
 
 
@@ -54,11 +55,13 @@ def new_episode_id(source: str, task: str, when: dt.datetime) -> str:
 
 
 class Library:
-    def __init__(self, path: Path) -> None:
-        """Use :meth:`open`; this only binds paths."""
-        self.path = path
-        self.catalog = Catalog(path / "catalog.sqlite")
+    def __init__(self, path: str | Path) -> None:
+        """Bind an existing library (a str or Path); :meth:`open` also checks its version, migrates
+        and syncs it, and can create one. The catalog is synced on the first query either way."""
+        self.path = Path(path)
+        self.catalog = Catalog(self.path / "catalog.sqlite")
         self.problems: list[InputError] = []
+        self._synced = False
 
     # --- opening ---
     @classmethod
@@ -83,7 +86,8 @@ class Library:
             for sub in ("episodes", "staging", "locks"):
                 (root / sub).mkdir(exist_ok=True)
             atomic_write_json(info, {"format": LIBRARY_FORMAT, "schema_version": SCHEMA_VERSION})
-        data = check_version(read_json(info, "library.json"), info)
+        raw = read_json(info, "library.json")
+        data = check_version(raw, info, LIBRARY_MIGRATIONS)
         if data.get("format") != LIBRARY_FORMAT:
             raise InputError(f"format is {data.get('format')!r}", file=info, field="format",
                              expected=repr(LIBRARY_FORMAT))
@@ -91,8 +95,39 @@ class Library:
             if not (root / sub).is_dir():
                 raise InputError("missing folder", file=root / sub, field="library", expected="a folder")
         lib = cls(root)
+        if raw["schema_version"] != SCHEMA_VERSION:
+            lib._migrate()
         lib.sync()
         return lib
+
+    def _migrate(self) -> None:
+        """Rewrite an older library at :data:`SCHEMA_VERSION` in place, under the library lock.
+
+        Crash-safe: the catalog is first copied to ``catalog.v<N>.sqlite`` (kept as the backup),
+        every episode's meta.json is replaced by one atomic rename, and library.json is written
+        last, so a migration killed halfway is finished by the next open (readers migrate a
+        not-yet-rewritten meta.json in memory meanwhile)."""
+        info = self.path / "library.json"
+        with self._lock():
+            raw = read_json(info, "library.json")
+            old = raw["schema_version"]
+            if old == SCHEMA_VERSION:
+                return
+            backup = self.path / f"catalog.v{old}.sqlite"
+            if (self.path / "catalog.sqlite").exists() and not backup.exists():
+                self.catalog.backup(backup)
+            for d in sorted(self.episodes_dir.iterdir()):
+                meta = d / "meta.json"
+                if not d.is_dir() or d.name.startswith(".") or not meta.is_file():
+                    continue
+                try:
+                    data = read_json(meta, "episode meta.json")
+                    if isinstance(data.get("schema_version"), int) and data["schema_version"] < SCHEMA_VERSION:
+                        with FileLock(self.lock_path(f"{d.name}.meta")):
+                            atomic_write_json(meta, check_version(data, meta, MIGRATIONS))
+                except InputError as e:   # left as is; sync reports it like any broken episode
+                    self.problems.append(e)
+            atomic_write_json(info, check_version(raw, info, LIBRARY_MIGRATIONS))
 
     @property
     def episodes_dir(self) -> Path:
@@ -135,6 +170,7 @@ class Library:
         self.catalog.upsert(rows)
         self.catalog.delete([eid for eid in stamps if eid not in on_disk])
         self.problems = problems
+        self._synced = True
         return problems
 
     def rebuild_catalog(self) -> list[InputError]:
@@ -143,12 +179,16 @@ class Library:
     # --- selecting ---
     def rows(self, query: str | None = None) -> list[dict[str, Any]]:
         """Catalog summaries of the episodes ``query`` selects (see robot_irl.library.query)."""
+        if not self._synced:
+            self.sync()
         return parse_query(query).filter(self.catalog.rows())
 
     def select(self, query: str | None = None) -> list[Episode]:
         return [self.episode(r["id"]) for r in self.rows(query)]
 
     def ids(self) -> list[str]:
+        if not self._synced:
+            self.sync()
         return [r["id"] for r in self.catalog.rows()]
 
     def episode(self, episode_id: str) -> Episode:
@@ -159,29 +199,38 @@ class Library:
         return Episode(root, self)
 
     # --- recording ---
-    def writer(self, *, task: str, source: str, fps: float, robot: str | None = None, env: str | None = None,
+    def writer(self, *, task: str, source: str, fps: float, kind: str = "demo", robot: str | None = None,
+               env: str | None = None,
                seed: int | None = None, variant: Mapping[str, Any] | None = None, tags: list[str] | None = None,
                keypoint_spec: KeypointSpec | None = None, extra: Mapping[str, Any] | None = None,
                chunk_frames: int = 150, flush_seconds: float = 2.0) -> EpisodeWriter:
         """Start recording a new episode (see :class:`EpisodeWriter`). A chunk is flushed every
-        ``chunk_frames`` frames/rows or ``flush_seconds``, bounding what a crash can lose."""
+        ``chunk_frames`` frames/rows or ``flush_seconds``, bounding what a crash can lose.
+        ``kind`` is "demo" (a demonstration) or "run" (a learned policy's run, kept out of demo
+        queries unless they ask for ``kind:run``)."""
         if chunk_frames < 1 or flush_seconds <= 0:
             raise InputError(f"chunk_frames={chunk_frames}, flush_seconds={flush_seconds}", field="chunk_frames",
                              expected="chunk_frames >= 1 and flush_seconds > 0")
         when = dt.datetime.now(dt.timezone.utc)
+        new_info(episode_id="check", task=task, source=source, kind=kind, fps=fps, robot=robot, env=env,
+                 seed=seed, variant=variant, tags=tags, keypoint_spec=keypoint_spec, extra=extra)
+        # The recording lock is taken before the staging folder exists, so `demos repair` (which
+        # removes unlocked empty staging folders) never sees a folder whose recorder is starting.
         with self._lock():
             while True:
                 eid = new_episode_id(source, task, when)
-                if not (self.episodes_dir / eid).exists():
-                    try:
-                        (self.staging_dir / eid).mkdir()
-                        break
-                    except FileExistsError:
-                        continue
-        info = new_info(episode_id=eid, task=task, source=source, fps=fps, robot=robot, env=env, seed=seed,
-                        variant=variant, tags=tags, keypoint_spec=keypoint_spec, extra=extra)
-        rec_lock = FileLock(self.lock_path(f"{eid}.rec"))
-        rec_lock.acquire()
+                if (self.episodes_dir / eid).exists() or (self.staging_dir / eid).exists():
+                    continue
+                rec_lock = FileLock(self.lock_path(f"{eid}.rec"))
+                rec_lock.acquire()
+                try:
+                    (self.staging_dir / eid).mkdir()
+                    break
+                except BaseException:
+                    rec_lock.release()
+                    raise
+        info = new_info(episode_id=eid, task=task, source=source, kind=kind, fps=fps, robot=robot, env=env,
+                        seed=seed, variant=variant, tags=tags, keypoint_spec=keypoint_spec, extra=extra)
         try:
             return EpisodeWriter(self, self.staging_dir / eid, info, chunk_frames=chunk_frames,
                                  flush_seconds=flush_seconds, lock=rec_lock)

@@ -16,7 +16,7 @@ from robot_irl.core.camera import CameraModel
 from robot_irl.core.io import to_jsonable
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
-from robot_irl.library.schema import DTYPES, SOURCES, Fields, check_version
+from robot_irl.library.schema import DTYPES, KINDS, SOURCES, Fields, check_version
 from robot_irl.library.video import CODECS
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
@@ -78,6 +78,7 @@ def validate_meta(meta: dict[str, Any], root: Path) -> dict[str, Any]:
                          field="id", expected=repr(root.name))
     f.str("task")
     f.str("source", choices=SOURCES)
+    f.str("kind", choices=KINDS)
     f.str("robot", optional=True)
     f.str("env", optional=True)
     f.get("seed", (int,), "an integer or null", optional=True)

@@ -34,7 +34,7 @@ from robot_irl.core.io import atomic_write_json, to_jsonable
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
 from robot_irl.library.meta import check_calibration, check_camera_model, check_name
-from robot_irl.library.schema import SCHEMA_VERSION, SOURCES, read_json
+from robot_irl.library.schema import KINDS, SCHEMA_VERSION, SOURCES, check_version, read_json
 from robot_irl.library.timeseries import Column, build_table, check_row, write_chunk
 from robot_irl.library.video import CODECS, open_writer, verify_count
 
@@ -273,12 +273,14 @@ class EpisodeWriter:
             self.abort()
 
 
-def new_info(*, episode_id: str, task: str, source: str, fps: float, robot: str | None, env: str | None,
+def new_info(*, episode_id: str, task: str, source: str, kind: str, fps: float, robot: str | None, env: str | None,
              seed: int | None, variant: Mapping[str, Any] | None, tags: list[str] | None,
              keypoint_spec: KeypointSpec | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """The recording.json a new recording starts with (meta.json minus what only commit knows)."""
     if source not in SOURCES:
         raise InputError(f"source is {source!r}", field="source", expected=f"one of {list(SOURCES)}")
+    if kind not in KINDS:
+        raise InputError(f"kind is {kind!r}", field="kind", expected=f"one of {list(KINDS)}")
     if not isinstance(task, str):
         raise InputError(f"task is {task!r}", field="task", expected="a string")
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
@@ -287,7 +289,7 @@ def new_info(*, episode_id: str, task: str, source: str, fps: float, robot: str 
         if not isinstance(t, str) or not t or any(ch.isspace() or ch == "," for ch in t):
             raise InputError(f"tag {t!r}", field="tags", expected="non-empty strings without spaces or commas")
     now = time.time()
-    return {"schema_version": SCHEMA_VERSION, "id": episode_id, "task": task, "source": source, "robot": robot,
+    return {"schema_version": SCHEMA_VERSION, "id": episode_id, "task": task, "source": source, "kind": kind, "robot": robot,
             "env": env, "seed": seed, "fps": float(fps),
             "created": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="seconds"),
             "start_time": now, "success": None, "recovered": False, "tags": sorted(set(tags or [])),
@@ -331,7 +333,7 @@ def finalize(root: Path, *, recovered: bool) -> FinalizeReport:
     if not (root / RECORDING).exists() and (root / "meta.json").exists():
         _cleanup(root, read_json(root / "meta.json", "meta.json"))
         return report
-    info = read_json(root / RECORDING, "recording.json")
+    info = check_version(read_json(root / RECORDING, "recording.json"), root / RECORDING)
     starts, ends = [], []
     for cam, c in info["cameras"].items():
         folder = root / "cameras" / cam
