@@ -75,12 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("query", nargs="*", help=QUERY_HELP)
     ex.add_argument("--format", choices=["lerobot"], default="lerobot")
     ex.add_argument("--out", type=Path, required=True, help="new or empty folder to write")
-    ex.add_argument("--video-codec", choices=["mp4v", "ffv1"], default="mp4v",
-                    help="mp4v (plays everywhere) or ffv1 (lossless) inside the .mp4 files")
+    ex.add_argument("--video-codec", choices=["auto", "h264", "mp4v", "ffv1"], default="auto",
+                    help="auto: H.264 where FFmpeg has the encoder, else mp4v; ffv1 is lossless "
+                         "(codec recorded in meta/info.json)")
     add_library_arg(ex)
     ex.set_defaults(func=_export)
 
-    im = s.add_parser("import", help="import a LeRobotDataset v3 folder (ours or LeRobot's)")
+    im = s.add_parser("import", help="import a LeRobot dataset folder (v3.0, or v2.0/v2.1 converted on the way "
+                                     "in), all episodes or none; a dataset imported before is refused")
     im.add_argument("path", type=Path, help="dataset folder (with meta/info.json)")
     im.add_argument("--format", choices=["lerobot"], default="lerobot")
     add_library_arg(im)
@@ -212,7 +214,7 @@ def _export(args) -> int:
 
 
 def _import(args) -> int:
-    from robot_irl.library.lerobot import import_lerobot
+    from robot_irl.library.lerobot_import import import_lerobot
     lib = _open(args, create=True)
     eps = import_lerobot(lib, args.path, progress=lambda e: print(f"imported {e.id}", file=sys.stderr))
     print(f"imported {len(eps)} episode(s) into {lib.path}")

@@ -16,7 +16,8 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +36,42 @@ from robot_irl.library.schema import (LIBRARY_FORMAT, LIBRARY_MIGRATIONS, MIGRAT
 from robot_irl.library.writer import RECORDING, EpisodeWriter, finalize, new_info
 
 
+BATCH_COMMIT = "COMMIT"
+
+
+class Batch:
+    """Episodes staged together by :meth:`Library.batch`; they enter the library all at once."""
+
+    def __init__(self, library: "Library", root: Path) -> None:
+        self.library, self.root = library, root
+        self.writers: list[EpisodeWriter] = []
+        self.episodes: list[Episode] = []    # set when the batch is committed
+
+    @property
+    def ids(self) -> list[str]:
+        return [w.id for w in self.writers]
+
+    def writer(self, *, task: str, source: str, fps: float, kind: str = "demo", robot: str | None = None,
+               env: str | None = None, seed: int | None = None, variant: Mapping[str, Any] | None = None,
+               tags: list[str] | None = None, keypoint_spec: KeypointSpec | None = None,
+               extra: Mapping[str, Any] | None = None, chunk_frames: int = 150,
+               flush_seconds: float = 2.0) -> EpisodeWriter:
+        """As :meth:`Library.writer`; ``commit`` finalizes the episode inside the batch only."""
+        w = self.library._start(self.root, lambda staged: Episode(staged, None), task=task, source=source,
+                                fps=fps, kind=kind, robot=robot, env=env, seed=seed, variant=variant, tags=tags,
+                                keypoint_spec=keypoint_spec, extra=extra, chunk_frames=chunk_frames,
+                                flush_seconds=flush_seconds)
+        self.writers.append(w)
+        return w
+
+
 @dataclass
 class RepairReport:
     recovered: dict[str, list[str]] = field(default_factory=dict)   # id -> what was kept / lost
     skipped: dict[str, str] = field(default_factory=dict)           # id -> why it was left alone
     removed: dict[str, str] = field(default_factory=dict)           # id -> why an empty staging folder went
     problems: list[InputError] = field(default_factory=list)        # committed episodes that do not validate
+    batches: dict[str, str] = field(default_factory=dict)           # import batch -> finished or removed
 
 
 def new_episode_id(source: str, task: str, when: dt.datetime) -> str:
@@ -97,6 +128,7 @@ class Library:
         lib = cls(root)
         if raw["schema_version"] != SCHEMA_VERSION:
             lib._migrate()
+        lib._settle_batches()
         lib.sync()
         return lib
 
@@ -200,14 +232,22 @@ class Library:
 
     # --- recording ---
     def writer(self, *, task: str, source: str, fps: float, kind: str = "demo", robot: str | None = None,
-               env: str | None = None,
-               seed: int | None = None, variant: Mapping[str, Any] | None = None, tags: list[str] | None = None,
+               env: str | None = None, seed: int | None = None, variant: Mapping[str, Any] | None = None, tags: list[str] | None = None,
                keypoint_spec: KeypointSpec | None = None, extra: Mapping[str, Any] | None = None,
                chunk_frames: int = 150, flush_seconds: float = 2.0) -> EpisodeWriter:
         """Start recording a new episode (see :class:`EpisodeWriter`). A chunk is flushed every
         ``chunk_frames`` frames/rows or ``flush_seconds``, bounding what a crash can lose.
         ``kind`` is "demo" (a demonstration) or "run" (a learned policy's run, kept out of demo
         queries unless they ask for ``kind:run``)."""
+        return self._start(self.staging_dir, self._adopt, task=task, source=source, fps=fps, kind=kind, robot=robot,
+                           env=env, seed=seed, variant=variant, tags=tags, keypoint_spec=keypoint_spec, extra=extra,
+                           chunk_frames=chunk_frames, flush_seconds=flush_seconds)
+
+    def _start(self, parent: Path, adopt: Callable[[Path], Episode], *, task: str, source: str, fps: float,
+               kind: str, robot: str | None, env: str | None, seed: int | None, variant: Mapping[str, Any] | None,
+               tags: list[str] | None, keypoint_spec: KeypointSpec | None, extra: Mapping[str, Any] | None,
+               chunk_frames: int, flush_seconds: float) -> EpisodeWriter:
+        """A writer staging in ``parent/<new id>`` that hands the finalized folder to ``adopt``."""
         if chunk_frames < 1 or flush_seconds <= 0:
             raise InputError(f"chunk_frames={chunk_frames}, flush_seconds={flush_seconds}", field="chunk_frames",
                              expected="chunk_frames >= 1 and flush_seconds > 0")
@@ -219,12 +259,12 @@ class Library:
         with self._lock():
             while True:
                 eid = new_episode_id(source, task, when)
-                if (self.episodes_dir / eid).exists() or (self.staging_dir / eid).exists():
+                if (self.episodes_dir / eid).exists() or (parent / eid).exists():
                     continue
                 rec_lock = FileLock(self.lock_path(f"{eid}.rec"))
                 rec_lock.acquire()
                 try:
-                    (self.staging_dir / eid).mkdir()
+                    (parent / eid).mkdir()
                     break
                 except BaseException:
                     rec_lock.release()
@@ -232,11 +272,12 @@ class Library:
         info = new_info(episode_id=eid, task=task, source=source, kind=kind, fps=fps, robot=robot, env=env,
                         seed=seed, variant=variant, tags=tags, keypoint_spec=keypoint_spec, extra=extra)
         try:
-            return EpisodeWriter(self, self.staging_dir / eid, info, chunk_frames=chunk_frames,
-                                 flush_seconds=flush_seconds, lock=rec_lock)
+            return EpisodeWriter(self, parent / eid, info, chunk_frames=chunk_frames,
+                                 flush_seconds=flush_seconds, lock=rec_lock,
+                                 adopt=adopt)
         except BaseException:
             rec_lock.release()
-            shutil.rmtree(self.staging_dir / eid)
+            shutil.rmtree(parent / eid)
             raise
 
     def _adopt(self, staged: Path) -> Episode:
@@ -250,6 +291,70 @@ class Library:
             ep = Episode(target, self)
             self.catalog.upsert([summary(ep.meta, ep.derived(), (target / "meta.json").stat().st_mtime_ns)])
         return ep
+
+    # --- all-or-nothing batches (imports) ---
+    @contextmanager
+    def batch(self) -> Iterator["Batch"]:
+        """Stage several episodes and add them all or none: ``with lib.batch() as b: b.writer(...)``.
+
+        Episodes are staged in a hidden ``staging/.batch-<token>/`` that `demos repair` never
+        adopts piecemeal. Leaving the block normally writes ``COMMIT`` (the one commit point) and
+        moves every episode into episodes/; an exception or a killed process before that point
+        leaves the library as it was (the folder is removed now, or by the next open/repair), and a
+        process killed after it has its moves finished by the next open/repair."""
+        root = self.staging_dir / f".batch-{secrets.token_hex(6)}"
+        lock = FileLock(self.lock_path(root.name))
+        lock.acquire()
+        try:
+            root.mkdir()
+            b = Batch(self, root)
+            try:
+                yield b
+            except BaseException:
+                for w in b.writers:
+                    w.abort()
+                shutil.rmtree(root, ignore_errors=True)
+                raise
+            for w in b.writers:
+                if not w.committed:
+                    w.commit()
+            atomic_write_json(root / BATCH_COMMIT, {"ids": b.ids})
+            b.episodes = self._finish_batch(root)
+        finally:
+            lock.release()
+
+    def _finish_batch(self, root: Path) -> list[Episode]:
+        """Move a committed batch's episodes into episodes/ (idempotent: a rerun after a crash
+        skips the ones already moved), refresh the catalog, remove the batch folder."""
+        ids = read_json(root / BATCH_COMMIT, "batch COMMIT")["ids"]
+        with self._lock():
+            for eid in ids:
+                if (root / eid).is_dir() and not (self.episodes_dir / eid).exists():
+                    os.rename(root / eid, self.episodes_dir / eid)
+            eps = [Episode(self.episodes_dir / eid, self) for eid in ids]
+            self.catalog.upsert([summary(e.meta, e.derived(), (e.path / "meta.json").stat().st_mtime_ns)
+                                 for e in eps])
+        shutil.rmtree(root)
+        return eps
+
+    def _settle_batches(self) -> dict[str, str]:
+        """Finish committed batches of dead processes and remove uncommitted ones; live ones stay."""
+        out = {}
+        for d in sorted(self.staging_dir.glob(".batch-*")):
+            lock = FileLock(self.lock_path(d.name))
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                continue
+            try:
+                if (d / BATCH_COMMIT).is_file():
+                    out[d.name] = f"finished: {len(self._finish_batch(d))} episode(s) added"
+                else:
+                    shutil.rmtree(d)
+                    out[d.name] = "removed: its process died before the batch was committed"
+            finally:
+                lock.release()
+        return out
 
     # --- removing ---
     def remove(self, ids: Iterable[str]) -> list[str]:
@@ -291,6 +396,7 @@ class Library:
         """Recover every recording left in staging by a dead process up to its last flushed chunk,
         finish interrupted removals, and rebuild the catalog from the episode folders."""
         report = RepairReport()
+        report.batches = self._settle_batches()
         for d in self.staging_dir.iterdir():
             if d.is_dir() and d.name.startswith(".trash-"):
                 shutil.rmtree(d)

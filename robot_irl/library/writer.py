@@ -19,7 +19,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,8 +151,9 @@ class EpisodeWriter:
     """
 
     def __init__(self, library: "Library", root: Path, info: dict[str, Any], *, chunk_frames: int,
-                 flush_seconds: float, lock: FileLock) -> None:
+                 flush_seconds: float, lock: FileLock, adopt: "Callable[[Path], Episode] | None" = None) -> None:
         self.library, self.root, self.info = library, root, info
+        self._adopt = adopt if adopt is not None else library._adopt
         self.chunk_frames, self.flush_seconds = chunk_frames, flush_seconds
         self._lock = lock
         self._cams: dict[str, _CameraSink] = {}
@@ -163,6 +164,11 @@ class EpisodeWriter:
     @property
     def id(self) -> str:
         return self.info["id"]
+
+    @property
+    def committed(self) -> bool:
+        """Committed or aborted: the writer takes no more frames."""
+        return self._done
 
     def _save_info(self) -> None:
         write_sidecar(self.root / RECORDING, self.info)
@@ -246,7 +252,7 @@ class EpisodeWriter:
         report = finalize(self.root, recovered=False)
         if report.lost:
             raise InputError("; ".join(report.lost), file=self.root, field="chunks", expected="every chunk flushed")
-        ep = self.library._adopt(self.root)
+        ep = self._adopt(self.root)
         self._done = True
         self._lock.release()
         return ep
