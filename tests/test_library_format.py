@@ -96,15 +96,32 @@ def test_library_from_a_plain_string(tmp_path: Path) -> None:
     assert lib.path == tmp_path / "lib" and [e.id for e in lib.select("")] == [ep.id]
 
 
+def cli(*args: str) -> subprocess.CompletedProcess:
+    root = Path(__file__).resolve().parents[1]
+    return subprocess.run([sys.executable, "-m", "robot_irl.cli", *args], capture_output=True, text=True, cwd=root,
+                          env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+
+
 def test_cli_negated_term(tmp_path: Path) -> None:
     lib = Library.open(tmp_path / "lib", create=True)
     keep, drop = tiny(lib), tiny(lib, tags=["train"])
-    root = Path(__file__).resolve().parents[1]
-    r = subprocess.run([sys.executable, "-m", "robot_irl.cli", "demos", "list", "-tag:train", "--library",
-                        str(tmp_path / "lib")], capture_output=True, text=True, cwd=root,
-                       env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"})
+    r = cli("demos", "list", "-tag:train", "--library", str(tmp_path / "lib"))
     assert r.returncode == 0, r.stderr
     assert keep.id in r.stdout and drop.id not in r.stdout
+
+
+def test_list_and_repair_agree_on_a_truncated_video(tmp_path: Path) -> None:
+    lib = Library.open(tmp_path / "lib", create=True)
+    ok, bad = tiny(lib), tiny(lib)
+    video = bad.video_files("cam0")[0]
+    video.write_bytes(video.read_bytes()[:100])
+    listed = cli("demos", "list", "--library", str(lib.path))
+    repaired = cli("demos", "repair", "--library", str(lib.path))
+    assert ok.id in listed.stdout and bad.id not in listed.stdout
+    line = [ln for ln in listed.stderr.splitlines() if bad.id in ln]
+    assert line and line[0].startswith("warning: ")
+    assert line[0][len("warning: "):] in repaired.stdout.splitlines()
+    assert f"robot-irl demos rm {bad.id}" in line[0] and repaired.returncode == 1
 
 
 def test_misspelt_keypoint_spec_key_is_named() -> None:

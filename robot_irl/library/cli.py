@@ -93,13 +93,25 @@ def _open(args, *, create: bool = False):
     from robot_irl.library import Library
     lib = Library.open(args.library, create=create)
     for e in lib.problems:
-        print(f"warning: broken episode: {e}", file=sys.stderr)
+        print(f"warning: {broken(e)}", file=sys.stderr)
     return lib
+
+
+def broken(e: InputError) -> str:
+    """One wording for an episode that does not validate, in `list` and `repair` alike."""
+    eid = getattr(e, "episode_id", None)
+    how = f"; remove it with `robot-irl demos rm {eid}`" if eid else ""
+    return f"broken episode {eid or ''} (not in the catalog): {e}{how}"
 
 
 def _list(args) -> int:
     lib = _open(args)
     rows = lib.rows(" ".join(args.query))
+    bad = lib.verify([r["id"] for r in rows])   # files changed behind the catalog: say so, as repair does
+    for e in bad:
+        print(f"warning: {broken(e)}", file=sys.stderr)
+    gone = {e.episode_id for e in bad}
+    rows = [r for r in rows if r["id"] not in gone]
     for r in rows:
         if args.json:
             print(json.dumps(r))
@@ -197,8 +209,10 @@ def _repair(args) -> int:
         print(f"left {eid}: {why}")
     for eid, why in rep.removed.items():
         print(f"removed empty staging folder {eid}: {why}")
+    for name, what in rep.batches.items():
+        print(f"import batch {name}: {what}")
     for e in rep.problems:
-        print(f"broken episode (not in the catalog): {e}")
+        print(broken(e))
     print(f"catalog rebuilt: {len(lib.ids())} episode(s)")
     return 1 if rep.problems or rep.skipped else 0
 

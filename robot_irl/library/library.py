@@ -196,14 +196,32 @@ class Library:
             try:
                 ep = Episode(self.episodes_dir / eid, self)
             except InputError as e:
+                e.episode_id = eid   # type: ignore[attr-defined]  # so commands can name `demos rm <id>`
                 problems.append(e)
                 continue
             rows.append(summary(ep.meta, ep.derived(), stamp))
         self.catalog.upsert(rows)
-        self.catalog.delete([eid for eid in stamps if eid not in on_disk])
+        known = self.catalog.stamps() if full else stamps
+        bad = {getattr(e, "episode_id", None) for e in problems}
+        self.catalog.delete([eid for eid in known if eid not in on_disk or eid in bad])
         self.problems = problems
         self._synced = True
         return problems
+
+    def verify(self, ids: Iterable[str]) -> list[InputError]:
+        """Re-validate these episodes against their files (a stat per chunk, no decoding): one whose
+        file was truncated or removed behind the catalog's back leaves the catalog and is returned
+        (and added to ``problems``), as `demos repair` would report it."""
+        found = []
+        for eid in ids:
+            try:
+                Episode(self.episodes_dir / eid, None)
+            except InputError as e:
+                e.episode_id = eid   # type: ignore[attr-defined]
+                found.append(e)
+        self.catalog.delete([e.episode_id for e in found])  # type: ignore[attr-defined]
+        self.problems.extend(found)
+        return found
 
     def rebuild_catalog(self) -> list[InputError]:
         return self.sync(full=True)
@@ -417,7 +435,7 @@ class Library:
                 try:
                     fin = finalize(root, recovered=True)
                     self._adopt(root)
-                except InputError as e:
+                except Exception as e:  # noqa: BLE001 - one bad recording must not stop the others' repair
                     report.skipped[eid] = f"cannot recover: {e}"
                     continue
                 report.recovered[eid] = fin.kept + fin.lost

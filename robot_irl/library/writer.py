@@ -7,9 +7,11 @@ stream; a chunk is *flushed* when it is full or ``flush_seconds`` old: the video
 a row chunk is written as one parquet file atomically. A process killed at any moment therefore
 leaves only whole flushed chunks plus at most one unflushed chunk per stream, and
 :func:`finalize` (run by ``commit`` and by ``demos repair``) builds the episode from the flushed
-ones and says exactly what it could not keep. Nothing is dropped silently: a frame of the wrong
-size, a timestamp that goes back, or a chunk whose file holds fewer frames than were written is an
-error, never a skipped frame.
+ones and says exactly what it could not keep. Every chunk is fsynced before it counts as flushed
+(its sidecar, itself fsynced, is written after it), so a power loss keeps every counted chunk.
+Nothing is dropped silently: a frame of the wrong size, a timestamp that goes back, or a chunk
+whose file holds fewer frames than were written is an error, never a skipped frame; a chunk that
+repair finds truncated or corrupt is dropped with the chunks after it, and reported.
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
 from robot_irl.library.meta import check_calibration, check_camera_model, check_name
 from robot_irl.library.schema import KINDS, SCHEMA_VERSION, SOURCES, check_version, read_json
-from robot_irl.library.timeseries import Column, build_table, check_row, write_chunk
+from robot_irl.library.timeseries import Column, build_table, check_row, fsync_path, write_chunk
 from robot_irl.library.video import CODECS, open_writer, verify_count
 
 if TYPE_CHECKING:
@@ -46,13 +48,17 @@ RECORDING = "recording.json"
 CHUNK_RE = re.compile(r"^chunk-(\d{6})\.")
 
 
-def write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    """Write-then-rename without fsync: atomic against a killed process (the page cache outlives it),
-    and cheap enough per chunk to keep up with the camera. After an OS crash a chunk may not have
-    reached the disk; repair then keeps the chunks before it and reports the rest."""
+def write_sidecar(path: Path, data: dict[str, Any], *, durable: bool = False) -> None:
+    """Write-then-rename: atomic against a killed process. ``durable`` also fsyncs the file and its
+    folder, as a chunk's sidecar needs: it is what counts the chunk as flushed, so it must not
+    reach the disk before the chunk does (the chunk is fsynced first)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data))
+    if durable:
+        fsync_path(tmp)
     os.replace(tmp, path)
+    if durable:
+        fsync_path(path.parent)
 
 
 def _chunk_name(i: int, ext: str) -> str:
@@ -99,9 +105,10 @@ class _CameraSink:
         self.writer = None
         assert self.path is not None
         verify_count(self.path, len(self.times))
+        fsync_path(self.path)
         write_sidecar(self.path.with_suffix(".json"),
                       {"file": self.path.name, "frames": len(self.times), "bytes": self.path.stat().st_size,
-                       "timestamps": self.times})
+                       "timestamps": self.times}, durable=True)
         self.times = []
         self.index += 1
 
@@ -347,7 +354,12 @@ def finalize(root: Path, *, recovered: bool) -> FinalizeReport:
         _contiguous(sidecars, folder, f"cameras.{cam}.chunks")
         chunks, times = [], []
         for i, side in sidecars:
-            s = read_json(side, "chunk sidecar")
+            try:
+                s = read_json(side, "chunk sidecar")
+            except InputError:
+                if not recovered:
+                    raise
+                s = {"file": side.name, "bytes": -1}   # a torn sidecar: its chunk is dropped below
             video = folder / s["file"]
             if not video.is_file() or video.stat().st_size != s["bytes"]:
                 if recovered:  # an OS crash kept the sidecar but not all of its video: stop before it
@@ -379,8 +391,18 @@ def finalize(root: Path, *, recovered: bool) -> FinalizeReport:
         parts = _indexed(folder, ".parquet")
         _contiguous(parts, folder, f"streams.{name}.chunks")
         chunks, rows, last = [], 0, None
-        for _, p in parts:
-            t = pq.read_table(p, columns=["timestamp"]).column("timestamp").to_numpy()
+        for i, (_, p) in enumerate(parts):
+            try:
+                t = pq.read_table(p).column("timestamp").to_numpy()
+            except (pa.ArrowException, OSError, KeyError) as e:
+                if not recovered:
+                    raise InputError(f"unreadable chunk ({e})", file=p, field=f"streams.{name}.chunks[{i}]",
+                                     expected="a parquet chunk written by robot-irl") from None
+                report.lost.append(f"stream {name}: chunk {p.name} is truncated or corrupt; it and the "
+                                   f"{len(parts) - i - 1} chunk(s) after it are dropped")
+                for _, later in parts[i:]:
+                    later.unlink()
+                break
             if len(t):
                 starts.append(float(t[0]))
                 ends.append(float(t[-1]))
