@@ -49,7 +49,7 @@ VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.m
 # h264: crf 18 keeps sim renders above ~40 dB; g 2 as LeRobot writes, so a random frame decodes fast.
 VIDEO_CODECS: dict[str, tuple[str, str, str, dict[str, str]]] = {
     "h264": ("libx264", "h264", "yuv420p", {"crf": "18", "g": "2"}),
-    "mp4v": ("mpeg4", "mpeg4", "yuv420p", {"qscale": "2"}),
+    "mp4v": ("mpeg4", "mpeg4", "yuv420p", {"qmin": "1", "qmax": "2"}),   # near-lossless, as OpenCV's mp4v
     "ffv1": ("ffv1", "ffv1", "bgr0", {}),
 }
 RENAME = {"joint_pos": "observation.state", "target_sent": "action"}
