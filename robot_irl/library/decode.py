@@ -58,7 +58,8 @@ def has_decoder(name: str) -> bool:
     return True
 
 
-def _open(path: Path, field: str) -> av.container.InputContainer:
+def open_video(path: Path, field: str = "video") -> av.container.InputContainer:
+    """Open a video for reading, or raise the error that says why it cannot be (see module doc)."""
     if not path.is_file():
         raise VideoMissingError("video file is missing", file=path, field=field, expected="the file the dataset lists")
     try:
@@ -81,7 +82,7 @@ def _open(path: Path, field: str) -> av.container.InputContainer:
 
 def probe(path: Path, field: str = "video") -> VideoInfo:
     """Codec, size, indexed frame count and nominal fps of the first video stream (no decoding)."""
-    with _open(path, field) as c:
+    with open_video(path, field) as c:
         s = c.streams.video[0]
         name = s.codec_context.name
         return VideoInfo(CODEC_NAMES.get(name, name), s.codec_context.width, s.codec_context.height,
@@ -96,7 +97,7 @@ def decode(path: Path, *, field: str = "video", bgr: bool = False, start_time: f
     file's own clock), for a file that holds several episodes back to back. A decoding error is a
     :class:`VideoTruncatedError`; the caller checks the count it expected."""
     fmt = "bgr24" if bgr else "rgb24"
-    c = _open(path, field)
+    c = open_video(path, field)
     try:
         s = c.streams.video[0]
         s.thread_type = "AUTO"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,12 +31,13 @@ import pyarrow.parquet as pq
 from robot_irl.core.camera import CameraModel
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
-from robot_irl.library.decode import decode_exact
+from robot_irl.library.decode import VideoTruncatedError, decode_exact, probe
 from robot_irl.library.episode import Episode
 from robot_irl.library.lerobot import INDEX_FEATURES, SIDE, video_key
 from robot_irl.library.library import Library
 from robot_irl.library.schema import DTYPES, Fields, read_json
 from robot_irl.library.timeseries import Column
+from robot_irl.library.video import STORED, remux_span
 
 VERSIONS = ("v2.0", "v2.1", "v3.0")
 SOURCE_KEY = "lerobot_source"   # extra.<this>: {"dataset": content hash, "episode_index": e, "path": folder}
@@ -285,22 +287,51 @@ def _import_one(batch, ds: Dataset, src: EpisodeSource, meta: dict[str, Any] | N
     with batch.writer(**kw) as w:
         for vk, (path, start, end) in src.videos.items():
             cam = vk.split(".")[-1] if meta is None else next(c for c in meta["cameras"] if video_key(c) == vk)
-            half = 0.5 / ds.fps
-            times, frames = decode_exact(path, n, field=vk, start_time=start - half, end_time=end - half)
             model, calibration = None, None
             if meta is not None and meta["cameras"][cam].get("model") is not None:
                 model = CameraModel.from_dict(meta["cameras"][cam]["model"], file=str(side_path))
                 calibration = meta["cameras"][cam].get("calibration")
-            h, wd = frames[0].shape[:2]
-            w.add_camera(cam, (wd, h), codec="ffv1", model=model, calibration=calibration)
-            cam_ts = ts if ours else np.maximum(times - start, 0.0)
-            for t, fr in zip(_increasing(cam_ts), frames):
-                w.write_frame(cam, fr, float(t))
+            _import_video(w, cam, path, start, end, n, ds.fps, vk, ts if ours else None, model, calibration)
         if stream is not None:
             w.add_stream(stream, {c: col for c, col in colmap.values()})
             for i, t in enumerate(ts):
                 w.write_row(stream, float(t), **{c: v[i] for c, v in values.items()})
         w.commit(success=meta["success"] if meta is not None else None)
+
+
+def _import_video(w, cam: str, path: Path, start: float, end: float, n: int, fps: int, field_name: str,
+                  ts: np.ndarray | None, model: CameraModel | None, calibration: dict | None) -> None:
+    """One camera of one episode: its packets copied as they are (no decoding, no generation loss)
+    when the episode starts on a keyframe, else decoded and stored as lossless FFV1. Frame times are
+    the frames' own presentation times from the episode's start (``ts`` when our export kept them)."""
+    half = 0.5 / fps
+    info = probe(path, field_name)
+    tmp = w.root / f".remux-{cam}.{STORED[info.codec].ext if info.codec in STORED else 'mp4'}"
+    try:
+        got = remux_span(path, tmp, start - half, end - half, field=field_name)
+        if got is not None:
+            times = np.asarray(got[1])
+            _check_count(len(times), n, path, field_name)
+            w.add_camera(cam, (info.width, info.height), codec=got[0], model=model, calibration=calibration)
+            stamps = list(_increasing(ts if ts is not None else np.maximum(times - start, 0.0)))
+            w.add_chunk(cam, lambda dst: (os.replace(tmp, dst), stamps)[1])
+            return
+    finally:
+        tmp.unlink(missing_ok=True)
+    times, frames = decode_exact(path, n, field=field_name, start_time=start - half, end_time=end - half)
+    h, wd = frames[0].shape[:2]
+    w.add_camera(cam, (wd, h), codec="ffv1", model=model, calibration=calibration)
+    for t, fr in zip(_increasing(ts if ts is not None else np.maximum(times - start, 0.0)), frames):
+        w.write_frame(cam, fr, float(t))
+
+
+def _check_count(got: int, n: int, path: Path, field_name: str) -> None:
+    if got < n:
+        raise VideoTruncatedError(f"video ends after {got} of {n} frames (file truncated)", file=path,
+                                  field=field_name, expected=f"{n} frames")
+    if got > n:
+        raise InputError(f"video holds {got} frames in the span, the dataset says {n}", file=path,
+                         field=field_name, expected=f"{n} frames")
 
 
 def _increasing(ts: np.ndarray) -> Iterator[float]:

@@ -13,11 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from robot_irl.errors import InputError, RobotIRLError
-from robot_irl.library.decode import count_frames, decode, probe
+from robot_irl.library.decode import CODEC_NAMES, count_frames, decode, open_video, probe
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ CODECS: dict[str, Codec] = {
     "ffv1": Codec("FFV1", "mkv", True),
     "mp4v": Codec("mp4v", "mp4", False),
 }
+# Codecs of chunks stored as they came (imports copy the source's packets, no re-encoding): read
+# through the PyAV path like any chunk, never written frame by frame.
+STORED: dict[str, Codec] = {name: Codec("", "mkv" if name == "ffv1" else "mp4", name == "ffv1")
+                            for name in ("av1", "h264", "hevc", "vp9", "mpeg4", "ffv1")}
 
 
 class VideoWriteError(RobotIRLError):
@@ -140,3 +145,46 @@ def iter_chunks(paths: Sequence[Path], counts: Sequence[int], fields: Sequence[s
             raise InputError(f"video ends after {got} of {n} frames (file truncated or corrupt)",
                              file=path, field=field, expected=f"{n} frames")
         first = last
+
+
+def remux_span(src: Path, dst: Path, start: float, end: float, *, field: str = "video") -> tuple[str, list[float]] | None:
+    """Copy the frames of ``src`` presented in [start, end) seconds into ``dst`` without re-encoding
+    (packets copied, timestamps shifted), and return (codec, their presentation times in ``src``).
+
+    Nothing is lost or decoded: an imported AV1 or H.264 episode keeps its exact bytes, and import
+    runs faster than decoding. None when the codec is not one the library stores or the span does
+    not start on a keyframe (a decoder could not start there): the caller re-encodes instead."""
+    with open_video(src, field) as inp:
+        s = inp.streams.video[0]
+        name = s.codec_context.name
+        codec = CODEC_NAMES.get(name, name)
+        if codec not in STORED or not s.time_base:
+            return None
+        tb = float(s.time_base)
+        if start > 0:
+            inp.seek(int(start / tb), stream=s, backward=True, any_frame=False)
+        pkts = []
+        try:
+            for p in inp.demux(s):
+                if p.pts is None or p.size == 0:
+                    continue
+                if p.dts is not None and p.dts * tb >= end:
+                    break
+                if start <= p.pts * tb < end:
+                    pkts.append(p)
+        except av.error.FFmpegError as e:
+            raise InputError(f"video data is corrupt or cut short ({e})", file=src, field=field,
+                             expected="a complete video file") from None
+        if not pkts or not pkts[0].is_keyframe:
+            return None
+        shift = min(p.dts if p.dts is not None else p.pts for p in pkts)
+        times = sorted(p.pts * tb for p in pkts)
+        with av.open(str(dst), "w") as out:
+            o = out.add_stream_from_template(s, opaque=True)   # stream copy: no encoder needed
+            for p in pkts:
+                p.pts -= shift
+                if p.dts is not None:
+                    p.dts -= shift
+                p.stream = o
+                out.mux(p)
+    return codec, times

@@ -21,7 +21,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +38,7 @@ from robot_irl.errors import InputError
 from robot_irl.library.meta import check_calibration, check_camera_model, check_name
 from robot_irl.library.schema import KINDS, SCHEMA_VERSION, SOURCES, check_version, read_json
 from robot_irl.library.timeseries import Column, build_table, check_row, fsync_path, write_chunk
-from robot_irl.library.video import CODECS, open_writer, verify_count
+from robot_irl.library.video import CODECS, STORED, open_writer, verify_count
 
 if TYPE_CHECKING:
     from robot_irl.library.episode import Episode
@@ -81,7 +81,29 @@ class _CameraSink:
         self.opened_at = 0.0
         self.frames = 0
 
+    def add_chunk(self, write: Callable[[Path], Sequence[float]]) -> int:
+        """Store a ready-made chunk: ``write(path)`` writes the video file and returns its frames'
+        times (seconds, the episode's clock). Made durable and counted like an encoded chunk."""
+        self.flush()
+        path = self.dir / _chunk_name(self.index, (CODECS.get(self.codec) or STORED[self.codec]).ext)
+        times = [float(t) for t in write(path)]
+        if not times or not all(math.isfinite(t) for t in times) or times[0] <= self.last_t \
+                or any(b <= a for a, b in zip(times, times[1:])):
+            path.unlink(missing_ok=True)
+            raise InputError(f"chunk frame times {times[:3]}... after {self.last_t}", field=f"cameras.{self.name}.timestamp",
+                             expected="finite, strictly increasing seconds after the frames before")
+        fsync_path(path)
+        write_sidecar(path.with_suffix(".json"), {"file": path.name, "frames": len(times),
+                                                 "bytes": path.stat().st_size, "timestamps": times}, durable=True)
+        self.last_t = times[-1]
+        self.frames += len(times)
+        self.index += 1
+        return len(times)
+
     def write(self, frame: np.ndarray, t: float, bgr: bool) -> None:
+        if self.codec not in CODECS:
+            raise InputError(f"camera {self.name} stores ready-made {self.codec} chunks", field=f"cameras.{self.name}",
+                             expected="add_chunk (write_frame encodes only ffv1 or mp4v)")
         if frame.shape != self.shape or frame.dtype != np.uint8:
             raise InputError(f"frame is {frame.dtype} {frame.shape}", field=f"cameras.{self.name}.frame",
                              expected=f"uint8 {self.shape} (the size given to add_camera)")
@@ -188,8 +210,9 @@ class EpisodeWriter:
         check_name(name, "camera")
         if name in self._cams:
             raise InputError(f"camera {name!r} declared twice", field="cameras", expected="unique names")
-        if codec not in CODECS:
-            raise InputError(f"unknown codec {codec!r}", field=f"cameras.{name}.codec", expected=str(list(CODECS)))
+        if codec not in CODECS and codec not in STORED:
+            raise InputError(f"unknown codec {codec!r}", field=f"cameras.{name}.codec",
+                             expected=f"{list(CODECS)} (encoded here) or {list(STORED)} (ready-made chunks)")
         size = (int(size[0]), int(size[1]))
         file = self.root / RECORDING
         if model is not None:
@@ -229,6 +252,14 @@ class EpisodeWriter:
         sink.write(frame, t, bgr)
         if len(sink.times) >= self.chunk_frames or time.monotonic() - sink.opened_at >= self.flush_seconds:
             sink.flush()
+
+    def add_chunk(self, camera: str, write: Callable[[Path], Sequence[float]]) -> int:
+        """Add a ready-made video chunk to ``camera`` (declared with a codec from ``STORED``):
+        ``write(path)`` writes the file there and returns its frames' times; returns the frame count."""
+        sink = self._cams.get(camera)
+        if sink is None:
+            raise InputError(f"unknown camera {camera!r}", field="camera", expected=f"one of {sorted(self._cams)}")
+        return sink.add_chunk(write)
 
     def write_row(self, stream: str, t: float, **values: Any) -> None:
         """Append one row of ``stream`` at time ``t``; ``values`` holds every declared column."""
