@@ -8,7 +8,9 @@ a row chunk is written as one parquet file atomically. A process killed at any m
 leaves only whole flushed chunks plus at most one unflushed chunk per stream, and
 :func:`finalize` (run by ``commit`` and by ``demos repair``) builds the episode from the flushed
 ones and says exactly what it could not keep. Every chunk is fsynced before it counts as flushed
-(its sidecar, itself fsynced, is written after it), so a power loss keeps every counted chunk.
+(its sidecar, itself fsynced, is written after it), so a power loss keeps every counted chunk; the
+fsyncs run on a sealing thread, in order, so a slow disk never stalls the recording loop
+(``flush``/``commit``/``sealed`` wait for them).
 Nothing is dropped silently: a frame of the wrong size, a timestamp that goes back, or a chunk
 whose file holds fewer frames than were written is an error, never a skipped frame; a chunk that
 repair finds truncated or corrupt is dropped with the chunks after it, and reported.
@@ -20,7 +22,9 @@ import json
 import math
 import os
 import re
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,11 +69,54 @@ def _chunk_name(i: int, ext: str) -> str:
     return f"chunk-{i:06d}.{ext}"
 
 
+class _Sealer:
+    """Makes closed chunks durable off the recording thread, in order: the fsyncs wait on the disk
+    (milliseconds each), which would otherwise stall a camera loop at every chunk. A chunk still
+    counts as flushed only once its sidecar (or parquet rename) is written, after its fsync, so
+    crash safety is the same; :meth:`wait` (flush, commit) returns once all are sealed and raises
+    the first error, and :meth:`check` raises one early on the recording thread."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-chunks")
+        self._pending: list[Future] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            self._pending.append(self._pool.submit(fn, *args))
+
+    def check(self) -> None:
+        with self._lock:
+            done = [f for f in self._pending if f.done()]
+            self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+
+    def wait(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        for e in errors:
+            if e is not None:
+                raise e
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _seal_video(path: Path, times: list[float]) -> None:
+    verify_count(path, len(times))
+    fsync_path(path)
+    write_sidecar(path.with_suffix(".json"), {"file": path.name, "frames": len(times), "bytes": path.stat().st_size,
+                                             "timestamps": times}, durable=True)
+
+
 class _CameraSink:
     """One camera: the open video chunk, its frames' timestamps, the flushed chunks' sidecars."""
 
-    def __init__(self, root: Path, name: str, size: tuple[int, int], fps: float, codec: str) -> None:
+    def __init__(self, root: Path, name: str, size: tuple[int, int], fps: float, codec: str, sealer: _Sealer) -> None:
         self.dir = root / "cameras" / name
+        self.sealer = sealer
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name, self.size, self.fps, self.codec = name, size, fps, codec
         self.shape = (size[1], size[0], 3)
@@ -85,6 +132,7 @@ class _CameraSink:
         """Store a ready-made chunk: ``write(path)`` writes the video file and returns its frames'
         times (seconds, the episode's clock). Made durable and counted like an encoded chunk."""
         self.flush()
+        self.sealer.wait()
         path = self.dir / _chunk_name(self.index, (CODECS.get(self.codec) or STORED[self.codec]).ext)
         times = [float(t) for t in write(path)]
         if not times or not all(math.isfinite(t) for t in times) or times[0] <= self.last_t \
@@ -126,11 +174,7 @@ class _CameraSink:
         self.writer.release()
         self.writer = None
         assert self.path is not None
-        verify_count(self.path, len(self.times))
-        fsync_path(self.path)
-        write_sidecar(self.path.with_suffix(".json"),
-                      {"file": self.path.name, "frames": len(self.times), "bytes": self.path.stat().st_size,
-                       "timestamps": self.times}, durable=True)
+        self.sealer.submit(_seal_video, self.path, self.times)
         self.times = []
         self.index += 1
 
@@ -138,8 +182,9 @@ class _CameraSink:
 class _StreamSink:
     """One time-series stream: buffered rows, written as a parquet chunk on flush."""
 
-    def __init__(self, root: Path, name: str, columns: Mapping[str, Column]) -> None:
+    def __init__(self, root: Path, name: str, columns: Mapping[str, Column], sealer: _Sealer) -> None:
         self.dir = root / "data" / name
+        self.sealer = sealer
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name, self.columns = name, dict(columns)
         self.index = 0
@@ -165,7 +210,8 @@ class _StreamSink:
     def flush(self) -> None:
         if not self.times:
             return
-        write_chunk(self.dir / _chunk_name(self.index, "parquet"), build_table(self.columns, self.times, self.values))
+        self.sealer.submit(write_chunk, self.dir / _chunk_name(self.index, "parquet"),
+                           build_table(self.columns, self.times, self.values))
         self.times = []
         self.values = {c: [] for c in self.columns}
         self.index += 1
@@ -188,6 +234,7 @@ class EpisodeWriter:
         self._cams: dict[str, _CameraSink] = {}
         self._streams: dict[str, _StreamSink] = {}
         self._done = False
+        self._sealer = _Sealer()
         self._save_info()
 
     @property
@@ -224,7 +271,7 @@ class EpisodeWriter:
                                  "model": model.to_dict() if model is not None else None}
         if calibration is not None:
             entry["calibration"] = check_calibration(calibration, model, file, f"cameras.{name}.calibration")
-        self._cams[name] = _CameraSink(self.root, name, size, self.info["fps"], codec)
+        self._cams[name] = _CameraSink(self.root, name, size, self.info["fps"], codec, self._sealer)
         self.info["cameras"][name] = entry
         self._save_info()
 
@@ -240,7 +287,7 @@ class EpisodeWriter:
             if spec.dtype not in ("float64", "float32", "int64", "int32", "uint8", "bool"):
                 raise InputError(f"dtype {spec.dtype!r}", field=f"streams.{name}.columns.{c}",
                                  expected="float64, float32, int64, int32, uint8 or bool")
-        self._streams[name] = _StreamSink(self.root, name, columns)
+        self._streams[name] = _StreamSink(self.root, name, columns, self._sealer)
         self.info["streams"][name] = {"columns": {c: s.to_dict() for c, s in columns.items()}}
         self._save_info()
 
@@ -252,6 +299,7 @@ class EpisodeWriter:
         sink.write(frame, t, bgr)
         if len(sink.times) >= self.chunk_frames or time.monotonic() - sink.opened_at >= self.flush_seconds:
             sink.flush()
+            self._sealer.check()
 
     def add_chunk(self, camera: str, write: Callable[[Path], Sequence[float]]) -> int:
         """Add a ready-made video chunk to ``camera`` (declared with a codec from ``STORED``):
@@ -269,11 +317,19 @@ class EpisodeWriter:
         sink.write(t, values)
         if len(sink.times) >= self.chunk_frames or time.monotonic() - sink.started_at >= self.flush_seconds:
             sink.flush()
+            self._sealer.check()
+
+    def sealed(self) -> None:
+        """Wait until every closed chunk is durable (fsynced and counted); the open chunks stay open."""
+        self._sealer.wait()
 
     def flush(self) -> None:
         """Make everything written so far durable (closes the open chunks)."""
-        for s in (*self._cams.values(), *self._streams.values()):
-            s.flush()
+        try:
+            for s in (*self._cams.values(), *self._streams.values()):
+                s.flush()
+        finally:
+            self._sealer.wait()
 
     def commit(self, *, success: bool | None = None, tags: list[str] | None = None,
                extra: Mapping[str, Any] | None = None) -> "Episode":
@@ -292,6 +348,7 @@ class EpisodeWriter:
             raise InputError("; ".join(report.lost), file=self.root, field="chunks", expected="every chunk flushed")
         ep = self._adopt(self.root)
         self._done = True
+        self._sealer.close()
         self._lock.release()
         return ep
 
@@ -303,6 +360,7 @@ class EpisodeWriter:
             self.flush()
         finally:
             self._done = True
+            self._sealer.close()
             self._lock.release()
 
     def __enter__(self) -> "EpisodeWriter":
