@@ -119,6 +119,13 @@ def decode(path: Path, *, field: str = "video", bgr: bool = False, start_time: f
         c.close()
 
 
+def packet_count(path: Path, field: str = "video") -> int:
+    """Frames of the first video stream as the container holds them (packets, no decoding): exact
+    for the intra-only and B-frame-free streams the library writes, and a fraction of a decode."""
+    with open_video(path, field) as c:
+        return sum(1 for p in c.demux(c.streams.video[0]) if p.size)
+
+
 def count_frames(path: Path, field: str = "video") -> int:
     """Frames a decoder really gets out of ``path`` (slow, exact)."""
     return sum(1 for _ in decode(path, field=field))

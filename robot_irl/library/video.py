@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from robot_irl.errors import InputError, RobotIRLError
-from robot_irl.library.decode import CODEC_NAMES, count_frames, decode, open_video, probe
+from robot_irl.library.decode import CODEC_NAMES, count_frames, decode, open_video, packet_count, probe
 
 
 @dataclass(frozen=True)
@@ -100,12 +100,12 @@ def mp4_sample_count(path: Path) -> int | None:
 
 def verify_count(path: Path, expected: int) -> None:
     """Check a closed chunk holds ``expected`` frames: the container's count first (cheap: the
-    mp4 index, else the container's stream header), the decoder's count when the container
+    mp4 index, else the stream header or its packets), the decoder's count when the container
     disagrees (exact). Raises when frames went missing."""
     if path.suffix == ".mp4" and mp4_sample_count(path) == expected:
         return
     try:
-        if probe(path).frames == expected:
+        if (probe(path).frames or packet_count(path)) == expected:
             return
     except InputError:
         pass
