@@ -18,7 +18,8 @@ of the same video file to RGB arrays, nothing else. import_ratio = import frames
 
     nice .venv/bin/python scripts/bench_library.py            # prints figures, last line JSON
 
-JSON: import_ratio_av1, import_ratio_h264 (>= 0.8 wanted), record_fps_640x480 (camera path: mp4v, BGR frames as cv2.VideoCapture gives them),
+JSON: import_ratio_av1, import_ratio_h264 (>= 0.8 wanted),
+record_fps_640x480 (camera path: mp4v, BGR frames as cv2.VideoCapture gives them),
 writer_ratio (plain wall time / ours at 640x480 mp4v, 20 s recording; >= 0.9 means ours costs
 <= 1.1x), cpu ratios, the same for 320x240, a 3 s clip, the sim path (FFV1 lossless, RGB frames),
 and load times.

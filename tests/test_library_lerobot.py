@@ -35,7 +35,8 @@ def assert_round_trip(src: list[Episode], back: list[Episode], *, lossless: bool
     for a, b in zip(src, back):
         assert {k: a.meta[k] for k in SEMANTIC} == {k: b.meta[k] for k in SEMANTIC}
         assert b.meta["extra"]["original_id"] == a.id
-        assert {k: v for k, v in b.meta["extra"].items() if k not in ("original_id", "lerobot_source")} == a.meta["extra"]
+        imported = ("original_id", "lerobot_source")
+        assert {k: v for k, v in b.meta["extra"].items() if k not in imported} == a.meta["extra"]
         assert a.cameras == b.cameras and a.streams == b.streams
         for s in a.streams:
             assert a.columns(s) == b.columns(s)

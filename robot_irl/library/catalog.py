@@ -74,9 +74,9 @@ class Catalog:
             if row and row[0] == CATALOG_VERSION:
                 return False
             con.execute("DROP TABLE IF EXISTS episodes")
-            con.execute("CREATE TABLE episodes (id TEXT PRIMARY KEY, created TEXT, start_time REAL, task TEXT, source TEXT, "
-                        "kind TEXT, robot TEXT, env TEXT, success INTEGER, frames INTEGER, rows INTEGER, duration REAL, "
-                        "tags TEXT, variant TEXT, derived TEXT, cameras TEXT, stamp INTEGER)")
+            con.execute("CREATE TABLE episodes (id TEXT PRIMARY KEY, created TEXT, start_time REAL, task TEXT, "
+                        "source TEXT, kind TEXT, robot TEXT, env TEXT, success INTEGER, frames INTEGER, rows INTEGER, "
+                        "duration REAL, tags TEXT, variant TEXT, derived TEXT, cameras TEXT, stamp INTEGER)")
             con.execute("INSERT OR REPLACE INTO info VALUES ('version', ?)", (CATALOG_VERSION,))
             return True
 

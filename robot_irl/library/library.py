@@ -250,7 +250,8 @@ class Library:
 
     # --- recording ---
     def writer(self, *, task: str, source: str, fps: float, kind: str = "demo", robot: str | None = None,
-               env: str | None = None, seed: int | None = None, variant: Mapping[str, Any] | None = None, tags: list[str] | None = None,
+               env: str | None = None, seed: int | None = None, variant: Mapping[str, Any] | None = None,
+               tags: list[str] | None = None,
                keypoint_spec: KeypointSpec | None = None, extra: Mapping[str, Any] | None = None,
                chunk_frames: int = 150, flush_seconds: float = 2.0) -> EpisodeWriter:
         """Start recording a new episode (see :class:`EpisodeWriter`). A chunk is flushed every

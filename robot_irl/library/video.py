@@ -147,7 +147,8 @@ def iter_chunks(paths: Sequence[Path], counts: Sequence[int], fields: Sequence[s
         first = last
 
 
-def remux_span(src: Path, dst: Path, start: float, end: float, *, field: str = "video") -> tuple[str, list[float]] | None:
+def remux_span(src: Path, dst: Path, start: float, end: float, *,
+               field: str = "video") -> tuple[str, list[float]] | None:
     """Copy the frames of ``src`` presented in [start, end) seconds into ``dst`` without re-encoding
     (packets copied, timestamps shifted), and return (codec, their presentation times in ``src``).
 

@@ -138,7 +138,8 @@ class _CameraSink:
         if not times or not all(math.isfinite(t) for t in times) or times[0] <= self.last_t \
                 or any(b <= a for a, b in zip(times, times[1:])):
             path.unlink(missing_ok=True)
-            raise InputError(f"chunk frame times {times[:3]}... after {self.last_t}", field=f"cameras.{self.name}.timestamp",
+            raise InputError(f"chunk frame times {times[:3]}... after {self.last_t}",
+                             field=f"cameras.{self.name}.timestamp",
                              expected="finite, strictly increasing seconds after the frames before")
         fsync_path(path)
         write_sidecar(path.with_suffix(".json"), {"file": path.name, "frames": len(times),
@@ -391,8 +392,8 @@ def new_info(*, episode_id: str, task: str, source: str, kind: str, fps: float, 
         if not isinstance(t, str) or not t or any(ch.isspace() or ch == "," for ch in t):
             raise InputError(f"tag {t!r}", field="tags", expected="non-empty strings without spaces or commas")
     now = time.time()
-    return {"schema_version": SCHEMA_VERSION, "id": episode_id, "task": task, "source": source, "kind": kind, "robot": robot,
-            "env": env, "seed": seed, "fps": float(fps),
+    return {"schema_version": SCHEMA_VERSION, "id": episode_id, "task": task, "source": source, "kind": kind,
+            "robot": robot, "env": env, "seed": seed, "fps": float(fps),
             "created": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="seconds"),
             "start_time": now, "success": None, "recovered": False, "tags": sorted(set(tags or [])),
             "variant": to_jsonable(dict(variant or {})),
