@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-frames", type=int, help="stop after this many frames")
     c.add_argument("--show", action="store_true", help="show the frames; q or Esc stops")
     c.add_argument("--camera-model", type=Path, help="JSON camera model (K, dist, size, T_base_cam)")
+    c.add_argument("--camera-latency", type=float, default=0.0, metavar="MS",
+                   help="live camera's capture-to-read delay in ms, used where the driver gives no frame "
+                        "timestamps (camera and arm recording; measure it once, e.g. filming a clock)")
     a = p.add_argument_group("arm (kinesthetic: the arm is in teach mode, a person moves it)")
     a.add_argument("--arm", help="arm backend: pybullet | loopback | franka | ur (see notes/control.md)")
     a.add_argument("--arm-opt", action="append", default=[], metavar="KEY=VALUE",
@@ -68,7 +71,7 @@ def _record(args) -> int:
     if not args.device:
         raise InputError("missing --device", field="--device", expected="a camera index, video file or URL")
     ep = record_camera(lib, args.device, task=args.task, duration=args.duration, max_frames=args.max_frames,
-                       show=args.show, model=_camera_model(args), tags=tags)
+                       show=args.show, model=_camera_model(args), tags=tags, latency_s=args.camera_latency / 1000)
     print(f"{ep.id}  {ep.frame_count('cam0')} frames  stopped by {ep.meta['extra']['stopped_by']}")
     return 0
 
@@ -128,7 +131,8 @@ def _record_arm(args, lib, tags: list[str]) -> int:
         try:
             ep = record_arm(lib, arm, task=args.task, rate_hz=args.rate, duration=duration, max_rows=args.max_rows,
                             stop=stop, arm_name=args.arm, camera_device=args.camera_device,
-                            camera_model=_camera_model(args), keypoint_spec=spec, tags=tags, on_start=started)
+                            camera_model=_camera_model(args), keypoint_spec=spec, tags=tags, on_start=started,
+                            camera_latency_s=args.camera_latency / 1000)
         finally:
             stop.set()
             if hand is not None:
