@@ -148,7 +148,7 @@ def test_physical_arm_shows_the_twin_and_asks_before_the_first_move(run_dir, tmp
     out = capsys.readouterr().out
     assert CountingBackend.commands == 0 and "not moved" in out
     assert str(tmp_path / "p.gif") in out and (tmp_path / "p.gif").is_file()     # the twin was shown first
-    assert Library.open(tmp_path / "lib").rows("") == []
+    assert Library.open(tmp_path / "lib").rows("kind:*") == []
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     assert cli(argv) == 1                  # moved, but 3 ticks do not reach the goal: exit 1, with why
     assert CountingBackend.commands == 3
@@ -262,7 +262,8 @@ def test_run_that_misses_exits_1_with_the_reason(run_dir, tmp_path, capsys):
     assert "goal not reached" in captured.err and "time limit of 4 ticks" in captured.err and "--steps" in captured.err
     assert "outcome" in captured.out and "time limit" in captured.out     # a table, not a JSON line
     from robot_irl.library import Library
-    assert len(Library.open(tmp_path / "lib").rows("")) == 1
+    lib = Library.open(tmp_path / "lib")
+    assert len(lib.rows("kind:run")) == 1 and lib.rows("") == []          # kept as a run, not as a demo
 
 
 def test_goal_in_centimetres_or_out_of_reach_is_refused_before_moving(run_dir, tmp_path, monkeypatch):
