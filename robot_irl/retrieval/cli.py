@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from robot_irl.library.cli import add_library_arg
+from robot_irl.cliargs import add_library_arg, existing_file, positive_float
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="open_clip architecture or local-dir:PATH (default: robot-irl-rn-64, 12 M parameters, 64 px ResNet image tower)")
     tr.add_argument("--pretrained", default=None, help="start from these weights (file, folder or cached tag)")
     tr.add_argument("--epochs", type=int, default=30)
-    tr.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    tr.add_argument("--minutes", type=positive_float, default=None, help="stop after this much training time (> 0)")
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--frames-per-episode", type=int, default=12)
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Rank library episodes by CLIP similarity to a text and/or an image; the index is kept up to "
                     "date on every call (new episodes are embedded and added).")
     se.add_argument("text", nargs="?", default=None, help='e.g. "place the red cube on the left"')
-    se.add_argument("--image", type=Path, default=None, help="query image (PNG/JPEG); with text, both count")
+    se.add_argument("--image", type=existing_file, default=None, help="query image (PNG/JPEG); with text, both count")
     se.add_argument("--k", type=int, default=10, help="episodes to return (default 10)")
     se.add_argument("--filter", default=None, metavar="QUERY",
                     help='only episodes this library query selects, e.g. "source:sim -success:false"')
