@@ -35,3 +35,20 @@ def positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text} is not > 0")
     return value
+
+
+def fmt3(value: object) -> str:
+    """A figure for people: 3 significant digits (whole numbers from 1000 up), text as is."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int) or not math.isfinite(value):
+        return str(value)
+    return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def format_table(header: list[str], rows: list[list[object]]) -> str:
+    """A plain-text table: first column left-aligned, the others right-aligned, numbers by fmt3."""
+    cells = [header] + [[fmt3(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in cells)
