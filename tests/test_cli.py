@@ -77,3 +77,15 @@ def test_sim_list_stdout_is_json_only():
     assert r.returncode == 0, r.stderr
     json.loads(r.stdout)
     assert "build time" not in r.stderr
+
+
+def test_clip_figures_explain_chance_above_the_untrained_model():
+    from robot_irl.retrieval.cli import chance_notes
+
+    fig = {"chance_text_recall5": 0.992, "random_text_recall5": 0.875, "chance_image_recall1": 0.1,
+           "random_image_recall1": 0.2, "baseline": "random init", "episodes": 12}
+    notes = chance_notes(fig)
+    assert len(notes) == 2
+    assert notes[0].startswith("text R@5: chance (0.992) is above the random init model (0.875)")
+    assert "chance is 0.992 with 12 episodes" in notes[1]
+    assert chance_notes({**fig, "chance_text_recall5": 0.3}) == []

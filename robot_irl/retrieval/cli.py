@@ -107,6 +107,8 @@ def _train(args) -> int:
     print(f"{'trained':>13} {_fmt(fig['text_recall5'])} {_fmt(fig['image_recall1'])}")
     print(f"{fig['baseline']:>13} {_fmt(fig['random_text_recall5'])} {_fmt(fig['random_image_recall1'])}")
     print(f"{'chance':>13} {_fmt(fig['chance_text_recall5'])} {_fmt(fig['chance_image_recall1'])}")
+    for note in chance_notes(fig):
+        print(f"note: {note}")
     print(f"model {fig['model_id']} saved to {fig['model_dir']}; index {fig['index_rows']} rows ({fig['index_kind']})")
     print(f'next: robot-irl search "{lib.select(query)[0].task}" --library {lib.path}')
     if args.json_out is not None:
@@ -114,6 +116,25 @@ def _train(args) -> int:
 
         atomic_write_json(args.json_out, fig)
     return 0
+
+
+def chance_notes(fig: dict) -> list[str]:
+    """Why a row can read oddly: with few episodes, chance is high (5 random picks out of 12 nearly
+    always include a match), and an untrained model is not a random ranking: it puts the same few
+    episodes first for every query, so it can score below chance."""
+    notes = []
+    for what, k, key in (("text", "5", "text_recall5"), ("image", "1", "image_recall1")):
+        chance, start = fig.get(f"chance_{key}"), fig.get(f"random_{key}")
+        if chance is None:
+            continue
+        if start is not None and chance > start:
+            notes.append(f"{what} R@{k}: chance ({chance:.3f}) is above the {fig['baseline']} model ({start:.3f}): "
+                         f"an untrained model ranks the same few episodes first for every query, which does worse "
+                         f"than random picks")
+        if chance >= 0.5:
+            notes.append(f"{what} R@{k}: chance is {chance:.3f} with {fig['episodes']} "
+                         f"episodes, so figures near 1 say little; record more episodes per variant for a sharper test")
+    return notes
 
 
 def _search(args) -> int:
