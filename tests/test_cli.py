@@ -89,3 +89,11 @@ def test_clip_figures_explain_chance_above_the_untrained_model():
     assert notes[0].startswith("text R@5: chance (0.992) is above the random init model (0.875)")
     assert "chance is 0.992 with 12 episodes" in notes[1]
     assert chance_notes({**fig, "chance_text_recall5": 0.3}) == []
+
+
+def test_tables_use_three_significant_digits():
+    from robot_irl.cliargs import fmt3, format_table
+
+    assert [fmt3(v) for v in (0.000284, 3.14159, 45.35, 1234.4, 7, "x")] == ["0.000284", "3.14", "45.4", "1234", "7", "x"]
+    assert format_table(["demos", "err"], [["train", 0.28412], ["test", 15.234]]).splitlines() == [
+        "demos    err", "train  0.284", "test    15.2"]

@@ -131,3 +131,14 @@ def test_interrupted_training_is_refused_until_resumed(tmp_path, demo_file, caps
     run = load_run(out)
     assert run.demo_info["test_indices"] == [3] and len(run.history) == 6
     assert main(["eval", str(out)]) == 0
+
+
+def test_options_that_do_nothing_are_named(tmp_path, capsys):
+    from robot_irl.cli import main
+
+    assert main(["train", "--demos", str(tmp_path / "none.npz"), "--k", "3", "--model", "m.pt", "--cost", "bc",
+                 "--diagnose-every", "5", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "note: --k chooses how many demos --query finds; without --query it does nothing" in err
+    assert "note: --model is for --dynamics learned; ignored" in err
+    assert "note: --diagnose-every applies to cost learning" in err

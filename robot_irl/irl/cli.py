@@ -157,7 +157,26 @@ def _resume_args(args: argparse.Namespace, run_dir: Path) -> argparse.Namespace:
 
 
 def _saved_args(args: argparse.Namespace) -> dict:
-    return {k: v for k, v in vars(args).items() if k not in ("func", "train_defaults", *_RUN_OPTIONS)}
+    # the search (--query, --k) is saved as the episodes it chose (--demos id:...), not to be rerun
+    return {k: v for k, v in vars(args).items() if k not in ("func", "train_defaults", "k", *_RUN_OPTIONS)}
+
+
+def _unused_options(args: argparse.Namespace) -> list[str]:
+    """Options given that this combination of the others ignores (each said, not silently dropped)."""
+    d = args.train_defaults
+    checks = [
+        (args.k != d["k"] and not args.query, "--k chooses how many demos --query finds; without --query it does nothing"),
+        (args.diagnose_goals != d["diagnose_goals"] and not args.diagnose_every,
+         "--diagnose-goals does nothing without --diagnose-every"),
+        (args.model is not None and args.dynamics == "kinematic", "--model is for --dynamics learned; ignored"),
+        ((args.urdf or args.keypoint_frames) and args.dynamics == "learned",
+         "--urdf/--keypoint-frames are for --dynamics kinematic; ignored"),
+        (args.diagnose_every and args.cost in ("feature_matching", "bc"),
+         "--diagnose-every applies to cost learning (default/weighted/timedep/rbf); ignored"),
+        (args.resume and args.cost in ("feature_matching", "bc"),
+         f"--cost {args.cost} keeps no checkpoint: --resume trains it from the start"),
+    ]
+    return [text for hit, text in checks if hit]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -166,6 +185,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = RunDir.claim(args.out, force=args.force, resume=args.resume)   # before anything slow
     if args.resume:
         args = _resume_args(args, out.path)
+    for note in _unused_options(args):
+        print(f"note: {note}", file=sys.stderr)
     if args.query:
         args.demos = _demos_from_search(args.query, args.k, args.library, args.demos, as_json=args.json)
         args.query = None   # a resume trains on the same episodes, not on a new search
@@ -219,8 +240,6 @@ def cmd_train(args: argparse.Namespace) -> int:
               f"finish it with: {resume_cmd}", file=sys.stderr)
         raise
     out.finish()
-    if args.diagnose_every and args.cost in ("feature_matching", "bc"):
-        print("note: --diagnose-every applies to cost learning (default/weighted/timedep/rbf); ignored")
     figs = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
     if args.json:
         print(json.dumps(figs, indent=1))
