@@ -230,12 +230,17 @@ def run_extract(args: argparse.Namespace) -> int:
         with report.item(ep.id):
             spec = ep.keypoint_spec
             cfg = _config(args, spec) if spec is not None else None
-            try:
-                track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
-                                          preview=preview, progress=not args.quiet, second_camera=args.second_camera)
-            except Exception as e:
-                raise _episode_error(e, args.camera) from e
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
+                                              preview=preview, progress=not args.quiet,
+                                              second_camera=args.second_camera)
+                except Exception as e:
+                    raise _episode_error(e, args.camera) from e
             print(_summary(ep.id, track) + (f" (preview {preview})" if preview else ""))
+            for w in caught:   # one line naming the episode, not a source line of the library
+                print(f"warning: {ep.id}: {str(w.message).replace('<frames>: ', '')}", file=sys.stderr)
     if several or report.failed:
         print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
     return report.exit_code
