@@ -27,6 +27,11 @@ from robot_irl.errors import InputError
 INCOMPLETE = "incomplete.json"
 
 
+class IncompleteRunError(InputError):
+    """The run folder is marked incomplete (its training was interrupted or failed): its weights
+    are not a trained result. The message carries the command that finishes it."""
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -89,6 +94,16 @@ class RunDir:
     def incomplete(self) -> dict[str, Any] | None:
         """The marker of an unfinished run (``what``, ``resume``), or None for a finished one."""
         return self._read(INCOMPLETE) if (self.path / INCOMPLETE).exists() else None
+
+    def require_finished(self) -> None:
+        """Raise :class:`IncompleteRunError` (naming the command that finishes it) for a run
+        folder marked incomplete, or InputError for a missing folder or config."""
+        marker = self.incomplete()
+        if marker is not None:
+            raise IncompleteRunError(f"{marker.get('what', 'the run')} did not finish (interrupted or failed)",
+                                     file=self.path, field=INCOMPLETE,
+                                     expected=f"a finished run; finish this one with: {marker.get('resume')}")
+        self.config()
 
     def config(self) -> dict[str, Any]:
         return self._read("config.json")

@@ -110,7 +110,7 @@ def test_split_mistakes_are_refused(tmp_path, demo_file, extra, message):
 def test_interrupted_training_is_refused_until_resumed(tmp_path, demo_file, capsys, monkeypatch):
     from robot_irl.cli import main
     from robot_irl.irl import learner, load_run
-    from robot_irl.irl.run import IncompleteRunError
+    from robot_irl.runs import IncompleteRunError
 
     def ctrl_c(*a, **k):
         raise KeyboardInterrupt
@@ -136,9 +136,26 @@ def test_interrupted_training_is_refused_until_resumed(tmp_path, demo_file, caps
 def test_options_that_do_nothing_are_named(tmp_path, capsys):
     from robot_irl.cli import main
 
-    assert main(["train", "--demos", str(tmp_path / "none.npz"), "--k", "3", "--model", "m.pt", "--cost", "bc",
-                 "--diagnose-every", "5", "--out", str(tmp_path / "r")]) == 2
+    (tmp_path / "m.pt").write_bytes(b"")
+    assert main(["train", "--demos", str(tmp_path / "none.npz"), "--k", "3", "--model", str(tmp_path / "m.pt"),
+                 "--cost", "bc", "--diagnose-every", "5", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
+    assert "none.npz: field '--demos': keypoint file not found" in err
     assert "note: --k chooses how many demos --query finds; without --query it does nothing" in err
     assert "note: --model is for --dynamics learned; ignored" in err
     assert "note: --diagnose-every applies to cost learning" in err
+
+
+def test_missing_inputs_are_refused_before_torch_loads(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom robot_irl.cli import main\n"
+            f"rcs = [main(['eval', {str(tmp_path / 'nope')!r}]), main(['train', '--demos', 'x.npz', '--out', "
+            f"{str(tmp_path / 'r')!r}])]\n"
+            "try:\n    main(['train', '--demos', 'q', '--urdf', 'no.urdf', '--out', 'r'])\nexcept SystemExit as e:\n"
+            "    rcs.append(e.code)\nprint(rcs, 'torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "[2, 2, 2] False", r.stdout + r.stderr
+    assert "run folder does not exist" in r.stderr and "keypoint file not found" in r.stderr
+    assert "--urdf: no.urdf: no such file" in r.stderr

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_irl.cliargs import add_library_arg, format_table
+from robot_irl.cliargs import add_library_arg, existing_file, format_table
 from robot_irl.errors import InputError
 
 METHOD_CHOICES = ("default", "weighted", "timedep", "rbf", "feature_matching", "bc")
@@ -192,6 +192,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         args.query = None   # a resume trains on the same episodes, not on a new search
     elif not args.demos:
         raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
+    if args.demos.endswith(".npz") and not Path(args.demos).is_file():   # before torch loads
+        raise InputError("keypoint file not found", file=args.demos, field="--demos",
+                         expected="an existing .npz (keypoints [N,T,K,3]) or a library query")
 
     from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching
     from robot_irl.irl.inner import InnerConfig
@@ -251,6 +254,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from robot_irl.runs import RunDir
+
+    RunDir(args.run).require_finished()   # answers before torch loads
     from robot_irl.irl import load_run
 
     run = load_run(args.run)
@@ -308,9 +314,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all not in --test)")
     p.add_argument("--test", help="held-out demo indices, e.g. 3,4 (never trained on)")
     p.add_argument("--dynamics", choices=("kinematic", "learned"), default="kinematic")
-    p.add_argument("--urdf", help="robot URDF (kinematic dynamics)")
+    p.add_argument("--urdf", type=existing_file, help="robot URDF (kinematic dynamics)")
     p.add_argument("--keypoint-frames", help="JSON file or 'name@link:x,y,z;...' (kinematic dynamics)")
-    p.add_argument("--model", help="learned dynamics weights (from robot-irl dynamics train)")
+    p.add_argument("--model", type=existing_file, help="learned dynamics weights (from robot-irl dynamics train)")
     p.add_argument("--cost", choices=METHOD_CHOICES, default="timedep",
                    help="cost type, or a baseline (feature_matching, bc)")
     p.add_argument("--q0", help="start joint state for every demo, comma separated (default: q0 in the file, "

@@ -27,11 +27,6 @@ from robot_irl.runs import RunDir
 METHODS = ("mbirl", "feature_matching", "bc")
 
 
-class IncompleteRunError(InputError):
-    """The run folder is marked incomplete (its training was interrupted or failed): its weights
-    are not a trained cost. The message carries the command that finishes it."""
-
-
 class BCPolicy(torch.nn.Module):
     """Behaviour cloning: a ridge-regressed linear policy ``u_t = A [x_t - g; onehot(t); 1]``
     (goal-relative keypoints in cost units, the row index), fitted on actions that track the demos."""
@@ -133,13 +128,10 @@ class TrainedRun:
 def load_run(path: str | Path) -> TrainedRun:
     """Reopen a trained run folder (what ``robot-irl eval`` and the arm runner use).
 
-    Raises :class:`IncompleteRunError` (an InputError) for a folder whose training did not finish."""
+    Raises :class:`robot_irl.runs.IncompleteRunError` (an InputError) for a folder whose training did
+    not finish."""
     run = RunDir(path)
-    marker = run.incomplete()
-    if marker is not None:
-        raise IncompleteRunError(f"{marker.get('what', 'training')} did not finish (interrupted or failed)",
-                                 file=run.path, field="incomplete.json",
-                                 expected=f"a finished run; finish this one with: {marker.get('resume')}")
+    run.require_finished()
     cfg = run.config()
     method = cfg.get("method")
     if method not in METHODS:
