@@ -190,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.query:
         args.demos = _demos_from_search(args.query, args.k, args.library, args.demos, as_json=args.json)
         args.query = None   # a resume trains on the same episodes, not on a new search
-    elif not args.demos:
+    elif args.demos is None:   # "" is the empty query: every episode of the library
         raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
     if args.demos.endswith(".npz") and not Path(args.demos).is_file():   # before torch loads
         raise InputError("keypoint file not found", file=args.demos, field="--demos",
