@@ -70,14 +70,26 @@ class RunDir:
             return run
         if empty:
             return run
-        if not (p / "config.json").exists() and not (p / INCOMPLETE).exists():
+        if not run.is_run_folder():
             raise InputError("folder exists and is not a robot-irl run folder", file=p, field=option,
                              expected="a new or empty folder (this one is not replaced, even with --force)")
+        if Path.cwd().resolve().is_relative_to(p.resolve()):
+            raise InputError("is the current folder or holds it", file=p, field=option,
+                             expected="a run folder outside the current folder (this one is not replaced)")
         if not force:
             hint = f"; or --resume to finish it ({run.incomplete()['resume']})" if run.incomplete() else ""
             raise InputError("a run folder is already there", file=p, field=option,
                              expected=f"a new folder, or --force to replace it{hint}")
         return run
+
+    def is_run_folder(self) -> bool:
+        """Written by robot-irl: marked incomplete, or a config.json with the ``kind`` RunDir.create writes."""
+        if (self.path / INCOMPLETE).exists():
+            return True
+        try:
+            return "kind" in json.loads((self.path / "config.json").read_text())
+        except (OSError, ValueError, TypeError):
+            return False
 
     def begin(self, *, what: str, resume: str, clear: bool) -> None:
         """Start writing: clear an old run's files (``clear``, after :meth:`claim` with force),

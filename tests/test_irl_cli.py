@@ -65,7 +65,7 @@ def _train_argv(f, out, *extra):
             "--inner-steps", "2", "--out", str(out), "--quiet", *extra]
 
 
-def test_train_out_over_a_run_needs_force_and_force_clears_it(tmp_path, demo_file, capsys):
+def test_train_out_over_a_run_needs_force_and_force_clears_it(tmp_path, demo_file, capsys, monkeypatch):
     from robot_irl.cli import main
 
     out = tmp_path / "run"
@@ -79,12 +79,16 @@ def test_train_out_over_a_run_needs_force_and_force_clears_it(tmp_path, demo_fil
     assert not (out / "old.gif").exists()
     assert len(list((out / "tb").iterdir())) == 1  # one events file: the old run's are gone
     assert "train_irl_loss" in json.loads(capsys.readouterr().out.split("run saved")[0])
+    monkeypatch.chdir(out)
+    assert main(_train_argv(demo_file, ".", "--force")) == 2    # never clears the folder it runs in
+    assert "is the current folder or holds it" in capsys.readouterr().err and (out / "config.json").exists()
 
 
 def test_train_refuses_a_folder_that_is_not_a_run(tmp_path, demo_file, capsys):
     from robot_irl.cli import main
 
     (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "config.json").write_text('{"name": "a project of mine"}')
     assert main(_train_argv(demo_file, tmp_path, "--force")) == 2
     assert "not a robot-irl run folder" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").exists()
