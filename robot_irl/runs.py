@@ -64,8 +64,9 @@ class RunDir:
             raise InputError("exists and is not a folder", file=p, field=option, expected="a run folder path")
         empty = not p.exists() or not any(p.iterdir())
         if resume:
-            if empty:
-                raise InputError("nothing to resume: the run folder is empty or absent", file=p, field="--resume",
+            if empty or not run.is_run_folder():
+                raise InputError("nothing to resume: " + ("the folder is empty or absent" if empty else
+                                                          "not a robot-irl run folder"), file=p, field="--resume",
                                  expected="a run folder an earlier `robot-irl train --out` wrote")
             return run
         if empty:

@@ -92,6 +92,9 @@ def test_train_refuses_a_folder_that_is_not_a_run(tmp_path, demo_file, capsys):
     assert main(_train_argv(demo_file, tmp_path, "--force")) == 2
     assert "not a robot-irl run folder" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").exists()
+    assert main(["train", "--out", str(tmp_path), "--resume"]) == 2
+    assert "nothing to resume: not a robot-irl run folder" in capsys.readouterr().err
+    assert not (tmp_path / "incomplete.json").exists()
 
 
 def test_test_without_train_trains_on_the_rest(tmp_path, demo_file):
