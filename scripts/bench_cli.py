@@ -11,8 +11,8 @@
   The API figure is measured around ``fit_cost`` in a process of its own, after its imports.
 
 Children run with compiled-bytecode caching on (PYTHONPYCACHEPREFIX in a temporary folder, warmed
-first), as an installed package has; with PYTHONDONTWRITEBYTECODE every process recompiles torch
-(~15 s CPU) and both sides measure the compiler. Targets: version, help, bad image < 1 s; ratio
+first), as an installed package has; ``--cold`` measures without it (PYTHONDONTWRITEBYTECODE=1 and a
+venv installed with ``pip --no-compile``: every process recompiles torch, ~20 s CPU of a train). Targets: version, help, bad image < 1 s; ratio
 <= 1.3. Last line: one JSON object.
 
     .venv/bin/python scripts/bench_cli.py [--iters 400] [--runs 5]
@@ -50,9 +50,13 @@ print(json.dumps({"fit_cpu_s": time.process_time() - t0}))
 """
 
 
-def _env(cache: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(PYTHONPYCACHEPREFIX=str(cache), PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+def _env(cache: Path, cold: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")}
+    env.update(PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    if cold:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+    else:
+        env["PYTHONPYCACHEPREFIX"] = str(cache)
     return env
 
 
@@ -95,11 +99,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--iters", type=int, default=400, help="outer iterations of the fit (default: train's 400)")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per start-up figure (median)")
+    ap.add_argument("--cold", action="store_true", help="no bytecode cache (PYTHONDONTWRITEBYTECODE=1): every "
+                    "process compiles what it imports, as in a venv installed with --no-compile under that setting")
     args = ap.parse_args()
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix="bench_cli_") as tmp:
         tmp = Path(tmp)
-        env = _env(tmp / "pycache")
+        env = _env(tmp / "pycache", args.cold)
         cli = [py, "-m", "robot_irl.cli"]
         figures = {"python_s": _wall([py, "-c", "pass"], env, args.runs),
                    "version_s": _wall(cli + ["--version"], env, args.runs),
@@ -119,7 +125,7 @@ def main() -> int:
         _, out = _child_cpu(api[:4] + [str(tmp / "api")] + api[5:], env)
         api_cpu = json.loads(out.strip().splitlines()[-1])["fit_cpu_s"]
         figures.update(train_cli_cpu_s=cli_cpu, train_api_fit_cpu_s=api_cpu,
-                       train_overhead_ratio=cli_cpu / api_cpu, iters=args.iters)
+                       train_overhead_ratio=cli_cpu / api_cpu, iters=args.iters, cold=args.cold)
         print(f"train ({args.iters} iterations): robot-irl train {cli_cpu:.1f} s CPU, fit_cost from the API "
               f"{api_cpu:.1f} s CPU, ratio {cli_cpu / api_cpu:.2f}")
     ok = max(figures["version_s"], figures["help_s"], figures["bad_image_s"]) < 1.0 \
