@@ -97,3 +97,12 @@ def test_tables_use_three_significant_digits():
     assert [fmt3(v) for v in (0.000284, 3.14159, 45.35, 1234.4, 7, "x")] == ["0.000284", "3.14", "45.4", "1234", "7", "x"]
     assert format_table(["demos", "err"], [["train", 0.28412], ["test", 15.234]]).splitlines() == [
         "demos    err", "train  0.284", "test    15.2"]
+
+
+def test_search_checks_its_library_and_filter_before_torch(tmp_path):
+    code = ("import sys\nfrom robot_irl.cli import main\n"
+            f"rcs = [main(['search', 'red cube', '--library', {str(tmp_path / 'nolib')!r}]), main(['search'])]\n"
+            "print(rcs, 'torch' in sys.modules)")
+    r = _python(code)
+    assert r.stdout.strip().splitlines()[-1] == "[2, 2] False", r.stdout + r.stderr
+    assert "nothing to search for" in r.stderr

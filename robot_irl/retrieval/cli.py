@@ -140,16 +140,18 @@ def chance_notes(fig: dict) -> list[str]:
 def _search(args) -> int:
     from robot_irl.errors import InputError
     from robot_irl.library import Library
-    from robot_irl.retrieval.library_index import iter_frames, library_crop, library_encoder, library_index
-    from robot_irl.retrieval.search import Searcher
-    from robot_irl.retrieval.sheet import write_contact_sheet
 
     if args.text is None and args.image is None:
         raise InputError("nothing to search for", field="query", expected='a text ("place the red cube") and/or --image')
     lib = Library.open(args.library)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    enc = library_encoder(lib, args.model, args.pretrained)
     episodes = None if args.filter is None else {r["id"] for r in lib.rows(args.filter)}
+    # torch loads from here on: the checks above answer in well under a second
+    from robot_irl.retrieval.library_index import iter_frames, library_crop, library_encoder, library_index
+    from robot_irl.retrieval.search import Searcher
+    from robot_irl.retrieval.sheet import write_contact_sheet
+
+    enc = library_encoder(lib, args.model, args.pretrained)
     index, rep = library_index(lib, enc, backend=args.index, progress=not args.json)
     crop = library_crop(lib, enc.workspace_box) if args.image is not None else None
     hits = Searcher(enc, index, crop).search(args.text, args.image, k=args.k, episodes=episodes, kinds=kinds)
