@@ -50,3 +50,15 @@ def test_diagnose_json_for_machines(latents_file, tmp_path, capsys):
     data = json.loads(capsys.readouterr().out)
     assert data["metrics"]["pca.trust10"] > 0.9 and data["run"] == str(tmp_path / "r")
     assert data["skipped"] == {}
+
+
+def test_diagnose_input_errors_answer_before_heavy_imports(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom robot_irl.cli import main\n"
+            f"rc = main(['diagnose', '--latents', {str(tmp_path / 'nosuch.npz')!r}])\n"
+            "print(rc, sorted(m for m in ('torch', 'matplotlib', 'sklearn') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "2 []", r.stdout + r.stderr
+    assert "nosuch.npz: latent file does not exist" in r.stderr

@@ -103,14 +103,15 @@ def _collect(args: argparse.Namespace):
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
+    from robot_irl.runs import RunDir
+
+    latents, how, default_out = _collect(args)   # input errors answer before sklearn/torch/matplotlib load
     from robot_irl.diagnostics.diagnose import diagnose
     from robot_irl.diagnostics.embed import EmbedConfig
-    from robot_irl.runs import RunDir
 
     config = EmbedConfig(method=args.method, init=args.init, perplexity=args.perplexity,
                          n_neighbors=args.n_neighbors, pca_dims=args.pca_dims, seed=args.seed,
                          n_jobs=args.n_jobs)
-    latents, how, default_out = _collect(args)
     run = RunDir.create(args.out or default_out, {"latents": {**how, "labels": sorted(latents.labels),
                                                               "n_points": latents.n, "n_dims": int(latents.X.shape[1]),
                                                               "skipped": latents.skipped},
