@@ -106,3 +106,13 @@ def test_search_checks_its_library_and_filter_before_torch(tmp_path):
     r = _python(code)
     assert r.stdout.strip().splitlines()[-1] == "[2, 2] False", r.stdout + r.stderr
     assert "nothing to search for" in r.stderr
+
+
+def test_pyproject_license_is_an_spdx_expression():
+    """A `license = {text = ...}` table makes setuptools >= 77 print a deprecation warning block on every
+    install (the set-up log); the SPDX string form needs setuptools >= 77 to build."""
+    import tomllib
+
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["project"]["license"] == "MIT"
+    assert "setuptools>=77" in data["build-system"]["requires"]
