@@ -60,10 +60,16 @@ def _record(args) -> int:
         variant, (w, h) = parse_render_options(args.variant, args.size)
         if args.episodes < 1:
             raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
+        warned: list[bool] = []
+
+        def progress(ep) -> None:
+            print(f"{ep.id}  {ep.frame_count('cam0')} frames  success={ep.success}", file=sys.stderr)
+            if not warned:
+                warned.append(True)
+                _warn_small_markers(ep, args.size)
+
         record_sim(lib, args.env, episodes=args.episodes, seed=args.seed, robot=args.robot, variant=variant,
-                   render_size=(w, h), tags=tags,
-                   progress=lambda ep: print(f"{ep.id}  {ep.frame_count('cam0')} frames  "
-                                             f"success={ep.success}", file=sys.stderr))
+                   render_size=(w, h), tags=tags, progress=progress)
         return 0
     if args.source == "arm":
         return _record_arm(args, lib, tags)
@@ -74,6 +80,22 @@ def _record(args) -> int:
                        show=args.show, model=_camera_model(args), tags=tags, latency_s=args.camera_latency / 1000)
     print(f"{ep.id}  {ep.frame_count('cam0')} frames  stopped by {ep.meta['extra']['stopped_by']}")
     return 0
+
+
+def _warn_small_markers(ep, size: str) -> None:
+    """Say at once (after the first episode) when the markers are too small in the video for
+    `robot-irl extract` to find them."""
+    from robot_irl.keypoints.visibility import MIN_MARKER_SIDE_PX, too_small
+
+    spec, camera = ep.keypoint_spec, ep.camera_model("cam0")
+    if spec is None or camera is None:
+        return
+    small = too_small(spec, camera, ep.arrays("state")["keypoints_3d"])
+    if small:
+        sides = ", ".join(f"{n} {v:.1f} px" for n, v in small.items())
+        print(f"warning: at --size {size} the markers are too small for `robot-irl extract` to find "
+              f"({sides}; it needs about {MIN_MARKER_SIDE_PX:g} px): marker keypoints will be missing. "
+              f"Record at --size 320x240 or larger.", file=sys.stderr)
 
 
 def _camera_model(args):
