@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_irl.cliargs import format_table
 from robot_irl.control.arm import NO_WORKSPACE
 from robot_irl.control.calibration import ArmCalibration, parse_workspace
 from robot_irl.control.registry import BACKEND_NAMES, backend_config, backend_entry, make_arm, parse_arm_options
@@ -233,6 +234,11 @@ def _run(args: argparse.Namespace) -> int:
                 shown = _preview(args, trained, run_path, q, joints, goal, camera)
                 if args.dry_run:
                     print(json.dumps(shown) if args.json else _dry_run_summary(shown))
+                    if shown["planned_final_err_cm"] > args.tolerance * 100:
+                        print(f"the plan ends {shown['planned_final_err_cm']:.3g} cm from the goal, beyond the "
+                              f"tolerance of {args.tolerance * 100:.3g} cm: a real run would not reach it",
+                              file=sys.stderr)
+                        return 1
                     return 0
                 print(f"planned path on the sim twin: {shown['preview']} "
                       f"(planned final error {shown['planned_final_err_cm']:.1f} cm)")
@@ -274,21 +280,19 @@ def _why(rec, tolerance_m: float) -> str:
 
 
 def _run_summary(out: dict, tolerance_m: float) -> str:
-    rows = [("episode", out["episode"]), ("outcome", out["outcome"]),
-            ("final error", f"{out['final_err_cm']:.3g} cm (tolerance {tolerance_m * 100:.3g} cm)"),
-            ("planned final error", f"{out['planned_final_err_cm']:.3g} cm"),
-            ("ticks", f"{out['steps']} of at most {out['tick_limit']}"),
-            ("clamped / refused ticks", f"{out['clamped_steps']} / {out['refused_steps']}"),
-            ("largest step sent", f"{out['max_sent_step_rad']:.3g} rad")]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows) + "\n(--json for the full record)"
+    return format_table(["run", ""], [
+        ["episode", out["episode"]], ["outcome", out["outcome"]],
+        ["final error (cm)", out["final_err_cm"]], ["tolerance (cm)", tolerance_m * 100],
+        ["planned final error (cm)", out["planned_final_err_cm"]],
+        ["ticks", f"{out['steps']} of at most {out['tick_limit']}"],
+        ["clamped / refused ticks", f"{out['clamped_steps']} / {out['refused_steps']}"],
+        ["largest step sent (rad)", out["max_sent_step_rad"]]]) + "\n(--json for the full record)"
 
 
 def _dry_run_summary(shown: dict) -> str:
-    rows = [("preview", shown["preview"]), ("planned final error", f"{shown['planned_final_err_cm']:.3g} cm"),
-            ("planned rows", str(len(shown["planned_keypoints"]) - 1))]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows) + "\n(--json for the planned keypoints)"
+    return format_table(["dry run", ""], [
+        ["preview", shown["preview"]], ["planned final error (cm)", shown["planned_final_err_cm"]],
+        ["planned rows", len(shown["planned_keypoints"]) - 1]]) + "\n(--json for the planned keypoints)"
 
 
 def _check_goal_reachable(trained, goal: np.ndarray, q_model: np.ndarray, tolerance_m: float, safety) -> None:
