@@ -155,11 +155,16 @@ class PlanTracker:
         self._rows_left = 0                      # plan rows still to come after this segment
         self._per_row = 1                        # ticks per plan row of the latest plan
         self._final: np.ndarray | None = None    # q* of the latest plan
+        self._replan = False                     # plan again from the measured joints on the next tick
         self.bias = np.zeros(n_arm)
 
     @property
     def servoing(self) -> bool:
         return self._ticks is not None and self._k >= len(self._ticks) and self._rows_left == 0
+
+    def request_replan(self) -> None:
+        """Plan afresh from the measured joints on the next tick (the integral term starts over)."""
+        self._replan = True
 
     def start(self, q: np.ndarray) -> int:
         """Plan from the measured joints ``q`` now (instead of on the first tick) and return how
@@ -189,7 +194,9 @@ class PlanTracker:
     def __call__(self, q: np.ndarray) -> np.ndarray:
         """The next absolute joint target ``[n_arm]`` from the measured joints ``q``."""
         q = np.asarray(q, dtype=float)
-        if self._ticks is None or (self._k >= len(self._ticks) and self._rows_left > 0):
+        if self._ticks is None or self._replan or (self._k >= len(self._ticks) and self._rows_left > 0):
+            if self._replan:
+                self._replan, self.bias = False, np.zeros(self.n_arm)
             self._plan(q)
         if self._k < len(self._ticks):
             self._k += 1
@@ -253,6 +260,8 @@ def tick_cap(arm: Arm, rate_hz: float) -> float:
 SETTLE_S = 1.0
 #: progress (m) that resets the settle clock
 PROGRESS_M = 5e-4
+#: fresh plans from where the arm settled short of the goal, while each gets it closer
+MAX_REPLANS = 4
 
 
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
@@ -263,7 +272,10 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     it ended (``rec.outcome``):
 
     - ``reached``: every keypoint within ``tolerance_m`` (the arm is then held where it is);
-    - ``settled``: the plan is done and the arm made no progress for ``SETTLE_S`` s;
+    - ``settled``: the plan is done and the arm made no progress for ``SETTLE_S`` s, and a fresh plan
+      from where it stopped (receding horizon, up to ``MAX_REPLANS``) no longer gets it closer —
+      a plan from a start unlike the demos' can end short of the goal, and the next one, from
+      nearer, ends nearer;
     - ``time limit``: ``steps`` ticks passed (default: twice the plan's own length in ticks, plus 3 s
       to servo — from the plan, not a fixed count, so a long plan is not cut off);
     - ``stall``: the arm stopped following its targets (it holds; see the safety filter).
@@ -286,7 +298,8 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     planner.goal = goal
     plan_ticks = planner.tracker.start(arm.get_observation().q)
     limit = int(steps or 2 * plan_ticks + 3 * rate_hz)
-    state = {"outcome": "time limit", "best": np.inf, "since": arm.clock.now()}
+    state = {"outcome": "time limit", "best": np.inf, "since": arm.clock.now(), "replans": 0,
+             "at_plan": np.inf}
 
     def done(o) -> bool:
         e, now = err(o.q), arm.clock.now()
@@ -297,6 +310,10 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
             state["since"] = now
         state["best"] = min(state["best"], e)
         if now - state["since"] >= SETTLE_S:
+            if state["replans"] < MAX_REPLANS and e < state["at_plan"] - PROGRESS_M:
+                planner.tracker.request_replan()      # settled short: plan again from here
+                state.update(replans=state["replans"] + 1, at_plan=e, since=now)
+                return False
             state["outcome"] = "settled"
             return True
         return False
