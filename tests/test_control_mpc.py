@@ -290,3 +290,12 @@ def test_dry_run_and_real_run_report_the_same_planned_error(run_dir, tmp_path, c
     assert cli(common) == 0
     real = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert real["planned_final_err_cm"] == pytest.approx(dry["planned_final_err_cm"], abs=0.05)
+
+
+def test_dry_run_reports_how_far_the_plan_strays_from_a_straight_line():
+    from robot_irl.control.cli import detour_cm
+    path = np.zeros((5, 2, 3))
+    path[:, :, 0] = np.linspace(0.0, 0.3, 5)[:, None]
+    assert detour_cm(path) == pytest.approx(0.0)
+    path[2, 1, 1] = 0.1                                   # one keypoint swings 10 cm sideways mid-way
+    assert detour_cm(path) == pytest.approx(10.0)

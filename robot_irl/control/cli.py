@@ -181,7 +181,17 @@ def _preview(args: argparse.Namespace, trained, run_path: Path, q_arm: np.ndarra
     write_plan_preview(trained, q_path, path, goal, out, camera)
     return {"run": str(run_path), "preview": str(out), "goal_keypoints": goal.tolist(),
             "planned_keypoints": path.tolist(),
-            "planned_final_err_cm": float(np.max(np.linalg.norm(path[-1] - goal, axis=-1)) * 100)}
+            "planned_final_err_cm": float(np.max(np.linalg.norm(path[-1] - goal, axis=-1)) * 100),
+            "planned_detour_cm": detour_cm(path)}
+
+
+def detour_cm(path: np.ndarray) -> float:
+    """How far (cm) the planned keypoints stray from the straight line between where each starts and
+    where it ends: a person reading a dry run should be told of a 10 cm swing, not find it in a GIF."""
+    a, b = path[0], path[-1]                                   # [K, 3]
+    d = b - a
+    t = np.clip(np.einsum("hkc,kc->hk", path - a, d) / np.maximum(np.einsum("kc,kc->k", d, d), 1e-12), 0, 1)
+    return float(np.max(np.linalg.norm(path - (a + t[..., None] * d), axis=-1)) * 100)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -292,7 +302,14 @@ def _run_summary(out: dict, tolerance_m: float) -> str:
 def _dry_run_summary(shown: dict) -> str:
     return format_table(["dry run", ""], [
         ["preview", shown["preview"]], ["planned final error (cm)", shown["planned_final_err_cm"]],
-        ["planned rows", len(shown["planned_keypoints"]) - 1]]) + "\n(--json for the planned keypoints)"
+        ["planned rows", len(shown["planned_keypoints"]) - 1],
+        ["largest detour from a straight line (cm)", shown["planned_detour_cm"]]]) + (
+        "\nnote: the planned path swings far from the straight line; look at the preview before a real run"
+        if shown["planned_detour_cm"] > DETOUR_NOTE_CM else "") + "\n(--json for the planned keypoints)"
+
+
+#: a planned detour above this (cm) is pointed out in the dry run's summary
+DETOUR_NOTE_CM = 5.0
 
 
 def _check_goal_reachable(trained, goal: np.ndarray, q_model: np.ndarray, tolerance_m: float, safety) -> None:
