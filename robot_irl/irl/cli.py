@@ -116,9 +116,25 @@ def _demos_from_search(text: str, k: int, library: str | None, within: str | Non
     return "id:" + ",".join(h.episode_id for h in hits)
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching
+def _learner_config(args: argparse.Namespace):
+    """The ``--recipe``'s settings, with the options given on the command line on top."""
+    from robot_irl.irl.config import recipe_config
     from robot_irl.irl.inner import InnerConfig
+
+    cost = args.cost if args.cost not in ("feature_matching", "bc") else "timedep"
+    base = recipe_config(args.recipe, cost)
+    inner = base.inner
+    if args.inner is not None and args.inner != inner.method:
+        inner = InnerConfig(method=args.inner, step_size=0.5 if args.inner == "gn" else 1e-3)
+    inner = InnerConfig(**{**inner.to_dict(), **({"steps": args.inner_steps} if args.inner_steps else {}),
+                           **({"step_size": args.inner_step_size} if args.inner_step_size is not None else {})})
+    given = {k: v for k, v in (("outer_iters", args.iters), ("lr", args.lr)) if v is not None}
+    return recipe_config(args.recipe, cost, rows=args.rows, seed=args.seed, nonneg=args.nonneg, inner=inner,
+                         checkpoint_every=args.checkpoint_every, **given)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from robot_irl.irl import fit_bc, fit_cost, fit_feature_matching
     from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
 
     if args.query:
@@ -143,11 +159,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InputError("--dynamics learned needs --model", field="--model",
                              expected="a file written by robot-irl dynamics train")
         dyn = LearnedDynamics.load(args.model)
-    cfg = LearnerConfig(rows=args.rows, outer_iters=args.iters, lr=args.lr, seed=args.seed, nonneg=args.nonneg,
-                        inner=InnerConfig(method=args.inner, steps=args.inner_steps,
-                                          step_size=args.inner_step_size if args.inner_step_size is not None
-                                          else (0.5 if args.inner == "gn" else 1e-3)),
-                        checkpoint_every=args.checkpoint_every)
+    cfg = _learner_config(args)
     info = {**info, "train_indices": train_idx, "test_indices": test_idx}
     train = demos.subset(train_idx)
     test = demos.subset(test_idx) if test_idx else None
@@ -232,10 +244,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--q0", help="start joint state for every demo, comma separated (default: q0 in the file, "
                    "else inverse kinematics of the first row)")
     p.add_argument("--rows", type=int, help="trajectory rows incl. start (default: the demos' length)")
-    p.add_argument("--iters", type=int, default=400, help="outer iterations")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on the cost")
-    p.add_argument("--inner", choices=("gn", "gd"), default="gn", help="inner update rule")
-    p.add_argument("--inner-steps", type=int, default=10)
+    p.add_argument("--recipe", choices=("default", "paper"), default="default",
+                   help="learner settings: ours (default), or the released MBIRL code's (paper: mean-normalised "
+                   "costs, its init, 1 plain SGD inner step, Adam 1e-2 one step per demo, 100 passes); the options "
+                   "below override single settings")
+    p.add_argument("--iters", type=int, help="outer iterations (passes with --recipe paper; default 400 / 100)")
+    p.add_argument("--lr", type=float, help="Adam learning rate on the cost (default 0.05 / 1e-2)")
+    p.add_argument("--inner", choices=("gn", "gd"), help="inner update rule (default gn / gd)")
+    p.add_argument("--inner-steps", type=int, help="inner steps (default 10 / 1)")
     p.add_argument("--inner-step-size", type=float, help="default 0.5 (gn) or 1e-3 (gd)")
     p.add_argument("--nonneg", action="store_true", help="keep cost weights non-negative")
     p.add_argument("--seed", type=int, default=0)
