@@ -160,7 +160,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                              expected="a file written by robot-irl dynamics train")
         dyn = LearnedDynamics.load(args.model)
     cfg = _learner_config(args)
-    info = {**info, "train_indices": train_idx, "test_indices": test_idx}
+    info = {**info, "train_indices": train_idx, "test_indices": test_idx,
+            "train_ids": [demos.names[i] for i in train_idx], "test_ids": [demos.names[i] for i in test_idx]}
     train = demos.subset(train_idx)
     test = demos.subset(test_idx) if test_idx else None
     if args.cost == "feature_matching":
@@ -188,19 +189,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not source:
         raise InputError("the run records no demos", file=run.path, field="--demos",
                          expected="--demos FILE.npz or a library query")
+    stored = {k: info[f"{k}_ids"] for k in ("train", "test") if info.get(f"{k}_ids")}
+    if info.get("query") and stored and not args.demos and not args.indices:  # the run's own library episodes, by id
+        source = "id:" + ",".join(dict.fromkeys(stored.get("train", []) + stored.get("test", [])))
     demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
                             info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None,
                             info.get("goals", "recorded"))
-    sets = {}
     if args.indices:
-        sets["eval"] = _indices(args.indices, len(demos), "--indices")
-    else:
-        sets["train"] = info.get("train_indices") or list(range(len(demos)))
+        sets = {"eval": demos.subset(_indices(args.indices, len(demos), "--indices"))}
+    elif stored and not args.demos:
+        sets = {k: demos.by_names(ids, f"{k} episodes") for k, ids in stored.items()}
+    else:  # a run from before ids were stored, or other demos asked for: by position
+        sets = {"train": demos.subset(info.get("train_indices") or list(range(len(demos))))}
         if info.get("test_indices"):
-            sets["test"] = info["test_indices"]
+            sets["test"] = demos.subset(info["test_indices"])
     rows, figures = {}, {}
-    for name, idx in sets.items():
-        m = run.evaluate(demos.subset(idx))
+    for name, subset in sets.items():
+        m = run.evaluate(subset)
         rows[name] = m
         figures.update({f"eval_{name}_irl_loss": m["irl_loss"], f"eval_{name}_final_err_cm": m["final_err_cm"],
                         f"eval_{name}_path_err_cm": m["path_err_cm"],
