@@ -83,3 +83,20 @@ def test_paper_recipe_reproduces_the_released_timedep_figure():
     released = ref.released["timedep"]
     assert run.metrics["test_irl_loss"] == pytest.approx(released["test_loss"], rel=0.02)
     assert run.metrics["test_final_err_cm"] == pytest.approx(released["test_final_cm"], rel=0.05)
+
+
+def test_released_figures_are_read_from_the_reference_readme(tmp_path):
+    from robot_irl.errors import InputError
+    from robot_irl.irl.reference import released_figures
+
+    readme = tmp_path / "README.md"
+    rows = ["| cost | train IRL loss | test IRL loss | final | CPU |", "|---|---|---|---|---|",
+            "| Weighted | 331.1 | 247.5 | 14.47 | 215 s |", "| TimeDep | 195.8 | 123.8 | 4.70 | 215 s |",
+            "| RBF | 241.3 | 144.7 | 5.05 | 215 s |"]
+    readme.write_text("\n".join(rows))
+    with pytest.raises(InputError, match="no_action"):
+        released_figures(readme)
+    readme.write_text("\n".join(rows + ["| no action (u = 0) | — | 1486.6 | 35.96 | — |"]))
+    figs = released_figures(readme)
+    assert figs["timedep"] == {"train_loss": 195.8, "test_loss": 123.8, "test_final_cm": 4.70}
+    assert figs["no_action"]["test_loss"] == 1486.6 and np.isnan(figs["no_action"]["train_loss"])
