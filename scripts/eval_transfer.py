@@ -98,8 +98,7 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], servo_ticks: int =
     u = env.unwrapped
     cap = float(np.min(u.action_space.high[:-1]))
     # a learned model is trained on the env's own joint order; a kinematic one names its joints
-    idx = (joint_index(run, u.robot.joint_names) if hasattr(run.dynamics, "joints")
-           else np.arange(run.dynamics.n_joints))
+    idx = joint_index(run, u.robot.joint_names)
     lo, hi = run.dynamics.lower.numpy(), run.dynamics.upper.numpy()
     path_err, final, ok = [], [], []
     for ref in refs:
@@ -206,6 +205,7 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
     from robot_irl.library import Library
     from robot_irl.models import KinematicDynamics, frames_from_spec, train_dynamics
     from robot_irl.models.collect import collect_exploration
+    from robot_irl.models.cli import robot_description
     from robot_irl.models.learned import DynamicsTrainConfig
 
     torch.set_num_threads(1)
@@ -246,7 +246,7 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
         t_col = time.perf_counter()
         log(f"collected {args.explore} exploration episodes")
         model, dyn_err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"],
-                                        cfg=DynamicsTrainConfig(seed=seed))
+                                        **robot_description(data), cfg=DynamicsTrainConfig(seed=seed))
         if args.out:
             model.save(root / "learned_dynamics.pt")
         log(f"trained dynamics: {dyn_err}")

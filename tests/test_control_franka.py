@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from robot_irl.control import ArmConnectionError, SafetyConfig, make_arm
+from robot_irl.control.errors import ArmStallError
 from robot_irl.control.franka import FR3_HOME, FR3_LIMITS
 from robot_irl.control.mpc import keypoints_at, run_learned
 from robot_irl.control.runner import run_mpc
@@ -36,15 +37,11 @@ def _port_busy(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-@pytest.fixture
-def franky_sim():
-    if FRANKY_SIM is None:
-        pytest.skip("franky-sim executable not found")
+def _serve(cmd: list[str]):
+    """Start a franky-sim server process, wait until it listens, yield it, always kill it."""
     if _port_busy(1337):
         pytest.skip("127.0.0.1:1337 is taken (another franky-sim or robot server is running)")
-    # "-s mujoco": franky-sim 1.0.4's default "auto" tries the optional genesis backend first and dies.
-    proc = subprocess.Popen([FRANKY_SIM, "-s", "mujoco", "--hostname", "127.0.0.1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -62,6 +59,20 @@ def franky_sim():
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         proc.stdout.close()
+
+
+@pytest.fixture
+def franky_sim():
+    if FRANKY_SIM is None:
+        pytest.skip("franky-sim executable not found")
+    # "-s mujoco": franky-sim 1.0.4's default "auto" tries the optional genesis backend first and dies.
+    yield from _serve([FRANKY_SIM, "-s", "mujoco", "--hostname", "127.0.0.1"])
+
+
+@pytest.fixture
+def franky_sim_clamped():
+    """franky-sim with joint 1 clamped in the MuJoCo scene (tests/franky_clamped_server.py)."""
+    yield from _serve([sys.executable, str(Path(__file__).parent / "franky_clamped_server.py")])
 
 
 @pytest.fixture
@@ -83,8 +94,11 @@ def fr3_run(tmp_path):
     return load_run(tmp_path / "run")
 
 
+BOX = {"workspace_lo": (-1.0, -1.0, -0.2), "workspace_hi": (1.0, 1.0, 1.5)}   # a physical arm needs one
+
+
 def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
-    safety = SafetyConfig(max_velocity=0.5)
+    safety = SafetyConfig(max_velocity=0.5, **BOX)
     with make_arm("franka", safety=safety) as arm:
         caps = arm.capabilities
         assert caps.robot == "fr3" and caps.n_dof == 7
@@ -105,6 +119,32 @@ def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
         cmd = arm.send_action(bad)
         assert cmd.sent[3] <= FR3_LIMITS[3, 1] - safety.limit_margin and "joint_limit" in [c.kind for c in cmd.clamps]
         arm.hold()
+
+        # After a hold mid-motion and after a watchdog trip, no step between consecutive targets the
+        # arm is told exceeds the cap: the first target after either is capped from what the arm holds.
+        # (The hold itself is the measured position, where the lagging arm already is.)
+        held = []
+        backend_hold = arm.backend.hold
+        arm.backend.hold = lambda: held.append(backend_hold()) or held[-1]
+        away = arm.get_observation().q + np.r_[-0.3, 0.0, 0.2, 0.0, 0.0, 0.0, 0.0]
+
+        def stream(n: int) -> list[np.ndarray]:
+            out = []
+            for _ in range(n):
+                arm.get_observation()
+                out.append(arm.send_action(away).sent)
+                time.sleep(0.1)
+            return out
+        stream(4)
+        arm.hold()
+        after_hold = [held[-1]] + stream(4)
+        time.sleep(0.5)                               # no target: the watchdog thread holds
+        assert len(held) == 2, "the watchdog did not hold"
+        after_trip = [held[-1]] + stream(4)
+        for told in (after_hold, after_trip):
+            steps = np.abs(np.diff(np.array(told), axis=0)).max(1)
+            assert steps.max() <= safety.max_delta + 1e-9, steps.round(4).tolist()
+        arm.backend.hold = backend_hold
 
         # A short run of the MPC runner with a simple planner (the FR3's own joints).
         start = arm.get_observation().q
@@ -132,7 +172,8 @@ def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
         arm.send_action(target + np.r_[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2])
         os.killpg(franky_sim.pid, signal.SIGKILL)
         t0 = time.monotonic()
-        with pytest.raises(ArmConnectionError) as err:
+        # A dead controller stops following: the link error or the stall check, whichever comes first.
+        with pytest.raises((ArmConnectionError, ArmStallError)) as err:
             while time.monotonic() - t0 < 15:
                 arm.get_observation()
                 arm.send_action(target)
@@ -140,3 +181,41 @@ def test_franky_sim_connect_read_move_run_then_kill(fr3_run, franky_sim):
         elapsed = time.monotonic() - t0
         print(f"\nfranky-sim killed -> {type(err.value).__name__} after {elapsed:.2f} s: {err.value}")
         assert elapsed < 10
+
+
+def test_franky_sim_clamped_joint_stalls_within_T_and_the_run_episode_opens(franky_sim_clamped, tmp_path):
+    """A joint held by a clamp in the scene: the run holds, the stall error comes within T + 0.2 s
+    of the lag passing the threshold, the run ends cleanly and its episode opens with --check."""
+    import argparse
+    import json
+
+    from robot_irl.control.runner import save_run_episode
+    from robot_irl.library import Library
+    from robot_irl.library import cli as library_cli
+
+    safety = SafetyConfig(max_velocity=0.5, **BOX)
+    with make_arm("franka", safety=safety) as arm:
+        start = arm.get_observation().q
+        goal = start + np.r_[0.4, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]          # joint 1 is clamped at +-0.03 rad
+        threshold = arm.safety_filter.stall_threshold[0]
+        # An open-loop plan (each delta added to the last target sent) keeps asking past the clamp.
+        rec = run_mpc(arm, lambda q, g, h: np.tile([0.05, 0, 0, 0, 0, 0, 0], (h, 1)), goal, rate_hz=10,
+                      max_steps=60, base="target")
+        assert rec.stopped is not None and "stall" in rec.stopped and "fr3_joint1" in rec.stopped
+        a = rec.arrays()
+        gap = np.abs(a["sent"][:, 0] - a["q"][:, 0])
+        first = int(np.flatnonzero(gap > threshold)[0])
+        stalled_after = rec.t[-1] + 0.1 - rec.t[first]          # the stall is raised on the tick after the last row
+        print(f"\nclamped joint: lag passed {threshold:.3f} rad at tick {first}, stall after {stalled_after:.2f} s")
+        assert stalled_after <= safety.stall_after + 0.2 + 0.05   # the issue asks T + 0.2 s
+        assert np.max(np.abs(a["q"][:, 0] - start[0])) < 0.05     # the clamp held the joint
+        held = arm.get_observation().q
+        time.sleep(0.5)
+        assert np.max(np.abs(arm.get_observation().q - held)) < 0.01   # it holds
+    lib = Library.open(tmp_path / "lib", create=True)
+    ep = save_run_episode(lib, rec, robot="fr3", task="clamped", arm_name="franka")
+    p = argparse.ArgumentParser()
+    library_cli.register(p.add_subparsers(dest="cmd"))
+    args = p.parse_args(["demos", "show", ep.id, "--check", "--library", str(tmp_path / "lib")])
+    assert args.func(args) == 0
+    assert Library.open(tmp_path / "lib").episode(ep.id).meta["extra"]["stopped"].startswith("stall")

@@ -150,3 +150,27 @@ def test_latency_above_T_holds_then_resumes_when_fresh(server):
             assert np.max(np.abs(np.diff(sent, axis=0))) <= 0.05 + 1e-9
             time.sleep(0.3)
             assert arm.get_observation().q[0] == pytest.approx(goal[0], abs=0.01)
+
+
+def test_no_step_above_the_cap_across_a_hold_and_a_watchdog_trip(server):
+    """The targets the arm is told — streamed ones and what a hold or the watchdog holds at —
+    never step by more than the cap: after a hold the next target is capped from the held one."""
+    with client(server.endpoint, watchdog_timeout=0.2, watchdog_thread=True) as arm:
+        held = []
+        backend_hold = arm.backend.hold
+        arm.backend.hold = lambda: held.append(backend_hold()) or held[-1]     # what the server holds at
+        q = arm.get_observation().q
+        goal = q + np.r_[0.8, -0.4, 0.0, 0.3, 0.0, 0.0, 0.0]
+        told = [c.sent for c in drive(arm, goal, 0.4)]
+        arm.hold()
+        told.append(held[-1])
+        told += [c.sent for c in drive(arm, goal, 0.4)]
+        trips = arm.watchdog_trips
+        t0 = time.monotonic()
+        while arm.watchdog_trips == trips and time.monotonic() - t0 < 2.0:   # go quiet: the watchdog holds
+            time.sleep(0.01)
+        assert arm.watchdog_trips == trips + 1
+        told.append(held[-1])
+        told += [c.sent for c in drive(arm, goal, 0.4)]
+        steps = np.abs(np.diff(np.array(told), axis=0)).max(1)
+        assert steps.max() <= SafetyConfig().max_delta + 1e-9, steps.round(4).tolist()

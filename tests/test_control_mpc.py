@@ -141,7 +141,8 @@ def test_physical_arm_shows_the_twin_and_asks_before_the_first_move(run_dir, tmp
     trained = load_run(run_dir)
     ee = ",".join(str(v) for v in goal_of(trained)[0])
     argv = ["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--library", str(tmp_path / "lib"),
-            "--preview", str(tmp_path / "p.gif"), "--camera-size", "64x48", "--steps", "3"]
+            "--preview", str(tmp_path / "p.gif"), "--camera-size", "64x48", "--steps", "3",
+            "--workspace", "-1,1,-1,1,-0.2,1.5"]
     monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
     assert cli(argv) == 1
     out = capsys.readouterr().out
@@ -150,6 +151,45 @@ def test_physical_arm_shows_the_twin_and_asks_before_the_first_move(run_dir, tmp
     assert Library.open(tmp_path / "lib").rows("") == []
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
     assert cli(argv) == 0
+    assert CountingBackend.commands == 3
+
+
+def test_physical_arm_without_a_workspace_exits_before_connecting(run_dir, tmp_path, monkeypatch, physical_sim):
+    connects = []
+    monkeypatch.setattr(CountingBackend, "connect", lambda self: connects.append(1))
+    with pytest.raises(InputError, match="teach-workspace") as err:
+        cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", "0.5,0,0.5", "--yes",
+             "--library", str(tmp_path / "lib")])
+    assert err.value.field == "--workspace" and connects == [] and CountingBackend.commands == 0
+
+
+def test_arm_check_writes_a_box_the_next_run_uses(run_dir, tmp_path, monkeypatch, capsys, physical_sim):
+    """Teach the box in teach mode (three corners), write it into the calibration file; the next
+    run with that file moves (inside it) where the same run without it was refused."""
+    cal = tmp_path / "cal.json"
+    corners = [np.array([0.3, -0.4, 0.1]), np.array([0.8, 0.4, 0.2]), np.array([0.5, 0.0, 0.9])]
+    seen = iter(corners)
+    from robot_irl.control.arm import Arm
+    real_obs = Arm.get_observation
+
+    def obs_at_corner(self):
+        o = real_obs(self)
+        return o if not self.teaching else type(o)(o.t, o.q, o.dq, next(seen))
+    monkeypatch.setattr(Arm, "get_observation", obs_at_corner)
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n\n\ndone\n"))
+    assert cli(["arm", "check", "--arm", "pybullet", "--teach-workspace", "--write-calibration", str(cal),
+                "--arm-id", "cell-1"]) == 0
+    monkeypatch.setattr(Arm, "get_observation", real_obs)
+    from robot_irl.control import ArmCalibration
+    box = ArmCalibration.load(cal).workspace
+    np.testing.assert_allclose(box[0], [0.3, -0.4, 0.1])
+    np.testing.assert_allclose(box[1], [0.8, 0.4, 0.9])
+    assert CountingBackend.commands == 0                      # teaching sent no target
+    trained = load_run(run_dir)
+    ee = ",".join(str(v) for v in goal_of(trained)[0])
+    assert cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--yes", "--steps", "3",
+                "--library", str(tmp_path / "lib"), "--calibration", str(cal), "--preview", str(tmp_path / "p.gif"),
+                "--camera-size", "64x48"]) in (0, 1)
     assert CountingBackend.commands == 3
 
 

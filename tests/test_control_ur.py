@@ -89,10 +89,13 @@ class FakeReceive:
         pass
 
 
+BOX = {"workspace_lo": (-1.5, -1.5, -0.5), "workspace_hi": (1.5, 1.5, 1.5)}   # a physical arm needs one
+
+
 def fake_arm(**safety):
     state = FakeArmState()
     cfg = URConfig(sdk=(lambda h, f: FakeControl(state, h, f), lambda h, f: FakeReceive(state, h, f)))
-    return make_arm("ur", cfg, safety=SafetyConfig(**safety)), state
+    return make_arm("ur", cfg, safety=SafetyConfig(**{**BOX, **safety})), state
 
 
 def test_fake_sdk_servoj_stream_at_native_rate_with_interpolation():
@@ -146,7 +149,7 @@ def test_fake_sdk_errors_are_typed():
 @pytest.mark.skipif(not os.environ.get("URSIM_HOST"), reason="needs a URSim reachable at URSIM_HOST")
 def test_ursim_connect_read_and_small_move():
     pytest.importorskip("rtde_control", reason="ur-rtde not installed (pip install 'robot-irl[ur]')")
-    with make_arm("ur", URConfig(host=os.environ["URSIM_HOST"]), safety=SafetyConfig(speed_scale=0.2)) as arm:
+    with make_arm("ur", URConfig(host=os.environ["URSIM_HOST"]), safety=SafetyConfig(speed_scale=0.2, **BOX)) as arm:
         q0 = arm.get_observation().q
         goal = q0 + np.r_[0.05, 0, 0, 0, 0, 0]
         for _ in range(40):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -20,7 +21,7 @@ import numpy as np
 from robot_irl.control.backend import ArmBackend
 from robot_irl.control.calibration import ArmCalibration
 from robot_irl.control.clock import Clock, MonotonicClock, Rate
-from robot_irl.control.errors import ArmStateError, EmergencyStopError
+from robot_irl.control.errors import ArmStallError, ArmStateError, EmergencyStopError
 from robot_irl.control.estop import EStop
 from robot_irl.control.safety import SafetyConfig, SafetyFilter
 from robot_irl.control.types import Capabilities, Command, Observation
@@ -28,17 +29,24 @@ from robot_irl.errors import InputError
 
 log = logging.getLogger("robot_irl.control.arm")
 
+NO_WORKSPACE = ("a physical arm moves only inside a workspace box: record one with `robot-irl arm check --arm ARM "
+                "--calibration F --teach-workspace --write-calibration F` (or --workspace X0,X1,Y0,Y1,Z0,Z1 "
+                "instead of teaching), then pass --calibration F (or --workspace) to the run")
+
 
 class Arm:
     """A connected-on-demand, filtered arm.
 
     ``watchdog_thread``: poll the watchdog and e-stop from a background thread (default: when the
-    clock is real); with a fake clock, tests call :meth:`poll` themselves after advancing it."""
+    clock is real); with a fake clock, tests call :meth:`poll` themselves after advancing it.
+    ``physical``: a real arm, which refuses to move without a workspace box (from ``safety`` or
+    the calibration file); it may connect without one, to be read or to have its box taught."""
 
     def __init__(self, backend: ArmBackend, safety: SafetyConfig | None = None,
                  calibration: ArmCalibration | None = None, clock: Clock | None = None,
-                 estop: EStop | None = None, watchdog_thread: bool | None = None) -> None:
+                 estop: EStop | None = None, watchdog_thread: bool | None = None, physical: bool = False) -> None:
         self.backend = backend
+        self.physical = physical
         self.safety = safety or SafetyConfig()
         self.calibration = calibration
         self.clock = clock or MonotonicClock()
@@ -54,9 +62,14 @@ class Arm:
         self.watchdog_trips = 0
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._points: list[Callable[[np.ndarray], np.ndarray]] = []
+        box = calibration.workspace if calibration is not None and not self.safety.has_workspace else None
+        if box is not None:
+            self.safety = replace(self.safety, workspace_lo=tuple(box[0]), workspace_hi=tuple(box[1]))
 
     # --- lifecycle ---
     def connect(self) -> "Arm":
+        """Open the backend, apply the calibration and start the filter from the measured joints."""
         with self._lock:
             if self._caps is not None:
                 return self
@@ -75,7 +88,7 @@ class Arm:
                     if self.backend.forward_kinematics(self.backend.default_home) is None:
                         raise InputError("this backend has no forward kinematics", field="workspace_lo/hi",
                                          expected="no workspace box for this arm")
-                    fk = self._fk
+                    fk = self._box_points
                 self._filter = SafetyFilter(self.safety, limits, self.clock, fk=fk, max_velocity=vmax)
                 self._filter.reset(self._read().q)
             except BaseException:
@@ -156,22 +169,35 @@ class Arm:
             requested = np.array(target, dtype=float, copy=True) if np.ndim(target) == 1 else np.full(filt.n_dof, np.nan)
             if self._teach:
                 raise ArmStateError("teach mode is on: call teach(False) before sending targets")
+            if self.physical and not self.safety.has_workspace:
+                raise ArmStateError(NO_WORKSPACE)
             obs = self._last_obs if self._last_obs is not None else self._read()
             decision = filt.filter(target, obs)
+            if decision.refused == "stall":
+                self._settle(self.backend.hold())
+                names = [self.capabilities.joint_names[j] for j in decision.stalled]
+                raise ArmStallError(f"the arm does not follow its targets: {decision.detail} ({', '.join(names)}); "
+                                    "holding. Free the arm (collision, clamp or held object?) before the next run",
+                                    decision.stalled, decision.gap)
             self.backend.command(decision.sent - self._offsets)
             return Command(now, requested, decision.sent.copy(), decision.clamps, decision.refused)
 
     def hold(self) -> None:
         with self._lock:
-            _, filt = self._require()
-            self.backend.hold()
-            filt.reset(self._read().q)
+            self._require()
+            self._settle(self.backend.hold())
 
     def stop(self) -> None:
         with self._lock:
-            _, filt = self._require()
-            self.backend.stop()
-            filt.reset(self._read().q)
+            self._require()
+            self._settle(self.backend.stop())
+
+    def watch_points(self, points: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """Also keep ``points(q) -> [P, 3]`` (base frame, m; e.g. a run's keypoint frames by its own
+        FK) inside the workspace box, beside the backend's end effector, until the next call (the
+        next run's points replace them). The end effector and every other rule always apply."""
+        with self._lock:
+            self._points = [] if points is None else [points]
 
     def teach(self, on: bool) -> None:
         """Freedrive on (targets are refused) or off (the arm holds where it was left)."""
@@ -227,8 +253,7 @@ class Arm:
                 self.watchdog_trips += 1
                 log.warning("watchdog: no fresh target for %.0f ms, %s", 1e3 * self.safety.watchdog_timeout,
                             self.safety.watchdog_action)
-                (self.backend.hold if self.safety.watchdog_action == "hold" else self.backend.stop)()
-                filt.reset(self._read().q)
+                self._settle((self.backend.hold if self.safety.watchdog_action == "hold" else self.backend.stop)())
 
     # --- internals ---
     def _watch(self) -> None:
@@ -247,8 +272,16 @@ class Arm:
         self._last_obs = replace(obs, q=q)
         return self._last_obs
 
-    def _fk(self, q: np.ndarray) -> np.ndarray:
-        return self.backend.forward_kinematics(q - self._offsets)
+    def _settle(self, held_raw: np.ndarray | None) -> None:
+        """After a hold/stop: the next step is capped from what the arm was told to hold (else
+        from where it is measured)."""
+        held = self._read().q if held_raw is None else np.asarray(held_raw, float) + self._offsets
+        self._filter.reset(held)
+
+    def _box_points(self, q: np.ndarray) -> np.ndarray:
+        pts = [np.asarray(self.backend.forward_kinematics(q - self._offsets), float).reshape(-1, 3)]
+        pts += [np.asarray(f(q), float).reshape(-1, 3) for f in self._points]
+        return np.concatenate(pts, 0)
 
     def _require(self) -> tuple[Capabilities, SafetyFilter]:
         if self._caps is None or self._filter is None:

@@ -29,12 +29,15 @@ class ArmBackend(ABC):
         """Stream one absolute joint-position target; the backend interpolates at its native rate."""
 
     @abstractmethod
-    def hold(self) -> None:
-        """Keep the current measured position (still accepting targets afterwards)."""
+    def hold(self) -> np.ndarray | None:
+        """Keep the current measured position (still accepting targets afterwards). Returns the raw
+        joint target the arm now holds, when the backend chose it, so the next target's step is
+        capped from exactly what the arm was last told."""
 
     @abstractmethod
-    def stop(self) -> None:
-        """Halt motion and end the current control session; the next target starts a new one."""
+    def stop(self) -> np.ndarray | None:
+        """Halt motion and end the current control session; the next target starts a new one.
+        Returns the raw position the arm was stopped at, when known (as :meth:`hold`)."""
 
     @abstractmethod
     def set_teach_mode(self, on: bool) -> None:

@@ -2,14 +2,17 @@
 home pose. JSON, one file per arm, so two arms of the same model keep their own numbers::
 
     {"id": "lab-fr3-1", "robot": "fr3", "joint_names": [...],
-     "joint_offsets": [...], "limits": [[lo, hi], ...], "max_velocity": [...], "home": [...]}
+     "joint_offsets": [...], "limits": [[lo, hi], ...], "max_velocity": [...], "home": [...],
+     "workspace": {"lo": [x, y, z], "hi": [x, y, z]}}
 
 Offsets map the backend's raw encoder readings to the model's angles: ``q = q_raw + offset``.
+``workspace`` (optional) is the box (base frame, m) every watched point must stay in; a physical
+arm refuses to move without one (``robot-irl arm check --teach-workspace`` records it).
 """
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ class ArmCalibration:
     limits: np.ndarray
     max_velocity: np.ndarray
     home: np.ndarray
+    workspace: tuple[np.ndarray, np.ndarray] | None = None
 
     @classmethod
     def from_capabilities(cls, caps: Capabilities, home: np.ndarray, id: str | None = None) -> "ArmCalibration":
@@ -40,7 +44,13 @@ class ArmCalibration:
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "robot": self.robot, "joint_names": list(self.joint_names),
                 "joint_offsets": self.joint_offsets.tolist(), "limits": self.limits.tolist(),
-                "max_velocity": self.max_velocity.tolist(), "home": self.home.tolist()}
+                "max_velocity": self.max_velocity.tolist(), "home": self.home.tolist(),
+                **({} if self.workspace is None else
+                   {"workspace": {"lo": self.workspace[0].tolist(), "hi": self.workspace[1].tolist()}})}
+
+    def with_workspace(self, lo, hi) -> "ArmCalibration":
+        """This calibration with the workspace box ``lo``..``hi`` (checked like a loaded one)."""
+        return replace(self, workspace=parse_workspace({"lo": list(lo), "hi": list(hi)}))
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict())
@@ -98,8 +108,9 @@ class ArmCalibration:
             raise InputError(f"home outside the limits at joints {bad}", file=file, field="home",
                              expected="each joint within its limits")
         offsets = vector("joint_offsets", n, f"{n} offsets (rad)")
+        workspace = parse_workspace(data["workspace"], file=file) if data.get("workspace") is not None else None
         return cls(id=data["id"], robot=data["robot"], joint_names=tuple(names), joint_offsets=offsets,
-                   limits=limits, max_velocity=vmax, home=home)
+                   limits=limits, max_velocity=vmax, home=home, workspace=workspace)
 
     def check_matches(self, caps: Capabilities, file: str | Path | None = None) -> None:
         """A calibration for another arm must not drive this one."""
@@ -108,3 +119,23 @@ class ArmCalibration:
                              expected=str(list(caps.joint_names)))
         if caps.robot != self.robot:
             raise InputError(f"calibration is for '{self.robot}'", file=file, field="robot", expected=f"'{caps.robot}'")
+
+
+def parse_workspace(raw: Any, file: str | Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``{"lo": [x, y, z], "hi": [x, y, z]}`` (m, base frame) -> (lo, hi), lo < hi on every axis."""
+    expected = '{"lo": [x, y, z], "hi": [x, y, z]} in metres with lo < hi'
+    if not isinstance(raw, dict) or set(raw) != {"lo", "hi"}:
+        raise InputError("not an object with exactly 'lo' and 'hi'", file=file, field="workspace", expected=expected)
+    try:
+        lo, hi = (np.asarray(raw[k], dtype=float) for k in ("lo", "hi"))
+    except (TypeError, ValueError):
+        raise InputError("not numbers", file=file, field="workspace", expected=expected) from None
+    if lo.shape != (3,) or hi.shape != (3,) or not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise InputError("lo/hi are not three finite numbers each", file=file, field="workspace", expected=expected)
+    if np.any(lo >= hi):
+        raise InputError(f"empty box on axes {np.flatnonzero(lo >= hi).tolist()}", file=file, field="workspace",
+                         expected=expected)
+    if np.any(np.abs(np.concatenate([lo, hi])) > 5.0):
+        raise InputError("a corner more than 5 m from the base (centimetres or millimetres given as metres?)",
+                         file=file, field="workspace", expected=expected)
+    return lo, hi

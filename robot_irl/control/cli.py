@@ -5,31 +5,96 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from robot_irl.control.calibration import ArmCalibration
+from robot_irl.control.arm import NO_WORKSPACE
+from robot_irl.control.calibration import ArmCalibration, parse_workspace
 from robot_irl.control.registry import BACKEND_NAMES, backend_config, backend_entry, make_arm, parse_arm_options
 from robot_irl.control.safety import SafetyConfig
 from robot_irl.errors import InputError
 
 
+def _workspace_arg(text: str | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """``x0,x1,y0,y1,z0,z1`` (m, base frame) -> (lo, hi), checked like a calibration file's box."""
+    if text is None:
+        return None
+    try:
+        v = [float(s) for s in text.split(",")]
+    except ValueError:
+        v = []
+    if len(v) != 6:
+        raise InputError(f"'{text}'", field="--workspace", expected="six numbers x0,x1,y0,y1,z0,z1 in metres")
+    return parse_workspace({"lo": v[0::2], "hi": v[1::2]}, file=None)
+
+
+def _safety(args: argparse.Namespace, speed_scale: float) -> SafetyConfig:
+    """The filter's settings from the command line (``--workspace`` overrides the calibration's box)."""
+    box = _workspace_arg(args.workspace)
+    return SafetyConfig(speed_scale=speed_scale, workspace_lo=None if box is None else tuple(box[0]),
+                        workspace_hi=None if box is None else tuple(box[1]))
+
+
+def teach_workspace(arm, ask=input, margin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Teach the workspace box by hand: teach mode on, the person moves the end effector to each
+    corner of the space the arm may use and presses Enter (an empty answer after two corners ends);
+    the box is the corners' bounds grown by ``margin`` (m). Teach mode is off again on return."""
+    arm.teach(True)
+    corners: list[np.ndarray] = []
+    try:
+        while True:
+            answer = ask(f"move the end effector to corner {len(corners) + 1} and press Enter"
+                         + (" (or type 'done')" if len(corners) >= 2 else "") + ": ").strip().lower()
+            if answer == "done" and len(corners) >= 2:
+                break
+            p = arm.get_observation().ee_pos
+            if p is None:
+                raise InputError("this arm does not report its end-effector position", field="--teach-workspace",
+                                 expected="an arm with ee_pos (or give --workspace numbers)")
+            corners.append(np.asarray(p, float).copy())
+            print(f"corner {len(corners)}: {np.round(p, 3).tolist()}")
+    finally:
+        arm.teach(False)
+    pts = np.array(corners)
+    lo, hi = pts.min(0) - margin, pts.max(0) + margin
+    flat = np.flatnonzero(hi - lo < 0.02)
+    if flat.size:
+        raise InputError(f"the taught corners span less than 2 cm on axes {flat.tolist()}", field="--teach-workspace",
+                         expected="corners that span the space the arm may use on x, y and z")
+    return parse_workspace({"lo": lo.tolist(), "hi": hi.tolist()})
+
+
 def _check(args: argparse.Namespace) -> int:
     cal = ArmCalibration.load(args.calibration) if args.calibration else None
+    box = _workspace_arg(args.workspace)
+    writing = bool(args.write_calibration)
+    if (args.teach_workspace or box is not None) and not writing:
+        raise InputError("a workspace box is recorded into a calibration file", field="--write-calibration",
+                         expected="--write-calibration FILE with --workspace or --teach-workspace")
     arm = make_arm(args.arm, backend_config(args.arm, parse_arm_options(args.arm_opt)), calibration=cal,
-                   safety=SafetyConfig(speed_scale=args.speed_scale))
+                   safety=_safety(args, args.speed_scale))
     arm.estop.install_signal(signal.SIGUSR1)
     try:
         with arm:
             caps = arm.capabilities
             obs = arm.get_observation()
             print(json.dumps({"capabilities": caps.to_dict(), "q": obs.q.tolist(),
-                              "ee_pos": None if obs.ee_pos is None else obs.ee_pos.tolist()}, indent=2))
-            if args.write_calibration:
-                ArmCalibration.from_capabilities(caps, arm.home_pose, id=args.arm_id).save(args.write_calibration)
-                print(f"wrote {args.write_calibration}")
+                              "ee_pos": None if obs.ee_pos is None else obs.ee_pos.tolist(),
+                              "workspace": None if not arm.safety.has_workspace else
+                              {"lo": list(arm.safety.workspace_lo), "hi": list(arm.safety.workspace_hi)}}, indent=2))
+            if args.teach_workspace:
+                box = teach_workspace(arm, margin=args.workspace_margin)
+            if writing:
+                new = cal or ArmCalibration.from_capabilities(caps, arm.home_pose, id=args.arm_id)
+                if box is not None:
+                    new = new.with_workspace(*box)
+                new.save(args.write_calibration)
+                print(f"wrote {args.write_calibration}"
+                      + ("" if box is None else f" (workspace lo {box[0].tolist()} hi {box[1].tolist()})"))
             if args.home:
                 if backend_entry(args.arm).physical and not args.yes:
                     if input("move the physical arm to its home pose? [y/N] ").strip().lower() != "y":
@@ -153,7 +218,10 @@ def _run(args: argparse.Namespace) -> int:
             opts["start"] = tuple(float(v) for v in q_like[0])
     physical = backend_entry(args.arm).physical
     speed = args.speed_scale if args.speed_scale is not None else (0.1 if physical else 1.0)
-    arm = make_arm(args.arm, backend_config(args.arm, opts), safety=SafetyConfig(speed_scale=speed))
+    cal = ArmCalibration.load(args.calibration) if args.calibration else None
+    arm = make_arm(args.arm, backend_config(args.arm, opts), safety=_safety(args, speed), calibration=cal)
+    if physical and not arm.safety.has_workspace and not args.dry_run:
+        raise InputError(f"--arm {args.arm} has no workspace box", field="--workspace", expected=NO_WORKSPACE)
     arm.estop.install_signal(signal.SIGUSR1)
     try:
         with arm:
@@ -183,7 +251,22 @@ def _run(args: argparse.Namespace) -> int:
                                  "scene_camera": video.name if video else None})
     print(json.dumps({"episode": ep.id, "final_err_cm": rec.final_err_m * 100,
                       "final_keypoints": rec.final_keypoints.tolist(), "frames": len(rec.frames), **rec.summary()}))
+    if rec.stopped:
+        print(f"run stopped early ({rec.stopped}); episode {ep.id} kept", file=sys.stderr)
+        return 1
     return 0
+
+
+_NUMBER = r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+_NEGATIVE_LIST = re.compile(rf"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\s*{_NUMBER})*$")
+
+
+def _numbers_may_be_negative(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Let ``--goal -0.6,0.1,0.15`` / ``--workspace -1,1,...`` through: argparse takes any value that
+    starts with '-' and is not a plain number for an option. These parsers have no option that looks
+    like a number, so a comma list of numbers is always a value."""
+    parser._negative_number_matcher = _NEGATIVE_LIST
+    return parser
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -192,12 +275,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("arm", help="check an arm, write its calibration file, or serve a sim arm",
                               description=__doc__)
     sub = p.add_subparsers(dest="arm_command", metavar="ACTION", required=True)
-    c = sub.add_parser("check", help="connect through the safety filter, print capabilities and state")
+    c = _numbers_may_be_negative(sub.add_parser("check", help="connect through the safety filter, print capabilities and state"))
     c.add_argument("--arm", choices=BACKEND_NAMES, default="pybullet")
     c.add_argument("--arm-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="backend config field, e.g. host=172.16.0.2 or robot=panda (repeatable)")
     c.add_argument("--calibration", help="per-arm calibration JSON (id, offsets, limits, home)")
-    c.add_argument("--write-calibration", metavar="FILE", help="write a calibration template for this arm")
+    c.add_argument("--write-calibration", metavar="FILE",
+                   help="write this arm's calibration (with --workspace / --teach-workspace: and its workspace box)")
+    c.add_argument("--workspace", metavar="X0,X1,Y0,Y1,Z0,Z1",
+                   help="workspace box (m, base frame) every watched point must stay in; written with --write-calibration")
+    c.add_argument("--teach-workspace", action="store_true",
+                   help="teach the workspace box by moving the end effector to its corners in teach mode")
+    c.add_argument("--workspace-margin", type=float, default=0.0, help="grow a taught box by this much (m)")
     c.add_argument("--arm-id", help="id stored in the written calibration")
     c.add_argument("--home", action="store_true", help="move to the home pose through the filter")
     c.add_argument("--speed-scale", type=float, default=0.1, help="safety speed scale (default 0.1)")
@@ -208,8 +297,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=0)
     s.add_argument("--hold-after", type=float, default=0.2)
     s.set_defaults(func=_serve)
-    r = subparsers.add_parser("run", help="drive an arm with a trained MBIRL run, record it as an episode",
-                              description=_run.__doc__)
+    r = _numbers_may_be_negative(subparsers.add_parser("run", help="drive an arm with a trained MBIRL run, record it as an episode",
+                                                       description=_run.__doc__))
     r.add_argument("--arm", choices=BACKEND_NAMES, default="pybullet")
     r.add_argument("--arm-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="backend config field, e.g. host=172.16.0.2 or robot=panda (repeatable)")
@@ -230,5 +319,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--steps", type=int, help="most control ticks (default: 4 horizons)")
     r.add_argument("--rate", type=float, default=10.0, help="control rate in Hz (default 10)")
     r.add_argument("--speed-scale", type=float, help="safety speed scale (default 1 in sim, 0.1 on a real arm)")
+    r.add_argument("--calibration", help="the arm's calibration JSON (offsets, limits, home, workspace box)")
+    r.add_argument("--workspace", metavar="X0,X1,Y0,Y1,Z0,Z1",
+                   help="workspace box (m, base frame) for the end effector and every keypoint of the run "
+                   "(default: the calibration's; a physical arm refuses to move without one)")
     r.add_argument("--yes", action="store_true", help="do not ask before moving a physical arm")
     r.set_defaults(func=_run)

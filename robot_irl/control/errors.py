@@ -26,3 +26,14 @@ class ArmStateError(ArmError):
 
 class EmergencyStopError(ArmError):
     """The emergency stop is latched; the arm is stopped until :meth:`Arm.reset_estop` is called."""
+
+
+class ArmStallError(ArmError):
+    """The arm does not follow its targets (blocked by a collision, a clamp or a held object): the
+    commanded position stayed away from the measured one for too long, or the two can no longer be
+    reconciled. The arm was told to hold where it is before this was raised."""
+
+    def __init__(self, message: str, joints: tuple[int, ...], divergence: float) -> None:
+        super().__init__(message)
+        self.joints = joints
+        self.divergence = divergence

@@ -9,29 +9,73 @@ refuse them at all), so the :class:`SafetyFilter` in front is what keeps the lim
 Tested against franky-sim (libfranka's protocol on 127.0.0.1, a simulated FR3)."""
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from robot_irl.control.backend import ArmBackend
 from robot_irl.control.errors import ArmConnectionError, ArmError, ArmStateError, ArmTimeoutError
+from robot_irl.control.limits import model_limits
 from robot_irl.control.types import Capabilities, Observation
+from robot_irl.errors import InputError
 
-# FR3 joint limits from Franka's datasheet (rad, rad/s); franky-sim simulates an FR3.
-FR3_LIMITS = np.array([[-2.7437, 2.7437], [-1.7837, 1.7837], [-2.9007, 2.9007], [-3.0421, -0.1518],
-                       [-2.8065, 2.8065], [0.5445, 4.5169], [-3.0159, 3.0159]])
-FR3_MAX_VELOCITY = np.array([2.62, 2.62, 2.62, 2.62, 5.26, 4.18, 5.26])
+FR3_LIMITS = model_limits("fr3").position      # franky-sim simulates an FR3
 FR3_HOME = np.array([0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4])
+FRANKA_MODELS = ("fr3", "panda")
+#: libfranka dropped the Panda (Franka Emika Robot) after 0.9.x; later versions talk to FR3 only
+LAST_PANDA_LIBFRANKA = (0, 9)
 
 
 @dataclass
 class FrankaConfig:
-    """``host``: the robot's FCI address (franky-sim: 127.0.0.1); ``dynamics_factor``: franky's
-    relative velocity/acceleration/jerk scale in (0, 1]."""
+    """``host``: the robot's FCI address (franky-sim: 127.0.0.1); ``model``: ``fr3`` or ``panda``
+    (checked against the libfranka in use and the robot's own URDF); ``dynamics_factor``: franky's
+    relative velocity/acceleration/jerk scale in (0, 1] — franky's Ruckig generator turns each
+    10 Hz target into a 1 kHz trajectory within the model's velocity, acceleration and jerk limits
+    times this factor, so the stream libfranka receives has no discontinuity."""
 
     host: str = "127.0.0.1"
+    model: str = "fr3"
     dynamics_factor: float = 0.2
+
+    def __post_init__(self) -> None:
+        if self.model not in FRANKA_MODELS:
+            raise InputError(f"model={self.model!r}", field="franka.model", expected=" or ".join(FRANKA_MODELS))
+        if not 0 < self.dynamics_factor <= 1:
+            raise InputError(f"dynamics_factor={self.dynamics_factor}", field="franka.dynamics_factor",
+                             expected="a number in (0, 1]")
+
+
+def libfranka_version() -> tuple[int, ...] | None:
+    """The version of the libfranka bundled with the installed franky wheel (from the shared
+    library's file name, e.g. ``libfranka-b351eea7.so.0.21.2``), None when it cannot be told."""
+    try:
+        import franky
+    except ImportError:
+        return None
+    site = Path(franky.__file__).resolve().parents[1]
+    for lib in sorted(site.glob("franky*.libs/libfranka*.so.*")) + sorted(Path(franky.__file__).parent.glob("libfranka*.so.*")):
+        m = re.search(r"\.so\.(\d+(?:\.\d+)+)$", lib.name)
+        if m:
+            return tuple(int(v) for v in m.group(1).split("."))
+    return None
+
+
+def check_libfranka_supports(model: str, version: tuple[int, ...] | None) -> None:
+    """Refuse a Panda through a libfranka that talks to FR3 only, naming the version."""
+    if model == "panda" and version is not None and version[:2] > LAST_PANDA_LIBFRANKA:
+        v = ".".join(map(str, version))
+        raise ArmConnectionError(f"libfranka {v} (bundled with the installed franky-control) talks to FR3 only; "
+                                 "a Panda needs franky built against libfranka 0.9.x or older")
+
+
+def urdf_model(urdf: str) -> str | None:
+    """Which Franka arm a robot's URDF describes (``fr3`` / ``panda``), None when neither."""
+    found = [m for m in FRANKA_MODELS if re.search(rf"\b{m}_(joint|link)", urdf)]
+    return found[0] if len(found) == 1 else None
 
 
 def _franky():
@@ -63,11 +107,26 @@ class FrankaBackend(ArmBackend):
 
     def connect(self) -> Capabilities:
         fr = _franky()
+        model = self.config.model
+        check_libfranka_supports(model, libfranka_version())
         self.robot = self._call("connect", fr.Robot, self.config.host, realtime_config=fr.RealtimeConfig.Ignore)
         self.robot.relative_dynamics_factor = self.config.dynamics_factor
-        return Capabilities(robot="fr3", joint_names=tuple(f"fr3_joint{i}" for i in range(1, 8)),
-                            limits=FR3_LIMITS.copy(), max_velocity=FR3_MAX_VELOCITY.copy(),
+        reported = self._reported_model()
+        if reported is not None and reported != model:
+            self.robot = None
+            raise InputError(f"the robot at {self.config.host} reports a {reported}", field="franka.model",
+                             expected=f"--arm-opt model={reported} (configured: {model})")
+        lim = model_limits(model)
+        return Capabilities(robot=model, joint_names=tuple(f"{model}_joint{i}" for i in range(1, 8)),
+                            limits=lim.position.copy(), max_velocity=lim.velocity.copy(),
                             native_rate_hz=1000.0, control_modes=("joint_position", "teach"))
+
+    def _reported_model(self) -> str | None:
+        """The arm the robot describes in its own URDF (libfranka >= 0.15 reads it from the robot)."""
+        try:
+            return urdf_model(str(self.robot.model_urdf))
+        except (AttributeError, RuntimeError):
+            return None
 
     def disconnect(self) -> None:
         self.robot = None
@@ -87,8 +146,10 @@ class FrankaBackend(ArmBackend):
         motion = fr.JointWaypointMotion([fr.JointWaypoint(np.asarray(q, float))])
         self._call("move", self._robot().move, motion, asynchronous=True)
 
-    def hold(self) -> None:
-        self.command(self.read().q)
+    def hold(self) -> np.ndarray:
+        q = self.read().q
+        self.command(q)
+        return q
 
     def stop(self) -> None:
         fr = _franky()
@@ -101,9 +162,9 @@ class FrankaBackend(ArmBackend):
         robot = self._robot()
         if on:
             self.stop()
+            lim = model_limits(self.config.model).position
             self._teach_motion = fr.SimpleTorqueMotion(np.zeros(7), signal_timeout=None,
-                                                       lower_joint_limits=FR3_LIMITS[:, 0],
-                                                       upper_joint_limits=FR3_LIMITS[:, 1])
+                                                       lower_joint_limits=lim[:, 0], upper_joint_limits=lim[:, 1])
             self._call("teach on", robot.move, self._teach_motion, asynchronous=True)
         elif self._teach_motion is not None:
             self._call("teach off", robot.move, fr.TorqueStopMotion())

@@ -85,11 +85,13 @@ class LoopbackBackend(ArmBackend):
         self._pump(0.0)
         self._send({"op": "cmd", "q": np.asarray(q, float).tolist()})
 
-    def hold(self) -> None:
-        self._request("hold")
+    def hold(self) -> np.ndarray | None:
+        held = self._request("hold").get("held")
+        return None if held is None else np.asarray(held, float)
 
-    def stop(self) -> None:
-        self._request("stop")
+    def stop(self) -> np.ndarray | None:
+        held = self._request("stop").get("held")
+        return None if held is None else np.asarray(held, float)
 
     def set_teach_mode(self, on: bool) -> None:
         self._request("teach", on=bool(on))

@@ -39,8 +39,24 @@ class LearnedRunRecord(RunRecord):
         return {**super().summary(), "final_err_cm": self.final_err_m * 100.0, "plans": len(self.planned_paths)}
 
 
+def check_runnable(trained: Any) -> None:
+    """Refuse a run whose dynamics cannot drive an arm: it must name its joints and keypoint frames
+    (every kinematic model does; learned ones since they store them) and give keypoints from joints."""
+    dyn = trained.dynamics
+    missing = [name for name in ("joints", "frames") if getattr(dyn, name, None) is None]
+    if missing:
+        raise InputError(f"the run's {dyn.kind} dynamics model does not name its {' and '.join(missing)} "
+                         "(a model file written before they were stored)", file=getattr(dyn, "path", None),
+                         field="dynamics", expected="a model from `robot-irl dynamics collect` + "
+                         "`robot-irl dynamics train` (they store joint names and keypoint frames), then retrain the cost")
+    if not hasattr(dyn, "keypoints") or getattr(dyn, "fk", True) is False:
+        raise InputError(f"the run's {dyn.kind} dynamics cannot tell keypoints from joint angles", field="dynamics",
+                         expected="a kinematic model or a learned model with --structure fk")
+
+
 def joint_index(trained: Any, arm_joints: tuple[str, ...] | list[str]) -> np.ndarray:
     """Index into the arm's joints of each joint the learned model actuates (model order)."""
+    check_runnable(trained)
     model = list(trained.dynamics.joints)
     missing = [j for j in model if j not in arm_joints]
     if missing:
@@ -210,6 +226,8 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
                              max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation)
     idx = planner.idx
+    # The workspace box (when the arm has one) holds every keypoint of the run, not only the flange.
+    arm.watch_points(lambda q: keypoints_at(trained, np.asarray(q)[idx]))
 
     def err(q: np.ndarray) -> float:
         return float(np.max(np.linalg.norm(keypoints_at(trained, q[idx]) - goal, axis=-1)))
@@ -217,7 +235,7 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     base = run_mpc(arm, planner, goal, horizon=planner.horizon, rate_hz=rate_hz,
                    max_steps=int(steps or 4 * planner.horizon), done=lambda o: err(o.q) < tolerance_m,
                    camera=None if camera is None else (lambda: arm.render(camera)))
-    if base.reached:
+    if base.reached and base.stopped is None:
         # Within tolerance while still moving: the last target sent can lie past the goal (or, from a
         # fresh plan's first row, beside it), so stop where the arm is rather than finish that segment.
         arm.hold()

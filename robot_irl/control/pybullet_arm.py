@@ -95,15 +95,16 @@ class PyBulletBackend(ArmBackend):
         self._seg_len = float(np.clip(period, 1.0 / self.config.native_rate_hz, 0.25))
         self._last_cmd_t = now
 
-    def hold(self) -> None:
+    def hold(self) -> np.ndarray:
         robot = self._advance()
         q, _ = robot.joint_state()
         self._seg_from = self._seg_to = q
         self._last_cmd_t = None
         robot.set_targets(q)
+        return q.copy()
 
-    def stop(self) -> None:
-        self.hold()
+    def stop(self) -> np.ndarray:
+        return self.hold()
 
     def set_teach_mode(self, on: bool) -> None:
         """In simulation freedrive is a pure damper: every step the motors hold wherever the joints

@@ -24,7 +24,7 @@ from robot_irl.errors import InputError, UnknownNameError
 class BackendEntry:
     config_cls: type
     factory: Callable[[Any, Clock], ArmBackend]
-    physical: bool     # a real arm: the runner asks a person before the first move
+    physical: bool     # a real arm: the runner asks a person before the first move; needs a workspace box
 
 
 def _pybullet(cfg, clock):
@@ -92,7 +92,7 @@ def make_arm(name: str, config: Any = None, *, safety: SafetyConfig | None = Non
                          expected=entry.config_cls.__name__)
     clock = clock or MonotonicClock()
     return Arm(entry.factory(cfg, clock), safety=safety, calibration=calibration, clock=clock, estop=estop,
-               watchdog_thread=watchdog_thread)
+               watchdog_thread=watchdog_thread, physical=entry.physical)
 
 
 def parse_arm_options(pairs: list[str]) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 
 from robot_irl.control.arm import Arm
 from robot_irl.control.clock import Rate
+from robot_irl.control.errors import ArmStallError
 from robot_irl.control.types import Observation
 from robot_irl.errors import InputError
 
@@ -41,6 +42,7 @@ class RunRecord:
     frames: list[np.ndarray] = field(default_factory=list)     # camera frames, one per tick when a camera is set
     frame_t: list[float] = field(default_factory=list)
     reached: bool = False
+    stopped: str | None = None      # why the run ended early (e.g. a stall), else None
 
     def __len__(self) -> int:
         return len(self.t)
@@ -57,7 +59,7 @@ class RunRecord:
 
     def summary(self) -> dict[str, float]:
         a = self.arrays()
-        return {"steps": len(self), "reached": float(self.reached),
+        return {"steps": len(self), "reached": float(self.reached), "stopped": self.stopped,
                 "clamped_steps": int(a["clamped"].sum()), "refused_steps": int(a["refused"].sum()),
                 "max_sent_step_rad": float(np.max(np.abs(np.diff(a["sent"], axis=0)))) if len(self) > 1 else 0.0,
                 "plan_ms_p50": float(np.median(a["plan_s"]) * 1e3) if len(self) else 0.0,
@@ -69,7 +71,8 @@ def run_mpc(arm: Arm, plan: Planner, goal: Any, *, horizon: int = 10, rate_hz: f
             camera: Callable[[], np.ndarray] | None = None) -> RunRecord:
     """Drive a connected ``arm`` toward ``goal`` until ``done(obs)`` or ``max_steps`` ticks.
     ``camera()``, if given, grabs one frame per tick right after the target is sent (stamped on
-    the arm clock), so the video runs at the control rate."""
+    the arm clock), so the video runs at the control rate. A stall (the arm does not follow; it
+    is already holding) ends the run cleanly with ``rec.stopped`` saying why; the rows so far are kept."""
     if horizon < 1 or max_steps < 1 or rate_hz <= 0:
         raise InputError(f"horizon={horizon}, max_steps={max_steps}, rate_hz={rate_hz}", field="runner",
                          expected="horizon >= 1, max_steps >= 1, rate_hz > 0")
@@ -91,7 +94,11 @@ def run_mpc(arm: Arm, plan: Planner, goal: Any, *, horizon: int = 10, rate_hz: f
         if deltas.ndim != 2 or deltas.shape[1] != n or deltas.shape[0] < 1:
             raise InputError(f"planner returned shape {deltas.shape}", field="plan",
                              expected=f"joint deltas [H >= 1, {n}]")
-        cmd = arm.send_action((obs.q if base == "measured" else target) + deltas[0])
+        try:
+            cmd = arm.send_action((obs.q if base == "measured" else target) + deltas[0])
+        except ArmStallError as e:
+            rec.stopped = f"stall: {e}"
+            return rec
         target = cmd.sent.copy()
         for name, value in (("t", cmd.t), ("q", obs.q), ("dq", obs.dq),
                             ("ee_pos", obs.ee_pos if obs.ee_pos is not None else np.full(3, np.nan)),
@@ -133,8 +140,9 @@ def save_run_episode(library, rec: RunRecord, *, robot: str, task: str, arm_name
             "target_requested": Column((n,), "float64", "rad"), "target_sent": Column((n,), "float64", "rad"),
             "clamped": Column((), "bool"), "refused": Column((), "bool"),
             **{name: col for name, (col, _) in more.items()}}
+    extra = {**(extra or {}), **({"stopped": rec.stopped} if rec.stopped else {})}
     with library.writer(task=task, source="arm", fps=rate, robot=robot, env=arm_name,
-                        tags=["run"], extra=extra or {}, keypoint_spec=keypoint_spec) as w:
+                        tags=["run"], extra=extra, keypoint_spec=keypoint_spec) as w:
         t0 = a["t"][0] if len(rec) else 0.0
         if camera is not None:
             name, model = camera

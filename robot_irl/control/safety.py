@@ -1,9 +1,17 @@
 """The safety filter: one backend-independent gate that every target passes before any arm.
 
+Every target is bounded twice: by the *stream* (within one step cap of the last target sent, so
+commands stay continuous) and by the *arm* (within a per-joint lead of the measured position, so a
+blocked arm's target cannot wind up away from it and jump when the arm is freed; LeRobot clamps
+every goal to the present position in the same spirit). When the two windows do not overlap, or the
+commanded and measured positions stay apart for longer than ``stall_after``, the arm is stalled
+(collision, clamp, held object): the filter says so and :class:`~robot_irl.control.arm.Arm` holds
+and raises :class:`~robot_irl.control.errors.ArmStallError`.
+
 The rules are pure functions of (target, reference, observation, time); :class:`SafetyFilter`
-only remembers the last target it let through and when, which the step caps and the watchdog
-need. It performs no I/O and reads time from an injected clock, so every rule is testable on a
-fake clock and identical for a simulated and a physical arm.
+only remembers the last target it let through and when, and since when the arm lags it. It
+performs no I/O and reads time from an injected clock, so every rule is testable on a fake clock
+and identical for a simulated and a physical arm.
 """
 from __future__ import annotations
 
@@ -34,6 +42,12 @@ class SafetyConfig:
     - ``stale_after``: an observation older than this (s) refuses the target (the arm holds).
     - ``watchdog_timeout``: T (s): no fresh target within T → ``watchdog_action`` (hold or stop).
     - ``nominal_period``: the step time assumed for the first target after a reset (s).
+    - ``lead_s``: a target may lead the *measured* position of each joint by at most that joint's
+      velocity limit × ``speed_scale`` × ``lead_s`` (a few control periods; 0.3 s = 3 at 10 Hz).
+    - ``stall_after`` / ``stall_threshold``: a commanded-minus-measured gap above the threshold (rad;
+      default 0.8 × each joint's lead) for longer than ``stall_after`` s, during which the joint
+      moved less than a quarter of the threshold, is a stall. (A slow arm that lags but moves,
+      like a Franka under franky's dynamics factor, is not stalled: the lead bound paces it.)
     """
 
     limit_margin: float = 0.05
@@ -46,6 +60,9 @@ class SafetyConfig:
     watchdog_timeout: float = 0.2
     watchdog_action: str = "hold"
     nominal_period: float = 0.1
+    lead_s: float = 0.3
+    stall_after: float = 0.5
+    stall_threshold: float | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -57,6 +74,10 @@ class SafetyConfig:
             ("watchdog_timeout", self.watchdog_timeout > 0, "a positive number (s)"),
             ("watchdog_action", self.watchdog_action in ("hold", "stop"), "'hold' or 'stop'"),
             ("nominal_period", self.nominal_period > 0, "a positive number (s)"),
+            ("lead_s", self.lead_s > 0, "a positive number (s)"),
+            ("stall_after", self.stall_after > 0, "a positive number (s)"),
+            ("stall_threshold", self.stall_threshold is None or self.stall_threshold > 0,
+             "a positive number (rad) or None"),
             ("workspace_lo/hi", (self.workspace_lo is None) == (self.workspace_hi is None),
              "both set or both None"),
         ]
@@ -66,29 +87,66 @@ class SafetyConfig:
         if self.workspace_lo is not None and not np.all(np.less(self.workspace_lo, self.workspace_hi)):
             raise InputError("empty workspace box", field="workspace_lo/hi", expected="lo < hi on every axis")
 
+    @property
+    def has_workspace(self) -> bool:
+        return self.workspace_lo is not None
+
 
 @dataclass(frozen=True)
 class Decision:
-    """The filter's verdict on one target: the target to send, what was changed, or why refused."""
+    """The filter's verdict on one target: the target to send, what was changed, or why refused.
+    ``refused == "stall"``: the arm does not follow; ``stalled`` names the joints and ``sent`` is the
+    measured position to hold."""
 
     sent: np.ndarray
     clamps: tuple[Clamp, ...]
     refused: str | None
+    stalled: tuple[int, ...] = ()
+    gap: float = 0.0
+    detail: str = ""
 
 
-def _box_violation(p: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
-    return float(np.linalg.norm(np.maximum(lo - p, 0.0) + np.maximum(p - hi, 0.0)))
+def _box_violation(points: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    """How far (m, summed over points) the points ``[3]`` or ``[P, 3]`` lie outside the box."""
+    p = np.asarray(points, float).reshape(-1, 3)
+    return float(np.sum(np.linalg.norm(np.maximum(lo - p, 0.0) + np.maximum(p - hi, 0.0), axis=-1)))
+
+
+_PATH_SAMPLES = (0.25, 0.5, 0.75, 1.0)   # where along a step the box is checked (joint space is not straight in x)
+
+
+def _keep_in_box(reference: np.ndarray, step: np.ndarray, fk: FK, box: tuple[np.ndarray, np.ndarray]) -> float:
+    """The largest fraction of ``step`` from ``reference`` whose whole path (sampled, then
+    bisected) keeps every FK point as far inside ``box`` as it was at the reference."""
+    lo, hi = box
+    allowed = _box_violation(fk(reference), lo, hi) + 1e-9
+    ok = 0.0
+    for f in _PATH_SAMPLES:
+        if _box_violation(fk(reference + f * step), lo, hi) > allowed:
+            a, b = ok, f
+            for _ in range(10):
+                mid = 0.5 * (a + b)
+                if _box_violation(fk(reference + mid * step), lo, hi) <= allowed:
+                    a = mid
+                else:
+                    b = mid
+            return a
+        ok = f
+    return 1.0
 
 
 def clamp_target(target: np.ndarray, reference: np.ndarray, limits: np.ndarray, step_cap: np.ndarray,
-                 max_delta: float, fk: FK | None = None, box: tuple[np.ndarray, np.ndarray] | None = None
+                 max_delta: float, fk: FK | None = None, box: tuple[np.ndarray, np.ndarray] | None = None,
+                 measured: np.ndarray | None = None, lead: np.ndarray | None = None
                  ) -> tuple[np.ndarray, list[Clamp]]:
-    """Clamp a finite ``target`` into ``limits``, then to within ``step_cap`` of ``reference``
-    (``max_delta`` decides whether a step clamp is reported as ``delta`` or ``velocity``), then keep
-    the end effector in ``box`` by shortening the step along the straight line from the reference.
+    """Clamp a finite ``target`` into ``limits``, then into the window within ``step_cap`` of
+    ``reference`` (the last target sent) and within ``lead`` of ``measured`` (the arm), then keep
+    the FK points in ``box`` along the path from the reference by shortening the step.
 
-    Clamping to the limits first and capping the step after keeps each command continuous; a
-    reference outside the limits (an arm started there) is walked back in, never jumped."""
+    ``max_delta`` decides whether a step clamp is reported as ``delta`` or ``velocity``; a clamp by
+    the arm's position is ``lead``. The caller checks that the window is not empty. Clamping to the
+    limits first and capping the step after keeps each command continuous; a reference outside the
+    limits (an arm started there) is walked back in, never jumped."""
     clamps: list[Clamp] = []
     out = np.clip(target, limits[:, 0], limits[:, 1])
     changed = np.flatnonzero(out != target)
@@ -101,29 +159,29 @@ def clamp_target(target: np.ndarray, reference: np.ndarray, limits: np.ndarray, 
         kind = "delta" if np.any(step_cap[changed] >= max_delta - 1e-12) else "velocity"
         clamps.append(Clamp(kind, tuple(int(i) for i in changed), float(np.max(np.abs(capped - step)))))
     out = np.where(capped == step, out, reference + capped)     # untouched joints pass bit-exact
+    if measured is not None and lead is not None:
+        near = np.clip(out, measured - lead, measured + lead)
+        changed = np.flatnonzero(near != out)
+        if changed.size:
+            clamps.append(Clamp("lead", tuple(int(i) for i in changed), float(np.max(np.abs(near - out)))))
+            out = np.where(near == out, out, near)
     if fk is not None and box is not None:
-        lo, hi = box
-        allowed = _box_violation(np.asarray(fk(reference)), lo, hi)
-        if _box_violation(np.asarray(fk(out)), lo, hi) > allowed + 1e-9:
-            a, b = 0.0, 1.0            # largest fraction of the step that stays (as far as) inside
-            for _ in range(12):
-                mid = 0.5 * (a + b)
-                if _box_violation(np.asarray(fk(reference + mid * capped)), lo, hi) <= allowed + 1e-9:
-                    a = mid
-                else:
-                    b = mid
-            new = reference + a * capped
+        frac = _keep_in_box(reference, out - reference, fk, box)
+        if frac < 1.0:
+            new = reference + frac * (out - reference)
             clamps.append(Clamp("workspace", tuple(range(len(out))), float(np.max(np.abs(new - out)))))
             out = new
     return out, clamps
 
 
 class SafetyFilter:
-    """Joint limits with margins, workspace box, delta and velocity caps, NaN/inf refusal, stale
-    observation rejection and the watchdog's deadline, for one arm.
+    """Joint limits with margins, workspace box (every FK point), delta and velocity caps, the lead
+    over the measured position, stall detection, NaN/inf refusal, stale observation rejection and
+    the watchdog's deadline, for one arm.
 
     ``limits`` are the arm's hard limits ``[n, 2]``; targets are kept ``limit_margin`` inside.
-    ``max_velocity`` may be per joint (the arm's own limits); the config's cap applies on top."""
+    ``max_velocity`` may be per joint (the arm's own limits); the config's cap applies on top.
+    ``fk(q)`` gives the points the box must contain (``[3]`` or ``[P, 3]``)."""
 
     def __init__(self, config: SafetyConfig, limits: np.ndarray, clock: Clock, fk: FK | None = None,
                  max_velocity: np.ndarray | None = None) -> None:
@@ -140,8 +198,13 @@ class SafetyFilter:
         self.max_velocity = vmax if max_velocity is None else np.minimum(vmax, np.asarray(max_velocity, float))
         self.box = (None if config.workspace_lo is None else
                     (np.asarray(config.workspace_lo, float), np.asarray(config.workspace_hi, float)))
+        self.lead = self.max_velocity * config.speed_scale * config.lead_s
+        self.stall_threshold = (0.8 * self.lead if config.stall_threshold is None
+                                else np.full(len(limits), float(config.stall_threshold)))
         self.reference: np.ndarray | None = None
         self.last_target_t: float | None = None
+        self.lagging_since: float | None = None
+        self.lag_anchor: np.ndarray | None = None   # measured q when the lag (or the last progress) began
         self.counts: Counter[str] = Counter()
 
     @property
@@ -149,9 +212,13 @@ class SafetyFilter:
         return len(self.limits)
 
     def reset(self, q: np.ndarray) -> None:
-        """Start over from the measured ``q`` (after connect, hold, stop, watchdog or teach mode)."""
+        """Start over from ``q``: the target the arm now holds (after a hold, stop or watchdog trip:
+        what the backend held at, so the next step is capped from it), or the measured position
+        (after connect, teach mode or an e-stop, when no target stream was running)."""
         self.reference = np.asarray(q, dtype=float).copy()
         self.last_target_t = None
+        self.lagging_since = None
+        self.lag_anchor = None
 
     def watchdog_expired(self) -> bool:
         """True when a target stream started and no fresh target arrived within T."""
@@ -178,8 +245,11 @@ class SafetyFilter:
         dt = min(max(dt, 0.0), self.config.watchdog_timeout)
         s = self.config.speed_scale
         step_cap = np.minimum(self.config.max_delta * s, self.max_velocity * s * dt)
+        stall = self._stall(obs.q, step_cap, now)
+        if stall is not None:
+            return stall
         sent, clamps = clamp_target(t, self.reference, self.limits, step_cap, self.config.max_delta * s,
-                                    self.fk, self.box)
+                                    self.fk, self.box, measured=obs.q, lead=self.lead)
         for c in clamps:
             self.counts[c.kind] += 1
             log.info("clamp %s on joints %s by %.4f rad", c.kind, list(c.joints), c.amount)
@@ -187,7 +257,33 @@ class SafetyFilter:
         self.last_target_t = now
         return Decision(sent, tuple(clamps), None)
 
+    def _stall(self, q: np.ndarray, step_cap: np.ndarray, now: float) -> Decision | None:
+        """A stall verdict (hold at the measured ``q``) when the stream's window around the last
+        target and the arm's window around ``q`` are disjoint, or the gap between them stayed above
+        the threshold for longer than ``stall_after``; else None (and the lag clock is updated)."""
+        gap = np.abs(self.reference - q)
+        apart = np.flatnonzero(gap > step_cap + self.lead + 1e-12)
+        lagging = np.flatnonzero(gap > self.stall_threshold)
+        if lagging.size == 0:
+            self.lagging_since = self.lag_anchor = None
+        elif (self.lagging_since is None
+              or np.any(np.abs(q - self.lag_anchor)[lagging] > 0.25 * self.stall_threshold[lagging])):
+            self.lagging_since, self.lag_anchor = now, np.asarray(q, float).copy()   # lagging, but moving
+        too_long = self.lagging_since is not None and now - self.lagging_since > self.config.stall_after
+        if apart.size == 0 and not too_long:
+            return None
+        joints = tuple(int(i) for i in (apart if apart.size else lagging))
+        worst = float(np.max(gap[list(joints)]))
+        detail = (f"joints {list(joints)} are {worst:.3f} rad from their target "
+                  + ("beyond the lead bound" if apart.size else
+                     f"for {now - self.lagging_since:.2f} s (> stall_after {self.config.stall_after} s)"))
+        self.counts["stall"] += 1
+        log.error("stall: %s; holding at the measured position", detail)
+        held = np.asarray(q, float).copy()
+        self.reset(held)
+        return Decision(held, (), "stall", stalled=joints, gap=worst, detail=detail)
+
     def _refuse(self, reason: str, hold: np.ndarray, detail: str) -> Decision:
         self.counts[reason] += 1
         log.warning("refused target (%s): %s; holding", reason, detail)
-        return Decision(hold, (), reason)
+        return Decision(hold, (), reason, detail=detail)

@@ -112,7 +112,8 @@ class ArmServer:
             reply["capabilities"] = self.caps.to_dict()
             reply["home"] = self.backend.default_home.tolist()
         elif op in ("hold", "stop"):
-            getattr(self.backend, op)()
+            held = getattr(self.backend, op)()
+            reply["held"] = None if held is None else np.asarray(held, float).tolist()
             self.last_cmd_t = None
         elif op == "teach":
             self.teach = bool(msg["on"])

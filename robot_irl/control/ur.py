@@ -17,13 +17,15 @@ import numpy as np
 
 from robot_irl.control.backend import ArmBackend
 from robot_irl.control.errors import ArmConnectionError, ArmStateError
+from robot_irl.control.limits import model_limits
 from robot_irl.control.types import Capabilities, Observation
+from robot_irl.control.ur_kinematics import ur_flange_position
+from robot_irl.errors import InputError
 
 log = logging.getLogger("robot_irl.control.ur")
 
 UR_JOINTS = ("shoulder_pan", "shoulder_lift", "elbow", "wrist_1", "wrist_2", "wrist_3")
-UR_LIMITS = np.array([[-2 * np.pi, 2 * np.pi]] * 6)
-UR_MAX_VELOCITY = np.array([np.pi] * 6)       # UR5e/UR10e: 180 °/s on every joint
+UR_MODELS = ("ur3e", "ur5e", "ur10e", "ur16e", "ur3", "ur5", "ur10")
 UR_HOME = np.array([0.0, -np.pi / 2, np.pi / 2, -np.pi / 2, -np.pi / 2, 0.0])
 
 
@@ -36,19 +38,54 @@ def _rtde_factories() -> tuple[Callable[[str, float], Any], Callable[[str, float
     return rtde_control.RTDEControlInterface, rtde_receive.RTDEReceiveInterface
 
 
+def _rtde_dashboard(host: str) -> Any:
+    """ur-rtde's DashboardClient, connected (it is what tells the robot's model)."""
+    import dashboard_client
+
+    client = dashboard_client.DashboardClient(host)
+    client.connect()
+    return client
+
+
+def reported_model(dashboard: Any) -> str:
+    """The model the controller reports: ``getRobotModel()`` ('UR5') plus the e-Series suffix when
+    PolyScope is 5.x or later ('URSoftware 5.11.1.108318 (Nov 26 2021)')."""
+    name = str(dashboard.getRobotModel()).strip().lower()
+    version = str(dashboard.polyscopeVersion())
+    digits = version.split("URSoftware")[-1].strip().split(".")[0]
+    if not digits.isdigit():
+        raise ArmConnectionError(f"cannot read the PolyScope version from {version!r}")
+    return name + ("e" if int(digits) >= 5 and not name.endswith("e") else "")
+
+
 @dataclass
 class URConfig:
-    """``host``: the controller's address; ``frequency``: servoJ rate (Hz); ``lookahead_time``
-    (s, 0.03–0.2) and ``gain`` (100–2000): servoJ's smoothing; ``watchdog_hz``: the controller
-    stops the arm if the stream is slower than this; ``sdk``: (control, receive) factories taking
-    (host, frequency), ur-rtde's by default."""
+    """``host``: the controller's address; ``model``: the arm (``ur5e`` …, checked against what the
+    controller reports); ``frequency``: servoJ rate (Hz); ``lookahead_time`` (s, 0.03–0.2: longer is
+    smoother and lags more) and ``gain`` (100–2000: higher is stiffer): servoJ's smoothing, safe
+    defaults 0.1 s / 300; ``watchdog_hz``: the controller stops the arm if the stream is slower than
+    this; ``elbow_clear``: keep the elbow within ±180° (out of the arm's own links); ``sdk``:
+    (control, receive[, dashboard]) factories — control/receive take (host, frequency), dashboard
+    takes host; ur-rtde's by default. Without a dashboard the configured model is trusted."""
 
     host: str = "127.0.0.1"
+    model: str = "ur5e"
     frequency: float = 500.0
     lookahead_time: float = 0.1
     gain: float = 300.0
     watchdog_hz: float = 10.0
-    sdk: tuple[Callable[[str, float], Any], Callable[[str, float], Any]] | None = field(default=None, repr=False)
+    elbow_clear: bool = True
+    sdk: tuple[Callable[..., Any], ...] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        checks = [("model", self.model in UR_MODELS, f"one of {', '.join(UR_MODELS)}"),
+                  ("lookahead_time", 0.03 <= self.lookahead_time <= 0.2, "0.03 to 0.2 s (servoJ's range)"),
+                  ("gain", 100 <= self.gain <= 2000, "100 to 2000 (servoJ's range)"),
+                  ("frequency", 0 < self.frequency <= 500, "0 to 500 Hz (RTDE's rate)"),
+                  ("watchdog_hz", self.watchdog_hz > 0, "a positive rate (Hz)")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise InputError(f"{name}={getattr(self, name)!r}", field=f"ur.{name}", expected=expected)
 
 
 class URBackend(ArmBackend):
@@ -63,7 +100,9 @@ class URBackend(ArmBackend):
         self._error: BaseException | None = None
 
     def connect(self) -> Capabilities:
-        make_ctrl, make_recv = self.config.sdk or _rtde_factories()
+        sdk = self.config.sdk or (*_rtde_factories(), _rtde_dashboard)
+        make_ctrl, make_recv = sdk[0], sdk[1]
+        self._check_model(sdk[2] if len(sdk) > 2 else None)
         try:
             self.recv = make_recv(self.config.host, self.config.frequency)
             self.ctrl = make_ctrl(self.config.host, self.config.frequency)
@@ -72,9 +111,27 @@ class URBackend(ArmBackend):
         q = self._q()
         self._seg = (q.copy(), q.copy(), time.monotonic(), 1.0 / self.config.frequency)
         self._last_cmd: float | None = None
-        return Capabilities(robot="ur", joint_names=UR_JOINTS, limits=UR_LIMITS.copy(),
-                            max_velocity=UR_MAX_VELOCITY.copy(), native_rate_hz=self.config.frequency,
+        lim = model_limits(self.config.model)
+        return Capabilities(robot=self.config.model, joint_names=UR_JOINTS,
+                            limits=lim.soft_position(keep_out_of_self=self.config.elbow_clear),
+                            max_velocity=lim.velocity.copy(), native_rate_hz=self.config.frequency,
                             control_modes=("joint_position", "teach"))
+
+    def _check_model(self, make_dashboard: Callable[[str], Any] | None) -> None:
+        """Refuse to drive an arm of another model than configured (its limits would be wrong)."""
+        if make_dashboard is None:
+            log.info("ur at %s: no dashboard; trusting the configured model %s", self.config.host, self.config.model)
+            return
+        try:
+            dash = make_dashboard(self.config.host)
+            reported = reported_model(dash)
+        except (RuntimeError, OSError, ImportError) as e:
+            log.warning("ur at %s: the dashboard did not tell the model (%s); trusting the configured %s",
+                        self.config.host, e, self.config.model)
+            return
+        if reported != self.config.model:
+            raise InputError(f"the controller at {self.config.host} reports a {reported}", field="ur.model",
+                             expected=f"--arm-opt model={reported} (configured: {self.config.model})")
 
     def disconnect(self) -> None:
         self._end_stream()
@@ -109,11 +166,12 @@ class URBackend(ArmBackend):
         if self._thread is None:
             self._start_stream()
 
-    def hold(self) -> None:
+    def hold(self) -> np.ndarray:
         q = self._q()
         with self._lock:
             self._seg = (q, q, time.monotonic(), 1.0 / self.config.frequency)
             self._last_cmd = None
+        return q.copy()
 
     def stop(self) -> None:
         self._end_stream()
@@ -125,6 +183,10 @@ class URBackend(ArmBackend):
         else:
             self.ctrl.endTeachMode()
             self.hold()
+
+    def forward_kinematics(self, q: np.ndarray) -> np.ndarray:
+        """Flange position by the model's DH parameters (no controller round trip per tick)."""
+        return ur_flange_position(self.config.model, q)
 
     # --- the 500 Hz stream ---
     def _interp(self, t: float) -> np.ndarray:

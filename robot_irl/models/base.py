@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,7 +27,13 @@ class Rollout:
 
 
 class KeypointDynamics(ABC):
-    """Differentiable, batched keypoint dynamics (see module docstring)."""
+    """Differentiable, batched keypoint dynamics (see module docstring).
+
+    What a runner needs to drive a real arm with a model, whatever its kind: ``joints`` (the arm's
+    joint names the model actuates, in model order), ``frames`` (each keypoint's link and offset, so
+    a run episode names its keypoints) and ``urdf`` (the robot's model file for a sim-twin preview,
+    or None). A model that cannot tell them (an old learned-model file) has None there, and the
+    runner refuses it with the command that remakes it."""
 
     kind: str
     n_joints: int
@@ -34,6 +41,9 @@ class KeypointDynamics(ABC):
     dtype: torch.dtype
     lower: torch.Tensor  # [n] joint limits (may be +-inf)
     upper: torch.Tensor
+    joints: list[str] | None
+    frames: list[Any] | None      # KeypointFrame
+    urdf: Path | None
 
     def step(self, q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Next joint state: the action is a joint delta, clipped to the limits."""

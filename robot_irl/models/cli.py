@@ -50,6 +50,18 @@ def load_exploration(path: str | Path) -> dict[str, np.ndarray]:
     return data
 
 
+def robot_description(data: dict[str, np.ndarray]) -> dict:
+    """``joints`` / ``frames`` / ``urdf`` of the robot the exploration data came from (None for data
+    collected before they were stored; such a model trains, but ``robot-irl run`` refuses it)."""
+    from robot_irl.models.frames import KeypointFrame
+
+    if "joint_names" not in data:
+        return {}
+    frames = [KeypointFrame(str(n), str(link), tuple(float(v) for v in off))
+              for n, link, off in zip(data["names"], data["frame_links"], data["frame_offsets"])]
+    return {"joints": [str(j) for j in data["joint_names"]], "frames": frames, "urdf": str(data["urdf"])}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from robot_irl.models.learned import DynamicsTrainConfig, train_dynamics
     from robot_irl.runs import RunDir
@@ -58,7 +70,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = DynamicsTrainConfig(hidden=args.hidden, layers=args.layers, ensemble=args.ensemble, epochs=args.epochs,
                               lr=args.lr, holdout=args.holdout, multistep=args.multistep, seed=args.seed,
                               structure=args.structure)
-    model, err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"], cfg=cfg)
+    model, err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"], cfg=cfg,
+                                **robot_description(data))
     config = {"data": str(Path(args.data).resolve()), "train": vars(cfg),
               "keypoint_names": [str(n) for n in data.get("names", [])],
               "robot": str(data["robot"]) if "robot" in data else None,

@@ -102,7 +102,9 @@ def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiw
                         seed: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
     """Exploration episodes (see module docstring). Returns arrays ``x [N, T, K, 3]`` (metres),
     ``q [N, T, n]``, ``u [N, T-1, n]`` (commanded row deltas), ``lower``/``upper [n]``, ``names [K]``,
-    ``seeds [N]``, with ``T = rows + extra``."""
+    ``seeds [N]``, with ``T = rows + extra``; and what the robot is — ``joint_names [n]``,
+    ``frame_links [K]`` / ``frame_offsets [K, 3]`` (each keypoint's link and offset) and ``urdf`` —
+    which a learned model keeps so a runner can drive the arm with it."""
     import gymnasium as gym
     from tqdm import tqdm
 
@@ -139,6 +141,9 @@ def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiw
             seeds.append(ep_seed)
     finally:
         env.close()
+    kps = [spec.keypoints[i] for i in idx]
     return {"x": np.array(X), "q": np.array(Q), "u": np.array(U), "lower": lim[:, 0].copy(), "upper": lim[:, 1].copy(),
             "names": np.array(names), "seeds": np.array(seeds), "robot": np.array(robot), "env": np.array(env_id),
-            "rows": np.array(rows)}
+            "rows": np.array(rows), "joint_names": np.array(u.robot.joint_names),
+            "frame_links": np.array([k.link for k in kps]), "frame_offsets": np.array([k.offset for k in kps], float),
+            "urdf": np.array(u.robot.urdf_path)}

@@ -22,6 +22,7 @@ import torch
 from robot_irl.core.io import atomic_write_bytes
 from robot_irl.errors import InputError
 from robot_irl.models.base import KeypointDynamics, Rollout
+from robot_irl.models.frames import KeypointFrame, frames_from_dicts
 
 
 @dataclass
@@ -92,8 +93,19 @@ class LearnedDynamics(KeypointDynamics):
     kind = "learned"
 
     def __init__(self, n_joints: int, n_keypoints: int, lower: Any, upper: Any,
-                 cfg: DynamicsTrainConfig | None = None, dtype: torch.dtype = torch.float64) -> None:
+                 cfg: DynamicsTrainConfig | None = None, dtype: torch.dtype = torch.float64, *,
+                 joints: list[str] | None = None, frames: list[KeypointFrame] | None = None,
+                 urdf: str | Path | None = None) -> None:
         self.cfg = cfg or DynamicsTrainConfig()
+        if joints is not None and len(joints) != n_joints:
+            raise InputError(f"{len(joints)} joint names for {n_joints} joints", field="joints",
+                             expected=f"{n_joints} names")
+        if frames is not None and len(frames) != n_keypoints:
+            raise InputError(f"{len(frames)} keypoint frames for {n_keypoints} keypoints", field="frames",
+                             expected=f"{n_keypoints} frames")
+        self.joints = None if joints is None else [str(j) for j in joints]
+        self.frames = None if frames is None else list(frames)
+        self.urdf = None if urdf is None else Path(urdf)
         self.n_joints, self.n_keypoints, self.dtype = n_joints, n_keypoints, dtype
         self.lower = torch.as_tensor(lower, dtype=dtype)
         self.upper = torch.as_tensor(upper, dtype=dtype)
@@ -175,7 +187,9 @@ class LearnedDynamics(KeypointDynamics):
         buf = io.BytesIO()
         torch.save({"cfg": asdict(self.cfg), "n_joints": self.n_joints, "n_keypoints": self.n_keypoints,
                     "lower": self.lower, "upper": self.upper, "net": self.net.state_dict(),
-                    "norm": [self.in_mean, self.in_std, self.out_mean, self.out_std]}, buf)
+                    "norm": [self.in_mean, self.in_std, self.out_mean, self.out_std],
+                    "joints": self.joints, "frames": None if self.frames is None else [f.to_dict() for f in self.frames],
+                    "urdf": None if self.urdf is None else str(self.urdf)}, buf)
         atomic_write_bytes(path, buf.getvalue())
         self.path = Path(path).resolve()
         return self.path
@@ -188,7 +202,10 @@ class LearnedDynamics(KeypointDynamics):
                              expected="a file written by robot-irl dynamics train")
         blob = torch.load(p, weights_only=True)
         cfg = {"structure": "delta", **blob["cfg"]}  # files from before the fk structure are delta models
-        m = cls(blob["n_joints"], blob["n_keypoints"], blob["lower"], blob["upper"], DynamicsTrainConfig(**cfg))
+        frames = blob.get("frames")
+        m = cls(blob["n_joints"], blob["n_keypoints"], blob["lower"], blob["upper"], DynamicsTrainConfig(**cfg),
+                joints=blob.get("joints"), frames=None if frames is None else frames_from_dicts(frames, file=str(p)),
+                urdf=blob.get("urdf"))
         m.net.load_state_dict(blob["net"])
         m.in_mean, m.in_std, m.out_mean, m.out_std = blob["norm"]
         m.path = p.resolve()
@@ -212,10 +229,13 @@ def _states(x: np.ndarray, q: np.ndarray):
 
 
 def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, upper: Any,
-                   cfg: DynamicsTrainConfig | None = None) -> tuple[LearnedDynamics, dict[str, float]]:
+                   cfg: DynamicsTrainConfig | None = None, joints: list[str] | None = None,
+                   frames: list[KeypointFrame] | None = None, urdf: str | Path | None = None
+                   ) -> tuple[LearnedDynamics, dict[str, float]]:
     """Fit on episodes ``x [N, T, K, 3]`` (metres), ``q [N, T, n]``, ``u [N, T-1, n]``; returns the
     model and held-out errors (cm): ``one_step_err_cm`` and ``multistep_err_cm`` (open loop, mean
-    keypoint distance at step ``cfg.multistep``)."""
+    keypoint distance at step ``cfg.multistep``). ``joints``/``frames``/``urdf``: what the data's
+    robot is (from ``collect_exploration``), kept in the model so ``robot-irl run`` can drive it."""
     cfg = cfg or DynamicsTrainConfig()
     x, q, u = (np.asarray(a, dtype=np.float64) for a in (x, q, u))
     if x.ndim != 4 or q.shape[:2] != x.shape[:2] or u.shape[:2] != (x.shape[0], x.shape[1] - 1):
@@ -233,7 +253,7 @@ def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, u
         raise InputError("too few complete transitions to train on", field="episodes",
                          expected="episodes with observed keypoints")
     torch.manual_seed(cfg.seed)
-    model = LearnedDynamics(q.shape[-1], x.shape[2], lower, upper, cfg)
+    model = LearnedDynamics(q.shape[-1], x.shape[2], lower, upper, cfg, joints=joints, frames=frames, urdf=urdf)
     Xt, Yt = torch.as_tensor(Xtr), torch.as_tensor(Ytr)
     model.in_mean, model.in_std = Xt.mean(0), Xt.std(0).clamp(min=1e-6)
     model.out_mean, model.out_std = Yt.mean(0), Yt.std(0).clamp(min=1e-6)
