@@ -11,7 +11,7 @@ six L-shaped demos per seed (goal1 = start - 20 cm in x + N(0, 1 cm), goal2 = go
 Per cost (weighted, timedep, rbf): the released code's train/test IRL loss and final error (from
 the reference README; mbirl-reference only), our `paper` recipe, our default recipe; the untrained
 default (Euclidean) cost under our planner as the floor a learned cost must beat; feature matching
-and BC for reference. Test IRL loss is the headline (path against the demo), final and path error
+and BC (linear; MLP with action chunks) for reference. Test IRL loss is the headline (path against the demo), final and path error
 beside it (a converged planner reaches the goal under any cost, so final error alone says little);
 CPU s = time.process_time around training + evaluation, torch on one thread. Weighted: a search
 over its 6 weights under our planner (random + Powell, chosen on train loss) shows the best any
@@ -108,7 +108,7 @@ def weighted_search(model, train, test, n_random: int, seed: int) -> dict[str, f
 
 
 def run_setup(model, train, test, released: dict | None, n_search: int, seed: int) -> dict[str, float]:
-    from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching
+    from robot_irl.irl import LearnerConfig, fit_bc, fit_bc_mlp, fit_cost, fit_feature_matching
     from robot_irl.irl.config import recipe_config
 
     out: dict[str, float] = {}
@@ -143,7 +143,8 @@ def run_setup(model, train, test, released: dict | None, n_search: int, seed: in
                     f"{cost}_test_final_cm": m["test_final_err_cm"], f"{cost}_test_path_cm": m["test_path_err_cm"],
                     f"{cost}_cpu_s": cpu})
     for name, fit in (("feature_matching", lambda: fit_feature_matching(train, model, cfg, eval_demos=test)),
-                      ("bc", lambda: fit_bc(train, model, cfg, eval_demos=test))):
+                      ("bc", lambda: fit_bc(train, model, cfg, eval_demos=test)),
+                      ("bc_mlp", lambda: fit_bc_mlp(train, model, cfg, eval_demos=test))):
         m, cpu = timed(fit)
         row("-", name, m, cpu)
         out.update({f"{name}_test_loss": m["test_irl_loss"], f"{name}_test_final_cm": m["test_final_err_cm"]})

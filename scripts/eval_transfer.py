@@ -142,12 +142,14 @@ def log(msg: str) -> None:
 
 
 def fit(method: str, demos, dyn, cfg):
-    from robot_irl.irl import fit_bc, fit_cost, fit_feature_matching
+    from robot_irl.irl import fit_bc, fit_bc_mlp, fit_cost, fit_feature_matching
 
     if method == "feature_matching":
         return fit_feature_matching(demos, dyn, cfg)
     if method == "bc":
         return fit_bc(demos, dyn, cfg)
+    if method == "bc_mlp":
+        return fit_bc_mlp(demos, dyn, cfg)
     return fit_cost(demos, dyn, method, cfg)
 
 
@@ -224,7 +226,7 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
     figures["expert_success_rate"] = float(np.mean([r["expert_final_m"] < SUCCESS_M for r in refs]))
     cfg = LearnerConfig(rows=10, outer_iters=args.iters, seed=seed)
     counts = sorted({1, min(3, args.demos), args.demos})
-    methods = ("default", "timedep", "rbf", "feature_matching", "bc")
+    methods = ("default", "timedep", "rbf", "feature_matching", "bc", "bc_mlp")
     table: dict[tuple[str, int], dict[str, float]] = {}
     for n in counts:
         sub = demos.subset(list(range(n)))
