@@ -45,6 +45,7 @@ def test_paper_recipe_settings():
     assert (cfg.lr, cfg.lr_final_frac, cfg.outer_iters, cfg.outer_batch) == (1e-2, 1.0, 100, "per_demo")
     assert (cfg.init_weight, cfg.cost_norm, cfg.rbf_centres) == (0.01, "mean", "integer")
     assert recipe_config("paper", "weighted").init_weight == 0.1
+    assert cfg.nonneg is False and recipe_config("default").nonneg is True   # the released code never bounds them
     assert recipe_config("paper", "rbf", outer_iters=3).outer_iters == 3
     with pytest.raises(UnknownNameError):
         recipe_config("fast")

@@ -129,7 +129,9 @@ def _learner_config(args: argparse.Namespace):
     inner = InnerConfig(**{**inner.to_dict(), **({"steps": args.inner_steps} if args.inner_steps else {}),
                            **({"step_size": args.inner_step_size} if args.inner_step_size is not None else {})})
     given = {k: v for k, v in (("outer_iters", args.iters), ("lr", args.lr)) if v is not None}
-    return recipe_config(args.recipe, cost, rows=args.rows, seed=args.seed, nonneg=args.nonneg, inner=inner,
+    if args.signed_weights:
+        given["nonneg"] = False
+    return recipe_config(args.recipe, cost, rows=args.rows, seed=args.seed, inner=inner,
                          checkpoint_every=args.checkpoint_every, **given)
 
 
@@ -258,7 +260,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inner", choices=("gn", "gd"), help="inner update rule (default gn / gd)")
     p.add_argument("--inner-steps", type=int, help="inner steps (default 10 / 1)")
     p.add_argument("--inner-step-size", type=float, help="default 0.5 (gn) or 1e-3 (gd)")
-    p.add_argument("--nonneg", action="store_true", help="keep cost weights non-negative")
+    p.add_argument("--signed-weights", action="store_true",
+                   help="let cost weights go negative (default recipe keeps them >= 0; the paper recipe never bounds them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--out", required=True, help="run folder to write")
