@@ -1,14 +1,18 @@
 """Acceptance figures for CLIP search over a sim library (issue 7).
 
 Builds a sim library of 480 episodes (10 per variant, rendered 320x240) over 48 variants (task
-Place/Push/Reach x shape x colour x goal region), holds out one episode per variant, trains the
-project's own CLIP on frames of the rest (captions from the "train" templates), then measures,
-for the trained and a random-init model, with chance beside them:
-  text -> episode recall@5: queries are "heldout" captions (sentence frames never trained on);
-      a hit is any of the top 5 episodes being of the queried variant;
+Place/Push/Reach x shape x colour x goal region), holds out the two newest episodes per variant
+(``--held-per-variant``), trains the project's own CLIP on frames of the rest (captions from the
+"train" templates), then measures on the held-out episodes only, for the trained and a random-init
+model, with two non-learned baselines (colour histogram, raw-pixel kNN on the same crop) and
+chance beside them:
+  text -> episode recall@5: queries are "heldout" captions (sentence frames never trained on),
+      searched in an index of the held-out episodes; a hit is any of the top 5 being of the
+      queried variant;
   image -> episode recall@1: the queries are 5 evenly spaced frames of each held-out episode
-      (the middle frame's figure printed too), the index all other episodes; a hit is the top
-      episode being of the same variant.
+      (the middle frame's figure printed too), the index the other held-out episodes; a hit is
+      the top episode being the other held-out episode of its variant.
+``--held-per-variant 1`` gives the old protocol (one held out, index of all episodes).
 Seeds (``--seeds``, evalkit.py): each seed trains its own model (initialisation, frame sampling);
 0-2 are development seeds, report seeds (100+) are run only to report. The library and the held-out
 split do not depend on the seed. Mean and worst over the seeds are printed.
@@ -78,6 +82,8 @@ def main() -> None:
                     help=f"training seeds, e.g. {DEV_SEEDS} (development) or 100-101 (report only)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=20, help="warmup steps")
+    ap.add_argument("--held-per-variant", type=int, default=2,
+                    help="episodes held out per variant; >= 2 measures on held-out episodes only")
     ap.add_argument("--query", default=None,
                     help="train and evaluate on the episodes this library query selects (fast iteration, e.g. "
                          "'variant.color=red': 12 variants)")
@@ -93,22 +99,30 @@ def main() -> None:
         fig = train_library_clip(lib, seconds=60 * args.minutes, seed=seed, arch=args.arch, query=args.query,
                                  frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
                                  lr=args.lr, warmup_steps=args.warmup,
-                                 threads=args.threads, progress=True)
+                                 threads=args.threads, held_per_variant=args.held_per_variant, progress=True)
         print(f"seed {seed}: trained {fig['steps']} steps ({fig['epochs']} epochs) on {fig['pairs']} pairs of "
               f"{fig['train_episodes']} episodes in {fig['train_seconds']:.0f} s ({fig['pairs_per_s']:.0f} pairs/s), "
               f"final loss {fig['final_loss']:.3f}; {fig['heldout_episodes']} episodes held out", flush=True)
         print(f"{'':>12} {'text R@5':>9} {'image R@1':>10}")
         print(f"{'trained':>12} {fig['text_recall5']:9.3f} {fig['image_recall1']:10.3f}")
         print(f"{'random init':>12} {fig['random_text_recall5']:9.3f} {fig['random_image_recall1']:10.3f}")
+        for name in ("hist", "pixel"):
+            v = fig.get(f"{name}_image_recall1")
+            print(f"{name + ' kNN':>12} {'':>9} {'-' if v is None else f'{v:10.3f}'}")
         print(f"{'chance':>12} {fig['chance_text_recall5']:9.3f} {fig['chance_image_recall1']:10.3f}")
+        print(f"protocol: {fig['protocol']}")
         print(f"{fig['text_queries']} text queries, {fig['image_queries']} image queries; image R@1 on the middle "
               f"frames alone {fig['image_recall1_middle']:.3f}", flush=True)
         per[seed] = fig
     out: dict = {}
     for key in ("text_recall5", "image_recall1"):
         out[key], out[f"{key}_min"] = mean_worst([per[s][key] for s in seeds], higher_is_better=True)
+    out["baseline_image_recall1"] = per[seeds[0]]["baseline_image_recall1"]  # non-learned: the same every seed
+    out["image_recall1_min_over_baseline"] = (None if out["baseline_image_recall1"] is None
+                                              else out["image_recall1_min"] - out["baseline_image_recall1"])
     print(f"over seeds {seeds} ({seed_kind(seeds)}): text R@5 mean {out['text_recall5']:.3f}, worst "
-          f"{out['text_recall5_min']:.3f}; image R@1 mean {out['image_recall1']:.3f}, worst {out['image_recall1_min']:.3f}")
+          f"{out['text_recall5_min']:.3f}; image R@1 mean {out['image_recall1']:.3f}, worst {out['image_recall1_min']:.3f}; "
+          f"non-learned baseline image R@1 {out['baseline_image_recall1']}")
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
     out.update(seeds=seeds, seed_kind=seed_kind(seeds), data=f"sim-library {lib.path}", total_s=time.perf_counter() - t0)
