@@ -6,7 +6,7 @@ build time of the automatic index, p50/p99 single-query latency, recall@10 again
 search, and numpy's own latency, all in the same run. With ``--library PATH`` (a library with a
 trained CLIP, e.g. the one scripts/eval_search.py builds) a third set beside them: the real CLIP
 keyframe embeddings of that library's frames, grown to the same sizes by jittered copies (each a
-stored vector + Gaussian noise of a quarter of the median nearest-neighbour distance, renormalised),
+stored vector + Gaussian noise the size of the median nearest-neighbour distance, renormalised),
 queries drawn the same way. Then encoder throughput (images/s,
 texts/s) for the domain model and ViT-B-32 (random init: speed does not depend on weights).
 Last line: one JSON object.
@@ -74,7 +74,7 @@ def real_data(base: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.nd
     sample = b[rng.choice(len(b), min(len(b), 500), replace=False)]
     d = np.sqrt(np.clip(2 - 2 * sample @ b.T, 0, None))
     d[d < 1e-6] = np.inf                                   # itself (and exact duplicates)
-    sigma = 0.25 * float(np.median(d.min(1))) / np.sqrt(b.shape[1])
+    sigma = float(np.median(d.min(1))) / np.sqrt(b.shape[1])   # a copy lies about as far as a real neighbour
 
     def draw(m: int) -> np.ndarray:
         out = np.empty((m, b.shape[1]), np.float32)

@@ -15,6 +15,9 @@ def test_early_stopping_keeps_the_best_validation_weights():
     assert fig["bc_epochs"] < 3000 and fig["bc_epochs"] - fig["bc_best_epoch"] - 1 == 50   # stopped by patience
     assert fig["bc_val_samples"] == 6 and fig["bc_train_samples"] == 24                    # demo 1 held out
     assert fig["bc_val_loss"] < 0.3                     # standardised units: far better than predicting the mean
+    refit, fig2 = train_bc_mlp(rel, u, BCMLPConfig(chunk=1, max_epochs=3000, patience=50, hidden=32, refit=True))
+    assert fig2 == fig                                   # same stopping point, then retrained on every demo
+    assert not torch.allclose(refit.net[0].weight, pol.net[0].weight)
 
 
 def test_bc_mlp_plans_in_chunks_and_round_trips(tmp_path):
