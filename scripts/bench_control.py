@@ -30,23 +30,22 @@ def loop(hz: float, seconds: float, spin_s: float, arm=None) -> dict[str, float]
     clock = MonotonicClock()
     rate = Rate(hz, clock, spin_s=spin_s)
     starts = []
+    refused = 0
     home = arm.get_observation().q if arm is not None else None
     end = clock.now() + seconds
     while clock.now() < end:
         now = clock.now()
         starts.append(now)
         if arm is not None:
-            obs = arm.get_observation()
+            arm.get_observation()
             target = home + 0.1 * np.sin(2 * np.pi * 0.5 * (now - starts[0]))
-            cmd = arm.send_action(target)
-            if cmd.refused:
-                raise RuntimeError(f"bench target refused: {cmd.refused} (obs age {now - obs.t:.3f} s)")
+            refused += arm.send_action(target).refused is not None    # e.g. stale under load: counted, shown
         rate.wait()
     periods = np.diff(starts)
     jitter = np.abs(periods - 1.0 / hz) * 1e3
     return {"achieved_hz": (len(starts) - 1) / (starts[-1] - starts[0]),
             "p50_jitter_ms": float(np.percentile(jitter, 50)), "p99_jitter_ms": float(np.percentile(jitter, 99)),
-            "missed": rate.missed}
+            "missed": rate.missed, "refused": refused}
 
 
 def filter_cost_us(ticks: int, fk=None, n: int = 7) -> tuple[float, float]:
@@ -96,7 +95,8 @@ def main() -> int:
                     r = loop(hz, a.seconds, spin, arm)
                     runs.setdefault(f"{key}_{hz}hz", []).append(r)
                     print(f"round {rnd + 1}/{a.repeats} {key:8s} {hz:4d} Hz: {r['achieved_hz']:7.1f} Hz, jitter p50 "
-                          f"{r['p50_jitter_ms']:.3f} ms, p99 {r['p99_jitter_ms']:.3f} ms, missed ticks {r['missed']}")
+                          f"{r['p50_jitter_ms']:.3f} ms, p99 {r['p99_jitter_ms']:.3f} ms, missed ticks {r['missed']}, "
+                          f"refused {r['refused']}")
         filter_us, bare_us = filter_cost_us(5000)
         filter_box_us, _ = filter_cost_us(1000, fk=inproc.backend.forward_kinematics)
     print(f"safety filter: {filter_us:.1f} µs per tick (bare loop {bare_us:.1f} µs); with a workspace box on the "
@@ -106,7 +106,7 @@ def main() -> int:
     for name, rs in runs.items():          # median of N, each figure on its own; the best beside it
         out[f"{name}_achieved_hz"] = float(np.median([r["achieved_hz"] for r in rs]))
         out[f"{name}_achieved_hz_best"] = max(r["achieved_hz"] for r in rs)
-        for k in ("p50_jitter_ms", "p99_jitter_ms", "missed"):
+        for k in ("p50_jitter_ms", "p99_jitter_ms", "missed", "refused"):
             out[f"{name}_{k}"] = float(np.median([r[k] for r in rs]))
         out[f"{name}_p99_jitter_ms_best"] = min(r["p99_jitter_ms"] for r in rs)
     for key in ("inproc", "loopback"):      # 1.0 = as regular as the bare timer on this machine right now

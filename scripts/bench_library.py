@@ -1,4 +1,5 @@
-"""Benchmark the demo library's write path against plain cv2.VideoWriter, and episode load time.
+"""Benchmark the demo library's write path against plain cv2.VideoWriter, LeRobot imports against
+bare PyAV decoding, and episode load time.
 
 Both sides get the same ready-made frames (nothing is rendered) and write the same codec and
 container; ours also checks every frame, timestamps it, writes chunk files, verifies each chunk's
@@ -9,9 +10,16 @@ too, where the per-episode cost (~30 ms) weighs most. Runs alternate (plain, our
 add time, so the minimum is the least disturbed run of each. CPU time (this process, encoder
 threads included) is reported beside wall time, as it is far less sensitive to the load.
 
+LeRobot import: a LeRobot v3.0 dataset as LeRobot >= 0.4 writes it (episodes encoded one by one
+and concatenated into one mp4 per camera, crf 30, GOP 2; AV1 with SVT-AV1 preset 12, LeRobot's
+default, and H.264 with libx264), 4 episodes x 150 frames at 320x240, is imported into a fresh
+library (all-or-nothing batch, fsynced chunks, catalog); the baseline is PyAV decoding every frame
+of the same video file to RGB arrays, nothing else. import_ratio = import frames/s / decode frames/s.
+
     nice .venv/bin/python scripts/bench_library.py            # prints figures, last line JSON
 
-JSON: record_fps_640x480 (camera path: mp4v, BGR frames as cv2.VideoCapture gives them),
+JSON: import_ratio_av1, import_ratio_h264 (>= 0.8 wanted),
+record_fps_640x480 (camera path: mp4v, BGR frames as cv2.VideoCapture gives them),
 writer_ratio (plain wall time / ours at 640x480 mp4v, 20 s recording; >= 0.9 means ours costs
 <= 1.1x), cpu ratios, the same for 320x240, a 3 s clip, the sim path (FFV1 lossless, RGB frames),
 and load times.
@@ -25,11 +33,19 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from robot_irl.library import Column, Library
+from robot_irl.library.decode import decode
+from robot_irl.library.lerobot_import import import_lerobot
 from robot_irl.library.video import CODECS
+
+LEROBOT_ENCODERS = {"av1": ("libsvtav1", {"crf": "30", "g": "2", "preset": "12"}),
+                    "h264": ("libx264", {"crf": "30", "g": "2"})}
 
 CHUNK = Library.writer.__kwdefaults__["chunk_frames"]
 
@@ -88,6 +104,77 @@ def bench_size(lib: Library, tmp: Path, w: int, h: int, n: int, codec: str, rgb:
             "median_ratio": statistics.median(pw) / statistics.median(ow), "chunks": -(-n // CHUNK)}
 
 
+def lerobot_dataset(root: Path, codec: str, episodes: int, n: int, w: int, h: int) -> Path:
+    """A LeRobot v3.0 dataset laid out as LeRobot writes it: one data file, one mp4 per camera
+    with the episodes back to back (each encoded on its own, so each starts on a keyframe)."""
+    enc, opts = LEROBOT_ENCODERS[codec]
+    frames = [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames_for(w, h, n)]
+    video = root / "videos/observation.images.front/chunk-000/file-000.mp4"
+    video.parent.mkdir(parents=True)
+    with av.open(str(video), "w") as c:
+        s = c.add_stream(enc, rate=10)
+        s.width, s.height, s.pix_fmt, s.options = w, h, "yuv420p", dict(opts)
+        for e in range(episodes):
+            for i, f in enumerate(frames):
+                vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+                vf.pts = e * n + i
+                vf.pict_type = av.video.frame.PictureType.I if i == 0 else av.video.frame.PictureType.NONE
+                for pkt in s.encode(vf):
+                    c.mux(pkt)
+        for pkt in s.encode():
+            c.mux(pkt)
+    total = episodes * n
+    k = np.arange(total) % n
+    state = np.sin(np.outer(k / 10, np.ones(7)) + np.arange(7)).astype(np.float32)
+    (root / "data/chunk-000").mkdir(parents=True)
+    pq.write_table(pa.table({
+        "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(state.reshape(-1)), 7),
+        "action": pa.FixedSizeListArray.from_arrays(pa.array(state.reshape(-1)), 7),
+        "timestamp": pa.array((k / 10).astype(np.float32)), "frame_index": pa.array(k.astype(np.int64)),
+        "episode_index": pa.array(np.arange(total) // n), "index": pa.array(np.arange(total)),
+        "task_index": pa.array(np.zeros(total, np.int64))}), root / "data/chunk-000/file-000.parquet")
+    (root / "meta/episodes/chunk-000").mkdir(parents=True)
+    pq.write_table(pa.Table.from_pylist([
+        {"episode_index": e, "tasks": ["bench"], "length": n, "data/chunk_index": 0, "data/file_index": 0,
+         "dataset_from_index": e * n, "dataset_to_index": (e + 1) * n,
+         "videos/observation.images.front/chunk_index": 0, "videos/observation.images.front/file_index": 0,
+         "videos/observation.images.front/from_timestamp": e * n / 10,
+         "videos/observation.images.front/to_timestamp": (e + 1) * n / 10} for e in range(episodes)]),
+        root / "meta/episodes/chunk-000/file-000.parquet")
+    vec = {"dtype": "float32", "shape": [7], "names": None}
+    one = {"dtype": "int64", "shape": [1], "names": None}
+    info = {"codebase_version": "v3.0", "fps": 10, "robot_type": "bench", "chunks_size": 1000,
+            "total_episodes": episodes, "total_frames": total, "total_tasks": 1,
+            "data_path": "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet",
+            "video_path": "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4",
+            "features": {"observation.state": vec, "action": vec,
+                         "observation.images.front": {"dtype": "video", "shape": [h, w, 3],
+                                                      "names": ["height", "width", "channels"]},
+                         "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+                         "frame_index": one, "episode_index": one, "index": one, "task_index": one}}
+    (root / "meta/info.json").write_text(json.dumps(info))
+    return root
+
+
+def bench_import(tmp: Path, codec: str, reps: int, episodes: int = 4, n: int = 150) -> dict:
+    ds = lerobot_dataset(tmp / f"lr_{codec}", codec, episodes, n, 320, 240)
+    video = ds / "videos/observation.images.front/chunk-000/file-000.mp4"
+    bare, ours = [], []
+    for r in range(reps):
+        t = time.perf_counter()
+        count = sum(1 for _ in decode(video))
+        bare.append(time.perf_counter() - t)
+        assert count == episodes * n, count
+        lib = Library.open(tmp / f"imp_{codec}_{r}", create=True)
+        t = time.perf_counter()
+        eps = import_lerobot(lib, ds)
+        ours.append(time.perf_counter() - t)
+        assert sum(e.frame_count("front") for e in eps) == episodes * n
+    total = episodes * n
+    return {"bare_fps": total / min(bare), "import_fps": total / min(ours), "ratio": min(bare) / min(ours),
+            "stored": eps[0].meta["cameras"]["front"]["codec"]}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=600, help="frames per camera recording (600 = 20 s at 30 fps)")
@@ -98,6 +185,14 @@ def main() -> int:
     res: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
+        for codec in ("av1", "h264"):
+            r = bench_import(tmp, codec, args.reps)
+            print(f"LeRobot import {codec:4} 4x150 frames 320x240: import {r['import_fps']:7.1f} frames/s, bare PyAV "
+                  f"decode {r['bare_fps']:7.1f} frames/s; ratio {r['ratio']:.2f} (stored as {r['stored']}: "
+                  "packets copied, not re-encoded)")
+            res[f"import_fps_{codec}"] = round(r["import_fps"], 1)
+            res[f"decode_fps_{codec}"] = round(r["bare_fps"], 1)
+            res[f"import_ratio_{codec}"] = round(r["ratio"], 3)
         lib = Library.open(tmp / "lib", create=True)
         cases = [("mp4v", False, "camera mp4v", w, h, args.frames, "") for w, h in ((320, 240), (640, 480))]
         cases.append(("mp4v", False, "camera mp4v", 640, 480, args.clip_frames, "_clip"))
@@ -132,8 +227,10 @@ def main() -> int:
     print(f"episode load (open + state + timestamps, 300 steps): {res['load_meta_state_s'] * 1000:.1f} ms; "
           f"decoding its 320x240 FFV1 video: {res['load_video_fps_320x240']:.0f} frames/s")
     res["writer_ratio"] = res["writer_ratio_640x480"]
+    res["fsync"] = True   # every chunk fsynced before it counts as flushed (robot_irl.library.writer)
     res["frames"], res["reps"] = args.frames, args.reps
-    print(json.dumps(res))
+    head = {k: res[k] for k in ("import_ratio_av1", "import_ratio_h264", "writer_ratio", "record_fps_640x480")}
+    print(json.dumps({**head, **res}))
     return 0
 
 

@@ -5,11 +5,47 @@ client id never leaks and tests can swap settings in one place.
 """
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
-import pybullet as p
 import pybullet_data
+
+
+def _import_pybullet_quietly():
+    """``import pybullet`` without its "pybullet build time: ..." line, which its C code prints on
+    import (to stderr or stdout, by build) and which would otherwise open every command's output.
+    Every module of the project imports pybullet through here (``from sim.bullet import p``); an
+    import error still raises, with its traceback shown once the descriptors are back."""
+    if "pybullet" in sys.modules:
+        return sys.modules["pybullet"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    try:
+        with open(os.devnull, "wb") as null:
+            for fd in saved:
+                os.dup2(null.fileno(), fd)
+            import pybullet
+            _flush_c_stdio()   # the line sits in C's stdio buffer when stdout is a pipe
+    finally:
+        for fd, copy in saved.items():
+            os.dup2(copy, fd)
+            os.close(copy)
+    return pybullet
+
+
+def _flush_c_stdio() -> None:
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):   # no C library to reach (not Linux/macOS): nothing buffered to drop
+        pass
+
+
+p = _import_pybullet_quietly()
 
 
 class Bullet:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pybullet as p
+from sim.bullet import p
 
 from robot_irl.core.camera import CameraModel, look_at
 from robot_irl.errors import InputError, UnknownNameError

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pybullet as p
+from sim.bullet import p
 from scipy.spatial.transform import Rotation
 
 from robot_irl.core.io import atomic_write_bytes

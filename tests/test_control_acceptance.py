@@ -52,7 +52,7 @@ def test_run_reaches_held_out_place_goals_and_opens_as_an_episode(tmp_path, caps
         np.save(tmp_path / f"{ep.id}.npy", goal)
         assert cli(["run", "--arm", "pybullet", "--run", str(tmp_path / "run"), "--goal", str(tmp_path / f"{ep.id}.npy"),
                     "--like", ep.id, "--library", str(tmp_path / "lib"), "--camera", "front",
-                    "--camera-size", "160x120"]) == 0
+                    "--camera-size", "160x120", "--json"]) == 0
         out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         err = np.linalg.norm(np.asarray(out["final_keypoints"]) - goal, axis=-1)
         errors.append(float(err.max()))

@@ -76,7 +76,7 @@ def test_cli_dry_run_plays_the_plan_on_the_twin(run_dir, tmp_path, capsys):
     ee = ",".join(str(v) for v in g[0])
     gif = tmp_path / "preview.gif"
     assert cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--dry-run",
-                "--preview", str(gif), "--camera-size", "96x72"]) == 0
+                "--preview", str(gif), "--camera-size", "96x72", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["preview"] == str(gif)
     with Image.open(gif) as im:                     # one frame per planned row, at the camera's size
@@ -96,7 +96,7 @@ def test_cli_run_records_an_episode(run_dir, tmp_path, capsys):
     np.save(gfile, goal_of(trained))
     lib = tmp_path / "lib"
     assert cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", str(gfile), "--library", str(lib),
-                "--steps", "40", "--camera", "front", "--camera-size", "96x72"]) == 0
+                "--steps", "40", "--camera", "front", "--camera-size", "96x72", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["final_err_cm"] < 2.0
     ep = Library.open(lib).episode(out["episode"])
@@ -148,9 +148,9 @@ def test_physical_arm_shows_the_twin_and_asks_before_the_first_move(run_dir, tmp
     out = capsys.readouterr().out
     assert CountingBackend.commands == 0 and "not moved" in out
     assert str(tmp_path / "p.gif") in out and (tmp_path / "p.gif").is_file()     # the twin was shown first
-    assert Library.open(tmp_path / "lib").rows("") == []
+    assert Library.open(tmp_path / "lib").rows("kind:*") == []
     monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
-    assert cli(argv) == 0
+    assert cli(argv) == 1                  # moved, but 3 ticks do not reach the goal: exit 1, with why
     assert CountingBackend.commands == 3
 
 
@@ -189,7 +189,7 @@ def test_arm_check_writes_a_box_the_next_run_uses(run_dir, tmp_path, monkeypatch
     ee = ",".join(str(v) for v in goal_of(trained)[0])
     assert cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--yes", "--steps", "3",
                 "--library", str(tmp_path / "lib"), "--calibration", str(cal), "--preview", str(tmp_path / "p.gif"),
-                "--camera-size", "64x48"]) in (0, 1)
+                "--camera-size", "64x48"]) == 1
     assert CountingBackend.commands == 3
 
 
@@ -234,3 +234,59 @@ def test_plan_tracker_caps_ticks_and_servos_out_a_steady_offset():
     tr2 = PlanTracker(lambda q: (rows, np.zeros((5, 1, 3))), 3, np.arange(3), horizon=4, replan_every=4, max_step=0.05)
     _sagging_plant(tr2, np.zeros(3), np.array([0.0, 0.3, 0.0]), 30)
     assert np.all(tr2.bias == 0)
+
+
+def test_run_goes_on_until_the_plan_is_done_and_says_how_it_ended(run_dir):
+    """The run's time limit comes from the plan (here far more than the old fixed 4 horizons
+    of ticks: at a 0.01 rad cap per tick the plan takes ~100 ticks); it reaches and says so."""
+    trained = load_run(run_dir)
+    c = FakeClock()
+    safety = SafetyConfig(max_delta=0.01)
+    with make_arm("pybullet", backend_config("pybullet", {"robot": "iiwa", "start": tuple(START)}), safety=safety,
+                  clock=c) as arm:
+        rec = run_learned(arm, trained, goal_of(trained))
+    assert rec.outcome == "reached" and rec.succeeded and rec.final_err_m < 0.01
+    assert len(rec) > 4 * trained.horizon and rec.tick_limit > len(rec)
+    assert rec.planned_final_err_m < 0.02
+
+
+def test_run_that_misses_exits_1_with_the_reason(run_dir, tmp_path, capsys):
+    """A goal the plan cannot finish within an explicit --steps: exit 1 and a reason naming the
+    limit and what to raise; the episode is still kept."""
+    trained = load_run(run_dir)
+    ee = ",".join(str(v) for v in goal_of(trained)[0])
+    code = cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--steps", "4",
+                "--library", str(tmp_path / "lib"), "--arm-opt", f"start={[float(v) for v in START]}"])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "goal not reached" in captured.err and "time limit of 4 ticks" in captured.err and "--steps" in captured.err
+    assert "outcome" in captured.out and "time limit" in captured.out     # a table, not a JSON line
+    from robot_irl.library import Library
+    lib = Library.open(tmp_path / "lib")
+    assert len(lib.rows("kind:run")) == 1 and lib.rows("") == []          # kept as a run, not as a demo
+
+
+def test_goal_in_centimetres_or_out_of_reach_is_refused_before_moving(run_dir, tmp_path, monkeypatch):
+    sent = []
+    monkeypatch.setattr(PyBulletBackend, "command", lambda self, q: sent.append(q))
+    with pytest.raises(InputError, match="centimetres") as err:
+        cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", "60,10,15", "--library", str(tmp_path / "l")])
+    assert err.value.field == "--goal" and "nearest reachable" in str(err.value)
+    with pytest.raises(InputError, match="out of reach"):
+        cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", "2.5,0,0.3", "--library", str(tmp_path / "l")])
+    with pytest.raises(InputError, match="outside the workspace box"):
+        cli(["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", "-0.6,0.1,0.15", "--workspace",
+             "0,1,-1,1,0,1", "--library", str(tmp_path / "l")])          # a negative goal parses; outside the box
+    assert sent == []
+
+
+def test_dry_run_and_real_run_report_the_same_planned_error(run_dir, tmp_path, capsys):
+    trained = load_run(run_dir)
+    ee = ",".join(str(v) for v in goal_of(trained)[0])
+    common = ["run", "--arm", "pybullet", "--run", str(run_dir), "--goal", ee, "--json",
+              "--arm-opt", f"start={[float(v) for v in START]}", "--library", str(tmp_path / "lib")]
+    assert cli(common + ["--dry-run", "--preview", str(tmp_path / "p.gif"), "--camera-size", "64x48"]) == 0
+    dry = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert cli(common) == 0
+    real = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert real["planned_final_err_cm"] == pytest.approx(dry["planned_final_err_cm"], abs=0.05)

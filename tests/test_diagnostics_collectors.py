@@ -52,7 +52,9 @@ def test_keypoint_latent_separates_goal_regions(lib, tmp_path, capsys) -> None:
     assert cfg["kind"] == "diagnose" and cfg["latents"]["collector"] == "keypoints"
     pbtxt = next(out.joinpath("tb").rglob("projector_config.pbtxt")).read_text()
     assert "sprite" in pbtxt and "single_image_dim: 32" in pbtxt
-    assert "tsne_pca.knn_acc10.goal_region" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    assert "goal_region groups separate (10-NN accuracy" in text and "verdict:" in text
+    assert f"projector: tensorboard --logdir {out / 'tb'}" in text
 
 
 def test_keypoint_rows_labels_and_options(lib) -> None:
@@ -107,3 +109,19 @@ def test_cli_says_what_to_diagnose(tmp_path) -> None:
         _run(["diagnose", "--latent", "cost"])
     with pytest.raises(InputError, match="both a source"):
         _run(["diagnose", str(tmp_path), "--latents", str(tmp_path / "l.npz")])
+
+
+def test_episode_with_a_keypoint_never_seen_is_reported_not_dropped(lib, tmp_path) -> None:
+    import shutil
+
+    copy = Library.open(shutil.copytree(lib.path, tmp_path / "lib"))
+    ep = copy.select(None)[0]
+    st = ep.arrays("state")
+    kp = np.array(st["keypoints_3d"], dtype=float)
+    kp[:, 1] = np.nan                     # one keypoint never found in this episode's video
+    names = ep.columns("state")["keypoints_3d"].names
+    ep.write_derived("keypoints", {"timestamps": st["timestamp"], "keypoints": kp}, meta={"names": list(names)},
+                     version=1)
+    lat = collect("keypoints", copy.path, thumbnails=False)
+    assert lat.skipped == {ep.id: f"keypoint {names[1]} never seen"}
+    assert ep.id not in set(lat.labels["episode"])

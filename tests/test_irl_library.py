@@ -123,3 +123,12 @@ def test_cost_latents_shapes(lib):
     assert X.shape == (3 * 3 * 5, 12) and np.isfinite(X).all()
     assert labels["perturbed"].sum() == 3 * 2 * 5 and set(labels["step"]) == {1.0, 2.0, 3.0, 4.0, 5.0}
     assert labels["goal"].dtype.kind == "U" and labels["cost"].dtype == np.float64
+
+
+def test_cli_train_empty_query_selects_every_episode(lib, tmp_path):
+    from robot_irl.cli import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--demos", "", "--library", str(lib.path), "--keypoints", "truth", "--iters", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "config.json").read_text())["demos"]["train_indices"] == [0, 1, 2]

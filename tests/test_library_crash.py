@@ -28,6 +28,7 @@ RECORDER = textwrap.dedent("""
     for i in range({n}):
         w.write_frame("cam0", frame_at(i), 0.1 * i)
         w.write_row("state", 0.1 * i, q=np.array([i, -i], float))
+    w.sealed()   # the closed chunks are sealed off the recording thread; wait for them
     print("READY", w.id, flush=True)
     time.sleep(600)
 """)

@@ -52,3 +52,18 @@ def test_failing_stage_is_named_and_earlier_outputs_kept(tmp_path):
 def test_report_without_stages_is_a_clear_error(tmp_path):
     with pytest.raises(InputError, match="no stage results"):
         build_report(tmp_path)
+
+
+def test_report_is_readable_by_others_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    (tmp_path / "stages").mkdir()
+    (tmp_path / "stages" / "one.json").write_text(json.dumps({"title": "One", "x": 1}))
+    old = os.umask(0o022)
+    try:
+        assert stat.S_IMODE(build_report(tmp_path).stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(build_report(tmp_path).stat().st_mode) == 0o600
+    finally:
+        os.umask(old)

@@ -22,7 +22,7 @@ def test_train_learns_from_the_demos_search_returns(library_with_clip, tmp_path,
     lib = library_with_clip
     out = tmp_path / "run"
     rc = main(["train", "--library", str(lib.path), "--query", "place the red cube to the right", "--k", "2",
-               "--demos", "source:sim", "--keypoints", "truth", "--iters", "5", "--out", str(out), "--quiet"])
+               "--demos", "source:sim", "--keypoints", "truth", "--iters", "5", "--out", str(out), "--quiet", "--json"])
     assert rc == 0
     found = json.loads(capsys.readouterr().out.splitlines()[0])
     ids = [d["episode"] for d in found["demos"]]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_irl.cliargs import format_table
 from robot_irl.control.arm import NO_WORKSPACE
 from robot_irl.control.calibration import ArmCalibration, parse_workspace
 from robot_irl.control.registry import BACKEND_NAMES, backend_config, backend_entry, make_arm, parse_arm_options
@@ -228,10 +229,16 @@ def _run(args: argparse.Namespace) -> int:
             q = arm.get_observation().q
             joints = arm.capabilities.joint_names
             goal = _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[joint_index(trained, joints)]))
+            _check_goal_reachable(trained, goal, q[joint_index(trained, joints)], args.tolerance, arm.safety)
             if args.dry_run or physical:
                 shown = _preview(args, trained, run_path, q, joints, goal, camera)
                 if args.dry_run:
-                    print(json.dumps(shown))
+                    print(json.dumps(shown) if args.json else _dry_run_summary(shown))
+                    if shown["planned_final_err_cm"] > args.tolerance * 100:
+                        print(f"the plan ends {shown['planned_final_err_cm']:.3g} cm from the goal, beyond the "
+                              f"tolerance of {args.tolerance * 100:.3g} cm: a real run would not reach it",
+                              file=sys.stderr)
+                        return 1
                     return 0
                 print(f"planned path on the sim twin: {shown['preview']} "
                       f"(planned final error {shown['planned_final_err_cm']:.1f} cm)")
@@ -241,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
                     return 1
             robot = arm.capabilities.robot
             rec = run_learned(arm, trained, goal, horizon=args.horizon, replan_every=args.replan_every,
-                              steps=args.steps, rate_hz=args.rate, camera=video)
+                              steps=args.steps, rate_hz=args.rate, camera=video, success_m=args.tolerance)
     finally:
         arm.estop.close()
     ep = save_learned_run(library, rec, trained, robot=robot, task=task, arm_name=args.arm,
@@ -249,12 +256,65 @@ def _run(args: argparse.Namespace) -> int:
                           extra={"run": str(run_path.resolve()), "goal_keypoints": goal.tolist(),
                                  "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100,
                                  "scene_camera": video.name if video else None})
-    print(json.dumps({"episode": ep.id, "final_err_cm": rec.final_err_m * 100,
-                      "final_keypoints": rec.final_keypoints.tolist(), "frames": len(rec.frames), **rec.summary()}))
-    if rec.stopped:
-        print(f"run stopped early ({rec.stopped}); episode {ep.id} kept", file=sys.stderr)
+    out = {"episode": ep.id, "final_err_cm": rec.final_err_m * 100, "final_keypoints": rec.final_keypoints.tolist(),
+           "frames": len(rec.frames), **rec.summary()}
+    print(json.dumps(out) if args.json else _run_summary(out, args.tolerance))
+    if not rec.succeeded:
+        print(f"goal not reached: {_why(rec, args.tolerance)}; episode {ep.id} kept", file=sys.stderr)
         return 1
     return 0
+
+
+def _why(rec, tolerance_m: float) -> str:
+    """One line on why a run that did not reach its goal ended, and what to try."""
+    err = f"{rec.final_err_m * 100:.3g} cm from the goal (tolerance {tolerance_m * 100:.3g} cm)"
+    if rec.outcome == "stall":
+        return rec.stopped
+    if rec.outcome == "time limit":
+        return (f"stopped at the time limit of {rec.tick_limit} ticks (twice the plan's length) {err}; "
+                "raise it with --steps")
+    if rec.planned_final_err_m > tolerance_m:
+        return (f"the plan itself ends {rec.planned_final_err_m * 100:.3g} cm from the goal and the arm settled {err}: "
+                "the learned cost does not lead there (a goal unlike the demos'?)")
+    return f"the plan was done and the arm settled {err}"
+
+
+def _run_summary(out: dict, tolerance_m: float) -> str:
+    return format_table(["run", ""], [
+        ["episode", out["episode"]], ["outcome", out["outcome"]],
+        ["final error (cm)", out["final_err_cm"]], ["tolerance (cm)", tolerance_m * 100],
+        ["planned final error (cm)", out["planned_final_err_cm"]],
+        ["ticks", f"{out['steps']} of at most {out['tick_limit']}"],
+        ["clamped / refused ticks", f"{out['clamped_steps']} / {out['refused_steps']}"],
+        ["largest step sent (rad)", out["max_sent_step_rad"]]]) + "\n(--json for the full record)"
+
+
+def _dry_run_summary(shown: dict) -> str:
+    return format_table(["dry run", ""], [
+        ["preview", shown["preview"]], ["planned final error (cm)", shown["planned_final_err_cm"]],
+        ["planned rows", len(shown["planned_keypoints"]) - 1]]) + "\n(--json for the planned keypoints)"
+
+
+def _check_goal_reachable(trained, goal: np.ndarray, q_model: np.ndarray, tolerance_m: float, safety) -> None:
+    """Refuse, before the arm moves, a goal the run's robot cannot reach (naming the nearest point it
+    can) or that lies outside the workspace box."""
+    from robot_irl.control.mpc import nearest_reachable
+
+    names = [f.name for f in trained.dynamics.frames]
+    if safety.has_workspace:
+        lo, hi = np.asarray(safety.workspace_lo), np.asarray(safety.workspace_hi)
+        out = [n for n, p in zip(names, goal) if np.any(p < lo) or np.any(p > hi)]
+        if out:
+            raise InputError(f"goal keypoints {out} lie outside the workspace box lo {lo.tolist()} hi {hi.tolist()}",
+                             field="--goal", expected="a goal inside the workspace box (m, robot base frame)")
+    x, err = nearest_reachable(trained, goal, q_model)
+    if err > tolerance_m:
+        ee = names.index("ee") if "ee" in names else 0
+        far = float(np.linalg.norm(goal[ee]))
+        hint = f" (the goal is {far:.3g} m from the base: centimetres given as metres?)" if far > 2.0 else ""
+        raise InputError(f"goal out of reach: the arm's keypoints get no closer than {err * 100:.3g} cm; nearest "
+                         f"reachable {names[ee]} point {np.round(x[ee], 3).tolist()}{hint}", field="--goal",
+                         expected="a reachable goal in metres in the robot base frame")
 
 
 _NUMBER = r"-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
@@ -271,6 +331,7 @@ def _numbers_may_be_negative(parser: argparse.ArgumentParser) -> argparse.Argume
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from sim.camera import CAMERAS
+    from sim.robots import ROBOTS
 
     p = subparsers.add_parser("arm", help="check an arm, write its calibration file, or serve a sim arm",
                               description=__doc__)
@@ -292,10 +353,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--speed-scale", type=float, default=0.1, help="safety speed scale (default 0.1)")
     c.add_argument("--yes", action="store_true", help="do not ask before moving a physical arm")
     c.set_defaults(func=_check)
-    s = sub.add_parser("serve", help="serve a PyBullet arm over ZeroMQ on 127.0.0.1")
-    s.add_argument("--robot", default="iiwa")
-    s.add_argument("--port", type=int, default=0)
-    s.add_argument("--hold-after", type=float, default=0.2)
+    s = sub.add_parser("serve", help="serve a PyBullet arm over ZeroMQ on 127.0.0.1",
+                       description="Serve a simulated PyBullet arm over ZeroMQ on 127.0.0.1, as a physical arm's "
+                       "controller would be reached. It prints 'READY tcp://127.0.0.1:PORT'; connect to it with "
+                       "`--arm loopback --arm-opt endpoint=tcp://127.0.0.1:PORT`.")
+    s.add_argument("--robot", default="iiwa", choices=sorted(ROBOTS), help="simulated robot (default iiwa)")
+    s.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (default 0: a free one, printed)")
+    s.add_argument("--hold-after", type=float, default=0.2,
+                   help="the server holds the arm when no target came for this long (s, default 0.2)")
     s.set_defaults(func=_serve)
     r = _numbers_may_be_negative(subparsers.add_parser("run", help="drive an arm with a trained MBIRL run, record it as an episode",
                                                        description=_run.__doc__))
@@ -316,7 +381,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--camera-size", metavar="WxH", help="camera frame size (default: the camera's, 320x240)")
     r.add_argument("--horizon", type=int, help="planning horizon (default: the run's)")
     r.add_argument("--replan-every", type=int, help="ticks between re-plans (default: the horizon)")
-    r.add_argument("--steps", type=int, help="most control ticks (default: 4 horizons)")
+    r.add_argument("--steps", type=int, help="most control ticks (default: twice the plan's length plus 3 s)")
+    r.add_argument("--tolerance", type=float, default=0.02,
+                   help="the run succeeds when every keypoint ends within this of the goal (m, default 0.02); "
+                   "else it exits 1 and says why")
+    r.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     r.add_argument("--rate", type=float, default=10.0, help="control rate in Hz (default 10)")
     r.add_argument("--speed-scale", type=float, help="safety speed scale (default 1 in sim, 0.1 on a real arm)")
     r.add_argument("--calibration", help="the arm's calibration JSON (offsets, limits, home, workspace box)")

@@ -128,7 +128,7 @@ class LoopbackBackend(ArmBackend):
         while not done():
             left = self.config.timeout_s - (time.monotonic() - since)
             if left <= 0:
-                raise ArmTimeoutError(f"arm server at {self.endpoint} sent no {what} "
+                raise ArmTimeoutError(f"arm server at {self.endpoint} did not send {what} "
                                       f"within {self.config.timeout_s} s (frozen or unreachable)")
             self._pump(left)
 

@@ -34,9 +34,15 @@ class LearnedRunRecord(RunRecord):
     planned_paths: list[np.ndarray] = field(default_factory=list)
     final_keypoints: np.ndarray | None = None
     final_err_m: float = float("nan")
+    planned_final_err_m: float = float("nan")   # the first plan's predicted error (what --dry-run shows)
+    succeeded: bool = False                     # final error within the success tolerance, no stall
+    outcome: str = ""                           # reached | settled | time limit | stall
+    tick_limit: int = 0
 
     def summary(self) -> dict[str, float]:
-        return {**super().summary(), "final_err_cm": self.final_err_m * 100.0, "plans": len(self.planned_paths)}
+        return {**super().summary(), "final_err_cm": self.final_err_m * 100.0, "plans": len(self.planned_paths),
+                "planned_final_err_cm": self.planned_final_err_m * 100.0, "succeeded": self.succeeded,
+                "outcome": self.outcome, "tick_limit": self.tick_limit}
 
 
 def check_runnable(trained: Any) -> None:
@@ -90,6 +96,27 @@ def check_goal(trained: Any, goal_keypoints: Any) -> np.ndarray:
     return g
 
 
+def nearest_reachable(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray, iters: int = 60,
+                      damping: float = 1e-4) -> tuple[np.ndarray, float]:
+    """The keypoints ``[K, 3]`` closest to ``goal_keypoints`` that the run's model can put the arm in
+    within its joint limits (damped least squares from ``q_model``, any model that gives keypoints
+    and their Jacobian from joints), and how far they are from the goal (m, max over keypoints).
+    Why before a run: a goal out of reach (or given in centimetres) must be refused before the arm
+    moves, not discovered as a 45 cm miss afterwards."""
+    dyn = trained.dynamics
+    g = dyn.as_tensor(goal_keypoints)[None]
+    q = dyn.as_tensor(q_model).reshape(1, -1)
+    eye = torch.eye(dyn.n_joints, dtype=dyn.dtype)
+    with torch.no_grad():
+        for _ in range(iters):
+            x, J = dyn.keypoints(q, jacobian=True)
+            r = (g - x).reshape(1, -1, 1)
+            dq = torch.linalg.solve(J.transpose(-1, -2) @ J + damping * eye, J.transpose(-1, -2) @ r).squeeze(-1)
+            q = dyn.step(q, dq.clamp(-0.3, 0.3))
+        x = dyn.keypoints(q)[0].numpy()
+    return x, float(np.max(np.linalg.norm(x - np.asarray(goal_keypoints, float), axis=-1)))
+
+
 _STILL = 1e-4  # rad: a plan row that moves no joint further than this is no motion
 
 
@@ -126,12 +153,19 @@ class PlanTracker:
         self._ticks: np.ndarray | None = None   # [S, n_arm] targets of the current plan (no bias)
         self._k = 0
         self._rows_left = 0                      # plan rows still to come after this segment
+        self._per_row = 1                        # ticks per plan row of the latest plan
         self._final: np.ndarray | None = None    # q* of the latest plan
         self.bias = np.zeros(n_arm)
 
     @property
     def servoing(self) -> bool:
         return self._ticks is not None and self._k >= len(self._ticks) and self._rows_left == 0
+
+    def start(self, q: np.ndarray) -> int:
+        """Plan from the measured joints ``q`` now (instead of on the first tick) and return how
+        many ticks the whole plan takes to send: what a run's time limit is made from."""
+        self._plan(np.asarray(q, dtype=float))
+        return len(self._ticks) + self._rows_left * self._per_row
 
     def _plan(self, q: np.ndarray) -> None:
         u, x = self.plan_fn(q[self.idx])
@@ -148,6 +182,7 @@ class PlanTracker:
         self._ticks = rows[i] + (f - i)[:, None] * (rows[i + 1] - rows[i])
         self._k = 0
         self._rows_left = n_rows - use
+        self._per_row = m
         self._final = rows[-1]
         self.paths.append(x)
 
@@ -214,14 +249,30 @@ def tick_cap(arm: Arm, rate_hz: float) -> float:
     return float(min(f.config.max_delta * s, np.min(f.max_velocity) * s / rate_hz))
 
 
+#: how long the arm must have made no progress toward the goal, after the plan is done, to count as settled
+SETTLE_S = 1.0
+#: progress (m) that resets the settle clock
+PROGRESS_M = 5e-4
+
+
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
                 replan_every: int | None = None, steps: int | None = None, rate_hz: float = 10.0,
-                tolerance_m: float = 0.002, settle_s: float = 0.3, camera: Any = None) -> LearnedRunRecord:
-    """Drive a connected ``arm`` with trained run ``trained`` until every keypoint is within
-    ``tolerance_m`` of ``goal_keypoints [K, 3]`` or ``steps`` ticks (default 4 horizons) pass,
-    then hold (when reached), let it settle ``settle_s`` and measure the final keypoint error (max
-    over keypoints, model FK of the measured joints). ``camera``: a ``sim.camera.SceneCamera`` the
-    arm renders once per tick (a simulated arm only), recorded in ``rec.frames``."""
+                tolerance_m: float = 0.002, success_m: float = 0.02, settle_s: float = 0.3,
+                camera: Any = None) -> LearnedRunRecord:
+    """Drive a connected ``arm`` with trained run ``trained`` to ``goal_keypoints [K, 3]`` and say how
+    it ended (``rec.outcome``):
+
+    - ``reached``: every keypoint within ``tolerance_m`` (the arm is then held where it is);
+    - ``settled``: the plan is done and the arm made no progress for ``SETTLE_S`` s;
+    - ``time limit``: ``steps`` ticks passed (default: twice the plan's own length in ticks, plus 3 s
+      to servo — from the plan, not a fixed count, so a long plan is not cut off);
+    - ``stall``: the arm stopped following its targets (it holds; see the safety filter).
+
+    Then it lets the arm settle ``settle_s`` and measures the final keypoint error (max over
+    keypoints, the run's model FK of the measured joints); ``rec.succeeded`` is that error within
+    ``success_m``. ``rec.planned_final_err_m`` is the first plan's own predicted error (the same
+    figure ``--dry-run`` prints). ``camera``: a ``sim.camera.SceneCamera`` the arm renders once per
+    tick (a simulated arm only), recorded in ``rec.frames``."""
     goal = check_goal(trained, goal_keypoints)
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
                              max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation)
@@ -232,21 +283,43 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     def err(q: np.ndarray) -> float:
         return float(np.max(np.linalg.norm(keypoints_at(trained, q[idx]) - goal, axis=-1)))
 
-    base = run_mpc(arm, planner, goal, horizon=planner.horizon, rate_hz=rate_hz,
-                   max_steps=int(steps or 4 * planner.horizon), done=lambda o: err(o.q) < tolerance_m,
+    planner.goal = goal
+    plan_ticks = planner.tracker.start(arm.get_observation().q)
+    limit = int(steps or 2 * plan_ticks + 3 * rate_hz)
+    state = {"outcome": "time limit", "best": np.inf, "since": arm.clock.now()}
+
+    def done(o) -> bool:
+        e, now = err(o.q), arm.clock.now()
+        if e < tolerance_m:
+            state["outcome"] = "reached"
+            return True
+        if e < state["best"] - PROGRESS_M or not planner.tracker.servoing:
+            state["since"] = now
+        state["best"] = min(state["best"], e)
+        if now - state["since"] >= SETTLE_S:
+            state["outcome"] = "settled"
+            return True
+        return False
+
+    base = run_mpc(arm, planner, goal, horizon=planner.horizon, rate_hz=rate_hz, max_steps=limit, done=done,
                    camera=None if camera is None else (lambda: arm.render(camera)))
-    if base.reached and base.stopped is None:
+    if base.reached and base.stopped is None and state["outcome"] == "reached":
         # Within tolerance while still moving: the last target sent can lie past the goal (or, from a
         # fresh plan's first row, beside it), so stop where the arm is rather than finish that segment.
         arm.hold()
-    if settle_s > 0:
+    if settle_s > 0 and base.stopped is None:
         arm.clock.sleep(settle_s)
     q = arm.get_observation().q
     rec = LearnedRunRecord(**{f: getattr(base, f) for f in RunRecord.__dataclass_fields__})
+    rec.reached = state["outcome"] == "reached" and base.stopped is None
     rec.goal_keypoints, rec.planned_paths = goal, planner.paths
     rec.keypoints = keypoints_at(trained, np.asarray(rec.q)[:, idx]) if len(rec) else np.zeros((0, len(goal), 3))
     rec.final_keypoints = keypoints_at(trained, q[idx])
     rec.final_err_m = float(np.max(np.linalg.norm(rec.final_keypoints - goal, axis=-1)))
+    rec.planned_final_err_m = float(np.max(np.linalg.norm(planner.paths[0][-1] - goal, axis=-1)))
+    rec.succeeded = rec.final_err_m <= success_m and base.stopped is None
+    rec.outcome = "stall" if base.stopped else state["outcome"]
+    rec.tick_limit = limit
     return rec
 
 

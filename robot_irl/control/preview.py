@@ -42,10 +42,30 @@ def _overlay(frame: np.ndarray, path_uv: np.ndarray, now_uv: np.ndarray, goal_uv
     return out
 
 
+def framing_camera(points: np.ndarray, camera: SceneCamera, margin: float = 1.25) -> SceneCamera:
+    """``camera``'s view direction and size, moved so that every point of ``points [..., 3]`` (the
+    robot's base, the keypoints now, the planned path, the goal) is in the picture and fills it:
+    a fixed scene camera cut off a high start pose and left half the preview empty."""
+    pts = np.asarray(points, float).reshape(-1, 3)
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    center = 0.5 * (pts.min(0) + pts.max(0))
+    radius = max(float(np.max(np.linalg.norm(pts - center, axis=1))), 0.1)
+    view = np.asarray(camera.target, float) - np.asarray(camera.eye, float)
+    view /= np.linalg.norm(view)
+    w, h = camera.size
+    half = np.radians(camera.fov_y) / 2
+    half = min(half, np.arctan(np.tan(half) * w / h))        # the narrower of the two fields of view
+    dist = margin * radius / np.sin(half)
+    eye = center - dist * view
+    return SceneCamera(tuple(eye), tuple(center), camera.up, camera.fov_y, camera.size, camera.near,
+                       max(camera.far, dist + 2 * radius), camera.name)
+
+
 def twin_frames(trained: Any, q_path: np.ndarray, keypoints: np.ndarray, goal: np.ndarray,
                 camera: SceneCamera) -> list[np.ndarray]:
     """Frames [H+1] of the run's robot model posed at each row of ``q_path [H+1, n_model]`` (model
-    joints), with the planned ``keypoints [H+1, K, 3]`` and ``goal [K, 3]`` drawn over them."""
+    joints), with the planned ``keypoints [H+1, K, 3]`` and ``goal [K, 3]`` drawn over them, seen
+    along ``camera``'s direction from where the whole motion fills the frame (:func:`framing_camera`)."""
     dyn = trained.dynamics
     urdf = getattr(dyn, "urdf", None)
     if urdf is None or not Path(urdf).is_file():
@@ -59,6 +79,12 @@ def twin_frames(trained: Any, q_path: np.ndarray, keypoints: np.ndarray, goal: n
         if fixed:
             bullet.reset_joints(body, [index[n] for n in fixed], list(fixed.values()))
         joints = [index[n] for n in dyn.joints]
+        links = sorted(index.values())
+        seen = [np.zeros((1, 3)), keypoints.reshape(-1, 3), np.asarray(goal, float).reshape(-1, 3)]
+        for q in q_path:                        # every link at every planned pose is in the picture
+            bullet.reset_joints(body, joints, q)
+            seen.append(np.array([pos for pos, _ in bullet.link_poses(body, links)]))
+        camera = framing_camera(np.concatenate(seen), camera)
         model = camera.model()
         path_uv, goal_uv = model.project(keypoints), model.project(goal)
         w, h = camera.size

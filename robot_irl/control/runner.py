@@ -119,8 +119,9 @@ def run_mpc(arm: Arm, plan: Planner, goal: Any, *, horizon: int = 10, rate_hz: f
 def save_run_episode(library, rec: RunRecord, *, robot: str, task: str, arm_name: str,
                      extra: dict[str, Any] | None = None, columns: dict[str, tuple[Any, np.ndarray]] | None = None,
                      camera: tuple[str, Any] | None = None, keypoint_spec: Any = None):
-    """Record a run as a library episode (source ``arm``; stream ``state`` with the requested
-    and sent targets) so ``robot-irl demos show`` replays it next to the demos.
+    """Record a run as a library episode (source ``arm``, kind ``run``: demo queries leave it out
+    unless they ask for ``kind:run``; stream ``state`` with the requested and sent targets) so
+    ``robot-irl demos show`` replays it next to the demos.
 
     ``columns``: more per-row columns, name -> (Column, values [T, ...]) (e.g. keypoints);
     ``camera``: (name, CameraModel or None) of ``rec.frames``, written lossless (ffv1)."""
@@ -141,7 +142,7 @@ def save_run_episode(library, rec: RunRecord, *, robot: str, task: str, arm_name
             "clamped": Column((), "bool"), "refused": Column((), "bool"),
             **{name: col for name, (col, _) in more.items()}}
     extra = {**(extra or {}), **({"stopped": rec.stopped} if rec.stopped else {})}
-    with library.writer(task=task, source="arm", fps=rate, robot=robot, env=arm_name,
+    with library.writer(task=task, source="arm", kind="run", fps=rate, robot=robot, env=arm_name,
                         tags=["run"], extra=extra, keypoint_spec=keypoint_spec) as w:
         t0 = a["t"][0] if len(rec) else 0.0
         if camera is not None:

@@ -69,6 +69,17 @@ class KeypointDef:
     up: tuple[float, float, float] = (1.0, 0.0, 0.0)
 
 
+KEYPOINT_KEYS = ("name", "body", "link", "offset", "feature", "normal", "up")
+
+
+def _known_keys(data: dict[str, Any], valid: tuple[str, ...], file: str | None, where: str) -> None:
+    """A misspelt key (``ofset``) would otherwise silently fall back to its default: refuse it."""
+    for key in data:
+        if key not in valid:
+            raise InputError(f"unknown key {key!r}", file=file, field=f"{where}.{key}",
+                             expected="one of: " + ", ".join(valid))
+
+
 @dataclass(frozen=True)
 class KeypointSpec:
     """An ordered set of keypoints. Arrays of keypoints ``[T, K, D]`` follow this order."""
@@ -125,6 +136,7 @@ class KeypointSpec:
             where = f"keypoints[{i}]"
             if not isinstance(kp, dict):
                 raise InputError("not an object", file=file, field=where, expected="object")
+            _known_keys(kp, KEYPOINT_KEYS, file, where)
             for req in ("name", "body", "link"):
                 if not isinstance(kp.get(req), str) or not kp.get(req):
                     raise InputError(f"missing or empty '{req}'", file=file, field=f"{where}.{req}",
@@ -134,9 +146,11 @@ class KeypointSpec:
             if feat is None:
                 feature = None
             elif isinstance(feat, dict) and feat.get("kind") == "marker":
+                _known_keys(feat, ("kind", "id", "size", "dictionary"), file, f"{where}.feature")
                 feature = Marker(id=int(feat["id"]), size=float(feat.get("size", 0.04)),
                                  dictionary=str(feat.get("dictionary", "DICT_4X4_50")))
             elif isinstance(feat, dict) and feat.get("kind") == "blob":
+                _known_keys(feat, ("kind", "color", "radius"), file, f"{where}.feature")
                 feature = Blob(color=str(feat["color"]), radius=float(feat.get("radius", 0.012)))
             else:
                 raise InputError("unknown feature", file=file, field=f"{where}.feature",

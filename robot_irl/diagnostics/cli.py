@@ -6,6 +6,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import json
 
 METHOD_CHOICES = ("tsne", "sklearn-tsne", "umap", "pca")
 LATENTS = ("keypoints", "clip", "cost", "dynamics")
@@ -58,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-jobs", type=int, help="threads (default: all cores this process may use; 1 below 2,000 points)")
     p.add_argument("--no-reference", action="store_true", help="skip the PCA reference map")
     p.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard projector export")
+    p.add_argument("--json", action="store_true", help="print every figure as JSON (default: tables and a verdict)")
     p.set_defaults(func=run_diagnose)
 
 
@@ -101,23 +103,54 @@ def _collect(args: argparse.Namespace):
 
 
 def run_diagnose(args: argparse.Namespace) -> int:
+    from robot_irl.runs import RunDir
+
+    latents, how, default_out = _collect(args)   # input errors answer before sklearn/torch/matplotlib load
     from robot_irl.diagnostics.diagnose import diagnose
     from robot_irl.diagnostics.embed import EmbedConfig
-    from robot_irl.runs import RunDir
 
     config = EmbedConfig(method=args.method, init=args.init, perplexity=args.perplexity,
                          n_neighbors=args.n_neighbors, pca_dims=args.pca_dims, seed=args.seed,
                          n_jobs=args.n_jobs)
-    latents, how, default_out = _collect(args)
     run = RunDir.create(args.out or default_out, {"latents": {**how, "labels": sorted(latents.labels),
-                                                              "n_points": latents.n, "n_dims": int(latents.X.shape[1])},
+                                                              "n_points": latents.n, "n_dims": int(latents.X.shape[1]),
+                                                              "skipped": latents.skipped},
                                    "embedding": config.to_dict(), "compare_init": args.compare_init},
                         kind="diagnose")
     result = diagnose(latents, run, config, compare_init=args.compare_init, reference=not args.no_reference,
                       tensorboard=not args.no_tensorboard)
-    for key in sorted(result.metrics):
-        if not key.endswith("_s"):
-            print(f"{key:48s} {result.metrics[key]:.3f}")
-    print(f"wrote {run.path}/metrics.json, {len(result.plots)} plot(s) in {run.plots_dir / latents.name}"
-          + (f", projector in {run.tb_dir}" if result.projector_tags else ""))
+    if args.json:
+        print(json.dumps({"metrics": result.metrics, "skipped": latents.skipped, "run": str(run.path)}, indent=1))
+        return 0
+    print(summary(latents, result.metrics, list(result.embeddings)))
+    print(f"wrote {run.path}/metrics.json, {len(result.plots)} plot(s) in {run.plots_dir / latents.name}")
+    if result.projector_tags:
+        print(f"projector: tensorboard --logdir {run.tb_dir}   (then open the PROJECTOR tab)")
     return 0
+
+
+def summary(latents, metrics: dict[str, float], maps: list[str]) -> str:
+    """For people: what was left out, the trust measures per map, 10-NN label accuracy, a verdict."""
+    from robot_irl.cliargs import format_table
+    from robot_irl.diagnostics.latents import is_categorical
+    from robot_irl.diagnostics.verdict import SKIP_LABELS, verdict
+
+    lines = [f"{latents.name}: {latents.n} points, {int(latents.X.shape[1])} dimensions"]
+    if latents.skipped:
+        lines.append(f"left out {len(latents.skipped)} episode(s): "
+                     + "; ".join(f"{k} ({v})" for k, v in latents.skipped.items()))
+    cols = ("trust10", "knn_kept10", "spearman_pdist")
+    lines.append(format_table(["map", *cols], [[m, *(metrics.get(f"{m}.{c}", float("nan")) for c in cols)]
+                                               for m in maps]))
+    labels = [lab for lab, v in latents.labels.items() if is_categorical(v) and lab not in SKIP_LABELS]
+    if labels:
+        lines.append("10-NN label accuracy")
+        lines.append(format_table(["label", "latents", *maps],
+                                  [[lab, metrics.get(f"original.knn_acc10.{lab}", float("nan")),
+                                    *(metrics.get(f"{m}.knn_acc10.{lab}", float("nan")) for m in maps)]
+                                   for lab in labels]))
+    judged = [m for m in maps if m != "pca"] or maps
+    lines.append("verdict:")
+    for m in judged:
+        lines.extend(f"  {sentence}" for sentence in verdict(metrics, m, labels))
+    return "\n".join(lines)

@@ -63,6 +63,7 @@ def collect_keypoints(source: str | Path, *, query: str | None = None, extracted
     Labels: task, episode, success, source, variant fields, ``phase`` (from the gripper, sim
     episodes) and ``step`` (time normalised to [0, 1] within the episode). Rows where a keypoint
     is missing are left out (t-SNE needs finite coordinates); every ``every``-th row is kept.
+    Episodes left out whole (no keypoints, a keypoint never seen) are named in ``skipped``.
     """
     from robot_irl.library import Library
 
@@ -74,9 +75,11 @@ def collect_keypoints(source: str | Path, *, query: str | None = None, extracted
     table = LabelTable()
     names: tuple[str, ...] | None = None
     first_id = ""
+    skipped: dict[str, str] = {}
     for ep in lib.select(query):
         got = episode_keypoints(ep, extracted=extracted)
         if got is None:
+            skipped[ep.id] = "no keypoints (neither recorded nor extracted)"
             continue
         ts, kp, ep_names = got
         if names is None:
@@ -89,6 +92,10 @@ def collect_keypoints(source: str | Path, *, query: str | None = None, extracted
                            axis=1)
         keep = np.flatnonzero(np.isfinite(x).all(axis=1))[::every]
         if keep.size == 0:
+            never = [n for i, n in enumerate(ep_names or range(kp.shape[1]))
+                     if not np.isfinite(kp[:, i]).all(axis=1).any()]
+            skipped[ep.id] = (f"keypoint{'s' if len(never) > 1 else ''} {', '.join(map(str, never))} never seen"
+                              if never else "no time step with every keypoint seen")
             continue
         step = (ts[keep] - ts[0]) / max(ts[-1] - ts[0], 1e-9)
         phase = gripper_phases(ep, ts[keep])
@@ -100,11 +107,12 @@ def collect_keypoints(source: str | Path, *, query: str | None = None, extracted
         elif thumbnails:
             thumbnails = False  # one episode without video: no sprite at all rather than a misleading one
     if not rows:
-        raise InputError(f"no episode with keypoints matches {query!r}" if query else "no episode has keypoints",
-                         file=lib.path, field="query",
+        why = "; ".join(f"{k}: {v}" for k, v in list(skipped.items())[:5])
+        raise InputError((f"no episode with keypoints matches {query!r}" if query else "no episode has keypoints")
+                         + (f" ({why})" if why else ""), file=lib.path, field="query",
                          expected="episodes with recorded (record --source sim) or extracted (robot-irl extract) keypoints")
     return Latents(X=np.concatenate(rows), labels=table.arrays(),
-                   thumbnails=np.concatenate(thumbs) if thumbnails else None, name="keypoints")
+                   thumbnails=np.concatenate(thumbs) if thumbnails else None, name="keypoints", skipped=skipped)
 
 
 register_collector("keypoints", collect_keypoints)

@@ -59,13 +59,14 @@ class Latents:
     """Points to embed: ``X [N, D]``, labels ``name -> [N]`` and optional thumbnails ``[N, H, W(, C)]``.
 
     ``name`` says which latent space this is (``dynamics``, ``clip``, ...); it titles plots and
-    the projector tag. Validated on construction so errors point at the collector's output.
+    the projector tag. ``skipped`` names what a collector left out and why, for the reader. Validated on construction so errors point at the collector's output.
     """
 
     X: np.ndarray
     labels: dict[str, np.ndarray] = field(default_factory=dict)
     thumbnails: np.ndarray | None = None
     name: str = "latents"
+    skipped: dict[str, str] = field(default_factory=dict)   # item (episode id) left out -> why
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "X", np.asarray(self.X))

@@ -57,7 +57,7 @@ def scatter_plots(embeddings: Mapping[str, np.ndarray], labels: Mapping[str, np.
     written = []
     items: list[tuple[str | None, np.ndarray | None]] = list(labels.items()) or [(None, None)]
     for label, values in items:
-        fig, axes = plt.subplots(1, len(embeddings), figsize=(4.5 * len(embeddings) + 1.0, 4.8), squeeze=False)
+        fig, axes = plt.subplots(1, len(embeddings), figsize=(4.5 * len(embeddings), 4.8), squeeze=False)
         mappable = None
         for ax, (name, Y) in zip(axes[0], embeddings.items()):
             mappable = _draw(ax, Y, values, size) or mappable
@@ -66,8 +66,9 @@ def scatter_plots(embeddings: Mapping[str, np.ndarray], labels: Mapping[str, np.
             ax.set_yticks([])
         if values is not None and mappable is None:
             handles, names = axes[0][-1].get_legend_handles_labels()
-            fig.legend(handles, names, loc="center right", title=label, markerscale=max(1.0, 6.0 / size ** 0.5),
-                       fontsize=8)
+            # outside the maps (right of the last one): a legend inside covered the data
+            axes[0][-1].legend(handles, names, loc="center left", bbox_to_anchor=(1.02, 0.5), title=label,
+                               markerscale=max(1.0, 6.0 / size ** 0.5), fontsize=8)
         elif mappable is not None:
             fig.colorbar(mappable, ax=axes[0].tolist(), label=label)
         fig.suptitle(f"{title} coloured by {label}" if label else title, fontsize=10)

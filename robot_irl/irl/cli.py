@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from robot_irl.cliargs import add_library_arg, existing_file, format_table
 from robot_irl.errors import InputError
 
 METHOD_CHOICES = ("default", "weighted", "timedep", "rbf", "feature_matching", "bc")
@@ -36,12 +38,27 @@ def _indices(text: str | None, n: int, field: str) -> list[int]:
     return out
 
 
+def _split(train: str | None, test: str | None, n: int) -> tuple[list[int], list[int]]:
+    """Train and held-out demo indices: ``--test`` alone trains on the rest; the two must not share
+    a demo (figures called "test" on training data would mislead) and must exist."""
+    test_idx = _indices(test, n, "--test") if test else []
+    train_idx = _indices(train, n, "--train") if train else [i for i in range(n) if i not in set(test_idx)]
+    for field, idx in (("--train", train_idx), ("--test", test_idx)):
+        bad = sorted({i for i in idx if not 0 <= i < n})
+        if bad:
+            raise InputError(f"demo indices {bad} out of range", field=field, expected=f"indices 0-{n - 1} ({n} demos)")
+    both = sorted(set(train_idx) & set(test_idx))
+    if both:
+        raise InputError(f"demos {both} are in both --train and --test", field="--test",
+                         expected="held-out demos that are not trained on")
+    if not train_idx:
+        raise InputError("no demo left to train on", field="--train", expected="at least one demo not in --test")
+    return train_idx, test_idx
+
+
 def _table(rows: dict[str, dict[str, float]]) -> str:
     cols = ["irl_loss", "final_err_cm", "path_err_cm"]
-    lines = [f"{'demos':<8}" + "".join(f"{c:>15}" for c in cols)]
-    for name, m in rows.items():
-        lines.append(f"{name:<8}" + "".join(f"{m[c]:>15.3f}" for c in cols))
-    return "\n".join(lines)
+    return format_table(["demos", *cols], [[name, *(m[c] for c in cols)] for name, m in rows.items()])
 
 
 def _is_file_source(text: str) -> bool:
@@ -96,7 +113,7 @@ def _diagnose_hook(train, n_goals: int):
     return hook
 
 
-def _demos_from_search(text: str, k: int, library: str | None, within: str | None) -> str:
+def _demos_from_search(text: str, k: int, library: str | None, within: str | None, as_json: bool = False) -> str:
     """The library query selecting the ``k`` episodes the library's own CLIP ranks first for
     ``text`` (text → demos → learned cost), among those matching ``within``."""
     from robot_irl.library import Library
@@ -111,9 +128,55 @@ def _demos_from_search(text: str, k: int, library: str | None, within: str | Non
     if not hits:
         raise InputError(f"the search '{text}' found no episode", file=lib.path, field="--query",
                          expected="a library with indexed episodes")
-    print(json.dumps({"query": text, "demos": [{"episode": h.episode_id, "score": round(float(h.score), 4)}
-                                               for h in hits]}))
+    if as_json:
+        print(json.dumps({"query": text, "demos": [{"episode": h.episode_id, "score": round(float(h.score), 4)}
+                                                   for h in hits]}))
+    else:
+        print(f"the search {text!r} chose: " + ", ".join(f"{h.episode_id} ({h.score:.3g})" for h in hits))
     return "id:" + ",".join(h.episode_id for h in hits)
+
+
+# Train options that say how the run is written, not what it learns: never taken from a saved run.
+_RUN_OPTIONS = ("out", "resume", "force", "quiet", "json")
+TRAIN_ARGS = "train_args.json"
+
+
+def _resume_args(args: argparse.Namespace, run_dir: Path) -> argparse.Namespace:
+    """``--resume`` continues with the options the run was started with (saved in the folder), so
+    the demos need not be named again; options given now that differ from their defaults win."""
+    saved_file = run_dir / TRAIN_ARGS
+    if not saved_file.is_file():
+        return args
+    saved = json.loads(saved_file.read_text())
+    defaults = args.train_defaults
+    merged = dict(vars(args))
+    for key, value in saved.items():
+        if key not in _RUN_OPTIONS and key in merged and merged[key] == defaults.get(key):
+            merged[key] = value
+    return argparse.Namespace(**merged)
+
+
+def _saved_args(args: argparse.Namespace) -> dict:
+    # the search (--query, --k) is saved as the episodes it chose (--demos id:...), not to be rerun
+    return {k: v for k, v in vars(args).items() if k not in ("func", "train_defaults", "k", *_RUN_OPTIONS)}
+
+
+def _unused_options(args: argparse.Namespace) -> list[str]:
+    """Options given that this combination of the others ignores (each said, not silently dropped)."""
+    d = args.train_defaults
+    checks = [
+        (args.k != d["k"] and not args.query, "--k chooses how many demos --query finds; without --query it does nothing"),
+        (args.diagnose_goals != d["diagnose_goals"] and not args.diagnose_every,
+         "--diagnose-goals does nothing without --diagnose-every"),
+        (args.model is not None and args.dynamics == "kinematic", "--model is for --dynamics learned; ignored"),
+        ((args.urdf or args.keypoint_frames) and args.dynamics == "learned",
+         "--urdf/--keypoint-frames are for --dynamics kinematic; ignored"),
+        (args.diagnose_every and args.cost in ("feature_matching", "bc"),
+         "--diagnose-every applies to cost learning (default/weighted/timedep/rbf); ignored"),
+        (args.resume and args.cost in ("feature_matching", "bc"),
+         f"--cost {args.cost} keeps no checkpoint: --resume trains it from the start"),
+    ]
+    return [text for hit, text in checks if hit]
 
 
 def _learner_config(args: argparse.Namespace):
@@ -122,8 +185,7 @@ def _learner_config(args: argparse.Namespace):
     from robot_irl.irl.inner import InnerConfig
 
     cost = args.cost if args.cost not in ("feature_matching", "bc") else "timedep"
-    base = recipe_config(args.recipe, cost)
-    inner = base.inner
+    inner = recipe_config(args.recipe, cost).inner
     if args.inner is not None and args.inner != inner.method:
         inner = InnerConfig(method=args.inner, step_size=0.5 if args.inner == "gn" else 1e-3)
     inner = InnerConfig(**{**inner.to_dict(), **({"steps": args.inner_steps} if args.inner_steps else {}),
@@ -136,20 +198,30 @@ def _learner_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from robot_irl.runs import RunDir
+
+    out = RunDir.claim(args.out, force=args.force, resume=args.resume)   # before anything slow
+    if args.resume:
+        args = _resume_args(args, out.path)
+    for note in _unused_options(args):
+        print(f"note: {note}", file=sys.stderr)
+    if args.query:
+        args.demos = _demos_from_search(args.query, args.k, args.library, args.demos, as_json=args.json)
+        args.query = None   # a resume trains on the same episodes, not on a new search
+    elif args.demos is None:   # "" is the empty query: every episode of the library
+        raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
+    if args.demos.endswith(".npz") and not Path(args.demos).is_file():   # before torch loads
+        raise InputError("keypoint file not found", file=args.demos, field="--demos",
+                         expected="an existing .npz (keypoints [N,T,K,3]) or a library query")
+
     from robot_irl.irl import fit_bc, fit_cost, fit_feature_matching
     from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
-
-    if args.query:
-        args.demos = _demos_from_search(args.query, args.k, args.library, args.demos)
-    elif not args.demos:
-        raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
 
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
                                            args.goals)
     if args.q0 is not None:
         demos.q0 = np.broadcast_to(np.array([float(v) for v in args.q0.split(",")]), (len(demos), len(args.q0.split(",")))).copy()
-    train_idx = _indices(args.train, len(demos), "--train")
-    test_idx = _indices(args.test, len(demos), "--test") if args.test else []
+    train_idx, test_idx = _split(args.train, args.test, len(demos))
     if args.dynamics == "kinematic":
         if spec is None and (not args.urdf or not args.keypoint_frames):
             raise InputError("--dynamics kinematic needs --urdf and --keypoint-frames", field="--urdf",
@@ -166,23 +238,39 @@ def cmd_train(args: argparse.Namespace) -> int:
             "train_ids": [demos.names[i] for i in train_idx], "test_ids": [demos.names[i] for i in test_idx]}
     train = demos.subset(train_idx)
     test = demos.subset(test_idx) if test_idx else None
-    if args.cost == "feature_matching":
-        run = fit_feature_matching(train, dyn, cfg, eval_demos=test, run_dir=args.out, demo_info=info)
-    elif args.cost == "bc":
-        run = fit_bc(train, dyn, cfg, eval_demos=test, run_dir=args.out, demo_info=info)
-    else:
-        hook = _diagnose_hook(train, args.diagnose_goals) if args.diagnose_every else None
-        run = fit_cost(train, dyn, args.cost, cfg, run_dir=args.out, eval_demos=test, progress=not args.quiet,
-                       resume=args.resume, demo_info=info, on_log=hook, on_log_every=args.diagnose_every)
-    if args.diagnose_every and args.cost in ("feature_matching", "bc"):
-        print("note: --diagnose-every applies to cost learning (default/weighted/timedep/rbf); ignored")
+    resume_cmd = f"robot-irl train --out {out.path} --resume"
+    out.begin(what=f"training ({args.cost} cost)", resume=resume_cmd, clear=args.force and not args.resume)
+    from robot_irl.core.io import atomic_write_json
+
+    atomic_write_json(out.path / TRAIN_ARGS, _saved_args(args))
+    try:
+        if args.cost == "feature_matching":
+            run = fit_feature_matching(train, dyn, cfg, eval_demos=test, run_dir=out.path, demo_info=info)
+        elif args.cost == "bc":
+            run = fit_bc(train, dyn, cfg, eval_demos=test, run_dir=out.path, demo_info=info)
+        else:
+            hook = _diagnose_hook(train, args.diagnose_goals) if args.diagnose_every else None
+            run = fit_cost(train, dyn, args.cost, cfg, run_dir=out.path, eval_demos=test, progress=not args.quiet,
+                           resume=args.resume, demo_info=info, on_log=hook, on_log_every=args.diagnose_every)
+    except BaseException:
+        print(f"training stopped: {out.path} is marked incomplete (eval and run refuse it); "
+              f"finish it with: {resume_cmd}", file=sys.stderr)
+        raise
+    out.finish()
     figs = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
-    print(json.dumps(figs, indent=1))
+    if args.json:
+        print(json.dumps(figs, indent=1))
+    else:
+        print(_table({name: {c: figs[f"{name}_{c}"] for c in ("irl_loss", "final_err_cm", "path_err_cm")}
+                      for name in ("train", "test") if f"{name}_irl_loss" in figs}))
     print(f"run saved to {run.path}")
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from robot_irl.runs import RunDir
+
+    RunDir(args.run).require_finished()   # answers before torch loads
     from robot_irl.irl import load_run
 
     run = load_run(args.run)
@@ -212,9 +300,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         figures.update({f"eval_{name}_irl_loss": m["irl_loss"], f"eval_{name}_final_err_cm": m["final_err_cm"],
                         f"eval_{name}_path_err_cm": m["path_err_cm"],
                         f"eval_{name}_per_step_err_cm": m["per_step_err_cm"]})
-    print(_table(rows))
-    for name, m in rows.items():
-        print(f"{name} per-step error (cm): " + " ".join(f"{v:.2f}" for v in m["per_step_err_cm"]))
+    if args.json:
+        print(json.dumps(figures, indent=1))
+    else:
+        print(_table(rows))
+        for name, m in rows.items():
+            print(f"{name} per-step error (cm): " + " ".join(f"{v:.3g}" for v in m["per_step_err_cm"]))
     from robot_irl.runs import RunDir
 
     RunDir(run.path).update_metrics(**figures)
@@ -222,8 +313,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from robot_irl.library.cli import add_library_arg
-
     p = subparsers.add_parser("train", help="learn a cost from keypoint demos (model-based IRL)",
                               description="Learn a cost whose optimised trajectories reproduce the demos.")
     p.add_argument("--demos", help="library query (e.g. 'env:robot_irl/Place-v0 tag:train'), or a "
@@ -240,12 +329,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: every keypoint on the robot)")
     p.add_argument("--goals", choices=("recorded", "final"), default="recorded",
                    help="library demos: goal = the recorded task goal (goal_3d, default) or where each demo ended")
-    p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all)")
-    p.add_argument("--test", help="held-out demo indices, e.g. 3,4")
+    p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all not in --test)")
+    p.add_argument("--test", help="held-out demo indices, e.g. 3,4 (never trained on)")
     p.add_argument("--dynamics", choices=("kinematic", "learned"), default="kinematic")
-    p.add_argument("--urdf", help="robot URDF (kinematic dynamics)")
+    p.add_argument("--urdf", type=existing_file, help="robot URDF (kinematic dynamics)")
     p.add_argument("--keypoint-frames", help="JSON file or 'name@link:x,y,z;...' (kinematic dynamics)")
-    p.add_argument("--model", help="learned dynamics weights (from robot-irl dynamics train)")
+    p.add_argument("--model", type=existing_file, help="learned dynamics weights (from robot-irl dynamics train)")
     p.add_argument("--cost", choices=METHOD_CHOICES, default="timedep",
                    help="cost type, or a baseline (feature_matching, bc)")
     p.add_argument("--q0", help="start joint state for every demo, comma separated (default: q0 in the file, "
@@ -264,14 +353,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="let cost weights go negative (default recipe keeps them >= 0; the paper recipe never bounds them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=50)
-    p.add_argument("--out", required=True, help="run folder to write")
-    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.add_argument("--out", required=True, help="run folder to write (refused if a run is there, unless --force)")
+    p.add_argument("--force", action="store_true", help="replace the run already in --out (its files are removed)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint, with the "
+                   "options it was started with (demos included; options given now win)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON (default: a table)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--diagnose-every", type=int, metavar="N",
                    help="every N outer iterations, t-SNE latent maps of the cost's per-state features of optimised "
                    "trajectories (training goals + perturbed goals) into the run folder (plots/cost, metrics, TB)")
     p.add_argument("--diagnose-goals", type=int, default=8, help="goals planned per training demo for --diagnose-every")
     p.set_defaults(func=cmd_train)
+    p.set_defaults(train_defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
 
     e = subparsers.add_parser("eval", help="evaluate a trained run on its held-out demos",
                               description="IRL loss, final keypoint error and per-step error of a trained run.")
@@ -279,4 +372,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--demos", help="keypoint file or library query (default: the run's own demos)")
     add_library_arg(e)
     e.add_argument("--indices", help="demo indices to evaluate (default: the run's train and test sets)")
+    e.add_argument("--json", action="store_true", help="print the figures as JSON (default: a table)")
     e.set_defaults(func=cmd_eval)

@@ -128,8 +128,12 @@ class TrainedRun:
 
 
 def load_run(path: str | Path) -> TrainedRun:
-    """Reopen a trained run folder (what ``robot-irl eval`` and the arm runner use)."""
+    """Reopen a trained run folder (what ``robot-irl eval`` and the arm runner use).
+
+    Raises :class:`robot_irl.runs.IncompleteRunError` (an InputError) for a folder whose training did
+    not finish."""
     run = RunDir(path)
+    run.require_finished()
     cfg = run.config()
     method = cfg.get("method")
     if method not in METHODS:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import warnings
 from pathlib import Path
 
@@ -172,10 +173,41 @@ def _summary(name: str, track) -> str:
     return f"{name}: {len(track)} frames; " + "; ".join(parts)
 
 
+# Options that only mean something for one kind of target; given for the other, they are named.
+_FILE_ONLY = ("spec", "camera_file", "fps", "timestamps", "out", "second_video", "second_camera_file",
+              "second_timestamps")
+_LIBRARY_ONLY = ("second_camera",)
+
+
+def _note_ignored(args: argparse.Namespace, names: tuple[str, ...], target: str) -> None:
+    given = [n for n in names if getattr(args, n) is not None]
+    if given:
+        opts = ", ".join("--" + n.replace("_", "-") for n in given)
+        print(f"note: {opts} {'does' if len(given) == 1 else 'do'} nothing for {target}; ignored", file=sys.stderr)
+
+
+def _preview_path(preview: str | None, ep_id: str, several: bool) -> str | None:
+    """One episode: the --preview path itself; several: one file each, ``<stem>_<id><suffix>``."""
+    if preview is None or not several:
+        return preview
+    p = Path(preview)
+    return str(p.with_name(f"{p.stem}_{ep_id}{p.suffix or '.mp4'}"))
+
+
+def _episode_error(error: Exception, camera: str) -> Exception:
+    """Errors from frames read out of an episode name its camera video, not the frame source
+    ``<frames>`` (the batch report puts the episode id in front)."""
+    if isinstance(error, InputError) and "<frames>" in str(error):
+        return InputError(str(error).replace("<frames>", f"camera {camera} video"))
+    return error
+
+
 def run_extract(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if target.is_file() and target.suffix.lower() in VIDEO_SUFFIXES:
+        _note_ignored(args, _LIBRARY_ONLY, "a video file")
         return _extract_file(args, target)
+    from robot_irl.core.batch import BatchReport
     from robot_irl.keypoints.episodes import extract_and_store
     from robot_irl.library import Library
     if target.is_dir():
@@ -187,15 +219,31 @@ def run_extract(args: argparse.Namespace) -> int:
     if not episodes:
         raise InputError(f"no episode matches {args.target!r}", file=lib.path, field="target",
                          expected="a video file, a library folder, an episode id or a query that selects episodes")
+    _note_ignored(args, _FILE_ONLY, "library episodes (they carry their spec, camera and timestamps)")
+    several = len(episodes) > 1
+    if args.preview and several:
+        print(f"{len(episodes)} episodes: one preview each, named {_preview_path(args.preview, '<id>', True)}",
+              file=sys.stderr)
+    report = BatchReport("extracted")
     for ep in episodes:
-        preview = args.preview if len(episodes) == 1 or not args.preview else \
-            str(Path(args.preview).with_name(f"{Path(args.preview).stem}_{ep.id}.mp4"))
-        spec = ep.keypoint_spec
-        cfg = _config(args, spec) if spec is not None else None
-        track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
-                                  preview=preview, progress=not args.quiet, second_camera=args.second_camera)
-        print(_summary(ep.id, track))
-    return 0
+        preview = _preview_path(args.preview, ep.id, several)
+        with report.item(ep.id):
+            spec = ep.keypoint_spec
+            cfg = _config(args, spec) if spec is not None else None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
+                                              preview=preview, progress=not args.quiet,
+                                              second_camera=args.second_camera)
+                except Exception as e:
+                    raise _episode_error(e, args.camera) from e
+            print(_summary(ep.id, track) + (f" (preview {preview})" if preview else ""))
+            for w in caught:   # one line naming the episode, not a source line of the library
+                print(f"warning: {ep.id}: {str(w.message).replace('<frames>: ', '')}", file=sys.stderr)
+    if several or report.failed:
+        print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
+    return report.exit_code
 
 
 def _camera_file(path: str | None, no_3d: bool) -> CameraModel | None:

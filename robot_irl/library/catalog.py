@@ -19,17 +19,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-CATALOG_VERSION = "2"
+CATALOG_VERSION = "3"
 
-COLUMNS = ("id", "created", "start_time", "task", "source", "robot", "env", "success", "frames", "rows", "duration",
-           "tags", "variant", "derived", "cameras", "stamp")
+COLUMNS = ("id", "created", "start_time", "task", "source", "kind", "robot", "env", "success", "frames", "rows",
+           "duration", "tags", "variant", "derived", "cameras", "stamp")
 
 
 def summary(meta: dict[str, Any], derived: dict[str, list[int]], stamp: int) -> dict[str, Any]:
     """The catalog row of one episode: what queries and ``demos list`` need, nothing more."""
-    frames = sum(c["frames"] for c in meta["cameras"].values())
+    frames = max((c["frames"] for c in meta["cameras"].values()), default=0)  # per camera, not summed
     rows = sum(s["rows"] for s in meta["streams"].values())
-    return {"id": meta["id"], "created": meta["created"], "start_time": meta["start_time"], "task": meta["task"], "source": meta["source"],
+    return {"id": meta["id"], "created": meta["created"], "start_time": meta["start_time"], "task": meta["task"],
+            "source": meta["source"], "kind": meta["kind"],
             "robot": meta.get("robot"), "env": meta.get("env"), "success": meta.get("success"),
             "frames": frames, "rows": rows, "duration": meta["duration"],
             "tags": list(meta["tags"]), "variant": dict(meta["variant"]), "derived": derived,
@@ -73,11 +74,22 @@ class Catalog:
             if row and row[0] == CATALOG_VERSION:
                 return False
             con.execute("DROP TABLE IF EXISTS episodes")
-            con.execute("CREATE TABLE episodes (id TEXT PRIMARY KEY, created TEXT, start_time REAL, task TEXT, source TEXT, "
-                        "robot TEXT, env TEXT, success INTEGER, frames INTEGER, rows INTEGER, duration REAL, "
-                        "tags TEXT, variant TEXT, derived TEXT, cameras TEXT, stamp INTEGER)")
+            con.execute("CREATE TABLE episodes (id TEXT PRIMARY KEY, created TEXT, start_time REAL, task TEXT, "
+                        "source TEXT, kind TEXT, robot TEXT, env TEXT, success INTEGER, frames INTEGER, rows INTEGER, "
+                        "duration REAL, tags TEXT, variant TEXT, derived TEXT, cameras TEXT, stamp INTEGER)")
             con.execute("INSERT OR REPLACE INTO info VALUES ('version', ?)", (CATALOG_VERSION,))
             return True
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy of the catalog (SQLite's backup API: safe with WAL readers about)."""
+        tmp = target.with_name(f".{target.name}.tmp")
+        with self._connect() as con:
+            dst = sqlite3.connect(tmp)
+            try:
+                con.backup(dst)
+            finally:
+                dst.close()
+        os.replace(tmp, target)
 
     def upsert(self, rows: Iterable[dict[str, Any]]) -> None:
         data = [tuple(json.dumps(r[c]) if c in ("tags", "variant", "derived", "cameras") else

@@ -12,6 +12,18 @@ QUERY_HELP = ("episode selection, e.g. `source:sim variant.color=red tag:good -s
               "empty selects all (syntax: demos/README.md)")
 
 
+class QueryArgParser(argparse.ArgumentParser):
+    """An argument parser that reads a negated query term (``-tag:train``, ``-variant.color=red``)
+    as a positional, as demos/README.md documents it, instead of as an unknown option."""
+
+    def _parse_optional(self, arg_string):  # noqa: ANN001, ANN202 (argparse's private hook)
+        if (len(arg_string) > 2 and arg_string[0] == "-" and arg_string[1] != "-"
+                and arg_string not in self._option_string_actions
+                and any(op in arg_string for op in (":", "=", "<", ">"))):
+            return None
+        return super()._parse_optional(arg_string)
+
+
 def add_library_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", metavar="PATH",
                    help="demo library folder (default: $ROBOT_IRL_LIBRARY, else ~/.local/share/robot-irl/library)")
@@ -20,7 +32,7 @@ def add_library_arg(p: argparse.ArgumentParser) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demos", help="list, inspect, replay, remove, repair, export and import demonstrations",
                        description="Work with the demo library (format: demos/README.md).")
-    s = p.add_subparsers(dest="demos_command", metavar="ACTION", required=True)
+    s = p.add_subparsers(dest="demos_command", metavar="ACTION", required=True, parser_class=QueryArgParser)
 
     ls = s.add_parser("list", help="list the episodes a query selects")
     ls.add_argument("query", nargs="*", help=QUERY_HELP)
@@ -63,12 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("query", nargs="*", help=QUERY_HELP)
     ex.add_argument("--format", choices=["lerobot"], default="lerobot")
     ex.add_argument("--out", type=Path, required=True, help="new or empty folder to write")
-    ex.add_argument("--video-codec", choices=["mp4v", "ffv1"], default="mp4v",
-                    help="mp4v (plays everywhere) or ffv1 (lossless) inside the .mp4 files")
+    ex.add_argument("--video-codec", choices=["auto", "h264", "mp4v", "ffv1"], default="auto",
+                    help="auto: H.264 where FFmpeg has the encoder, else mp4v; ffv1 is lossless "
+                         "(codec recorded in meta/info.json)")
     add_library_arg(ex)
     ex.set_defaults(func=_export)
 
-    im = s.add_parser("import", help="import a LeRobotDataset v3 folder (ours or LeRobot's)")
+    im = s.add_parser("import", help="import a LeRobot dataset folder (v3.0, or v2.0/v2.1 converted on the way "
+                                     "in), all episodes or none; a dataset imported before is refused")
     im.add_argument("path", type=Path, help="dataset folder (with meta/info.json)")
     im.add_argument("--format", choices=["lerobot"], default="lerobot")
     add_library_arg(im)
@@ -79,13 +93,25 @@ def _open(args, *, create: bool = False):
     from robot_irl.library import Library
     lib = Library.open(args.library, create=create)
     for e in lib.problems:
-        print(f"warning: broken episode: {e}", file=sys.stderr)
+        print(f"warning: {broken(e)}", file=sys.stderr)
     return lib
+
+
+def broken(e: InputError) -> str:
+    """One wording for an episode that does not validate, in `list` and `repair` alike."""
+    eid = getattr(e, "episode_id", None)
+    how = f"; remove it with `robot-irl demos rm {eid}`" if eid else ""
+    return f"broken episode {eid or ''} (not in the catalog): {e}{how}"
 
 
 def _list(args) -> int:
     lib = _open(args)
     rows = lib.rows(" ".join(args.query))
+    bad = lib.verify([r["id"] for r in rows])   # files changed behind the catalog: say so, as repair does
+    for e in bad:
+        print(f"warning: {broken(e)}", file=sys.stderr)
+    gone = {e.episode_id for e in bad}
+    rows = [r for r in rows if r["id"] not in gone]
     for r in rows:
         if args.json:
             print(json.dumps(r))
@@ -183,8 +209,10 @@ def _repair(args) -> int:
         print(f"left {eid}: {why}")
     for eid, why in rep.removed.items():
         print(f"removed empty staging folder {eid}: {why}")
+    for name, what in rep.batches.items():
+        print(f"import batch {name}: {what}")
     for e in rep.problems:
-        print(f"broken episode (not in the catalog): {e}")
+        print(broken(e))
     print(f"catalog rebuilt: {len(lib.ids())} episode(s)")
     return 1 if rep.problems or rep.skipped else 0
 
@@ -200,7 +228,7 @@ def _export(args) -> int:
 
 
 def _import(args) -> int:
-    from robot_irl.library.lerobot import import_lerobot
+    from robot_irl.library.lerobot_import import import_lerobot
     lib = _open(args, create=True)
     eps = import_lerobot(lib, args.path, progress=lambda e: print(f"imported {e.id}", file=sys.stderr))
     print(f"imported {len(eps)} episode(s) into {lib.path}")

@@ -71,6 +71,11 @@ class Episode:
         return self.meta["source"]
 
     @property
+    def kind(self) -> str:
+        """"demo" (a demonstration) or "run" (a learned policy's run)."""
+        return self.meta["kind"]
+
+    @property
     def robot(self) -> str | None:
         return self.meta.get("robot")
 

@@ -16,8 +16,8 @@ from robot_irl.core.camera import CameraModel
 from robot_irl.core.io import to_jsonable
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
-from robot_irl.library.schema import DTYPES, SOURCES, Fields, check_version
-from robot_irl.library.video import CODECS
+from robot_irl.library.schema import DTYPES, KINDS, SOURCES, Fields, check_version
+from robot_irl.library.video import CODECS, STORED
 
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -78,6 +78,7 @@ def validate_meta(meta: dict[str, Any], root: Path) -> dict[str, Any]:
                          field="id", expected=repr(root.name))
     f.str("task")
     f.str("source", choices=SOURCES)
+    f.str("kind", choices=KINDS)
     f.str("robot", optional=True)
     f.str("env", optional=True)
     f.get("seed", (int,), "an integer or null", optional=True)
@@ -100,7 +101,7 @@ def validate_meta(meta: dict[str, Any], root: Path) -> dict[str, Any]:
         size = c.list("size")
         if not (len(size) == 2 and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)):
             raise InputError(f"size is {size!r}", file=file, field=f"{c.prefix}size", expected="[width, height] > 0")
-        c.str("codec", choices=tuple(CODECS))
+        c.str("codec", choices=tuple(dict.fromkeys([*CODECS, *STORED])))
         c.str("timestamps")
         if c.data.get("model") is not None:
             model = CameraModel.from_dict(c.data["model"], file=f"{file} (cameras.{name}.model)")

@@ -7,9 +7,13 @@ Documented in demos/README.md ("Selecting episodes"); in short::
     variant.color=red variant.start_range>0.02
     id:20261127-0321                ids starting with that prefix
     -success:false derived:keypoints frames>=100
+    kind:run                        runs of a learned policy (kind:* for every kind)
 
 Terms are ANDed; ``a,b`` inside one term is an OR; a leading ``-`` negates a term. A query runs
-over catalog rows (:func:`robot_irl.library.catalog.summary`), never over episode files.
+over catalog rows (:func:`robot_irl.library.catalog.summary`), never over episode files. A query
+without a ``kind`` term selects demonstrations only, so a recorded run never enters training data
+or a demo query's spec check unless asked for. A field no episode has (``variant.colour`` where
+the episodes say ``variant.color``) is an error listing the fields there are, never an empty result.
 """
 from __future__ import annotations
 
@@ -20,8 +24,9 @@ from typing import Any
 from robot_irl.errors import InputError, UnknownNameError
 
 OPS = ("!=", "<=", ">=", ":", "=", "<", ">")
-FIELDS = ("id", "task", "source", "robot", "env", "tag", "success", "derived", "camera", "frames", "rows",
+FIELDS = ("id", "task", "source", "kind", "robot", "env", "tag", "success", "derived", "camera", "frames", "rows",
           "duration", "created", "variant.<key>")
+DEFAULT_KIND = "demo"
 NUMERIC = ("frames", "rows", "duration")
 
 
@@ -91,6 +96,8 @@ class Term:
             if have is None or isinstance(have, (str, bool)) and f != "created":
                 return False
             return {"<": have < want, "<=": have <= want, ">": have > want, ">=": have >= want}[op]
+        if f == "kind" and raw == "*":
+            return op != "!="
         if op == ":" and f == "task":
             return raw.lower() in str(have).lower()
         if op == ":" and f == "id":
@@ -161,9 +168,19 @@ class Query:
     terms: tuple[Term, ...]
 
     def matches(self, row: dict[str, Any]) -> bool:
+        if not any(t.field == "kind" for t in self.terms) and row.get("kind", DEFAULT_KIND) != DEFAULT_KIND:
+            return False
         return all(t.matches(row) for t in self.terms)
 
     def filter(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows this query selects; a ``variant.<key>`` no row has is an InputError."""
+        if rows:
+            keys = {k for r in rows for k in r["variant"]}
+            for t in self.terms:
+                if t.field.startswith("variant.") and t.field[len("variant."):] not in keys:
+                    valid = [f for f in FIELDS if f != "variant.<key>"] + [f"variant.{k}" for k in sorted(keys)]
+                    raise InputError(f"no episode has field {t.field!r} in query {self.text!r}", field="query",
+                                     expected=f"one of {valid}")
         return [r for r in rows if self.matches(r)]
 
 

@@ -15,13 +15,27 @@ from typing import Any
 
 from robot_irl.errors import InputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LIBRARY_FORMAT = "robot-irl demo library"
 SOURCES = ("sim", "camera", "arm", "lerobot")
+KINDS = ("demo", "run")   # a demonstration, or a run of a learned policy recorded for evaluation
 DTYPES = ("float64", "float32", "int64", "int32", "uint8", "bool")
-# Version n → function turning a version-n meta dict into version n+1. Version 1 is the first
-# released layout, so there is nothing to migrate yet; a version-2 layout adds its step here.
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def _meta_1_to_2(meta: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds the episode ``kind``: every version-1 episode was a demonstration."""
+    return {**meta, "schema_version": 2, "kind": meta.get("kind", "demo")}
+
+
+def _library_1_to_2(info: dict[str, Any]) -> dict[str, Any]:
+    """library.json itself did not change; its version says its episodes were migrated."""
+    return {**info, "schema_version": 2}
+
+
+# Version n → function turning a version-n dict into version n+1, for episode meta.json /
+# recording.json (MIGRATIONS) and for library.json (LIBRARY_MIGRATIONS).
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _meta_1_to_2}
+LIBRARY_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _library_1_to_2}
 
 
 def read_json(path: Path, what: str) -> dict[str, Any]:
@@ -37,21 +51,25 @@ def read_json(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def check_version(data: dict[str, Any], file: Path) -> dict[str, Any]:
-    """Return ``data`` at :data:`SCHEMA_VERSION`, migrating older versions step by step, or refuse."""
+def check_version(data: dict[str, Any], file: Path,
+                  migrations: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None) -> dict[str, Any]:
+    """Return ``data`` at :data:`SCHEMA_VERSION`, migrating older versions step by step (episode
+    meta by default, ``migrations`` for another kind of file), or refuse a newer one by name."""
+    migrations = MIGRATIONS if migrations is None else migrations
     v = data.get("schema_version")
     if not isinstance(v, int) or isinstance(v, bool):
         raise InputError(f"schema_version is {v!r}", file=file, field="schema_version",
                          expected=f"an integer (this robot-irl reads {SCHEMA_VERSION})")
     if v > SCHEMA_VERSION:
-        raise InputError(f"schema_version {v} is newer than this robot-irl reads; upgrade robot-irl",
+        raise InputError(f"schema_version {v} is newer than this robot-irl reads (it reads up to "
+                         f"{SCHEMA_VERSION}); upgrade robot-irl",
                          file=file, field="schema_version", expected=f"<= {SCHEMA_VERSION}")
     while v < SCHEMA_VERSION:
-        if v not in MIGRATIONS:
+        if v not in migrations:
             raise InputError(f"schema_version {v} has no migration to {SCHEMA_VERSION}; re-record or "
                              "convert it with the robot-irl release that wrote it", file=file,
                              field="schema_version", expected=str(SCHEMA_VERSION))
-        data = MIGRATIONS[v](data)
+        data = migrations[v](data)
         v = data["schema_version"]
     return data
 

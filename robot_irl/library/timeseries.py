@@ -66,11 +66,23 @@ def build_table(columns: Mapping[str, Column], timestamps: Sequence[float],
     return pa.Table.from_arrays(arrays, schema=schema_of(columns))
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk, so a power loss keeps it."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_chunk(path: Path, table: pa.Table) -> int:
-    """Write a parquet chunk atomically against a killed process (temp file, rename); returns its size."""
+    """Write a parquet chunk atomically and durably (temp file, fsync, rename, fsync of the
+    folder): once this returns, a killed process or a power loss keeps the whole chunk."""
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp, compression="zstd")
+    fsync_path(tmp)
     os.replace(tmp, path)
+    fsync_path(path.parent)
     return path.stat().st_size
 
 

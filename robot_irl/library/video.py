@@ -1,4 +1,5 @@
-"""Video chunks through OpenCV: the codecs the library writes, opening writers, counting and reading frames.
+"""Video chunks: the codecs the library writes (through OpenCV), counting and reading frames
+(through the one PyAV decoding path, robot_irl.library.decode).
 
 A camera's video is a list of chunk files, each a complete, closed video. Closing a chunk is what
 makes its frames safe: a recording killed mid-chunk loses only that chunk's frames, and every
@@ -12,10 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 
 from robot_irl.errors import InputError, RobotIRLError
+from robot_irl.library.decode import CODEC_NAMES, count_frames, decode, open_video, packet_count, probe
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,10 @@ CODECS: dict[str, Codec] = {
     "ffv1": Codec("FFV1", "mkv", True),
     "mp4v": Codec("mp4v", "mp4", False),
 }
+# Codecs of chunks stored as they came (imports copy the source's packets, no re-encoding): read
+# through the PyAV path like any chunk, never written frame by frame.
+STORED: dict[str, Codec] = {name: Codec("", "mkv" if name == "ffv1" else "mp4", name == "ffv1")
+                            for name in ("av1", "h264", "hevc", "vp9", "mpeg4", "ffv1")}
 
 
 class VideoWriteError(RobotIRLError):
@@ -45,13 +52,11 @@ def open_writer(path: Path, codec: str, fps: float, size: tuple[int, int]) -> cv
 
 
 def decoded_count(path: Path) -> int:
-    """Frames a decoder really gets out of ``path`` (slow, exact)."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    n = 0
-    while cap.grab():
-        n += 1
-    cap.release()
-    return n
+    """Frames a decoder really gets out of ``path`` (slow, exact); 0 when it cannot be read."""
+    try:
+        return count_frames(path)
+    except InputError:
+        return 0
 
 
 def _boxes(f, start: int, end: int) -> Iterator[tuple[bytes, int, int]]:
@@ -95,17 +100,16 @@ def mp4_sample_count(path: Path) -> int | None:
 
 def verify_count(path: Path, expected: int) -> None:
     """Check a closed chunk holds ``expected`` frames: the container's count first (cheap: the
-    mp4 index, else OpenCV's property), the decoder's count when the container disagrees (exact).
-    Raises when frames went missing."""
+    mp4 index, else the stream header or its packets), the decoder's count when the container
+    disagrees (exact). Raises when frames went missing."""
     if path.suffix == ".mp4" and mp4_sample_count(path) == expected:
         return
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    ok = cap.isOpened()
-    prop = int(round(cap.get(cv2.CAP_PROP_FRAME_COUNT))) if ok else -1
-    cap.release()
-    if prop == expected:
-        return
-    n = decoded_count(path) if ok else 0
+    try:
+        if (probe(path).frames or packet_count(path)) == expected:
+            return
+    except InputError:
+        pass
+    n = decoded_count(path)
     if n != expected:
         raise VideoWriteError(f"{path}: wrote {expected} frames but the file decodes to {n}")
 
@@ -121,27 +125,67 @@ def iter_chunks(paths: Sequence[Path], counts: Sequence[int], fields: Sequence[s
         if last <= start or first >= stop:
             first = last
             continue
-        cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-        if not cap.isOpened():
-            raise InputError("video cannot be opened", file=path, field=field, expected=f"{n} frames")
+        got = 0
+        frames = decode(path, field=field, bgr=not rgb)
         try:
-            skip = max(start - first, 0)
-            if skip:
-                cap.set(cv2.CAP_PROP_POS_FRAMES, skip)
-                if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) != skip:
-                    cap.release()
-                    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-                    for _ in range(skip):
-                        cap.grab()
-            for i in range(first + skip, min(last, stop)):
-                ok, frame = cap.read()
-                if not ok:
-                    raise InputError(f"video ends after {i - first} of {n} frames (truncated or corrupt)",
-                                     file=path, field=field, expected=f"{n} frames")
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB) if rgb else frame
-            if min(last, stop) == last and cap.grab():
-                raise InputError(f"video has more than {n} frames", file=path, field=field,
-                                 expected=f"{n} frames")
+            for i, (_, frame) in enumerate(frames):
+                got = i + 1
+                if got > n:
+                    raise InputError(f"video has more than {n} frames", file=path, field=field,
+                                     expected=f"{n} frames")
+                if first + i >= stop:
+                    if min(last, stop) < last:
+                        break
+                    continue
+                if first + i >= start:
+                    yield frame
         finally:
-            cap.release()
+            frames.close()
+        if got < min(last, stop) - first:
+            raise InputError(f"video ends after {got} of {n} frames (file truncated or corrupt)",
+                             file=path, field=field, expected=f"{n} frames")
         first = last
+
+
+def remux_span(src: Path, dst: Path, start: float, end: float, *,
+               field: str = "video") -> tuple[str, list[float]] | None:
+    """Copy the frames of ``src`` presented in [start, end) seconds into ``dst`` without re-encoding
+    (packets copied, timestamps shifted), and return (codec, their presentation times in ``src``).
+
+    Nothing is lost or decoded: an imported AV1 or H.264 episode keeps its exact bytes, and import
+    runs faster than decoding. None when the codec is not one the library stores or the span does
+    not start on a keyframe (a decoder could not start there): the caller re-encodes instead."""
+    with open_video(src, field) as inp:
+        s = inp.streams.video[0]
+        name = s.codec_context.name
+        codec = CODEC_NAMES.get(name, name)
+        if codec not in STORED or not s.time_base:
+            return None
+        tb = float(s.time_base)
+        if start > 0:
+            inp.seek(int(start / tb), stream=s, backward=True, any_frame=False)
+        pkts = []
+        try:
+            for p in inp.demux(s):
+                if p.pts is None or p.size == 0:
+                    continue
+                if p.dts is not None and p.dts * tb >= end:
+                    break
+                if start <= p.pts * tb < end:
+                    pkts.append(p)
+        except av.error.FFmpegError as e:
+            raise InputError(f"video data is corrupt or cut short ({e})", file=src, field=field,
+                             expected="a complete video file") from None
+        if not pkts or not pkts[0].is_keyframe:
+            return None
+        shift = min(p.dts if p.dts is not None else p.pts for p in pkts)
+        times = sorted(p.pts * tb for p in pkts)
+        with av.open(str(dst), "w") as out:
+            o = out.add_stream_from_template(s, opaque=True)   # stream copy: no encoder needed
+            for p in pkts:
+                p.pts -= shift
+                if p.dts is not None:
+                    p.dts -= shift
+                p.stream = o
+                out.mux(p)
+    return codec, times

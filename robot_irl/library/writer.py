@@ -7,9 +7,13 @@ stream; a chunk is *flushed* when it is full or ``flush_seconds`` old: the video
 a row chunk is written as one parquet file atomically. A process killed at any moment therefore
 leaves only whole flushed chunks plus at most one unflushed chunk per stream, and
 :func:`finalize` (run by ``commit`` and by ``demos repair``) builds the episode from the flushed
-ones and says exactly what it could not keep. Nothing is dropped silently: a frame of the wrong
-size, a timestamp that goes back, or a chunk whose file holds fewer frames than were written is an
-error, never a skipped frame.
+ones and says exactly what it could not keep. Every chunk is fsynced before it counts as flushed
+(its sidecar, itself fsynced, is written after it), so a power loss keeps every counted chunk; the
+fsyncs run on a sealing thread, in order, so a slow disk never stalls the recording loop
+(``flush``/``commit``/``sealed`` wait for them).
+Nothing is dropped silently: a frame of the wrong size, a timestamp that goes back, or a chunk
+whose file holds fewer frames than were written is an error, never a skipped frame; a chunk that
+repair finds truncated or corrupt is dropped with the chunks after it, and reported.
 """
 from __future__ import annotations
 
@@ -18,8 +22,10 @@ import json
 import math
 import os
 import re
+import threading
 import time
-from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,9 +40,9 @@ from robot_irl.core.io import atomic_write_json, to_jsonable
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
 from robot_irl.library.meta import check_calibration, check_camera_model, check_name
-from robot_irl.library.schema import SCHEMA_VERSION, SOURCES, read_json
-from robot_irl.library.timeseries import Column, build_table, check_row, write_chunk
-from robot_irl.library.video import CODECS, open_writer, verify_count
+from robot_irl.library.schema import KINDS, SCHEMA_VERSION, SOURCES, check_version, read_json
+from robot_irl.library.timeseries import Column, build_table, check_row, fsync_path, write_chunk
+from robot_irl.library.video import CODECS, STORED, open_writer, verify_count
 
 if TYPE_CHECKING:
     from robot_irl.library.episode import Episode
@@ -46,24 +52,71 @@ RECORDING = "recording.json"
 CHUNK_RE = re.compile(r"^chunk-(\d{6})\.")
 
 
-def write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    """Write-then-rename without fsync: atomic against a killed process (the page cache outlives it),
-    and cheap enough per chunk to keep up with the camera. After an OS crash a chunk may not have
-    reached the disk; repair then keeps the chunks before it and reports the rest."""
+def write_sidecar(path: Path, data: dict[str, Any], *, durable: bool = False) -> None:
+    """Write-then-rename: atomic against a killed process. ``durable`` also fsyncs the file and its
+    folder, as a chunk's sidecar needs: it is what counts the chunk as flushed, so it must not
+    reach the disk before the chunk does (the chunk is fsynced first)."""
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(data))
+    if durable:
+        fsync_path(tmp)
     os.replace(tmp, path)
+    if durable:
+        fsync_path(path.parent)
 
 
 def _chunk_name(i: int, ext: str) -> str:
     return f"chunk-{i:06d}.{ext}"
 
 
+class _Sealer:
+    """Makes closed chunks durable off the recording thread, in order: the fsyncs wait on the disk
+    (milliseconds each), which would otherwise stall a camera loop at every chunk. A chunk still
+    counts as flushed only once its sidecar (or parquet rename) is written, after its fsync, so
+    crash safety is the same; :meth:`wait` (flush, commit) returns once all are sealed and raises
+    the first error, and :meth:`check` raises one early on the recording thread."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-chunks")
+        self._pending: list[Future] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            self._pending.append(self._pool.submit(fn, *args))
+
+    def check(self) -> None:
+        with self._lock:
+            done = [f for f in self._pending if f.done()]
+            self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+
+    def wait(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        for e in errors:
+            if e is not None:
+                raise e
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def _seal_video(path: Path, times: list[float]) -> None:
+    verify_count(path, len(times))
+    fsync_path(path)
+    write_sidecar(path.with_suffix(".json"), {"file": path.name, "frames": len(times), "bytes": path.stat().st_size,
+                                             "timestamps": times}, durable=True)
+
+
 class _CameraSink:
     """One camera: the open video chunk, its frames' timestamps, the flushed chunks' sidecars."""
 
-    def __init__(self, root: Path, name: str, size: tuple[int, int], fps: float, codec: str) -> None:
+    def __init__(self, root: Path, name: str, size: tuple[int, int], fps: float, codec: str, sealer: _Sealer) -> None:
         self.dir = root / "cameras" / name
+        self.sealer = sealer
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name, self.size, self.fps, self.codec = name, size, fps, codec
         self.shape = (size[1], size[0], 3)
@@ -75,7 +128,31 @@ class _CameraSink:
         self.opened_at = 0.0
         self.frames = 0
 
+    def add_chunk(self, write: Callable[[Path], Sequence[float]]) -> int:
+        """Store a ready-made chunk: ``write(path)`` writes the video file and returns its frames'
+        times (seconds, the episode's clock). Made durable and counted like an encoded chunk."""
+        self.flush()
+        self.sealer.wait()
+        path = self.dir / _chunk_name(self.index, (CODECS.get(self.codec) or STORED[self.codec]).ext)
+        times = [float(t) for t in write(path)]
+        if not times or not all(math.isfinite(t) for t in times) or times[0] <= self.last_t \
+                or any(b <= a for a, b in zip(times, times[1:])):
+            path.unlink(missing_ok=True)
+            raise InputError(f"chunk frame times {times[:3]}... after {self.last_t}",
+                             field=f"cameras.{self.name}.timestamp",
+                             expected="finite, strictly increasing seconds after the frames before")
+        fsync_path(path)
+        write_sidecar(path.with_suffix(".json"), {"file": path.name, "frames": len(times),
+                                                 "bytes": path.stat().st_size, "timestamps": times}, durable=True)
+        self.last_t = times[-1]
+        self.frames += len(times)
+        self.index += 1
+        return len(times)
+
     def write(self, frame: np.ndarray, t: float, bgr: bool) -> None:
+        if self.codec not in CODECS:
+            raise InputError(f"camera {self.name} stores ready-made {self.codec} chunks", field=f"cameras.{self.name}",
+                             expected="add_chunk (write_frame encodes only ffv1 or mp4v)")
         if frame.shape != self.shape or frame.dtype != np.uint8:
             raise InputError(f"frame is {frame.dtype} {frame.shape}", field=f"cameras.{self.name}.frame",
                              expected=f"uint8 {self.shape} (the size given to add_camera)")
@@ -98,10 +175,7 @@ class _CameraSink:
         self.writer.release()
         self.writer = None
         assert self.path is not None
-        verify_count(self.path, len(self.times))
-        write_sidecar(self.path.with_suffix(".json"),
-                      {"file": self.path.name, "frames": len(self.times), "bytes": self.path.stat().st_size,
-                       "timestamps": self.times})
+        self.sealer.submit(_seal_video, self.path, self.times)
         self.times = []
         self.index += 1
 
@@ -109,8 +183,9 @@ class _CameraSink:
 class _StreamSink:
     """One time-series stream: buffered rows, written as a parquet chunk on flush."""
 
-    def __init__(self, root: Path, name: str, columns: Mapping[str, Column]) -> None:
+    def __init__(self, root: Path, name: str, columns: Mapping[str, Column], sealer: _Sealer) -> None:
         self.dir = root / "data" / name
+        self.sealer = sealer
         self.dir.mkdir(parents=True, exist_ok=True)
         self.name, self.columns = name, dict(columns)
         self.index = 0
@@ -136,7 +211,8 @@ class _StreamSink:
     def flush(self) -> None:
         if not self.times:
             return
-        write_chunk(self.dir / _chunk_name(self.index, "parquet"), build_table(self.columns, self.times, self.values))
+        self.sealer.submit(write_chunk, self.dir / _chunk_name(self.index, "parquet"),
+                           build_table(self.columns, self.times, self.values))
         self.times = []
         self.values = {c: [] for c in self.columns}
         self.index += 1
@@ -151,18 +227,25 @@ class EpisodeWriter:
     """
 
     def __init__(self, library: "Library", root: Path, info: dict[str, Any], *, chunk_frames: int,
-                 flush_seconds: float, lock: FileLock) -> None:
+                 flush_seconds: float, lock: FileLock, adopt: "Callable[[Path], Episode] | None" = None) -> None:
         self.library, self.root, self.info = library, root, info
+        self._adopt = adopt if adopt is not None else library._adopt
         self.chunk_frames, self.flush_seconds = chunk_frames, flush_seconds
         self._lock = lock
         self._cams: dict[str, _CameraSink] = {}
         self._streams: dict[str, _StreamSink] = {}
         self._done = False
+        self._sealer = _Sealer()
         self._save_info()
 
     @property
     def id(self) -> str:
         return self.info["id"]
+
+    @property
+    def committed(self) -> bool:
+        """Committed or aborted: the writer takes no more frames."""
+        return self._done
 
     def _save_info(self) -> None:
         write_sidecar(self.root / RECORDING, self.info)
@@ -175,8 +258,9 @@ class EpisodeWriter:
         check_name(name, "camera")
         if name in self._cams:
             raise InputError(f"camera {name!r} declared twice", field="cameras", expected="unique names")
-        if codec not in CODECS:
-            raise InputError(f"unknown codec {codec!r}", field=f"cameras.{name}.codec", expected=str(list(CODECS)))
+        if codec not in CODECS and codec not in STORED:
+            raise InputError(f"unknown codec {codec!r}", field=f"cameras.{name}.codec",
+                             expected=f"{list(CODECS)} (encoded here) or {list(STORED)} (ready-made chunks)")
         size = (int(size[0]), int(size[1]))
         file = self.root / RECORDING
         if model is not None:
@@ -188,7 +272,7 @@ class EpisodeWriter:
                                  "model": model.to_dict() if model is not None else None}
         if calibration is not None:
             entry["calibration"] = check_calibration(calibration, model, file, f"cameras.{name}.calibration")
-        self._cams[name] = _CameraSink(self.root, name, size, self.info["fps"], codec)
+        self._cams[name] = _CameraSink(self.root, name, size, self.info["fps"], codec, self._sealer)
         self.info["cameras"][name] = entry
         self._save_info()
 
@@ -204,7 +288,7 @@ class EpisodeWriter:
             if spec.dtype not in ("float64", "float32", "int64", "int32", "uint8", "bool"):
                 raise InputError(f"dtype {spec.dtype!r}", field=f"streams.{name}.columns.{c}",
                                  expected="float64, float32, int64, int32, uint8 or bool")
-        self._streams[name] = _StreamSink(self.root, name, columns)
+        self._streams[name] = _StreamSink(self.root, name, columns, self._sealer)
         self.info["streams"][name] = {"columns": {c: s.to_dict() for c, s in columns.items()}}
         self._save_info()
 
@@ -216,6 +300,15 @@ class EpisodeWriter:
         sink.write(frame, t, bgr)
         if len(sink.times) >= self.chunk_frames or time.monotonic() - sink.opened_at >= self.flush_seconds:
             sink.flush()
+            self._sealer.check()
+
+    def add_chunk(self, camera: str, write: Callable[[Path], Sequence[float]]) -> int:
+        """Add a ready-made video chunk to ``camera`` (declared with a codec from ``STORED``):
+        ``write(path)`` writes the file there and returns its frames' times; returns the frame count."""
+        sink = self._cams.get(camera)
+        if sink is None:
+            raise InputError(f"unknown camera {camera!r}", field="camera", expected=f"one of {sorted(self._cams)}")
+        return sink.add_chunk(write)
 
     def write_row(self, stream: str, t: float, **values: Any) -> None:
         """Append one row of ``stream`` at time ``t``; ``values`` holds every declared column."""
@@ -225,11 +318,19 @@ class EpisodeWriter:
         sink.write(t, values)
         if len(sink.times) >= self.chunk_frames or time.monotonic() - sink.started_at >= self.flush_seconds:
             sink.flush()
+            self._sealer.check()
+
+    def sealed(self) -> None:
+        """Wait until every closed chunk is durable (fsynced and counted); the open chunks stay open."""
+        self._sealer.wait()
 
     def flush(self) -> None:
         """Make everything written so far durable (closes the open chunks)."""
-        for s in (*self._cams.values(), *self._streams.values()):
-            s.flush()
+        try:
+            for s in (*self._cams.values(), *self._streams.values()):
+                s.flush()
+        finally:
+            self._sealer.wait()
 
     def commit(self, *, success: bool | None = None, tags: list[str] | None = None,
                extra: Mapping[str, Any] | None = None) -> "Episode":
@@ -246,8 +347,9 @@ class EpisodeWriter:
         report = finalize(self.root, recovered=False)
         if report.lost:
             raise InputError("; ".join(report.lost), file=self.root, field="chunks", expected="every chunk flushed")
-        ep = self.library._adopt(self.root)
+        ep = self._adopt(self.root)
         self._done = True
+        self._sealer.close()
         self._lock.release()
         return ep
 
@@ -259,6 +361,7 @@ class EpisodeWriter:
             self.flush()
         finally:
             self._done = True
+            self._sealer.close()
             self._lock.release()
 
     def __enter__(self) -> "EpisodeWriter":
@@ -273,12 +376,14 @@ class EpisodeWriter:
             self.abort()
 
 
-def new_info(*, episode_id: str, task: str, source: str, fps: float, robot: str | None, env: str | None,
+def new_info(*, episode_id: str, task: str, source: str, kind: str, fps: float, robot: str | None, env: str | None,
              seed: int | None, variant: Mapping[str, Any] | None, tags: list[str] | None,
              keypoint_spec: KeypointSpec | None, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     """The recording.json a new recording starts with (meta.json minus what only commit knows)."""
     if source not in SOURCES:
         raise InputError(f"source is {source!r}", field="source", expected=f"one of {list(SOURCES)}")
+    if kind not in KINDS:
+        raise InputError(f"kind is {kind!r}", field="kind", expected=f"one of {list(KINDS)}")
     if not isinstance(task, str):
         raise InputError(f"task is {task!r}", field="task", expected="a string")
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
@@ -287,8 +392,8 @@ def new_info(*, episode_id: str, task: str, source: str, fps: float, robot: str 
         if not isinstance(t, str) or not t or any(ch.isspace() or ch == "," for ch in t):
             raise InputError(f"tag {t!r}", field="tags", expected="non-empty strings without spaces or commas")
     now = time.time()
-    return {"schema_version": SCHEMA_VERSION, "id": episode_id, "task": task, "source": source, "robot": robot,
-            "env": env, "seed": seed, "fps": float(fps),
+    return {"schema_version": SCHEMA_VERSION, "id": episode_id, "task": task, "source": source, "kind": kind,
+            "robot": robot, "env": env, "seed": seed, "fps": float(fps),
             "created": dt.datetime.fromtimestamp(now, dt.timezone.utc).isoformat(timespec="seconds"),
             "start_time": now, "success": None, "recovered": False, "tags": sorted(set(tags or [])),
             "variant": to_jsonable(dict(variant or {})),
@@ -331,7 +436,7 @@ def finalize(root: Path, *, recovered: bool) -> FinalizeReport:
     if not (root / RECORDING).exists() and (root / "meta.json").exists():
         _cleanup(root, read_json(root / "meta.json", "meta.json"))
         return report
-    info = read_json(root / RECORDING, "recording.json")
+    info = check_version(read_json(root / RECORDING, "recording.json"), root / RECORDING)
     starts, ends = [], []
     for cam, c in info["cameras"].items():
         folder = root / "cameras" / cam
@@ -339,7 +444,12 @@ def finalize(root: Path, *, recovered: bool) -> FinalizeReport:
         _contiguous(sidecars, folder, f"cameras.{cam}.chunks")
         chunks, times = [], []
         for i, side in sidecars:
-            s = read_json(side, "chunk sidecar")
+            try:
+                s = read_json(side, "chunk sidecar")
+            except InputError:
+                if not recovered:
+                    raise
+                s = {"file": side.name, "bytes": -1}   # a torn sidecar: its chunk is dropped below
             video = folder / s["file"]
             if not video.is_file() or video.stat().st_size != s["bytes"]:
                 if recovered:  # an OS crash kept the sidecar but not all of its video: stop before it
@@ -371,8 +481,18 @@ def finalize(root: Path, *, recovered: bool) -> FinalizeReport:
         parts = _indexed(folder, ".parquet")
         _contiguous(parts, folder, f"streams.{name}.chunks")
         chunks, rows, last = [], 0, None
-        for _, p in parts:
-            t = pq.read_table(p, columns=["timestamp"]).column("timestamp").to_numpy()
+        for i, (_, p) in enumerate(parts):
+            try:
+                t = pq.read_table(p).column("timestamp").to_numpy()
+            except (pa.ArrowException, OSError, KeyError) as e:
+                if not recovered:
+                    raise InputError(f"unreadable chunk ({e})", file=p, field=f"streams.{name}.chunks[{i}]",
+                                     expected="a parquet chunk written by robot-irl") from None
+                report.lost.append(f"stream {name}: chunk {p.name} is truncated or corrupt; it and the "
+                                   f"{len(parts) - i - 1} chunk(s) after it are dropped")
+                for _, later in parts[i:]:
+                    later.unlink()
+                break
             if len(t):
                 starts.append(float(t[0]))
                 ends.append(float(t[-1]))

@@ -17,6 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "search targets) instead of a short bounded run")
     q.add_argument("--force", action="store_true", help="rerun every stage")
     q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--json", action="store_true", help="print the report path and stage times as JSON")
     q.set_defaults(func=_quickstart)
     r = sub.add_parser("report", help="rebuild report.html from a run folder")
     r.add_argument("run", type=Path)
@@ -45,7 +46,14 @@ def _quickstart(args) -> int:
     finally:
         if (args.out / "stages").exists() and any((args.out / "stages").glob("*.json")):
             report = build_report(args.out)
-            print(json.dumps({"report": str(report), "stages": {k: v.get("seconds") for k, v in ctx.results.items()}}))
+            seconds = {k: v.get("seconds") for k, v in ctx.results.items()}
+            if args.json:
+                print(json.dumps({"report": str(report), "stages": seconds}))
+            else:
+                from robot_irl.cliargs import format_table
+
+                print(format_table(["stage", "seconds"], [[k, v] for k, v in seconds.items()]))
+                print(f"report: {report}  (open it in a browser)")
     return 0
 
 

@@ -26,6 +26,7 @@ from robot_irl.library import Column, Episode, EpisodeWriter, Library
 from robot_irl.record.camera import open_capture
 from robot_irl.record.columns import robot_state_columns
 from robot_irl.record.kinematics import RobotKinematics
+from robot_irl.record.stamps import CaptureStamper
 
 
 CAMERA = "cam0"
@@ -39,16 +40,21 @@ def arm_columns(joint_names: list[str], spec: KeypointSpec | None) -> dict[str, 
 
 
 class _CameraThread:
-    """Reads frames from a capture and writes them with their read time on the arm's clock.
+    """Reads frames from a capture and writes them stamped on the arm's clock.
 
-    A video file stands in for a live camera: it is read at its own frame rate. An error stops the
-    thread and is re-raised by :meth:`check`, so a failing camera ends the recording loudly."""
+    A live camera's frames carry their capture time (robot_irl.record.stamps: buffer drained when
+    the thread starts, driver timestamp or read time minus the camera's latency), moved onto the
+    arm clock by the offset between the two clocks measured at start; frames taken before the
+    first state sample are not part of the episode. A video file stands in for a live camera: it
+    is read at its own frame rate and stamped when read. An error stops the thread and is
+    re-raised by :meth:`check`, so a failing camera ends the recording loudly."""
 
-    def __init__(self, writer: EpisodeWriter, cap: cv2.VideoCapture, first: np.ndarray, t_first: float,
+    def __init__(self, writer: EpisodeWriter, cap: cv2.VideoCapture, stamper: CaptureStamper | None,
                  clock_now: Callable[[], float], t0: float, pace_s: float | None) -> None:
-        self.writer, self.cap, self.clock_now, self.t0, self.pace_s = writer, cap, clock_now, t0, pace_s
-        self.pending = (first, t_first)
+        self.writer, self.cap, self.stamper, self.clock_now, self.t0 = writer, cap, stamper, clock_now, t0
+        self.pace_s = pace_s
         self.frames, self.ended = 0, ""
+        self.offset = 0.0
         self.error: BaseException | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="record-camera", daemon=True)
@@ -56,23 +62,30 @@ class _CameraThread:
     def start(self) -> None:
         self._thread.start()
 
+    def _next(self, first: bool) -> tuple[np.ndarray | None, float]:
+        """The next frame and its time on the arm clock."""
+        if self.stamper is None:
+            ok, frame = self.cap.read()
+            return (frame if ok else None), self.clock_now()
+        frame, t_mono = self.stamper.first() if first else self.stamper.read()
+        return frame, t_mono + self.offset
+
     def _run(self) -> None:
         try:
-            frame, t_read = self.pending
+            self.offset = self.clock_now() - time.monotonic()   # arm clock minus the stamps' clock
             last = -np.inf
-            while not self._stop.is_set():
-                t = t_read - self.t0
-                if t > last:                      # before the first state sample: not part of the episode
+            frame, t_cap = self._next(True)
+            while frame is not None and not self._stop.is_set():
+                t = t_cap - self.t0
+                if t >= 0 and t > last:       # before the first state sample: not part of the episode
                     self.writer.write_frame(CAMERA, frame, t, bgr=True)
                     self.frames += 1
                     last = t
                 if self.pace_s is not None:
                     time.sleep(self.pace_s)
-                ok, frame = self.cap.read()
-                t_read = self.clock_now()
-                if not ok:
-                    self.ended = "camera: no more frames"
-                    return
+                frame, t_cap = self._next(False)
+            if frame is None:
+                self.ended = "camera: no more frames"
         except BaseException as e:  # noqa: BLE001 - handed to the recording thread by check()
             self.error = e
 
@@ -93,13 +106,16 @@ class _CameraThread:
 
 def record_arm(lib: Library, arm: Any, *, task: str = "", rate_hz: float = 50.0, duration: float | None = None,
                max_rows: int | None = None, stop: threading.Event | None = None, arm_name: str = "",
-               camera_device: str | None = None, camera_model: CameraModel | None = None,
+               camera_device: str | Any | None = None, camera_model: CameraModel | None = None,
                keypoint_spec: KeypointSpec | None = None, tags: list[str] | None = None,
-               chunk_frames: int = 300, on_start: Callable[[], None] | None = None) -> Episode:
+               chunk_frames: int = 300, on_start: Callable[[], None] | None = None,
+               camera_latency_s: float = 0.0) -> Episode:
     """Record one kinesthetic demonstration from the connected ``arm`` until ``duration`` seconds
     (arm clock), ``max_rows`` samples, ``stop`` is set, or Ctrl-C; returns the committed episode.
 
-    ``on_start`` runs once teach mode is on (e.g. to tell the person to start). With no explicit
+    ``on_start`` runs once teach mode is on (e.g. to tell the person to start).
+    ``camera_latency_s``: the camera's capture-to-read delay, used where the backend gives no
+    driver timestamps. With no explicit
     ``keypoint_spec``, a robot robot-irl models gets its own keypoints (wrist marker, flange blob)."""
     if not (rate_hz > 0 and np.isfinite(rate_hz)):
         raise InputError(f"rate is {rate_hz}", field="--rate", expected="Hz > 0")
@@ -116,13 +132,18 @@ def record_arm(lib: Library, arm: Any, *, task: str = "", rate_hz: float = 50.0,
     cap, cam_thread, stopped_by = None, None, "stop key"
     try:
         if camera_device is not None:
-            cap, is_file = open_capture(camera_device, "--camera-device")
+            if isinstance(camera_device, str):
+                cap, is_file = open_capture(camera_device, "--camera-device")
+            else:   # an opened cv2-like live capture
+                cap, is_file, camera_device = camera_device, False, type(camera_device).__name__
             ok, first = cap.read()
             if not ok or first is None or first.ndim != 3:
                 raise InputError("device opened but gives no frames", file=camera_device, field="--camera-device",
                                  expected="a source that delivers colour frames")
             cam_fps = cap.get(cv2.CAP_PROP_FPS)
             cam_fps = cam_fps if cam_fps and 0 < cam_fps < 1000 else 30.0
+            if is_file:   # that frame only told the size: the thread reads the file from its start
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
         extra = {"arm": arm_name or caps.robot, "rate_hz": float(rate_hz), "joint_names": list(caps.joint_names),
                  "fk": f"pybullet twin of sim.robots '{caps.robot}'" if kin is not None else None,
                  "camera_device": camera_device, "actions": "demonstrated: target_requested = next joint_pos"}
@@ -139,8 +160,8 @@ def record_arm(lib: Library, arm: Any, *, task: str = "", rate_hz: float = 50.0,
                 obs = arm.get_observation()
                 t0 = obs.t
                 if cap is not None:
-                    cam_thread = _CameraThread(w, cap, first, arm.clock.now(), arm.clock.now, t0,
-                                               1.0 / cam_fps if is_file else None)
+                    stamper = None if is_file else CaptureStamper(cap, cam_fps, latency_s=camera_latency_s)
+                    cam_thread = _CameraThread(w, cap, stamper, arm.clock.now, t0, 1.0 / cam_fps if is_file else None)
                     cam_thread.start()
                 pending = _sample(obs, t0, kin, spec)
                 rows, repeated, late_max = 0, 0, 0.0
@@ -176,7 +197,9 @@ def record_arm(lib: Library, arm: Any, *, task: str = "", rate_hz: float = 50.0,
             return w.commit(extra={"stopped_by": stopped_by, "arm_clock_t0": t0, "late_max_s": late_max,
                                    "repeated_samples": repeated,
                                    "camera_frames": cam_thread.frames if cam_thread else 0,
-                                   "camera_ended": cam_thread.ended if cam_thread else ""})
+                                   "camera_ended": cam_thread.ended if cam_thread else "",
+                                   "camera_stamps": cam_thread.stamper.report()
+                                   if cam_thread and cam_thread.stamper else None})
     finally:
         if cam_thread is not None:
             cam_thread.halt()

@@ -1,19 +1,22 @@
 """Record from ``cv2.VideoCapture``: a camera index, a stream URL, or a video file on disk.
 
-A live source is timestamped when ``read()`` returns (monotonic clock, seconds from the first
-frame); a file keeps its own presentation times. Recording stops at a key (q or Esc, with
+A live source's frames are stamped at capture (robot_irl.record.stamps: the driver's buffer
+drained at start, the driver's timestamp where the backend gives one, else read time minus the
+camera's measured latency), seconds from the first fresh frame, whose time.monotonic() is kept in
+``extra.clock_t0``; a file keeps its own presentation times. Recording stops at a key (q or Esc, with
 ``show``), Ctrl-C, a duration, a frame count, or the end of the file. Camera videos are mp4 (mp4v).
 """
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 
 from robot_irl.core.camera import CameraModel
 from robot_irl.errors import InputError
 from robot_irl.library import Episode, Library
+from robot_irl.record.stamps import CaptureStamper
 
 CAMERA = "cam0"
 
@@ -32,22 +35,34 @@ def open_capture(device: str, field: str = "--device") -> tuple[cv2.VideoCapture
     return cap, not (is_index or is_url)
 
 
-def record_camera(lib: Library, device: str, *, task: str = "", duration: float | None = None,
+def record_camera(lib: Library, device: str | Any, *, task: str = "", duration: float | None = None,
                   max_frames: int | None = None, show: bool = False, model: CameraModel | None = None,
-                  tags: list[str] | None = None, chunk_frames: int = 150) -> Episode:
-    cap, is_file = open_capture(device)
+                  tags: list[str] | None = None, chunk_frames: int = 150, latency_s: float = 0.0) -> Episode:
+    """Record from ``device`` (an index, a path, a URL, or an opened cv2-like live capture) until a
+    duration, a frame count, a key, Ctrl-C or the end of a file. ``latency_s``: the camera's
+    capture-to-read delay, used when the backend gives no driver timestamps."""
+    if isinstance(device, str):
+        cap, is_file = open_capture(device)
+        name = device if is_file or "://" in device else f"camera {device}"
+    else:
+        cap, is_file, name = device, False, type(device).__name__
     try:
-        ok, frame = cap.read()
-        t_first = t_read = time.monotonic()
-        if not ok or frame is None or frame.ndim != 3:
-            raise InputError("device opened but gives no frames", file=device, field="--device",
-                             expected="a source that delivers colour frames")
         fps = cap.get(cv2.CAP_PROP_FPS)
         fps = fps if fps and 0 < fps < 1000 else 30.0
+        stamper = None if is_file else CaptureStamper(cap, fps, latency_s=latency_s)
+        if stamper is None:
+            ok, frame = cap.read()
+            t_first = t_cap = 0.0
+        else:
+            frame, t_cap = stamper.first()
+            ok, t_first = frame is not None, t_cap
+        if not ok or frame is None or frame.ndim != 3:
+            raise InputError("device opened but gives no frames", file=name, field="--device",
+                             expected="a source that delivers colour frames")
         h, w = frame.shape[:2]
         stopped_by, synthesized = "end of file" if is_file else "device stopped", 0
         with lib.writer(task=task, source="camera", fps=fps, tags=tags, chunk_frames=chunk_frames,
-                        extra={"device": device if is_file or "://" in device else f"camera {device}"}) as wr:
+                        extra={"device": name}) as wr:
             wr.add_camera(CAMERA, (w, h), codec="mp4v", model=model)
             last, n = -1.0, 0
             try:
@@ -58,9 +73,10 @@ def record_camera(lib: Library, device: str, *, task: str = "", duration: float 
                             t = last + 1.0 / fps if last >= 0 else 0.0
                             synthesized += 1
                     else:
-                        t = t_read - t_first
-                    wr.write_frame(CAMERA, frame, t, bgr=True)
-                    last, n = t, n + 1
+                        t = t_cap - t_first
+                    if t > last:
+                        wr.write_frame(CAMERA, frame, t, bgr=True)
+                        last, n = t, n + 1
                     if duration is not None and t >= duration:
                         stopped_by = "duration"
                         break
@@ -72,13 +88,19 @@ def record_camera(lib: Library, device: str, *, task: str = "", duration: float 
                         if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
                             stopped_by = "key"
                             break
-                    ok, frame = cap.read()
-                    t_read = time.monotonic()
+                    if stamper is None:
+                        ok, frame = cap.read()
+                    else:
+                        frame, t_cap = stamper.read()
+                        ok = frame is not None
                     if not ok:
                         break
             except KeyboardInterrupt:
                 stopped_by = "Ctrl-C"
-            return wr.commit(extra={"stopped_by": stopped_by, "synthesized_timestamps": synthesized})
+            extra: dict[str, Any] = {"stopped_by": stopped_by, "synthesized_timestamps": synthesized}
+            if stamper is not None:
+                extra.update(clock_t0=t_first, camera_stamps=stamper.report())
+            return wr.commit(extra=extra)
     finally:
         cap.release()
         if show:

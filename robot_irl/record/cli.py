@@ -33,6 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--max-frames", type=int, help="stop after this many frames")
     c.add_argument("--show", action="store_true", help="show the frames; q or Esc stops")
     c.add_argument("--camera-model", type=Path, help="JSON camera model (K, dist, size, T_base_cam)")
+    c.add_argument("--camera-latency", type=float, default=0.0, metavar="MS",
+                   help="live camera's capture-to-read delay in ms, used where the driver gives no frame "
+                        "timestamps (camera and arm recording; measure it once, e.g. filming a clock)")
     a = p.add_argument_group("arm (kinesthetic: the arm is in teach mode, a person moves it)")
     a.add_argument("--arm", help="arm backend: pybullet | loopback | franka | ur (see notes/control.md)")
     a.add_argument("--arm-opt", action="append", default=[], metavar="KEY=VALUE",
@@ -57,10 +60,16 @@ def _record(args) -> int:
         variant, (w, h) = parse_render_options(args.variant, args.size)
         if args.episodes < 1:
             raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
+        warned: list[bool] = []
+
+        def progress(ep) -> None:
+            print(f"{ep.id}  {ep.frame_count('cam0')} frames  success={ep.success}", file=sys.stderr)
+            if not warned:
+                warned.append(True)
+                _warn_small_markers(ep, args.size)
+
         record_sim(lib, args.env, episodes=args.episodes, seed=args.seed, robot=args.robot, variant=variant,
-                   render_size=(w, h), tags=tags,
-                   progress=lambda ep: print(f"{ep.id}  {ep.frame_count('cam0')} frames  "
-                                             f"success={ep.success}", file=sys.stderr))
+                   render_size=(w, h), tags=tags, progress=progress)
         return 0
     if args.source == "arm":
         return _record_arm(args, lib, tags)
@@ -68,9 +77,25 @@ def _record(args) -> int:
     if not args.device:
         raise InputError("missing --device", field="--device", expected="a camera index, video file or URL")
     ep = record_camera(lib, args.device, task=args.task, duration=args.duration, max_frames=args.max_frames,
-                       show=args.show, model=_camera_model(args), tags=tags)
+                       show=args.show, model=_camera_model(args), tags=tags, latency_s=args.camera_latency / 1000)
     print(f"{ep.id}  {ep.frame_count('cam0')} frames  stopped by {ep.meta['extra']['stopped_by']}")
     return 0
+
+
+def _warn_small_markers(ep, size: str) -> None:
+    """Say at once (after the first episode) when the markers are too small in the video for
+    `robot-irl extract` to find them."""
+    from robot_irl.keypoints.visibility import MIN_MARKER_SIDE_PX, too_small
+
+    spec, camera = ep.keypoint_spec, ep.camera_model("cam0")
+    if spec is None or camera is None:
+        return
+    small = too_small(spec, camera, ep.arrays("state")["keypoints_3d"])
+    if small:
+        sides = ", ".join(f"{n} {v:.1f} px" for n, v in small.items())
+        print(f"warning: at --size {size} the markers are too small for `robot-irl extract` to find "
+              f"({sides}; it needs about {MIN_MARKER_SIDE_PX:g} px): marker keypoints will be missing. "
+              f"Record at --size 320x240 or larger.", file=sys.stderr)
 
 
 def _camera_model(args):
@@ -128,7 +153,8 @@ def _record_arm(args, lib, tags: list[str]) -> int:
         try:
             ep = record_arm(lib, arm, task=args.task, rate_hz=args.rate, duration=duration, max_rows=args.max_rows,
                             stop=stop, arm_name=args.arm, camera_device=args.camera_device,
-                            camera_model=_camera_model(args), keypoint_spec=spec, tags=tags, on_start=started)
+                            camera_model=_camera_model(args), keypoint_spec=spec, tags=tags, on_start=started,
+                            camera_latency_s=args.camera_latency / 1000)
         finally:
             stop.set()
             if hand is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 import numpy as np
-import pybullet as p
+from sim.bullet import p
 
 from robot_irl.errors import InputError
 

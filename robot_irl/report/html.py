@@ -10,6 +10,7 @@ import base64
 import html
 import json
 import mimetypes
+import os
 from pathlib import Path
 from typing import Any
 
@@ -106,4 +107,13 @@ def build_report(out: str | Path, title: str = "robot-irl quickstart") -> Path:
            + "".join(_section(out, n, r) for n, r in results.items()) + "</body></html>")
     path = out / "report.html"
     atomic_write_bytes(path, doc.encode())
+    _mode_as_created(path)
     return path
+
+
+def _mode_as_created(path: Path) -> None:
+    """Give the file the mode a plain ``open(path, "w")`` would (0666 less the umask, 0644 usually):
+    the atomic write's temporary file is private (0600), and a report is made to be opened and shared."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from robot_irl.library.cli import add_library_arg
+from robot_irl.cliargs import add_library_arg, existing_file, positive_float
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="open_clip architecture or local-dir:PATH (default: robot-irl-rn-64, 12 M parameters, 64 px ResNet image tower)")
     tr.add_argument("--pretrained", default=None, help="start from these weights (file, folder or cached tag)")
     tr.add_argument("--epochs", type=int, default=30)
-    tr.add_argument("--minutes", type=float, default=None, help="stop after this much training time")
+    tr.add_argument("--minutes", type=positive_float, default=None, help="stop after this much training time (> 0)")
     tr.add_argument("--batch-size", type=int, default=64)
     tr.add_argument("--lr", type=float, default=1e-3)
     tr.add_argument("--frames-per-episode", type=int, default=12)
@@ -57,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Rank library episodes by CLIP similarity to a text and/or an image; the index is kept up to "
                     "date on every call (new episodes are embedded and added).")
     se.add_argument("text", nargs="?", default=None, help='e.g. "place the red cube on the left"')
-    se.add_argument("--image", type=Path, default=None, help="query image (PNG/JPEG); with text, both count")
+    se.add_argument("--image", type=existing_file, default=None, help="query image (PNG/JPEG); with text, both count")
     se.add_argument("--k", type=int, default=10, help="episodes to return (default 10)")
     se.add_argument("--filter", default=None, metavar="QUERY",
                     help='only episodes this library query selects, e.g. "source:sim -success:false"')
@@ -107,6 +107,8 @@ def _train(args) -> int:
     print(f"{'trained':>13} {_fmt(fig['text_recall5'])} {_fmt(fig['image_recall1'])}")
     print(f"{fig['baseline']:>13} {_fmt(fig['random_text_recall5'])} {_fmt(fig['random_image_recall1'])}")
     print(f"{'chance':>13} {_fmt(fig['chance_text_recall5'])} {_fmt(fig['chance_image_recall1'])}")
+    for note in chance_notes(fig):
+        print(f"note: {note}")
     print(f"model {fig['model_id']} saved to {fig['model_dir']}; index {fig['index_rows']} rows ({fig['index_kind']})")
     print(f'next: robot-irl search "{lib.select(query)[0].task}" --library {lib.path}')
     if args.json_out is not None:
@@ -116,19 +118,40 @@ def _train(args) -> int:
     return 0
 
 
+def chance_notes(fig: dict) -> list[str]:
+    """Why a row can read oddly: with few episodes, chance is high (5 random picks out of 12 nearly
+    always include a match), and an untrained model is not a random ranking: it puts the same few
+    episodes first for every query, so it can score below chance."""
+    notes = []
+    for what, k, key in (("text", "5", "text_recall5"), ("image", "1", "image_recall1")):
+        chance, start = fig.get(f"chance_{key}"), fig.get(f"random_{key}")
+        if chance is None:
+            continue
+        if start is not None and chance > start:
+            notes.append(f"{what} R@{k}: chance ({chance:.3f}) is above the {fig['baseline']} model ({start:.3f}): "
+                         f"an untrained model ranks the same few episodes first for every query, which does worse "
+                         f"than random picks")
+        if chance >= 0.5:
+            notes.append(f"{what} R@{k}: chance is {chance:.3f} with {fig['episodes']} "
+                         f"episodes, so figures near 1 say little; record more episodes per variant for a sharper test")
+    return notes
+
+
 def _search(args) -> int:
     from robot_irl.errors import InputError
     from robot_irl.library import Library
-    from robot_irl.retrieval.library_index import iter_frames, library_crop, library_encoder, library_index
-    from robot_irl.retrieval.search import Searcher
-    from robot_irl.retrieval.sheet import write_contact_sheet
 
     if args.text is None and args.image is None:
         raise InputError("nothing to search for", field="query", expected='a text ("place the red cube") and/or --image')
     lib = Library.open(args.library)
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()]
-    enc = library_encoder(lib, args.model, args.pretrained)
     episodes = None if args.filter is None else {r["id"] for r in lib.rows(args.filter)}
+    # torch loads from here on: the checks above answer in well under a second
+    from robot_irl.retrieval.library_index import iter_frames, library_crop, library_encoder, library_index
+    from robot_irl.retrieval.search import Searcher
+    from robot_irl.retrieval.sheet import write_contact_sheet
+
+    enc = library_encoder(lib, args.model, args.pretrained)
     index, rep = library_index(lib, enc, backend=args.index, progress=not args.json)
     crop = library_crop(lib, enc.workspace_box) if args.image is not None else None
     hits = Searcher(enc, index, crop).search(args.text, args.image, k=args.k, episodes=episodes, kinds=kinds)
