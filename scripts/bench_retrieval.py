@@ -3,7 +3,11 @@
 For 100k and 1M synthetic 512-d unit vectors, clustered (a Gaussian mixture, like image
 embeddings of many episodes) and unclustered (uniform on the sphere, which flatters no index):
 build time of the automatic index, p50/p99 single-query latency, recall@10 against exact numpy
-search, and numpy's own latency, all in the same run. Then encoder throughput (images/s,
+search, and numpy's own latency, all in the same run. With ``--library PATH`` (a library with a
+trained CLIP, e.g. the one scripts/eval_search.py builds) a third set beside them: the real CLIP
+keyframe embeddings of that library's frames, grown to the same sizes by jittered copies (each a
+stored vector + Gaussian noise the size of the median nearest-neighbour distance, renormalised),
+queries drawn the same way. Then encoder throughput (images/s,
 texts/s) for the domain model and ViT-B-32 (random init: speed does not depend on weights).
 Last line: one JSON object.
 
@@ -64,9 +68,44 @@ def percentiles(ts: list[float]) -> tuple[float, float]:
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
 
 
-def bench_index(n: int, clustered: bool, seed: int, numpy_queries: int) -> dict[str, float]:
+def real_data(base: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """n jittered copies of the real embeddings ``base`` and 200 queries made the same way."""
+    b = base.astype(np.float32)
+    sample = b[rng.choice(len(b), min(len(b), 500), replace=False)]
+    d = np.sqrt(np.clip(2 - 2 * sample @ b.T, 0, None))
+    d[d < 1e-6] = np.inf                                   # itself (and exact duplicates)
+    sigma = float(np.median(d.min(1))) / np.sqrt(b.shape[1])   # a copy lies about as far as a real neighbour
+
+    def draw(m: int) -> np.ndarray:
+        out = np.empty((m, b.shape[1]), np.float32)
+        for s in range(0, m, 100_000):
+            e = min(m, s + 100_000)
+            x = b[rng.integers(0, len(b), e - s)] + sigma * rng.standard_normal((e - s, b.shape[1]), dtype=np.float32)
+            out[s:e] = x / np.linalg.norm(x, axis=1, keepdims=True)
+        return out
+
+    return draw(n), draw(200)
+
+
+def library_vectors(path: str) -> np.ndarray:
+    """Keyframe embeddings of every episode of a library under its newest CLIP model."""
+    from robot_irl.library import Library
+    from robot_irl.retrieval.library_index import library_encoder, library_index
+
+    lib = Library.open(path)
+    index, _ = library_index(lib, library_encoder(lib))
+    from robot_irl.retrieval.index import KINDS
+
+    if not len(index):
+        raise SystemExit(f"--library {path}: no embeddings (train a CLIP on it first: robot-irl clip train)")
+    return np.asarray(index.vectors[index.kinds == KINDS.index("keyframe")], np.float32)
+
+
+def bench_index(n: int, clustered: bool | str, seed: int, numpy_queries: int,
+                real: np.ndarray | None = None) -> dict[str, float]:
     rng = np.random.default_rng(seed)
-    x, q = make_data(n, clustered, rng)
+    x, q = real_data(real, n, rng) if clustered == "real" else make_data(n, bool(clustered), rng)
+    dim = x.shape[1]
     truth = numpy_topk(x, q, 10)
     np_times = []
     for i in range(numpy_queries):  # the baseline: one query, full scan, argpartition
@@ -74,7 +113,7 @@ def bench_index(n: int, clustered: bool, seed: int, numpy_queries: int) -> dict[
         sc = x @ q[i]
         np.argpartition(-sc, 9)[:10]
         np_times.append(time.perf_counter() - t)
-    idx = EmbeddingIndex("bench", DIM)
+    idx = EmbeddingIndex("bench", dim)
     t = time.perf_counter()
     idx.add(x, "ep", np.arange(n))  # past the exact threshold: builds and tunes IVF
     build_s = time.perf_counter() - t
@@ -120,14 +159,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="20k and 100k vectors instead of 100k and 1M")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--library", help="also a set from this library's real CLIP keyframe embeddings (jittered copies)")
     args = ap.parse_args()
     small, large = (20_000, 100_000) if args.quick else (100_000, 1_000_000)
+    real = library_vectors(args.library) if args.library else None
+    if real is not None:
+        print(f"real set: {len(real)} keyframe embeddings ({real.shape[1]}-d) from {args.library}")
     rows = []
     for n in (small, large):
-        for clustered in (True, False):
-            r = bench_index(n, clustered, args.seed, numpy_queries=20 if n >= 1_000_000 else 50)
+        for clustered in (True, False) + (("real",) if real is not None else ()):
+            r = bench_index(n, clustered, args.seed, numpy_queries=20 if n >= 1_000_000 else 50, real=real)
             rows.append(r)
-            print(f"{n:>8} {'clustered  ' if clustered else 'unclustered'} {r['backend']:>5} "
+            label = {True: "clustered  ", False: "unclustered", "real": "real CLIP  "}[clustered]
+            print(f"{n:>8} {label} {r['backend']:>5} "
                   f"nlist {r['nlist']:>5} nprobe {r['nprobe']:>4}  build {r['build_s']:7.1f} s  "
                   f"p50 {r['p50_ms']:7.3f} ms  p99 {r['p99_ms']:7.3f} ms  recall@10 {r['recall10']:.3f}  |  "
                   f"numpy p50 {r['numpy_p50_ms']:8.2f} ms  p99 {r['numpy_p99_ms']:8.2f} ms", flush=True)
@@ -149,6 +193,13 @@ def main() -> None:
         "p50_ms_small": small_c["p50_ms"], "recall10_small": small_c["recall10"], "n_small": small,
         **{k: round(v, 1) for k, v in enc.items()},
     }
+    if real is not None:
+        big_r = next(r for r in rows if r["n"] == large and r["clustered"] == "real")
+        summary.update({f"real_p50_ms_{tag}": big_r["p50_ms"], f"real_p99_ms_{tag}": big_r["p99_ms"],
+                        f"real_recall10_{tag}": big_r["recall10"], f"real_numpy_p50_ms_{tag}": big_r["numpy_p50_ms"],
+                        "real_source_vectors": len(real), "data": f"synthetic + real ({args.library})"})
+    else:
+        summary["data"] = "synthetic"
     print(json.dumps(summary))
 
 

@@ -1,15 +1,22 @@
 """Acceptance figures for CLIP search over a sim library (issue 7).
 
 Builds a sim library of 480 episodes (10 per variant, rendered 320x240) over 48 variants (task
-Place/Push/Reach x shape x colour x goal region), holds out one episode per variant, trains the
-project's own CLIP on frames of the rest (captions from the "train" templates), then measures,
-for the trained and a random-init model, with chance beside them:
-  text -> episode recall@5: queries are "heldout" captions (sentence frames never trained on);
-      a hit is any of the top 5 episodes being of the queried variant;
+Place/Push/Reach x shape x colour x goal region), holds out the two newest episodes per variant
+(``--held-per-variant``), trains the project's own CLIP on frames of the rest (captions from the
+"train" templates), then measures on the held-out episodes only, for the trained and a random-init
+model, with two non-learned baselines (colour histogram, raw-pixel kNN on the same crop) and
+chance beside them:
+  text -> episode recall@5: queries are "heldout" captions (sentence frames never trained on),
+      searched in an index of the held-out episodes; a hit is any of the top 5 being of the
+      queried variant;
   image -> episode recall@1: the queries are 5 evenly spaced frames of each held-out episode
-      (the middle frame's figure printed too), the index all other episodes; a hit is the top
-      episode being of the same variant.
-Last line: one JSON object.
+      (the middle frame's figure printed too), the index the other held-out episodes; a hit is
+      the top episode being the other held-out episode of its variant.
+``--held-per-variant 1`` gives the old protocol (one held out, index of all episodes).
+Seeds (``--seeds``, evalkit.py): each seed trains its own model (initialisation, frame sampling);
+0-2 are development seeds, report seeds (100+) are run only to report. The library and the held-out
+split do not depend on the seed. Mean and worst over the seeds are printed.
+Last line: one JSON object (per-seed figures, text_recall5_min, image_recall1_min, seeds, data).
 
     nice -n 10 .venv/bin/python scripts/eval_search.py    # ~21 min on 2 cores: 3 recording, 16 training
     .venv/bin/python scripts/eval_search.py --per-variant 2 --minutes 1  # smoke run (figures low)
@@ -22,11 +29,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 
-from robot_irl.library import Library
-from robot_irl.retrieval.library_clip import train_library_clip
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evalkit import DEV_SEEDS, mean_worst, parse_seeds, seed_kind  # noqa: E402
+from robot_irl.library import Library  # noqa: E402
+from robot_irl.retrieval.library_clip import train_library_clip  # noqa: E402
 
 TASKS = ("robot_irl/Place-v0", "robot_irl/Push-v0", "robot_irl/Reach-v0")
 SHAPES = ("cube", "cylinder")
@@ -67,9 +78,12 @@ def main() -> None:
     ap.add_argument("--frames-per-episode", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1: on loaded shared cores 2 threads ran ~9x slower)")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", default=DEV_SEEDS.split("-")[0],
+                    help=f"training seeds, e.g. {DEV_SEEDS} (development) or 100-101 (report only)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=20, help="warmup steps")
+    ap.add_argument("--held-per-variant", type=int, default=2,
+                    help="episodes held out per variant; >= 2 measures on held-out episodes only")
     ap.add_argument("--query", default=None,
                     help="train and evaluate on the episodes this library query selects (fast iteration, e.g. "
                          "'variant.color=red': 12 variants)")
@@ -79,20 +93,40 @@ def main() -> None:
     path = args.library or Path(f"/tmp/robot-irl-eval-search-{args.per_variant}x{args.render[0]}x{args.render[1]}")
     lib = build_library(path, args.per_variant, tuple(args.render))
     print(f"library {lib.path}: {len(lib.ids())} episodes ({time.perf_counter() - t0:.0f} s)", flush=True)
-    fig = train_library_clip(lib, seconds=60 * args.minutes, seed=args.seed, arch=args.arch, query=args.query,
-                             frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
-                             lr=args.lr, warmup_steps=args.warmup,
-                             threads=args.threads, progress=True)
-    print(f"trained {fig['steps']} steps ({fig['epochs']} epochs) on {fig['pairs']} pairs of "
-          f"{fig['train_episodes']} episodes in {fig['train_seconds']:.0f} s ({fig['pairs_per_s']:.0f} pairs/s), "
-          f"final loss {fig['final_loss']:.3f}; {fig['heldout_episodes']} episodes held out", flush=True)
-    print(f"{'':>12} {'text R@5':>9} {'image R@1':>10}")
-    print(f"{'trained':>12} {fig['text_recall5']:9.3f} {fig['image_recall1']:10.3f}")
-    print(f"{'random init':>12} {fig['random_text_recall5']:9.3f} {fig['random_image_recall1']:10.3f}")
-    print(f"{'chance':>12} {fig['chance_text_recall5']:9.3f} {fig['chance_image_recall1']:10.3f}")
-    print(f"{fig['text_queries']} text queries, {fig['image_queries']} image queries; image R@1 on the middle "
-          f"frames alone {fig['image_recall1_middle']:.3f}")
-    print(json.dumps({**fig, "total_s": time.perf_counter() - t0}))
+    seeds = parse_seeds(args.seeds)
+    per = {}
+    for seed in seeds:
+        fig = train_library_clip(lib, seconds=60 * args.minutes, seed=seed, arch=args.arch, query=args.query,
+                                 frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
+                                 lr=args.lr, warmup_steps=args.warmup,
+                                 threads=args.threads, held_per_variant=args.held_per_variant, progress=True)
+        print(f"seed {seed}: trained {fig['steps']} steps ({fig['epochs']} epochs) on {fig['pairs']} pairs of "
+              f"{fig['train_episodes']} episodes in {fig['train_seconds']:.0f} s ({fig['pairs_per_s']:.0f} pairs/s), "
+              f"final loss {fig['final_loss']:.3f}; {fig['heldout_episodes']} episodes held out", flush=True)
+        print(f"{'':>12} {'text R@5':>9} {'image R@1':>10}")
+        print(f"{'trained':>12} {fig['text_recall5']:9.3f} {fig['image_recall1']:10.3f}")
+        print(f"{'random init':>12} {fig['random_text_recall5']:9.3f} {fig['random_image_recall1']:10.3f}")
+        for name in ("hist", "pixel"):
+            v = fig.get(f"{name}_image_recall1")
+            print(f"{name + ' kNN':>12} {'':>9} {'-' if v is None else f'{v:10.3f}'}")
+        print(f"{'chance':>12} {fig['chance_text_recall5']:9.3f} {fig['chance_image_recall1']:10.3f}")
+        print(f"protocol: {fig['protocol']}")
+        print(f"{fig['text_queries']} text queries, {fig['image_queries']} image queries; image R@1 on the middle "
+              f"frames alone {fig['image_recall1_middle']:.3f}", flush=True)
+        per[seed] = fig
+    out: dict = {}
+    for key in ("text_recall5", "image_recall1"):
+        out[key], out[f"{key}_min"] = mean_worst([per[s][key] for s in seeds], higher_is_better=True)
+    out["baseline_image_recall1"] = per[seeds[0]]["baseline_image_recall1"]  # non-learned: the same every seed
+    out["image_recall1_min_over_baseline"] = (None if out["baseline_image_recall1"] is None
+                                              else out["image_recall1_min"] - out["baseline_image_recall1"])
+    print(f"over seeds {seeds} ({seed_kind(seeds)}): text R@5 mean {out['text_recall5']:.3f}, worst "
+          f"{out['text_recall5_min']:.3f}; image R@1 mean {out['image_recall1']:.3f}, worst {out['image_recall1_min']:.3f}; "
+          f"non-learned baseline image R@1 {out['baseline_image_recall1']}")
+    for s in seeds:
+        out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
+    out.update(seeds=seeds, seed_kind=seed_kind(seeds), data=f"sim-library {lib.path}", total_s=time.perf_counter() - t0)
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

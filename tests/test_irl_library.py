@@ -84,6 +84,31 @@ def test_cli_train_from_query_with_diagnosis(lib, tmp_path):
     assert "eval_test_path_err_cm" in json.loads((out / "metrics.json").read_text())
 
 
+def test_eval_selects_the_stored_episodes_and_refuses_a_missing_one(lib, tmp_path):
+    import shutil
+
+    from robot_irl.irl.cli import register
+
+    copy = Library.open(shutil.copytree(lib.path, tmp_path / "library"))
+    ap = argparse.ArgumentParser()
+    register(ap.add_subparsers())
+    out = tmp_path / "run"
+    args = ap.parse_args(["train", "--demos", "tag:a", "--library", str(copy.path), "--keypoints", "truth",
+                          "--train", "0-1", "--test", "2", "--iters", "2", "--cost", "weighted", "--out", str(out),
+                          "--quiet"])
+    assert args.func(args) == 0
+    info = json.loads((out / "config.json").read_text())["demos"]
+    ids = [e.id for e in copy.select("tag:a")]
+    assert info["train_ids"] == ids[:2] and info["test_ids"] == ids[2:]
+    ev = ap.parse_args(["eval", str(out)])
+    assert ev.func(ev) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["eval_test_irl_loss"] == pytest.approx(m["test_irl_loss"])
+    copy.remove([ids[0]])   # by position, the test episode would now be out of range or another one
+    with pytest.raises(InputError, match=ids[0]):
+        ev.func(ev)
+
+
 def test_cost_latents_shapes(lib):
     import os
 

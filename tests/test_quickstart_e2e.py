@@ -31,9 +31,20 @@ def test_every_stage_wrote_measured_figures(quickstart_run):
         numbers = [v for v in stage.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
         assert len(numbers) >= 3, name
     run = json.loads((quickstart_run / "stages" / "run.json").read_text())
-    assert 0.0 <= run["success_rate"] <= 1.0 and run["max_sent_step_rad"] <= 0.05 + 1e-9
-    extract = json.loads((quickstart_run / "stages" / "extract.json").read_text())
-    assert extract["median_3d_err_mm"] < 15.0
+    assert run["max_sent_step_rad"] <= 0.05 + 1e-9
+
+
+def test_fast_mode_reaches_its_figures(quickstart_run):
+    """What --fast must reach (measured 00:15 UTC 2026-11-30 with margin: extraction median 6.0 mm;
+    timedep held-out path 1.08 cm vs the default cost's 9.19; 4/4 goals within 2 cm, median 1.5 cm;
+    CLIP text R@5 1.0 against chance 0.46; a second run 00:41 passed the same bounds)."""
+    stage = {n: json.loads((quickstart_run / "stages" / f"{n}.json").read_text())
+             for n in ("extract", "learn", "run", "clip")}
+    assert stage["extract"]["median_3d_err_mm"] < 10.0
+    assert stage["learn"]["timedep_test_path_err_cm"] < 0.5 * stage["learn"]["default_test_path_err_cm"]
+    assert stage["run"]["success_rate"] >= 0.75 and stage["run"]["median_final_err_cm"] < 2.0
+    clip = stage["clip"]   # image R@1 is not asserted: 1.0 in one run, 0.40 (chance 0.42) in the next, its
+    assert clip["text_recall5"] >= clip["chance_text_recall5"] + 0.2   # 25 s of training fewer steps under load
 
 
 def test_rerun_skips_finished_stages(quickstart_run, capsys):

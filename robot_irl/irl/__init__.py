@@ -11,7 +11,8 @@ Names load on first use (robot_irl.core.lazy): importing the CLI does not load t
 from robot_irl.core.lazy import lazy_exports
 
 _EXPORTS = {
-    "fit_bc": "baselines", "fit_feature_matching": "baselines",
+    "fit_bc": "baselines", "fit_bc_mlp": "baselines", "fit_feature_matching": "baselines",
+    "BCMLPConfig": "bc",
     "LearnerConfig": "config",
     "COST_TYPES": "costs", "Cost": "costs", "make_cost": "costs",
     "DemoSet": "demos", "load_keypoint_file": "demos",

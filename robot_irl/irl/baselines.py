@@ -10,6 +10,7 @@
 - Behaviour cloning: actions that track each demo are recovered through the dynamics (the same
   Gauss–Newton steps with the demo rows as targets), then a ridge-regressed linear policy maps
   goal-relative keypoints and the row index to the next action; it is rolled out through the model.
+  ``fit_bc_mlp``: the same targets, an MLP predicting action chunks with early stopping (irl/bc.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from robot_irl.irl.bc import BCMLPConfig, train_bc_mlp
 from robot_irl.irl.config import LearnerConfig
 from robot_irl.irl.costs import make_cost
 from robot_irl.irl.demos import DemoSet
@@ -93,6 +95,27 @@ def fit_bc(demos: DemoSet, dynamics: KeypointDynamics, config: LearnerConfig | N
         info = {"source": demos.source, "names": demos.names, **(demo_info or {})}
         tr = TrainedRun("bc", dynamics, cfg, policy=pol, demo_info=info)
         tr.metrics = summarise(tr, demos, eval_demos)
+        if run_dir is not None:
+            tr.save(run_dir)
+        return tr
+
+
+def fit_bc_mlp(demos: DemoSet, dynamics: KeypointDynamics, config: LearnerConfig | None = None, *,
+               bc: BCMLPConfig | None = None, eval_demos: DemoSet | None = None, run_dir: str | Path | None = None,
+               demo_info: dict[str, Any] | None = None) -> TrainedRun:
+    """Behaviour cloning with an MLP action-chunk policy (irl/bc.py) on the linear BC's targets."""
+    cfg = config or LearnerConfig()
+    with torch_threads(cfg.num_threads):
+        with torch.no_grad():
+            b = prepare(demos, dynamics, cfg.rows, cfg)
+            H, D, s = b.horizon, b.target.shape[-1], cfg.length_scale
+            track = InnerConfig(method="gn", steps=max(cfg.inner.steps, 10), step_size=0.5, damping=cfg.inner.damping)
+            u, r = _track(dynamics, b.mask[:, 1:].to(dynamics.dtype), b, track, s)
+            rel = s * r.x[:, :-1].reshape(len(u), H, D) - b.goal[:, None]
+        pol, figures = train_bc_mlp(rel, u, bc or BCMLPConfig(seed=cfg.seed))
+        info = {"source": demos.source, "names": demos.names, **(demo_info or {})}
+        tr = TrainedRun("bc_mlp", dynamics, cfg, policy=pol, demo_info=info)
+        tr.metrics = {**summarise(tr, demos, eval_demos), **figures}
         if run_dir is not None:
             tr.save(run_dir)
         return tr

@@ -179,6 +179,24 @@ def _unused_options(args: argparse.Namespace) -> list[str]:
     return [text for hit, text in checks if hit]
 
 
+def _learner_config(args: argparse.Namespace):
+    """The ``--recipe``'s settings, with the options given on the command line on top."""
+    from robot_irl.irl.config import recipe_config
+    from robot_irl.irl.inner import InnerConfig
+
+    cost = args.cost if args.cost not in ("feature_matching", "bc") else "timedep"
+    inner = recipe_config(args.recipe, cost).inner
+    if args.inner is not None and args.inner != inner.method:
+        inner = InnerConfig(method=args.inner, step_size=0.5 if args.inner == "gn" else 1e-3)
+    inner = InnerConfig(**{**inner.to_dict(), **({"steps": args.inner_steps} if args.inner_steps else {}),
+                           **({"step_size": args.inner_step_size} if args.inner_step_size is not None else {})})
+    given = {k: v for k, v in (("outer_iters", args.iters), ("lr", args.lr)) if v is not None}
+    if args.signed_weights:
+        given["nonneg"] = False
+    return recipe_config(args.recipe, cost, rows=args.rows, seed=args.seed, inner=inner,
+                         checkpoint_every=args.checkpoint_every, **given)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from robot_irl.runs import RunDir
 
@@ -196,8 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError("keypoint file not found", file=args.demos, field="--demos",
                          expected="an existing .npz (keypoints [N,T,K,3]) or a library query")
 
-    from robot_irl.irl import LearnerConfig, fit_bc, fit_cost, fit_feature_matching
-    from robot_irl.irl.inner import InnerConfig
+    from robot_irl.irl import fit_bc, fit_cost, fit_feature_matching
     from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
 
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
@@ -216,12 +233,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InputError("--dynamics learned needs --model", field="--model",
                              expected="a file written by robot-irl dynamics train")
         dyn = LearnedDynamics.load(args.model)
-    cfg = LearnerConfig(rows=args.rows, outer_iters=args.iters, lr=args.lr, seed=args.seed, nonneg=args.nonneg,
-                        inner=InnerConfig(method=args.inner, steps=args.inner_steps,
-                                          step_size=args.inner_step_size if args.inner_step_size is not None
-                                          else (0.5 if args.inner == "gn" else 1e-3)),
-                        checkpoint_every=args.checkpoint_every)
-    info = {**info, "train_indices": train_idx, "test_indices": test_idx}
+    cfg = _learner_config(args)
+    info = {**info, "train_indices": train_idx, "test_indices": test_idx,
+            "train_ids": [demos.names[i] for i in train_idx], "test_ids": [demos.names[i] for i in test_idx]}
     train = demos.subset(train_idx)
     test = demos.subset(test_idx) if test_idx else None
     resume_cmd = f"robot-irl train --out {out.path} --resume"
@@ -265,19 +279,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if not source:
         raise InputError("the run records no demos", file=run.path, field="--demos",
                          expected="--demos FILE.npz or a library query")
+    stored = {k: info[f"{k}_ids"] for k in ("train", "test") if info.get(f"{k}_ids")}
+    if info.get("query") and stored and not args.demos and not args.indices:  # the run's own library episodes, by id
+        source = "id:" + ",".join(dict.fromkeys(stored.get("train", []) + stored.get("test", [])))
     demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
                             info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None,
                             info.get("goals", "recorded"))
-    sets = {}
     if args.indices:
-        sets["eval"] = _indices(args.indices, len(demos), "--indices")
-    else:
-        sets["train"] = info.get("train_indices") or list(range(len(demos)))
+        sets = {"eval": demos.subset(_indices(args.indices, len(demos), "--indices"))}
+    elif stored and not args.demos:
+        sets = {k: demos.by_names(ids, f"{k} episodes") for k, ids in stored.items()}
+    else:  # a run from before ids were stored, or other demos asked for: by position
+        sets = {"train": demos.subset(info.get("train_indices") or list(range(len(demos))))}
         if info.get("test_indices"):
-            sets["test"] = info["test_indices"]
+            sets["test"] = demos.subset(info["test_indices"])
     rows, figures = {}, {}
-    for name, idx in sets.items():
-        m = run.evaluate(demos.subset(idx))
+    for name, subset in sets.items():
+        m = run.evaluate(subset)
         rows[name] = m
         figures.update({f"eval_{name}_irl_loss": m["irl_loss"], f"eval_{name}_final_err_cm": m["final_err_cm"],
                         f"eval_{name}_path_err_cm": m["path_err_cm"],
@@ -322,12 +340,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--q0", help="start joint state for every demo, comma separated (default: q0 in the file, "
                    "else inverse kinematics of the first row)")
     p.add_argument("--rows", type=int, help="trajectory rows incl. start (default: the demos' length)")
-    p.add_argument("--iters", type=int, default=400, help="outer iterations")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate on the cost")
-    p.add_argument("--inner", choices=("gn", "gd"), default="gn", help="inner update rule")
-    p.add_argument("--inner-steps", type=int, default=10)
+    p.add_argument("--recipe", choices=("default", "paper"), default="default",
+                   help="learner settings: ours (default), or the released MBIRL code's (paper: mean-normalised "
+                   "costs, its init, 1 plain SGD inner step, Adam 1e-2 one step per demo, 100 passes); the options "
+                   "below override single settings")
+    p.add_argument("--iters", type=int, help="outer iterations (passes with --recipe paper; default 400 / 100)")
+    p.add_argument("--lr", type=float, help="Adam learning rate on the cost (default 0.05 / 1e-2)")
+    p.add_argument("--inner", choices=("gn", "gd"), help="inner update rule (default gn / gd)")
+    p.add_argument("--inner-steps", type=int, help="inner steps (default 10 / 1)")
     p.add_argument("--inner-step-size", type=float, help="default 0.5 (gn) or 1e-3 (gd)")
-    p.add_argument("--nonneg", action="store_true", help="keep cost weights non-negative")
+    p.add_argument("--signed-weights", action="store_true",
+                   help="let cost weights go negative (default recipe keeps them >= 0; the paper recipe never bounds them)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpoint-every", type=int, default=50)
     p.add_argument("--out", required=True, help="run folder to write (refused if a run is there, unless --force)")

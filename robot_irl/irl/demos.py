@@ -78,6 +78,16 @@ class DemoSet:
                        q0=None if self.q0 is None else self.q0[idx],
                        goals=None if self.goals is None else self.goals[idx], names=[self.names[i] for i in idx])
 
+    def by_names(self, names: list[str], what: str = "demos") -> "DemoSet":
+        """The demos named ``names`` (library episode ids), in that order; refuses when one is missing,
+        so a changed library or file cannot silently change an evaluation's test set."""
+        pos = {n: i for i, n in enumerate(self.names)}
+        missing = [n for n in names if n not in pos]
+        if missing:
+            raise InputError(f"{what} {missing} are no longer in the demo source", file=self.source or None,
+                             field=what, expected=f"the demos the run was trained and tested on ({len(names)} named)")
+        return self.subset([pos[n] for n in names])
+
     def check_missing(self, max_missing_fraction: float) -> None:
         """Refuse a demo in which a keypoint is missing in more than the stated fraction of frames."""
         miss = np.isnan(self.keypoints).any(-1).mean(1)  # [N, K]

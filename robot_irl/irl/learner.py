@@ -3,7 +3,9 @@
 Outer loop: Adam on the cost parameters, minimising the keypoint distance (IRL loss) between the
 trajectories the inner loop produces and the demonstrations. Inner loop (inner.py): a few unrolled,
 differentiable gradient-based updates of the action sequence under the cost, relative to each
-demo's goal keypoints. All demos go through one batched tensor program per iteration.
+demo's goal keypoints. All demos go through one batched tensor program per iteration
+(``outer_batch="all"``), or, as the released code does, one Adam step per demo per pass
+(``"per_demo"``, the ``paper`` recipe; an iteration is then one pass).
 
 A run folder, when given, gets config.json, a checkpoint every ``checkpoint_every`` iterations
 (resumable), the final weights, metrics.json, TensorBoard events (losses, weights as an image, a
@@ -13,6 +15,7 @@ trajectory plot) and plots/. A non-finite loss or gradient stops training with
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import math
 from pathlib import Path
@@ -133,7 +136,7 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
         b = prepare(demos, dynamics, cfg.rows, cfg)
         H, D = b.horizon, b.target.shape[-1]
         cost = make_cost(cost_type, D, H, nonneg=cfg.nonneg, init=cfg.init_weight, kernels=cfg.rbf_kernels,
-                         width=cfg.rbf_width, dtype=dynamics.dtype)
+                         width=cfg.rbf_width, centres=cfg.rbf_centres, norm=cfg.cost_norm, dtype=dynamics.dtype)
         info = {"source": demos.source, "names": demos.names, **(demo_info or {})}
         tr = TrainedRun("mbirl", dynamics, cfg, cost=cost, demo_info=info)
         rd = Path(run_dir) if run_dir is not None else None
@@ -143,7 +146,9 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
         start = 0
         if params:
             opt = torch.optim.Adam(params, lr=cfg.lr)
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.outer_iters, 1),
+            # "per_demo": one Adam step per demo per pass (the released code), else one on all of them
+            parts = [_demo(b, i) for i in range(len(b.q0))] if cfg.outer_batch == "per_demo" else [b]
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(cfg.outer_iters * len(parts), 1),
                                                                eta_min=cfg.lr * cfg.lr_final_frac)
             ckpt = rd / "checkpoint.pt" if rd is not None else None
             if rd is not None:
@@ -165,24 +170,30 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
                        dynamic_ncols=True)
             try:
                 for it in bar:
-                    W = cost.weights(H)
-                    _, r = optimise_actions(dynamics, W, b.q0, b.goal, H, cfg.inner, scale=cfg.length_scale,
-                                            x0=b.x0, create_graph=True)
-                    loss = irl_loss(cfg.length_scale * r.x.reshape(b.target.shape), b.target, b.mask).mean()
-                    opt.zero_grad()
-                    loss.backward()
-                    finite = math.isfinite(loss.item()) and all(torch.isfinite(p.grad).all() for p in params)
-                    if not finite:
-                        if ckpt is not None:
-                            _save_checkpoint(ckpt, good)
-                        where = f"; last good checkpoint (iteration {good['iteration']}) kept in {ckpt}" if ckpt else ""
-                        raise TrainingDiverged(f"{cost_type} training diverged: loss {loss.item()} at iteration {it}"
-                                               f"{where}; lower --lr or the inner step size")
-                    good = state(it)  # parameters that produced a finite loss and gradient
-                    opt.step()
-                    sched.step()
-                    cost.project_()
-                    history.append(loss.item())
+                    losses = []
+                    for sub in parts:
+                        W = cost.weights(H)
+                        _, r = optimise_actions(dynamics, W, sub.q0, sub.goal, H, cfg.inner, scale=cfg.length_scale,
+                                                x0=sub.x0, create_graph=True)
+                        loss = irl_loss(cfg.length_scale * r.x.reshape(sub.target.shape), sub.target, sub.mask).mean()
+                        opt.zero_grad()
+                        loss.backward()
+                        finite = math.isfinite(loss.item()) and all(torch.isfinite(p.grad).all() for p in params)
+                        if not finite:
+                            if ckpt is not None:
+                                _save_checkpoint(ckpt, good)
+                            where = f"; last good checkpoint (iteration {good['iteration']}) kept in {ckpt}" if ckpt else ""
+                            raise TrainingDiverged(f"{cost_type} training diverged: loss {loss.item()} at iteration {it}"
+                                                   f"{where}; lower --lr or the inner step size")
+                        if len(parts) == 1:
+                            good = state(it)  # parameters that produced a finite loss and gradient
+                        opt.step()
+                        sched.step()
+                        cost.project_()
+                        losses.append(loss.item())
+                    if len(parts) > 1:
+                        good = state(it + 1)  # a whole pass of finite steps
+                    history.append(float(np.mean(losses)))
                     bar.set_postfix(loss=f"{history[-1]:.3g}")
                     if log.writer and (it % cfg.log_every == 0 or it == cfg.outer_iters - 1):
                         log.scalars(it, **{"loss/train": history[-1]})
@@ -191,7 +202,7 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
                         log.weights(it, W)
                     if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it == cfg.outer_iters - 1):
                         _save_checkpoint(ckpt, state(it + 1))
-                        log.trajectory(it, r.x, b.demo_m)
+                        log.trajectory(it, r.x, sub.demo_m)
                     if on_log is not None and ((it + 1) % (on_log_every or cfg.log_every) == 0
                                                or it == cfg.outer_iters - 1):
                         on_log(it + 1, tr)
@@ -202,6 +213,11 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
         if rd is not None:
             tr.save(rd)
         return tr
+
+
+def _demo(b: Batch, i: int) -> Batch:
+    """Demo ``i`` of a batch, as a batch of one."""
+    return Batch(*(getattr(b, f.name)[i:i + 1] for f in dataclasses.fields(b)))
 
 
 def _eval_loss(tr: TrainedRun, ev: Batch) -> float:

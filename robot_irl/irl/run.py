@@ -24,7 +24,7 @@ from robot_irl.models.registry import dynamics_from_config
 from robot_irl.models.base import KeypointDynamics
 from robot_irl.runs import RunDir
 
-METHODS = ("mbirl", "feature_matching", "bc")
+METHODS = ("mbirl", "feature_matching", "bc", "bc_mlp")
 
 
 class BCPolicy(torch.nn.Module):
@@ -52,7 +52,7 @@ class TrainedRun:
     dynamics: KeypointDynamics
     config: LearnerConfig
     cost: Cost | None = None
-    policy: BCPolicy | None = None
+    policy: Any = None                # BCPolicy or irl.bc.BCMLPPolicy
     history: list[float] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     demo_info: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +74,8 @@ class TrainedRun:
                 W = self.cost.weights(H)
             return optimise_actions(dyn, W, q0, g, H, self.config.inner, scale=s, x0=x0)
         pol = self.policy
+        if hasattr(pol, "plan"):  # a policy that rolls itself out (irl.bc.BCMLPPolicy: action chunks)
+            return pol.plan(dyn, q0, x0, g, H, s)
         with torch.no_grad():
             x = dyn.start_keypoints(q0, x0)
             q, us = q0, []
@@ -149,7 +151,12 @@ def load_run(path: str | Path) -> TrainedRun:
         tr.cost.load_state_dict(blob["state"])
     else:
         p = cfg["policy"]
-        tr.policy = BCPolicy(p["dim"], p["horizon"], p["n_joints"], dtype=dynamics.dtype)
+        if p.get("type") == "bc_mlp":
+            from robot_irl.irl.bc import bc_mlp_from_config
+
+            tr.policy = bc_mlp_from_config(p, dynamics.dtype)
+        else:
+            tr.policy = BCPolicy(p["dim"], p["horizon"], p["n_joints"], dtype=dynamics.dtype)
         tr.policy.load_state_dict(blob["state"])
     return tr
 

@@ -112,8 +112,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--ensemble", type=int, default=3)
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--structure", choices=("fk", "delta"), default="fk",
+    t.add_argument("--structure", choices=("fk", "fk_joint", "delta"), default="fk",
                    help="fk: keypoints = g(joints), joints += action (default; what MBIRL needs); "
+                        "fk_joint: fk, and joints += action + a learned residual of how the arm tracked; "
                         "delta: (keypoints, joints, action) -> change of both")
     t.add_argument("--holdout", type=float, default=0.2, help="fraction of episodes held out")
     t.add_argument("--multistep", type=int, default=10, help="open-loop steps of the multi-step error")

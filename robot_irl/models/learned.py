@@ -37,7 +37,8 @@ class DynamicsTrainConfig:
     holdout: float = 0.2        # fraction of episodes held out
     multistep: int = 10         # open-loop horizon of the multi-step error
     seed: int = 0
-    structure: str = "fk"       # "fk": x = g(q), q' = clip(q + u); "delta": (x, q, u) -> (dx, dq)
+    structure: str = "fk"       # "fk": x = g(q), q' = clip(q + u); "fk_joint": x = g(q) and
+    # q' = clip(q + u + r(q, u)), r learned from how the arm really tracked; "delta": (x, q, u) -> (dx, dq)
 
 
 class _Ensemble(torch.nn.Module):
@@ -75,7 +76,7 @@ class _Ensemble(torch.nn.Module):
         return J
 
 
-STRUCTURES = ("fk", "delta")
+STRUCTURES = ("fk", "fk_joint", "delta")
 
 
 class LearnedDynamics(KeypointDynamics):
@@ -87,6 +88,10 @@ class LearnedDynamics(KeypointDynamics):
       a plan cannot drift in keypoints away from where its joints are. (The ``delta`` model carried
       keypoints forward step by step, so its per-row Jacobian ignored how earlier actions move later
       keypoints: MBIRL through it failed, 25-75 cm transfer path error.)
+    - ``fk_joint``: ``fk`` plus a learned joint transition ``q' = clip(q + u + r(q, u))``: a second
+      ensemble learns the residual r from exploration data in which the arm tracked its targets
+      as it really does (lag, gravity sag, contact), so a plan accounts for where the joints end up,
+      not where they were sent. Row Jacobian ``dg/dq (q_t) (I + dr/du)``.
     - ``delta``: the ensemble maps (x, q, u) to (dx, dq); kept for comparison and old model files.
     """
 
@@ -118,11 +123,37 @@ class LearnedDynamics(KeypointDynamics):
         self.in_std = torch.ones(n_in, dtype=dtype)
         self.out_mean = torch.zeros(n_out, dtype=dtype)
         self.out_std = torch.ones(n_out, dtype=dtype)
+        self.tnet: _Ensemble | None = None
+        if self.cfg.structure == "fk_joint":
+            self.tnet = _Ensemble(2 * n_joints, n_joints, self.cfg.hidden, self.cfg.layers, self.cfg.ensemble).to(dtype)
+        # joint-transition normalisation: inputs (q, u), outputs the residual r
+        self.t_norm = [torch.zeros(2 * n_joints, dtype=dtype), torch.ones(2 * n_joints, dtype=dtype),
+                       torch.zeros(n_joints, dtype=dtype), torch.ones(n_joints, dtype=dtype)]
         self.path: Path | None = None
 
     @property
     def fk(self) -> bool:
-        return self.cfg.structure == "fk"
+        return self.cfg.structure in ("fk", "fk_joint")
+
+    def learns(self) -> str:
+        """What this model learns, in words (for tables)."""
+        return {"fk": "keypoints g(q); joints q + u", "fk_joint": "keypoints g(q); joints q + u + r(q, u)",
+                "delta": "(dx, dq) from (x, q, u)"}[self.cfg.structure]
+
+    def _transition(self, q: torch.Tensor, u: torch.Tensor, jacobian: bool = False):
+        """``fk_joint``: next joints and, if asked, ``dq'/du [B, n, n]`` (the clip's kink ignored)."""
+        im, istd, om, ostd = self.t_norm
+        z = (torch.cat([q, u], -1) - im) / istd
+        out, acts = self.tnet(z[None].expand(self.cfg.ensemble, -1, -1), with_acts=True)
+        q1 = torch.minimum(torch.maximum(q + u + out.mean(0) * ostd + om, self.lower), self.upper)
+        if not jacobian:
+            return q1, None
+        n = self.n_joints
+        Jr = self.tnet.input_jacobian(acts, slice(n, 2 * n)).mean(0) * ostd[:, None] / istd[None, n:]
+        return q1, torch.eye(n, dtype=q.dtype) + Jr
+
+    def step(self, q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+        return super().step(q, u) if self.tnet is None else self._transition(q, u)[0]
 
     def keypoints(self, q: torch.Tensor, *, jacobian: bool = False):
         """``fk`` structure: keypoints ``[B, K, 3]`` = g(q) and, if asked, ``dg/dq [B, K*3, n]``."""
@@ -161,15 +192,24 @@ class LearnedDynamics(KeypointDynamics):
                 jacobian: bool = False) -> Rollout:
         x = self.start_keypoints(q0, x0)
         if self.fk:
-            qs = [q0]
+            qs, dqdu = [q0], []
             for t in range(u.shape[1]):
-                qs.append(self.step(qs[-1], u[:, t]))
+                if self.tnet is not None and jacobian:
+                    q1, Jq = self._transition(qs[-1], u[:, t], True)
+                    qs.append(q1)
+                    dqdu.append(Jq)
+                else:
+                    qs.append(self.step(qs[-1], u[:, t]))
             Q = torch.stack(qs[1:], 1)  # [B, H, n]
             B, H = Q.shape[:2]
             out = self.keypoints(Q.reshape(B * H, -1), jacobian=jacobian)
             xk, J = out if jacobian else (out, None)
             X = torch.cat([x[:, None], xk.reshape(B, H, self.n_keypoints, 3)], 1)
-            return Rollout(torch.stack(qs, 1), X, J.reshape(B, H, *J.shape[1:]) if jacobian else None)
+            if jacobian:
+                J = J.reshape(B, H, *J.shape[1:])
+                if dqdu:  # chain rule through the learned joint transition
+                    J = J @ torch.stack(dqdu, 1)
+            return Rollout(torch.stack(qs, 1), X, J)
         q = q0
         xs, qs, Js = [x], [q], []
         for t in range(u.shape[1]):
@@ -188,6 +228,7 @@ class LearnedDynamics(KeypointDynamics):
         torch.save({"cfg": asdict(self.cfg), "n_joints": self.n_joints, "n_keypoints": self.n_keypoints,
                     "lower": self.lower, "upper": self.upper, "net": self.net.state_dict(),
                     "norm": [self.in_mean, self.in_std, self.out_mean, self.out_std],
+                    "tnet": None if self.tnet is None else self.tnet.state_dict(), "t_norm": self.t_norm,
                     "joints": self.joints, "frames": None if self.frames is None else [f.to_dict() for f in self.frames],
                     "urdf": None if self.urdf is None else str(self.urdf)}, buf)
         atomic_write_bytes(path, buf.getvalue())
@@ -208,6 +249,9 @@ class LearnedDynamics(KeypointDynamics):
                 urdf=blob.get("urdf"))
         m.net.load_state_dict(blob["net"])
         m.in_mean, m.in_std, m.out_mean, m.out_std = blob["norm"]
+        if m.tnet is not None:
+            m.tnet.load_state_dict(blob["tnet"])
+            m.t_norm = list(blob["t_norm"])
         m.path = p.resolve()
         return m
 
@@ -219,6 +263,28 @@ def _transitions(x: np.ndarray, q: np.ndarray, u: np.ndarray):
     Y = Y.reshape(-1, Y.shape[-1])
     ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
     return X[ok], Y[ok]
+
+
+def _joint_transitions(q: np.ndarray, u: np.ndarray):
+    """(q, u) -> residual q' - q - u of how the joints really followed the action (``fk_joint``)."""
+    X = np.concatenate([q[:, :-1], u], -1).reshape(-1, 2 * u.shape[-1])
+    Y = (q[:, 1:] - q[:, :-1] - u).reshape(-1, u.shape[-1])
+    ok = np.isfinite(X).all(1) & np.isfinite(Y).all(1)
+    return X[ok], Y[ok]
+
+
+def _fit(net: _Ensemble, X: torch.Tensor, Y: torch.Tensor, norm: list[torch.Tensor], cfg: DynamicsTrainConfig) -> None:
+    """Minibatch Adam on standardised (X, Y), a separate shuffle per ensemble member."""
+    Zn, Yn = (X - norm[0]) / norm[1], (Y - norm[2]) / norm[3]
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for _ in range(cfg.epochs):
+        perm = torch.stack([torch.randperm(len(Zn)) for _ in range(cfg.ensemble)])  # bootstrap-like per member
+        for s in range(0, len(Zn), cfg.batch):
+            idx = perm[:, s:s + cfg.batch]
+            loss = (net(Zn[idx]) - Yn[idx]).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
 
 
 def _states(x: np.ndarray, q: np.ndarray):
@@ -248,7 +314,7 @@ def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, u
     rng = np.random.default_rng(cfg.seed)
     order = rng.permutation(N)
     val, tr = order[:n_val], order[n_val:]
-    Xtr, Ytr = _states(x[tr], q[tr]) if cfg.structure == "fk" else _transitions(x[tr], q[tr], u[tr])
+    Xtr, Ytr = _states(x[tr], q[tr]) if cfg.structure in ("fk", "fk_joint") else _transitions(x[tr], q[tr], u[tr])
     if len(Xtr) < 2:
         raise InputError("too few complete transitions to train on", field="episodes",
                          expected="episodes with observed keypoints")
@@ -257,29 +323,27 @@ def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, u
     Xt, Yt = torch.as_tensor(Xtr), torch.as_tensor(Ytr)
     model.in_mean, model.in_std = Xt.mean(0), Xt.std(0).clamp(min=1e-6)
     model.out_mean, model.out_std = Yt.mean(0), Yt.std(0).clamp(min=1e-6)
-    Zn, Yn = (Xt - model.in_mean) / model.in_std, (Yt - model.out_mean) / model.out_std
-    opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    E = cfg.ensemble
-    for _ in range(cfg.epochs):
-        perm = torch.stack([torch.randperm(len(Zn)) for _ in range(E)])  # a bootstrap-like shuffle per member
-        for s in range(0, len(Zn), cfg.batch):
-            idx = perm[:, s:s + cfg.batch]
-            loss = (model.net(Zn[idx]) - Yn[idx]).square().mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
+    _fit(model.net, Xt, Yt, [model.in_mean, model.in_std, model.out_mean, model.out_std], cfg)
+    if model.tnet is not None:
+        Xj, Yj = _joint_transitions(q[tr], u[tr])
+        Xj, Yj = torch.as_tensor(Xj), torch.as_tensor(Yj)
+        model.t_norm = [Xj.mean(0), Xj.std(0).clamp(min=1e-6), Yj.mean(0), Yj.std(0).clamp(min=1e-6)]
+        _fit(model.tnet, Xj, Yj, model.t_norm, cfg)
     return model, (evaluate_dynamics(model, x[val], q[val], u[val], cfg.multistep) if n_val else {})
 
 
 @torch.no_grad()
 def evaluate_dynamics(model: KeypointDynamics, x: np.ndarray, q: np.ndarray, u: np.ndarray,
                       steps: int = 10) -> dict[str, float]:
-    """Held-out keypoint prediction errors (cm): one step, and open loop over ``steps`` steps."""
+    """Held-out prediction errors: keypoints (cm) one step and open loop over ``steps`` steps;
+    joints (rad, mean absolute) one step."""
     X, Q, U = (torch.as_tensor(np.asarray(a, dtype=np.float64)) for a in (x, q, u))
     N, T = X.shape[:2]
-    one = model.rollout(Q[:, :-1].reshape(-1, Q.shape[-1]), U.reshape(-1, 1, U.shape[-1]),
-                        X[:, :-1].reshape(-1, *X.shape[2:])).x[:, -1].reshape(X[:, 1:].shape)
+    r1 = model.rollout(Q[:, :-1].reshape(-1, Q.shape[-1]), U.reshape(-1, 1, U.shape[-1]),
+                       X[:, :-1].reshape(-1, *X.shape[2:]))
+    one = r1.x[:, -1].reshape(X[:, 1:].shape)
     one_err = torch.linalg.norm(one - X[:, 1:], dim=-1)
+    joint_err = (r1.q[:, -1].reshape(Q[:, 1:].shape) - Q[:, 1:]).abs()
     h = min(steps, T - 1)
     starts = range(0, T - h)
     ms = []
@@ -288,7 +352,7 @@ def evaluate_dynamics(model: KeypointDynamics, x: np.ndarray, q: np.ndarray, u: 
         ms.append(torch.linalg.norm(r.x[:, -1] - X[:, s + h], dim=-1))
     ms_err = torch.stack(ms)
     return {"one_step_err_cm": float(100 * one_err.nanmean()), "multistep_err_cm": float(100 * ms_err.nanmean()),
-            "multistep_steps": float(h)}
+            "multistep_steps": float(h), "joint_one_step_err_rad": float(joint_err.nanmean())}
 
 
 @torch.no_grad()

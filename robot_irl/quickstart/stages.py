@@ -141,7 +141,9 @@ def learn(ctx: Context) -> dict[str, Any]:
     test, _ = demos_from_library(lib, test_q, rows=rows, keypoints="auto")
     urdf = os.path.join(pybullet_data.getDataPath(), ROBOTS[train_eps[0].robot].urdf)   # the episodes' robot
     dyn = KinematicDynamics(urdf, frames_from_spec(robot_spec))
-    cfg = LearnerConfig(rows=rows, outer_iters=200 if ctx.fast else 400, seed=ctx.seed)
+    # --fast: 100 outer iterations (measured on a quickstart library: timedep train loss 10.75 vs 10.27
+    # at 200, held-out path 1.07 vs 1.08 cm, at half the CPU: 6 s per cost instead of 12)
+    cfg = LearnerConfig(rows=rows, outer_iters=100 if ctx.fast else 400, seed=ctx.seed)
     table, best = [], None
     for method in ("default", "weighted", "timedep", "rbf", "feature_matching", "bc"):
         run_dir = ctx.out / "learn" / method
