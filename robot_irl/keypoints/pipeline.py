@@ -157,9 +157,9 @@ class _Lifter:
 
 def _check_timestamps(ts: np.ndarray, source: str) -> np.ndarray:
     ts = np.asarray(ts, np.float64).ravel()
-    if not np.isfinite(ts).all() or (len(ts) > 1 and not (np.diff(ts) > 0).all()):
-        raise InputError("timestamps are not finite and strictly increasing", file=source, field="timestamps",
-                         expected="one increasing time (s) per frame")
+    if not np.isfinite(ts).all() or (len(ts) > 1 and not (np.diff(ts) >= 0).all()):
+        raise InputError("timestamps are not finite and non-decreasing", file=source, field="timestamps",
+                         expected="one time (s) per frame, never going back (a repeated frame may repeat one)")
     return ts
 
 
@@ -167,7 +167,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                   camera: CameraModel | None = None, detector: str = "auto", preview: str | Path | None = None, *,
                   config: ExtractConfig | None = None, rgb: bool = False, progress: bool = True) -> KeypointTrack:
     """Keypoints of ``spec`` in every frame of ``video`` (a path, or BGR frames; ``rgb=True`` for
-    RGB frames). ``timestamps`` one per frame (None: from the file's frame rate). ``camera``
+    RGB frames). ``timestamps`` one per frame (None: each frame's own time in the file). ``camera``
     (intrinsics, distortion, ``T_base_cam``) enables 3D. ``preview``: write an overlay MP4.
 
     Raises :class:`InputError` for an unreadable or empty video, timestamps that do not match
@@ -188,8 +188,8 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                          expected="intrinsics K, dist (robot-irl calibrate) and T_base_cam, or want_3d=False")
     src = FrameSource(video, rgb=rgb)
     if timestamps is None:
-        if src.fps is None:
-            raise InputError("no timestamps given and the source has no frame rate", file=src.name,
+        if src.name == "<frames>":
+            raise InputError("no timestamps given for frames that carry none", file=src.name,
                              field="timestamps", expected="one time (s) per frame")
     else:
         timestamps = _check_timestamps(timestamps, src.name)
@@ -245,7 +245,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                 if writer is None:
                     h, w = frame.bgr.shape[:2]
                     writer = PreviewWriter(preview, src.fps or _rate(timestamps), (w, h))
-                ts = timestamps[t] if timestamps is not None else t / src.fps
+                ts = timestamps[t] if timestamps is not None else src.times[t]
                 writer.write(frame.bgr, obs, [n for n in names if n not in obs], float(ts))
             t += 1
             bar.update(1)
@@ -262,7 +262,8 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
         raise InputError(f"{t} frames but {len(timestamps)} timestamps", file=src.name, field="timestamps",
                          expected="one timestamp per frame")
     track = _trim(track, t)
-    track.timestamps = timestamps.copy() if timestamps is not None else np.arange(t) / src.fps
+    # a file's own presentation times when none were given (variable frame rate stays as it was)
+    track.timestamps = timestamps.copy() if timestamps is not None else _check_timestamps(src.times, src.name)
     if not (track.status > 0).any():
         looked = ", ".join(f"{k.name}: {_describe(k)}" for k in spec)
         raise NoDetectionsError(f"no keypoint found in any of {t} frames with detector '{cfg.detector}' "

@@ -1,4 +1,8 @@
-"""Frames in, overlay frames out: a video file or any iterator of images, and the preview writer."""
+"""Frames in, overlay frames out: a video file or any iterator of images, and the preview writer.
+
+Files are read through the library's one decoding path (:mod:`robot_irl.library.decode`, PyAV):
+each frame keeps its own presentation time (phone footage has a variable frame rate), and a
+missing, truncated or unsupported file fails with an error that says which."""
 from __future__ import annotations
 
 import queue
@@ -12,6 +16,7 @@ import numpy as np
 from robot_irl.errors import InputError
 from robot_irl.keypoints.detectors import Detection, Frame
 from robot_irl.keypoints.track import DETECTED, TRACKED
+from robot_irl.library.decode import decode, probe
 
 VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at least one frame"
 
@@ -19,27 +24,20 @@ VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at lea
 class FrameSource:
     """BGR ``uint8`` frames from a video path or an iterator (``rgb=True`` for RGB input, e.g. a
     gymnasium ``render()``). ``fps`` and ``n_frames`` are known for files only (the count is the
-    container's estimate; the pipeline counts what it actually reads)."""
+    container's estimate; the pipeline counts what it actually reads); ``times`` holds the
+    presentation time (s) of every frame decoded from a file so far."""
 
     def __init__(self, video: str | Path | Iterable[np.ndarray], *, rgb: bool = False) -> None:
         self.rgb = rgb
         self.fps: float | None = None
         self.n_frames: int | None = None
-        self._cap: cv2.VideoCapture | None = None
+        self.times: list[float] = []
+        self._path: Path | None = None
         if isinstance(video, (str, Path)):
             self.name = str(video)
-            path = Path(video)
-            if not path.is_file():
-                raise InputError("video file not found", file=path, field="video", expected=VIDEO_EXPECTED)
-            cap = cv2.VideoCapture(str(path))
-            if not cap.isOpened():
-                raise InputError("cannot open video (unknown format or corrupt file)", file=path, field="video",
-                                 expected=VIDEO_EXPECTED)
-            self._cap = cap
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            self.fps = float(fps) if fps and fps > 0 else None
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            self.n_frames = n if n > 0 else None
+            self._path = Path(video)
+            info = probe(self._path)
+            self.fps, self.n_frames = info.fps, info.frames
             self._iter: Iterable[np.ndarray] | None = None
         else:
             self.name = "<frames>"
@@ -47,7 +45,7 @@ class FrameSource:
             self._iter = video
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        if self._cap is not None:
+        if self._path is not None:
             for bgr, _ in self._prefetched(gray=False):
                 yield bgr
         else:
@@ -56,7 +54,7 @@ class FrameSource:
     def frames(self) -> Iterator[Frame]:
         """:class:`Frame` objects; from a file, the grey image is made in the decode thread too
         (off the detection thread, and while the frame is still in that core's cache)."""
-        if self._cap is not None:
+        if self._path is not None:
             for bgr, gray in self._prefetched(gray=True):
                 yield Frame(bgr, gray)
         else:
@@ -74,22 +72,20 @@ class FrameSource:
 
 
     def _prefetched(self, depth: int = 8, gray: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Decode in a background thread (OpenCV releases the GIL), so decoding the next frame
+        """Decode in a background thread (FFmpeg releases the GIL), so decoding the next frame
         overlaps detecting this one; a decode error is re-raised here."""
         q: queue.Queue = queue.Queue(maxsize=depth)
         stop = threading.Event()
-        cap = self._cap
+        frames = decode(self._path, bgr=True)
 
         def work() -> None:
             try:
-                while not stop.is_set():
-                    ok, frame = cap.read()
-                    if ok and gray:
-                        q.put((frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame))
-                    else:
-                        q.put((frame, None) if ok else None)
-                    if not ok:
+                for time_s, frame in frames:
+                    if stop.is_set():
                         return
+                    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if gray else None
+                    q.put((time_s, frame, g))
+                q.put(None)
             except BaseException as e:  # handed to the consumer
                 q.put(e)
 
@@ -102,7 +98,8 @@ class FrameSource:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                self.times.append(item[0])
+                yield item[1], item[2]
         finally:
             stop.set()
             while th.is_alive():
@@ -110,7 +107,7 @@ class FrameSource:
                     q.get_nowait()
                 except queue.Empty:
                     th.join(0.01)
-            cap.release()
+            frames.close()
 
 
 STATUS_COLOURS = {DETECTED: (60, 220, 60), TRACKED: (0, 200, 255)}
