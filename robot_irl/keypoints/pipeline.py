@@ -9,6 +9,7 @@ horizontal plane they move in (``plane_heights``). Nothing is dropped: unseen is
 from __future__ import annotations
 
 import functools
+import itertools
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -18,8 +19,9 @@ import cv2
 import numpy as np
 
 from robot_irl.core.camera import CameraModel
-from robot_irl.core.spec import Blob, KeypointDef, KeypointSpec, Marker
+from robot_irl.core.spec import AUTO_DICTIONARY, Blob, KeypointDef, KeypointSpec, Marker
 from robot_irl.errors import InputError, UnknownNameError
+from robot_irl.keypoints import dictionary as auto_dictionary
 from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector,
                                            MarkerTemplate, aruco_dictionary, quad_centre,
                                            refine_edges, refine_template)
@@ -98,7 +100,13 @@ class _Lifter:
     """Per-frame 3D: rigid-body poses from markers, then plane intersection for the rest."""
 
     def __init__(self, spec: KeypointSpec, camera: CameraModel, plane_heights: dict[str, float]) -> None:
+        for k in spec:
+            if isinstance(k.feature, Marker) and k.feature.size is None:
+                raise InputError(f"3D asked for, but the size of keypoint '{k.name}''s marker is not given",
+                                 field=f"{k.name}.feature.size",
+                                 expected="the side of the marker's black square in metres, or pixels only (--no-3d)")
         self.spec, self.camera = spec, camera
+        self.primary = set(spec.marker_groups())
         self.solver = SquarePoseSolver()
         self.groups: dict[tuple[str, str], list[int]] = {}
         for i, k in enumerate(spec):
@@ -118,7 +126,7 @@ class _Lifter:
         out: dict[str, tuple[np.ndarray, int, float]] = {}
         for key, idx in self.groups.items():
             seen = [(self.spec.keypoints[i], obs[self.spec.keypoints[i].name]) for i in idx
-                    if isinstance(self.spec.keypoints[i].feature, Marker) and self.spec.keypoints[i].name in obs
+                    if self.spec.keypoints[i].name in self.primary and self.spec.keypoints[i].name in obs
                     and obs[self.spec.keypoints[i].name][1].corners is not None]
             if not seen:
                 continue
@@ -140,7 +148,8 @@ class _Lifter:
             T_base_link = cam.T_base_cam @ T_cam_link
             for i in idx:
                 k = self.spec.keypoints[i]
-                xyz = transform(T_base_link, np.asarray(k.offset))
+                corner = k.feature.corner if isinstance(k.feature, Marker) else None
+                xyz = transform(T_base_link, np.asarray(k.offset) if corner is None else self.corners_link[k.name][corner])
                 if k.name in obs:  # seen itself: keep the pose's depth, take its own (sharper) ray
                     uv = obs[k.name][1].uv
                     o, d = cam.ray(undistort_points(uv, cam.K, cam.dist) if self.undistort else uv)
@@ -153,6 +162,23 @@ class _Lifter:
             uv = undistort_points(d.uv, cam.K, cam.dist) if self.undistort else d.uv
             out[name] = (ray_plane(cam, uv, np.array([0.0, 0.0, z]), np.array([0.0, 0.0, 1.0])), status, d.confidence)
         return out
+
+
+def _marker_points(obs: dict[str, tuple[int, Detection]], groups: dict[str, list[KeypointDef]]
+                   ) -> dict[str, tuple[int, Detection]]:
+    """Every keypoint on a seen marker gets its own point: the centre or one of the corners
+    (detectors and flow work on the marker, keyed by its first keypoint)."""
+    out = dict(obs)
+    for primary, members in groups.items():
+        if primary not in obs or obs[primary][1].corners is None:
+            continue
+        status, d = obs[primary]
+        for k in members:
+            c = k.feature.corner
+            if c is not None or k.name != primary:
+                uv = d.uv if c is None else d.corners[c]
+                out[k.name] = (status, Detection(np.array(uv, np.float64), d.confidence, d.source, corners=d.corners))
+    return out
 
 
 def _check_timestamps(ts: np.ndarray, source: str) -> np.ndarray:
@@ -187,15 +213,28 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
         raise InputError("3D positions need a calibrated camera", field="camera",
                          expected="intrinsics K, dist (robot-irl calibrate) and T_base_cam, or want_3d=False")
     src = FrameSource(video, rgb=rgb)
+    frames = src.frames()
+    dictionary_scan: dict = {}
+    if any(isinstance(k.feature, Marker) and k.feature.dictionary == AUTO_DICTIONARY for k in spec):
+        head = list(itertools.islice(frames, auto_dictionary.SCAN_FRAMES))
+        spec, dictionary_scan = auto_dictionary.resolve(spec, [f.gray for f in head], src.name)
+        warnings.warn(f"{src.name}: dictionary auto: " + ", ".join(f"{n} -> {d}" for n, d in
+                      dictionary_scan["chosen"].items()) + "; ids seen: " + "; ".join(
+                      f"{d} {sorted(ids)}" for d, ids in dictionary_scan["seen"].items()), stacklevel=2)
+        frames = itertools.chain(head, frames)
+    groups = spec.marker_groups()
+    secondary = {k.name for g in groups.values() for k in g[1:]}
+    det_spec = KeypointSpec(tuple(k for k in spec if k.name not in secondary))
     if timestamps is None:
         if src.name == "<frames>":
             raise InputError("no timestamps given for frames that carry none", file=src.name,
                              field="timestamps", expected="one time (s) per frame")
     else:
         timestamps = _check_timestamps(timestamps, src.name)
-    detectors = build_detectors(spec, cfg.detector, cfg.refine, cfg.roi_search)
-    cells = {k.name: aruco_dictionary(k.feature.dictionary).markerSize + 2 for k in spec if isinstance(k.feature, Marker)}
-    templates = {k.name: MarkerTemplate(k.feature) for k in spec if isinstance(k.feature, Marker)}
+    detectors = build_detectors(det_spec, cfg.detector, cfg.refine, cfg.roi_search)
+    cells = {k.name: aruco_dictionary(k.feature.dictionary).markerSize + 2 for k in det_spec
+             if isinstance(k.feature, Marker)}
+    templates = {k.name: MarkerTemplate(k.feature) for k in det_spec if isinstance(k.feature, Marker)}
     use_flow = cfg.detector in ("auto", "flow")
     bridge = FlowBridge(max_gap=cfg.flow_max_gap + (cfg.redetect_every if cfg.detector == "flow" else 0),
                         fb_max=cfg.fb_max) if use_flow else None
@@ -210,7 +249,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
     bar = tqdm(total=len(timestamps) if timestamps is not None else src.n_frames, unit="frame",
                desc=f"extract {Path(src.name).name}", disable=not progress, leave=False)
     try:
-        for frame in src.frames():
+        for frame in frames:
             if timestamps is not None and t >= len(timestamps):
                 raise InputError(f"more frames than the {len(timestamps)} timestamps", file=src.name,
                                  field="timestamps", expected="one timestamp per frame")
@@ -230,6 +269,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
             obs: dict[str, tuple[int, Detection]] = {n: (DETECTED, d) for n, d in dets.items()}
             if bridge is not None:
                 obs.update({n: (TRACKED, d) for n, d in bridge.step(frame.gray, dets, covered).items()})
+            obs = _marker_points(obs, groups)
             for name, (status, d) in obs.items():
                 k = index[name]
                 track.uv[t, k], track.confidence[t, k] = d.uv, d.confidence
@@ -275,7 +315,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                       stacklevel=2)
     track.meta = {"video": src.name, "frames": t, "config": asdict(cfg), "versions": versions(),
                   "camera": camera.to_dict() if camera is not None else None, "spec": spec.to_dict(),
-                  "missing_all": missing_all, "counts": track.counts(),
+                  "missing_all": missing_all, "counts": track.counts(), "dictionary_scan": dictionary_scan,
                   "flow_rejected": bridge.rejected if bridge is not None else 0,
                   "blob_rejected": {k: v for d in detectors if isinstance(d, BlobDetector) for k, v in d.rejected.items()},
                   "uv_convention": "image pixels as detected (distorted), OpenCV integer pixel centres",
