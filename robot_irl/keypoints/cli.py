@@ -74,7 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="OpenCV corner refinement before --corner-fit (default none)")
     e.add_argument("--corner-fit", default="template", choices=["template", "edges", "none"],
                    help="marker corners: align the whole pattern (default), fit border lines, or keep OpenCV's")
-    e.add_argument("--max-gap", type=int, default=10, help="longest gap (frames) cleaning may fill (only where the motion model predicts it within 3 px)")
+    e.add_argument("--max-gap", type=int, default=10,
+                   help="longest gap (frames) cleaning may fill (only where the motion model predicts it within 3 px)")
     e.add_argument("--no-clean", action="store_true", help="store the raw extraction only")
     e.add_argument("--table-z", type=float, help="table height (base frame, m): blobs on objects lie on it")
     e.add_argument("--no-3d", action="store_true", help="pixels only (no camera needed)")

@@ -22,7 +22,8 @@ timestamps are all fine: nothing assumes an even frame interval):
    the distance between the two sides' constant-velocity predictions at the gap's middle (zero
    for constant acceleration), ``bend = |v_after - v_before| x gap_s / 8`` how far the fill bends
    from a straight line (a change of motion inside the gap could put the marker anywhere within
-   it), ``speed_before`` the speed on the gap's left. Else the gap stays missing. Each gap's decision is in ``meta["cleaning"]["gaps"]``.
+   it), ``speed_before`` the speed on the gap's left. Else the gap stays missing. Each gap's
+   decision is in ``meta["cleaning"]["gaps"]``.
 4. *Smoothing.* A local quadratic fit by time over ``window`` samples per contiguous run gives
    positions and velocities (m/s for ``xyz``). Keypoints never seen stay missing.
 Samples sharing one timestamp (a repeated frame) are cleaned as one and get the same values.

@@ -149,7 +149,8 @@ class _Lifter:
             for i in idx:
                 k = self.spec.keypoints[i]
                 corner = k.feature.corner if isinstance(k.feature, Marker) else None
-                xyz = transform(T_base_link, np.asarray(k.offset) if corner is None else self.corners_link[k.name][corner])
+                at = np.asarray(k.offset) if corner is None else self.corners_link[k.name][corner]
+                xyz = transform(T_base_link, at)
                 if k.name in obs:  # seen itself: keep the pose's depth, take its own (sharper) ray
                     uv = obs[k.name][1].uv
                     o, d = cam.ray(undistort_points(uv, cam.K, cam.dist) if self.undistort else uv)
