@@ -25,7 +25,9 @@ timestamps are all fine: nothing assumes an even frame interval):
    it), ``speed_before`` the speed on the gap's left. Else the gap stays missing. Each gap's
    decision is in ``meta["cleaning"]["gaps"]``.
 4. *Smoothing.* A local quadratic fit by time over ``window`` samples per contiguous run gives
-   positions and velocities (m/s for ``xyz``). Keypoints never seen stay missing.
+   positions and velocities (m/s for ``xyz``); a position moves at most ``shift_sigmas`` times
+   the track's own noise (robust, from fourth differences) and at most ``max_shift_px`` away from
+   its sample, so fast or irregular motion is never smoothed into a bias. Keypoints never seen stay missing.
 Samples sharing one timestamp (a repeated frame) are cleaned as one and get the same values.
 """
 from __future__ import annotations
@@ -54,6 +56,9 @@ class CleanConfig:
     speed_err: float = 0.05      # relative error of a one-sided speed estimate (predicted error term)
     window: int = 7              # samples in the local smoothing fit (odd)
     polyorder: int = 2
+    shift_sigmas: float = 2.0    # smoothing moves a value at most this many noise sigmas (per axis) ...
+    max_shift_px: float = 0.5    # ... and at most this far (pixels) ...
+    max_shift_m: float = 0.01    # ... or metres
     k_mad: float = 5.0           # outlier threshold in robust residual scales ...
     uv_floor_px: float = 6.0     # ... but never below this many pixels
     xyz_floor_m: float = 0.01    # ... or metres
@@ -188,11 +193,30 @@ def _gap_prediction(t: np.ndarray, x: np.ndarray, ok: np.ndarray, a: int, b: int
     return max(mismatch, bend, cfg.speed_err * speed * T), speed, vl, vr
 
 
-def _smooth(t: np.ndarray, x: np.ndarray, window: int, deg: int, dt: float) -> tuple[np.ndarray, np.ndarray]:
+def noise_sigma(t: np.ndarray, x: np.ndarray) -> float:
+    """Robust per-axis noise of a track: scaled MAD of fourth differences of five consecutive
+    samples (a hand's motion, smooth over five frames, all but cancels; a frame's own noise,
+    amplified by sqrt(70), does not)."""
+    ok = np.isfinite(x).all(axis=1)
+    both = ok[4:] & ok[3:-1] & ok[2:-2] & ok[1:-3] & ok[:-4]
+    d4 = np.diff(x, 4, axis=0)[both]
+    if len(d4) < 5:
+        return float("nan")
+    return float(1.4826 * np.median(np.abs(d4 - np.median(d4, axis=0))) / np.sqrt(70))
+
+
+def _smooth(t: np.ndarray, x: np.ndarray, window: int, deg: int, dt: float, shift_sigmas: float,
+            max_shift: float) -> tuple[np.ndarray, np.ndarray]:
     """Local polynomial fit by time over ``window`` samples per contiguous run: positions and
-    first derivatives; runs too short to fit keep their values (time-difference velocity)."""
+    first derivatives; runs too short to fit keep their values (time-difference velocity). A
+    position moves at most ``shift_sigmas`` noise sigmas, and at most ``max_shift``, from its
+    sample: where the motion is too quick or irregular for the fit (a hand's jerk, a phone's
+    uneven frame times) smoothing would bias it, and it may never move a sample further from
+    the detection than the detector's own noise."""
     pos, vel = x.copy(), np.full_like(x, np.nan)
     h = window // 2
+    sigma = noise_sigma(t, x)
+    cap = min(shift_sigmas * sigma, max_shift) if np.isfinite(sigma) else 0.0
     for a, b in _runs(np.isfinite(x).all(axis=1)):
         n = b - a
         if n > deg + 1:
@@ -202,7 +226,7 @@ def _smooth(t: np.ndarray, x: np.ndarray, window: int, deg: int, dt: float) -> t
                 pos[a + i], vel[a + i] = _fit(t[a + lo:a + lo + w], x[a + lo:a + lo + w], t[a + i], deg, dt)
         elif n >= 2:
             vel[a:b] = np.gradient(x[a:b], t[a:b], axis=0)
-    return pos, vel
+    return x + np.clip(pos - x, -cap, cap), vel
 
 
 def _instants(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -272,8 +296,8 @@ def clean(track: KeypointTrack, config: CleanConfig | None = None, **overrides) 
                 err3, _, wl, wr = _gap_prediction(t, xyz, ok3, a, b, cfg, dt)
                 if err3 <= cfg.fill_tol_m:
                     xyz[a:b] = _hermite(t[a:b], t[a - 1], t[b], xyz[a - 1], wl, xyz[b], wr)
-        uv, _ = _smooth(t, uv, cfg.window, cfg.polyorder, dt)
-        xyz, vel = _smooth(t, xyz, cfg.window, cfg.polyorder, dt)
+        uv, _ = _smooth(t, uv, cfg.window, cfg.polyorder, dt, cfg.shift_sigmas, cfg.max_shift_px)
+        xyz, vel = _smooth(t, xyz, cfg.window, cfg.polyorder, dt, cfg.shift_sigmas, cfg.max_shift_m)
         # back to frames: every frame of an instant gets the instant's values
         out.uv[:, k], out.xyz[:, k], velocity[:, k] = uv[inst], xyz[inst], vel[inst]
         out.status[:, k], out.source[:, k], out.confidence[:, k] = status[inst], source[inst], conf[inst]
