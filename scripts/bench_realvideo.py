@@ -194,7 +194,7 @@ def h264(frames: list[np.ndarray], path: Path, kbps: int) -> Path:
 
 SIM = {   # name: render settings, bitrate (kbps)
     "blur_fast": (dict(distance=0.55, size=0.04, amp_px=150, speed=1.0, exposure=1 / 50, noise=3.0), 900),
-    "small_15px": (dict(distance=1.1, size=0.04, amp_px=120, speed=0.6, exposure=1 / 100, noise=3.0), 900),
+    "small_12px": (dict(distance=1.35, size=0.04, amp_px=120, speed=0.6, exposure=1 / 100, noise=3.0), 900),
     "rolling_shake": (dict(distance=0.6, size=0.03, amp_px=140, speed=0.9, exposure=1 / 60, readout=0.025,
                            shake_px=1.5, gain=(0.9, 0.25), noise=3.0), 900),
     "rest": (dict(distance=0.8, size=0.03, amp_px=0, speed=0, exposure=1 / 60, shake_px=0.15, noise=6.0,
@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_sim:
             clips += sim_clips(args.frames, args.seed, Path(tmp))
         rows = [score(c, args.seed) for c in clips]
+    if not rows:
+        print("no clips to score (no shared video, no --video, --no-sim)", file=sys.stderr)
+        return 1
     print(f"{'clip':22s} {'frames':>6s} {'raw':>5s} {'usable':>6s} {'ratio':>6s} {'det':>5s} {'trk':>4s} {'fill':>4s} "
           f"{'bridge p99':>10s} {'dropped':>7s} {'raw s':>6s} {'pipe s':>6s}")
     for r in rows:
