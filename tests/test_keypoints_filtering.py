@@ -92,9 +92,9 @@ def test_a_correct_detection_is_never_dropped_even_beside_gaps_and_spikes(seed):
     for a in rng.choice(len(ts) - 20, 12, replace=False):        # gaps of 1..12 frames
         miss[a:a + rng.integers(1, 13)] = True
     tr.uv[miss, 0], tr.status[miss, 0] = np.nan, MISSING
-    judged = np.concatenate([s for s in segments(ts, ~miss, 1 / 30) if len(s) >= 7])
+    judged = np.concatenate([s[2:-2] for s in segments(ts, ~miss, 1 / 30) if len(s) >= 7])
     spikes = np.unique(rng.choice(judged[judged % 5 == 2], 8, replace=False))  # wrong samples 5+ frames apart
-    # (segments < 5 samples are not judged)
+    # (a segment's first and last two samples, and segments < 5 samples, are not judged)
     tr.uv[spikes, 0] += rng.choice([-1, 1], (8, 2)) * rng.uniform(12, 60, (8, 2))
     tr.status[spikes[:3], 0] = TRACKED                            # flow drift counts as well
     out = clean(tr)

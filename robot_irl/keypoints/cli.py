@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--library", default=None, help="library path (else $ROBOT_IRL_LIBRARY, else per-user default)")
     e.add_argument("--detector", choices=MODES, default="auto",
                    help="auto: per keypoint from the spec + flow bridging; aruco/blob: that detector only; "
-                        "flow: detect every --redetect frames, optical flow between")
+                        "flow: detect every --redetect-every frames, optical flow between")
     e.add_argument("--camera", default="cam0", help="episode camera name (default cam0)")
     e.add_argument("--second-camera", metavar="NAME",
                    help="episode camera to combine with --camera: triangulates keypoints without markers")
@@ -77,6 +77,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--max-gap", type=int, default=10,
                    help="longest gap (frames) cleaning may fill (only where the motion model predicts it within 3 px)")
     e.add_argument("--no-clean", action="store_true", help="store the raw extraction only")
+    e.add_argument("--flow-max-gap", type=int, default=15, help="frames flow may carry a marker past detections")
+    e.add_argument("--fb-max", type=float, default=0.7, help="flow forward-backward limit (px) per step")
+    e.add_argument("--redetect-every", type=int, default=10, help="--detector flow: run the detectors every N frames")
+    e.add_argument("--redetect-scale", type=float, default=2.0,
+                   help="auto: search a missed marker again around where flow carries it, upscaled (1: off)")
     e.add_argument("--table-z", type=float, help="table height (base frame, m): blobs on objects lie on it")
     e.add_argument("--no-3d", action="store_true", help="pixels only (no camera needed)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -164,7 +169,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace, spec: KeypointSpec) -> ExtractConfig:
     return ExtractConfig(detector=args.detector, refine=args.refine, corner_fit=args.corner_fit,
-                         want_3d=False if args.no_3d else None,
+                         flow_max_gap=args.flow_max_gap, fb_max=args.fb_max, redetect_every=args.redetect_every,
+                         redetect_scale=args.redetect_scale, want_3d=False if args.no_3d else None,
                          plane_heights=table_heights(spec, args.table_z) if args.table_z is not None else {})
 
 

@@ -300,6 +300,24 @@ class ArucoDetector:
                 out[name], sizes[name] = c, perim
         return out
 
+    def redetect(self, gray: np.ndarray, name: str, guess: np.ndarray, scale: float = 2.0) -> np.ndarray | None:
+        """Corners of marker ``name`` searched again where it is predicted (``guess``: [4, 2]
+        corners, e.g. carried by flow), in a window three sides wide, upscaled by ``scale``: a
+        small or blurred marker the full-frame search missed often decodes there. None if not."""
+        h, w = gray.shape[:2]
+        lo, hi = guess.min(0), guess.max(0)
+        m = float((hi - lo).max()) + self.ROI_MARGIN
+        x0, y0 = max(int(lo[0] - m), 0), max(int(lo[1] - m), 0)
+        x1, y1 = min(int(hi[0] + m) + 2, w), min(int(hi[1] + m) + 2, h)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        crop = cv2.resize(gray[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        dname = self._dict_of[name]
+        found = self._detect_with(self._detectors[dname], dname, crop, {}, {}).get(name)
+        if found is None:
+            return None
+        return (found + 0.5) / scale - 0.5 + [x0, y0]   # pixel centres of the crop back to the frame
+
     def detect(self, frame: Frame) -> dict[str, Detection]:
         """Detections in this frame. While every covered marker was found in the previous frame,
         OpenCV only searches small windows around where they are predicted (its cost grows with

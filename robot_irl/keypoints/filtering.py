@@ -7,13 +7,15 @@ timestamps are all fine: nothing assumes an even frame interval):
    sample is only ever judged against samples of its own segment, so a correct detection right
    after a gap is never thrown away because of a neighbour across the gap.
 2. *Outliers.* A sample is dropped only when it disagrees, by more than ``max(floor, k_mad x`` the
-   segment's robust residual scale``)``, with *every* motion fit that its own segment offers: the
-   centred leave-one-out quadratic fit and the constant-velocity fits from the samples just before
-   and just after it (each side needs 3 samples). A correct sample at a sudden change of motion
-   agrees with one side and is kept; a spike agrees with neither. Worst first, one at a time, so
-   one spike does not condemn its neighbours; the fits are trimmed of their two least consistent
-   samples, so wrong samples at least 5 frames apart are all found. Segments shorter than 5
-   samples are not judged (too little motion to fit).
+   segment's robust residual scale``)``, with *every* motion fit that its own segment offers: a
+   quadratic through the samples on both sides of it (leaving it out) and the constant-velocity
+   fits from the samples just before and just after it (each side needs 3 samples). A correct
+   sample at a sudden change of motion agrees with one side and is kept; a spike agrees with
+   neither. Worst first, one at a time, so one spike does not condemn its neighbours; the fits
+   are trimmed of their two least consistent samples, so wrong samples at least 5 frames apart
+   are all found. Only interpolation judges: a sample with fewer than two samples of its segment
+   on either side (the first and last two of a segment, every sample of a segment shorter than
+   5) is kept, since extrapolating a hand's motion past a gap misses by pixels.
    A 3D outlier (e.g. a flipped marker pose) with a consistent pixel loses its 3D only.
 3. *Gap fill.* An interior gap is filled (status ``interpolated``, source ``filter``) by a cubic
    Hermite curve through the boundary samples with each side's own velocity, only when the motion
@@ -118,17 +120,19 @@ def _deleted_residuals(t: np.ndarray, x: np.ndarray, deg: int, dt: float) -> np.
 
 
 def _score(t: np.ndarray, x: np.ndarray, seg: np.ndarray, alive: np.ndarray, i: int, dt: float) -> float:
-    """Smallest disagreement of sample ``seg[i]`` with the motion fits of its own segment (inf: none):
-    a centred quadratic over up to 2*SIDE+2 neighbours and a constant-velocity fit over SIDE+1
-    samples on each side, each trimmed of its worst samples."""
+    """Smallest disagreement of sample ``seg[i]`` with the motion fits of its own segment: a
+    quadratic through up to SIDE+1 samples on each side and a constant-velocity fit over SIDE+1
+    samples on each side, each trimmed of its least consistent samples. A sample with fewer than
+    two samples on either side is not judged (0): extrapolating a hand's motion past a gap's
+    edge misses by pixels even where the detection is exact."""
     live = np.flatnonzero(alive)
-    others = live[live != i]
-    best = np.inf
-    if len(others) >= 4:
-        near = np.sort(others[np.argsort(np.abs(others - i), kind="stable")[:2 * SIDE + 2]])
-        p = _trimmed_prediction(t[seg[near]], x[seg[near]], t[seg[i]], 2, max(4, len(near) - 2), dt)
-        best = min(best, float(np.linalg.norm(x[seg[i]] - p)))
-    for side in (others[others < i][-(SIDE + 1):], others[others > i][:SIDE + 1]):
+    before, after = live[live < i][-(SIDE + 1):], live[live > i][:SIDE + 1]
+    if len(before) < 2 or len(after) < 2:
+        return 0.0
+    near = np.r_[before, after]
+    best = float(np.linalg.norm(x[seg[i]] - _trimmed_prediction(t[seg[near]], x[seg[near]], t[seg[i]], 2,
+                                                                 max(4, len(near) - 2), dt)))
+    for side in (before, after):
         if len(side) >= SIDE:
             p = _trimmed_prediction(t[seg[side]], x[seg[side]], t[seg[i]], 1, SIDE, dt)
             best = min(best, float(np.linalg.norm(x[seg[i]] - p)))
@@ -145,10 +149,9 @@ def outliers(t: np.ndarray, x: np.ndarray, ok: np.ndarray, dt: float, floor: flo
             continue
         alive = np.ones(n, bool)
         scores = np.array([_score(t, x, seg, alive, i, dt) for i in range(n)])
-        finite = scores[np.isfinite(scores)]
-        thr = max(floor, k_mad * 1.4826 * float(np.median(finite))) if len(finite) else np.inf
+        thr = max(floor, k_mad * 1.4826 * float(np.median(scores)))
         while alive.sum() > MIN_JUDGED:
-            cand = np.where(alive & np.isfinite(scores), scores, -1.0)
+            cand = np.where(alive, scores, -1.0)
             j = int(np.argmax(cand))
             if cand[j] <= thr:
                 break

@@ -40,6 +40,10 @@ class FlowBridge:
     def live(self, name: str) -> bool:
         return name in self._seeds
 
+    def points(self, name: str) -> np.ndarray:
+        """Where ``name``'s points were last seen or carried ([P, 2] pixels)."""
+        return self._seeds[name].points.astype(np.float64)
+
     def step(self, gray: np.ndarray, detections: dict[str, Detection], wanted: tuple[str, ...]) -> dict[str, Detection]:
         """Re-seed from this frame's detections and return flow estimates for the ``wanted``
         keypoints that were not detected but are still within reach of a recent one."""

@@ -28,7 +28,7 @@ from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detectio
 from robot_irl.keypoints.flow import FlowBridge
 from robot_irl.keypoints.geometry import (SquarePoseSolver, marker_T_link, marker_corners_link, ray_plane,
                                           rigid_pose, transform, undistort_points)
-from robot_irl.keypoints.track import DETECTED, SRC_POSE, TRACKED, KeypointTrack
+from robot_irl.keypoints.track import DETECTED, SRC_ARUCO, SRC_POSE, TRACKED, KeypointTrack
 from robot_irl.keypoints.video import FrameSource, PreviewWriter
 
 MODES = ("auto", "aruco", "blob", "flow")
@@ -49,6 +49,8 @@ class ExtractConfig:
     ``detector``: ``auto`` = each keypoint's own detector from the spec + flow bridging;
     ``aruco`` / ``blob`` = only that detector, no flow; ``flow`` = detectors every
     ``redetect_every`` frames (or when a track is lost) and Lucas–Kanade in between (fast).
+    ``redetect_scale``: in ``auto``, a marker the detector missed but flow still carries is
+    searched again in a window around its last corners, upscaled by this factor (1: never).
     ``roi_search``: search markers seen in the previous frame in windows around them first
     (full frame when one is not found there); same detections, a fraction of the cost.
     ``want_3d``: None = 3D when a camera is given; True = 3D required (error without a camera).
@@ -62,6 +64,7 @@ class ExtractConfig:
     flow_max_gap: int = 15
     fb_max: float = 0.7
     redetect_every: int = 10
+    redetect_scale: float = 2.0   # a marker missed where flow carries it is searched again there, upscaled (1: off)
     roi_search: bool = True
     want_3d: bool | None = None
     plane_heights: dict[str, float] = field(default_factory=dict)
@@ -71,6 +74,12 @@ class ExtractConfig:
             raise UnknownNameError("detector", self.detector, MODES)
         if self.corner_fit not in CORNER_FITS:
             raise UnknownNameError("corner fit", self.corner_fit, CORNER_FITS)
+        for name, low in (("flow_max_gap", 0), ("redetect_every", 1)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise InputError(f"{name} = {getattr(self, name)!r}", field=name, expected=f"an integer >= {low}")
+        for name, low in (("fb_max", 0.0), ("redetect_scale", 1.0)):
+            if not getattr(self, name) >= low:
+                raise InputError(f"{name} = {getattr(self, name)!r}", field=name, expected=f"a number >= {low}")
 
 
 def table_heights(spec: KeypointSpec, table_z: float = 0.0) -> dict[str, float]:
@@ -261,6 +270,16 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                 if cfg.detector == "flow" and t % cfg.redetect_every and all(bridge.live(n) for n in det.keypoints):
                     continue
                 dets.update(det.detect(frame))
+            if bridge is not None and cfg.redetect_scale > 1 and cfg.detector == "auto":
+                for det in detectors:
+                    if isinstance(det, ArucoDetector):
+                        for name in det.keypoints:
+                            if name not in dets and bridge.live(name):
+                                c = det.redetect(frame.gray, name, bridge.points(name), cfg.redetect_scale)
+                                if c is not None:
+                                    side = float(np.linalg.norm(np.roll(c, -1, axis=0) - c, axis=1).mean())
+                                    dets[name] = Detection(quad_centre(c), float(1.0 - np.exp(-side / 10.0)),
+                                                           SRC_ARUCO, corners=c)
             if cfg.corner_fit != "none":
                 for name, d in dets.items():
                     if d.corners is not None:
