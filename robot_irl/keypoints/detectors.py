@@ -182,6 +182,31 @@ def refine_template(gray: np.ndarray, corners: np.ndarray, template: MarkerTempl
     return out
 
 
+def align_template(gray: np.ndarray, corners: np.ndarray, template: MarkerTemplate,
+                   max_move: float) -> tuple[float, np.ndarray]:
+    """(ECC correlation, corners) of the marker's pattern aligned to the image from a guess (e.g.
+    corners flow carried): how much the image there still looks like this marker, and where
+    exactly it is. Correlation 0 when ECC fails or moves a corner more than ``max_move`` px."""
+    c = np.asarray(corners, np.float64).reshape(4, 2)
+    h_img, w_img = gray.shape[:2]
+    m = int(max_move) + 8
+    x0, y0 = np.maximum(np.floor(c.min(0)).astype(int) - m, 0)
+    x1, y1 = np.minimum(np.ceil(c.max(0)).astype(int) + m + 1, [w_img, h_img])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0.0, c
+    roi = gray[y0:y1, x0:x1].astype(np.float32)
+    H = cv2.getPerspectiveTransform(template.corners, (c - [x0, y0]).astype(np.float32))
+    try:
+        cc, H = cv2.findTransformECC(template.image, roi, H.astype(np.float32), cv2.MOTION_HOMOGRAPHY,
+                                     _ECC_CRITERIA, None, 3)
+    except cv2.error:
+        return 0.0, c
+    out = cv2.perspectiveTransform(template.corners.reshape(-1, 1, 2), H).reshape(4, 2).astype(np.float64) + [x0, y0]
+    if not np.isfinite(out).all() or np.abs(out - c).max() > max_move:
+        return 0.0, c
+    return float(cc), out
+
+
 def aruco_dictionary(name: str) -> cv2.aruco.Dictionary:
     code = getattr(cv2.aruco, name, None)
     if not name.startswith("DICT_") or not isinstance(code, int):
