@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from robot_irl.cli import main
@@ -80,3 +81,20 @@ def test_bad_spec_or_target_changes_nothing(recorded, capsys):
         assert main(["demos", "spec", target, "--set", str(tmp / f), "--library", str(lib_path)]) == 2
         assert re.search(msg, capsys.readouterr().err), msg
     assert (Library.open(lib_path).episode(eid).path / "meta.json").read_bytes() == meta
+
+
+def test_preview_draws_the_saved_track_with_each_status(recorded, tmp_path):
+    from robot_irl.keypoints.track import INTERPOLATED, MISSING
+    from robot_irl.keypoints.video import STATUS_COLOURS, write_track_preview
+    from robot_irl.library.decode import decode
+    _, lib_path, eid = recorded
+    ep = Library.open(lib_path).episode(eid)
+    track = extract_and_store(ep, preview=tmp_path / "p.mp4", progress=False)
+    assert sum(1 for _ in decode(tmp_path / "p.mp4")) == ep.frame_count("cam0")
+    track.status[3, 0], track.status[4, 0] = INTERPOLATED, MISSING          # as cleaning would leave them
+    write_track_preview(ep.video_frames("cam0"), track, tmp_path / "q.mp4", rgb=True)
+    frames = [f for _, f in decode(tmp_path / "q.mp4", bgr=True)]
+    u, v = (int(round(x)) for x in track.uv[3, 0])
+    ring = frames[3][v - 6:v + 7, u - 6:u + 7].reshape(-1, 3).astype(int)
+    assert (np.abs(ring - STATUS_COLOURS[INTERPOLATED]).sum(1) < 90).any()  # magenta ring around the filled value
+    assert not (np.abs(frames[4].reshape(-1, 3).astype(int) - STATUS_COLOURS[INTERPOLATED]).sum(1) < 90).any()

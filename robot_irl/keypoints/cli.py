@@ -69,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--fps", type=float, help="frame rate when the video file has none")
     e.add_argument("--timestamps", help=".npy with one timestamp (s) per frame for a video file")
     e.add_argument("--out", help="output for a video file: .npz (default <video>.keypoints.npz) or .parquet")
-    e.add_argument("--preview", help="write an overlay MP4 of the detections (one episode or video)")
+    e.add_argument("--preview", help="write an overlay MP4 of the saved keypoints with their status (one episode "
+                                     "or video)")
     e.add_argument("--refine", default="none", choices=["subpix", "apriltag", "none", "contour"],
                    help="OpenCV corner refinement before --corner-fit (default none)")
     e.add_argument("--corner-fit", default="template", choices=["template", "edges", "none"],
@@ -244,10 +245,13 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
                                         _camera_file(args.second_camera_file, False), spec,
                                         config=_config(args, spec), preview=args.preview, progress=not args.quiet)
         else:
-            track = extract_video(video, timestamps, spec, camera, preview=args.preview, config=_config(args, spec),
+            track = extract_video(video, timestamps, spec, camera, config=_config(args, spec),
                                   progress=not args.quiet)
     if not args.no_clean:
         track = clean(track, max_gap=args.max_gap)
+    if args.preview and not args.second_video:   # what is saved, after cleaning
+        from robot_irl.keypoints.video import write_track_preview
+        write_track_preview(video, track, args.preview)
     out = Path(args.out) if args.out else video.with_suffix(".keypoints.npz")
     track.save_parquet(out) if out.suffix == ".parquet" else track.save_npz(out)
     print(_summary(str(video), track) + f" -> {out}")

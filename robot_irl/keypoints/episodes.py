@@ -16,6 +16,7 @@ from robot_irl.keypoints.filtering import clean as clean_track
 from robot_irl.keypoints.multiview import extract_two_cameras
 from robot_irl.keypoints.pipeline import ExtractConfig, extract_video
 from robot_irl.keypoints.track import SOURCES, STATUS, KeypointTrack
+from robot_irl.keypoints.video import write_track_preview
 from robot_irl.library import Episode
 
 DERIVED_NAME = "keypoints"
@@ -83,13 +84,16 @@ def extract_and_store(ep: Episode, camera: str = "cam0", config: ExtractConfig |
                       progress: bool = True, second_camera: str | None = None,
                       spec: KeypointSpec | None = None) -> KeypointTrack:
     """Extract (one camera, or two fused when ``second_camera`` is given), clean, store.
-    ``spec`` replaces the episode's own for this run (it is stored in the result's meta)."""
+    ``spec`` replaces the episode's own for this run (it is stored in the result's meta).
+    ``preview`` draws the stored track (after cleaning, with each value's status)."""
     if second_camera is None:
-        raw = extract_episode(ep, camera, config, preview=preview, progress=progress, spec=spec)
+        raw = extract_episode(ep, camera, config, progress=progress, spec=spec)
     else:
-        raw = extract_episode_two_cameras(ep, camera, second_camera, config, preview=preview, progress=progress,
-                                          spec=spec)
+        raw = extract_episode_two_cameras(ep, camera, second_camera, config, progress=progress, spec=spec)
         raw.meta["second_camera_name"] = second_camera
     cleaned = clean_track(raw, max_gap=max_gap) if clean else None
     store(ep, raw, cleaned, camera)
-    return cleaned if cleaned is not None else raw
+    saved = cleaned if cleaned is not None else raw
+    if preview is not None:
+        write_track_preview(ep.video_frames(camera), saved, preview, rgb=True)
+    return saved

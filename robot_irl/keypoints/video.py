@@ -15,7 +15,7 @@ import numpy as np
 
 from robot_irl.errors import InputError
 from robot_irl.keypoints.detectors import Detection, Frame
-from robot_irl.keypoints.track import DETECTED, TRACKED
+from robot_irl.keypoints.track import DETECTED, INTERPOLATED, MISSING, STATUS, TRACKED, KeypointTrack
 from robot_irl.library.decode import decode, probe
 
 VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at least one frame"
@@ -110,7 +110,7 @@ class FrameSource:
             frames.close()
 
 
-STATUS_COLOURS = {DETECTED: (60, 220, 60), TRACKED: (0, 200, 255)}
+STATUS_COLOURS = {DETECTED: (60, 220, 60), TRACKED: (0, 200, 255), INTERPOLATED: (255, 80, 255)}
 
 
 class PreviewWriter:
@@ -139,5 +139,47 @@ class PreviewWriter:
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255) if missing else (255, 255, 255), 1, cv2.LINE_AA)
         self._w.write(img)
 
+    def write_saved(self, bgr: np.ndarray, track: KeypointTrack, t: int) -> None:
+        """Frame ``t`` with the track's values as saved: each keypoint in its status colour
+        (green detected, orange tracked, magenta filled) with status and confidence; missing
+        ones listed top-left."""
+        img = bgr.copy()
+        missing = []
+        for k, name in enumerate(track.names):
+            status = int(track.status[t, k])
+            if status == MISSING or not np.isfinite(track.uv[t, k]).all():
+                missing.append(name)
+                continue
+            col = STATUS_COLOURS.get(status, (255, 255, 255))
+            u, v = np.round(track.uv[t, k] * 16).astype(int)
+            cv2.circle(img, (int(u), int(v)), 4 * 16, col, 1 if status == DETECTED else 2, cv2.LINE_AA, shift=4)
+            cv2.putText(img, f"{name} {STATUS[status]} {track.confidence[t, k]:.2f}",
+                        (int(track.uv[t, k, 0]) + 6, int(track.uv[t, k, 1]) - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1,
+                        cv2.LINE_AA)
+        cv2.putText(img, f"t={track.timestamps[t]:.3f}s" + (f"  missing: {', '.join(missing)}" if missing else ""),
+                    (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255) if missing else (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        self._w.write(img)
+
     def close(self) -> None:
         self._w.release()
+
+
+def write_track_preview(frames: Iterable[np.ndarray], track: KeypointTrack, path: str | Path, *,
+                        rgb: bool = False) -> Path:
+    """An MP4 of ``frames`` with ``track`` drawn as it was saved (after cleaning): what a person
+    checks is what the next stage gets, fills and bridges included."""
+    ts = track.timestamps
+    fps = float(1.0 / np.median(np.diff(ts))) if len(ts) > 1 and np.median(np.diff(ts)) > 0 else 30.0
+    writer: PreviewWriter | None = None
+    try:
+        for t, frame in enumerate(FrameSource(frames, rgb=rgb) if not isinstance(frames, FrameSource) else frames):
+            if t >= len(track):
+                break
+            if writer is None:
+                writer = PreviewWriter(path, fps, (frame.shape[1], frame.shape[0]))
+            writer.write_saved(frame, track, t)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Path(path)
