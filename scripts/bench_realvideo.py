@@ -25,7 +25,10 @@ Per clip: raw frames found, usable frames (any value after cleaning: detected, t
 and their ratio to raw, error of tracked/filled positions against truth (sim) or the held-back
 detections (real), correct detections dropped by cleaning (within 1 px of truth, sim; every
 detection the pipeline made, real), jitter at rest, wall time of both loops. Last line: one JSON
-object. 3D keys are null: 3D without a robot (world frame from a reference marker) is not built.
+object. On a real clip with a calibration (the shared one: made at an unstated size, given as
+1280x720; its tag's size unknown, 25 mm assumed) the 3D track in the camera frame is checked for
+continuity (largest jump between consecutive frames). ``pos3d_*`` keys are null: a world frame
+from a reference marker (3D against sim truth without a robot) is not built.
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
@@ -63,7 +66,7 @@ class Clip:
     spec: KeypointSpec
     truth: np.ndarray | None = None           # [T, 2] centre of the first keypoint (sim)
     at_rest: bool = False
-    hide: set[int] = field(default_factory=set)  # frames whose detections the pipeline does not get
+    calib: tuple[Path, tuple[int, int] | None] | None = None   # calibration file and the size it was made at
 
 
 # --- raw baseline ---------------------------------------------------------------------------------
@@ -241,6 +244,18 @@ def score(clip: Clip, seed: int) -> dict:
         # usable against raw, on the run without hidden frames
         _, full, _ = run_pipeline(clip, set())
         row["usable"] = int((full.status[:, 0] != MISSING).sum())
+    if clip.calib is not None and any(isinstance(k.feature, Marker) and k.feature.size for k in clip.spec):
+        from robot_irl.keypoints.calibfile import load_intrinsics
+        from robot_irl.library.decode import probe
+        info = probe(clip.path)
+        cam, _ = load_intrinsics(clip.calib[0], (info.width, info.height), clip.calib[1])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            xyz = clean(pipeline.extract_video(clip.path, None, clip.spec, cam, progress=False)).xyz[:, 0]
+        jumps = np.linalg.norm(np.diff(xyz, axis=0), axis=1) * 100
+        row["xyz_jump_max_cm"] = round(float(np.nanmax(jumps)), 3)
+        row["xyz_jump_p99_cm"] = round(float(np.nanpercentile(jumps, 99)), 3)
+        row["xyz_depth_median_m"] = round(float(np.nanmedian(xyz[:, 2])), 3)
     if clip.at_rest:   # frame-to-frame change of the error against truth (the camera shakes slightly)
         jit = lambda x: float(np.nanmean(np.linalg.norm(np.diff(x - clip.truth, axis=0), axis=1)))  # noqa: E731
         row["jitter_raw_px"] = round(jit(raw_uv), 4)
@@ -259,20 +274,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "realvideo")
     ap.add_argument("--video", type=Path, help="another clip to score (no truth)")
     ap.add_argument("--spec", type=Path, help="its keypoint spec JSON (first keypoint: a marker)")
+    ap.add_argument("--calib", type=Path, help="its calibration (OpenCV FileStorage): 3D continuity in the camera frame")
+    ap.add_argument("--calib-size", help="the size --calib was made at, WxH")
     ap.add_argument("--no-sim", action="store_true")
     args = ap.parse_args(argv)
     clips: list[Clip] = []
     real = args.shared / "apriltag_motor.mp4"
     if real.is_file():
+        # the tag's size is not published: 25 mm assumed; the calibration's principal point fits 1280x720
         clips.append(Clip("real_apriltag_motor", real, KeypointSpec.from_dict({"keypoints": [
-            {"name": "tag", "feature": {"kind": "marker", "id": 23, "dictionary": "DICT_APRILTAG_16h5"}}]})))
+            {"name": "tag", "feature": {"kind": "marker", "id": 23, "dictionary": "DICT_APRILTAG_16h5",
+                                        "size": 0.025}}]}), calib=(args.shared / "apriltag_motor_calib.yml", (1280, 720))))
     else:
         print(f"(no shared real video at {real}: skipped)")
     if args.video:
         if not args.spec:
             ap.error("--video needs --spec")
+        size = tuple(int(x) for x in args.calib_size.lower().split("x")) if args.calib_size else None
         clips.append(Clip(args.video.stem, args.video, KeypointSpec.from_dict(json.loads(args.spec.read_text()),
-                                                                             file=str(args.spec))))
+                                                                             file=str(args.spec)),
+                          calib=(args.calib, size) if args.calib else None))
     with tempfile.TemporaryDirectory() as tmp:
         if not args.no_sim:
             clips += sim_clips(args.frames, args.seed, Path(tmp))
@@ -287,7 +308,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['detected']:5d} {r['tracked']:4d} {r['filled']:4d} {str(p99(r['bridge_err'])):>10s} "
               f"{r['dropped_correct']:7d} {r['raw_s']:6.2f} {r['pipeline_s']:6.2f}"
               + (f"  hidden {r['hidden']} bridged {r['hidden_bridged']}" if "hidden" in r else "")
-              + (f"  jitter raw {r['jitter_raw_px']} px, pipeline {r['jitter_px']} px" if "jitter_px" in r else ""))
+              + (f"  jitter raw {r['jitter_raw_px']} px, pipeline {r['jitter_px']} px" if "jitter_px" in r else "")
+              + (f"  3D (camera frame) depth {r['xyz_depth_median_m']} m, largest jump {r['xyz_jump_max_cm']} cm"
+                 if "xyz_jump_max_cm" in r else ""))
     sim = [r for r in rows if "hidden" not in r]
     real_rows = [r for r in rows if "hidden" in r]
     hard = [r for r in sim if r["raw_rate"] < 0.7]
@@ -306,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         if rest and rest[0]["jitter_raw_px"] > 0 else None,
         "time_ratio": round(sum(r["pipeline_s"] for r in rows) / sum(r["raw_s"] for r in rows), 3),
         "pos3d_err_median_cm": None, "pos3d_err_p90_cm": None,
+        "real_3d_jump_max_cm": max((r["xyz_jump_max_cm"] for r in rows if "xyz_jump_max_cm" in r), default=None),
         "per_clip_raw_rate": {r["clip"]: r["raw_rate"] for r in rows},
     }
     print(json.dumps(summary))

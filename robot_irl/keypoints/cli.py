@@ -78,6 +78,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--max-gap", type=int, default=10,
                    help="longest gap (frames) cleaning may fill (only where the motion model predicts it within 3 px)")
     e.add_argument("--no-clean", action="store_true", help="store the raw extraction only")
+    e.add_argument("--calib", metavar="F", help="video file: intrinsics from an OpenCV FileStorage YAML/XML/JSON "
+                                                "(K, D); 3D comes out in the camera frame")
+    e.add_argument("--calib-size", metavar="WxH", help="the image size --calib was made at, when the file does "
+                                                       "not say (K is scaled to the video's size)")
     e.add_argument("--flow-max-gap", type=int, default=15, help="frames flow may carry a marker past detections")
     e.add_argument("--fb-max", type=float, default=0.7, help="flow forward-backward limit (px) per step")
     e.add_argument("--redetect-every", type=int, default=10, help="--detector flow: run the detectors every N frames")
@@ -217,6 +221,25 @@ def _camera_file(path: str | None, no_3d: bool) -> CameraModel | None:
     return camera
 
 
+def _calib_file(args: argparse.Namespace, video: Path) -> tuple[CameraModel | None, dict]:
+    """Intrinsics for a video file from someone's calibration file, scaled to the video's size."""
+    from robot_irl.keypoints.calibfile import load_intrinsics
+    from robot_irl.library.decode import probe
+    if args.camera_file:
+        raise InputError("both --calib and --camera-file given", field="--calib", expected="one camera source")
+    size = None
+    if args.calib_size:
+        try:
+            w, h = (int(x) for x in args.calib_size.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--calib-size {args.calib_size!r}", field="--calib-size",
+                             expected="WIDTHxHEIGHT in pixels, e.g. 1280x720") from None
+        size = (w, h)
+    info = probe(video)
+    camera, record = load_intrinsics(args.calib, (info.width, info.height), size)
+    return (None if args.no_3d else camera), record
+
+
 def _file_timestamps(video: Path, ts_file: str | None, fps: float | None) -> np.ndarray | None:
     if ts_file:
         return np.load(ts_file)
@@ -230,7 +253,7 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if not args.spec:
         raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
     spec = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec)
-    camera = _camera_file(args.camera_file, args.no_3d)
+    camera, calib = _calib_file(args, video) if args.calib else (_camera_file(args.camera_file, args.no_3d), None)
     timestamps = _file_timestamps(video, args.timestamps, args.fps)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -249,6 +272,8 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
                                   progress=not args.quiet)
     if not args.no_clean:
         track = clean(track, max_gap=args.max_gap)
+    if calib is not None:
+        track.meta.update(calibration=calib, xyz_frame="camera (intrinsics only, no world frame), metres")
     if args.preview and not args.second_video:   # what is saved, after cleaning
         from robot_irl.keypoints.video import write_track_preview
         write_track_preview(video, track, args.preview)
