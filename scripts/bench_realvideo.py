@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shared", type=Path, default=REPO.parent / "shared" / "realvideo")
     ap.add_argument("--video", type=Path, help="another clip to score (no truth)")
     ap.add_argument("--spec", type=Path, help="its keypoint spec JSON (first keypoint: a marker)")
-    ap.add_argument("--calib", type=Path, help="its calibration (OpenCV FileStorage): 3D continuity in the camera frame")
+    ap.add_argument("--calib", type=Path,
+                    help="its calibration (OpenCV FileStorage): 3D continuity in the camera frame")
     ap.add_argument("--calib-size", help="the size --calib was made at, WxH")
     ap.add_argument("--no-sim", action="store_true")
     args = ap.parse_args(argv)
@@ -284,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         # the tag's size is not published: 25 mm assumed; the calibration's principal point fits 1280x720
         clips.append(Clip("real_apriltag_motor", real, KeypointSpec.from_dict({"keypoints": [
             {"name": "tag", "feature": {"kind": "marker", "id": 23, "dictionary": "DICT_APRILTAG_16h5",
-                                        "size": 0.025}}]}), calib=(args.shared / "apriltag_motor_calib.yml", (1280, 720))))
+                                        "size": 0.025}}]}),
+                          calib=(args.shared / "apriltag_motor_calib.yml", (1280, 720))))
     else:
         print(f"(no shared real video at {real}: skipped)")
     if args.video:
