@@ -73,3 +73,32 @@ def test_real_video_3d_in_the_camera_frame_is_continuous(tmp_path, capsys):
     jumps = np.linalg.norm(np.diff(t.xyz[:, 0], axis=0), axis=1)
     assert np.isfinite(jumps).all() and jumps.max() < 0.02          # no jump > 2 cm between frames
     assert 0.2 < np.median(t.xyz[:, 0, 2]) < 0.6                      # a 25 mm tag a hand's length away
+
+
+def test_world_frame_from_a_reference_marker_with_a_moving_camera():
+    from robot_irl.core.spec import KeypointSpec, Marker
+    from robot_irl.keypoints import ExtractConfig, extract_video
+    from robot_irl.keypoints.geometry import make_T, marker_T_link, transform
+    from robot_irl.keypoints.synthetic import background, camera_640x480, draw_marker
+    cam = camera_640x480()                                # intrinsics only: T_base_cam is the identity
+    spec = KeypointSpec.from_dict({"keypoints": [
+        {"name": "ref", "body": "world", "feature": {"kind": "marker", "id": 0, "dictionary": "DICT_4X4_50",
+                                                     "size": 0.06}},
+        {"name": "tag", "feature": {"kind": "marker", "id": 1, "dictionary": "DICT_4X4_50", "size": 0.04}}]})
+    frames, truth = [], []
+    for t in range(8):
+        # the camera moves; the reference lies still; the tag moves in the world
+        T_cam_world = make_T(cv2.Rodrigues(np.array([np.pi + 0.3 + 0.02 * t, 0.05 * t, 0.0]))[0],
+                             [-0.05 + 0.01 * t, 0.02, 0.45])
+        T_world_tag = make_T(cv2.Rodrigues(np.array([0.1, -0.1 * t, 0.0]))[0], [0.12, 0.01 * t, 0.02])
+        img = background(cam.size, 0)
+        draw_marker(img, cam.K, T_cam_world, Marker(0, 0.06))
+        draw_marker(img, cam.K, T_cam_world @ T_world_tag, Marker(1, 0.04))
+        frames.append(img)
+        truth.append(transform(marker_T_link(spec.get("ref")), T_world_tag[:3, 3]))   # world = the ref's link frame
+    track = extract_video(frames, np.arange(8) / 30.0, spec, cam, config=ExtractConfig(corner_fit="edges"),
+                          progress=False)
+    assert track.meta["xyz_frame"].startswith("world") and track.meta["world_frames_missing"] == 0
+    err = np.linalg.norm(track.xyz[:, 1] - np.array(truth), axis=1)
+    assert np.median(err) < 0.005 and err.max() < 0.01, err
+    assert np.abs(track.xyz[:, 0]).max() < 0.003                       # the reference is the origin

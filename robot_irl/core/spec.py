@@ -13,6 +13,8 @@ from typing import Any
 from robot_irl.errors import InputError, UnknownNameError
 
 ROBOT_BODY = "robot"
+# A marker lying still in the scene: with a camera that has no robot pose, 3D comes out in its frame.
+WORLD_BODY = "world"
 
 # HSV-friendly named colours for blob keypoints and objects (RGB 0..1).
 COLORS: dict[str, tuple[float, float, float]] = {

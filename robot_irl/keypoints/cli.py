@@ -273,7 +273,9 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if not args.no_clean:
         track = clean(track, max_gap=args.max_gap)
     if calib is not None:
-        track.meta.update(calibration=calib, xyz_frame="camera (intrinsics only, no world frame), metres")
+        track.meta["calibration"] = calib
+        if not str(track.meta.get("xyz_frame", "")).startswith("world"):
+            track.meta["xyz_frame"] = "camera (intrinsics only, no world frame), metres"
     if args.preview and not args.second_video:   # what is saved, after cleaning
         from robot_irl.keypoints.video import write_track_preview
         write_track_preview(video, track, args.preview)

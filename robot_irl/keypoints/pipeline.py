@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from robot_irl.core.camera import CameraModel
-from robot_irl.core.spec import AUTO_DICTIONARY, Blob, KeypointDef, KeypointSpec, Marker
+from robot_irl.core.spec import AUTO_DICTIONARY, WORLD_BODY, Blob, KeypointDef, KeypointSpec, Marker
 from robot_irl.errors import InputError, UnknownNameError
 from robot_irl.keypoints import dictionary as auto_dictionary
 from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector,
@@ -117,6 +117,10 @@ class _Lifter:
                                  expected="the side of the marker's black square in metres, or pixels only (--no-3d)")
         self.spec, self.camera = spec, camera
         self.primary = set(spec.marker_groups())
+        # a still marker on body "world" seen by a camera with no robot pose: 3D in its frame
+        refs = [(k.body, k.link) for k in spec if k.body == WORLD_BODY and isinstance(k.feature, Marker)]
+        self.world_key = refs[0] if refs and np.allclose(camera.T_base_cam, np.eye(4)) else None
+        self.world_missing = self.world_rejected = 0
         self.solver = SquarePoseSolver()
         self.groups: dict[tuple[str, str], list[int]] = {}
         for i, k in enumerate(spec):
@@ -134,6 +138,7 @@ class _Lifter:
         """3D base-frame positions (with the status and confidence they inherit) for this frame."""
         cam = self.camera
         out: dict[str, tuple[np.ndarray, int, float]] = {}
+        world: tuple[np.ndarray, float] | None = None
         for key, idx in self.groups.items():
             seen = [(self.spec.keypoints[i], obs[self.spec.keypoints[i].name]) for i in idx
                     if self.spec.keypoints[i].name in self.primary and self.spec.keypoints[i].name in obs
@@ -148,11 +153,16 @@ class _Lifter:
                 T_cam_link = pose.T_cam_obj @ self.link_marker[k.name]
                 side = float(np.abs(c[[1, 2, 3, 0]] - c).sum())
                 if best is None or side > best[1]:
-                    best = (T_cam_link, side)
+                    best = (T_cam_link, side, pose.reproj_px)
                 obj.append(self.corners_link[k.name])
                 img.append(c)
-            T_cam_link = best[0] if len(seen) == 1 else rigid_pose(np.concatenate(obj), np.concatenate(img),
-                                                                     cam.K, best[0]).T_cam_obj
+            if len(seen) == 1:
+                T_cam_link, reproj = best[0], best[2]
+            else:
+                fit = rigid_pose(np.concatenate(obj), np.concatenate(img), cam.K, best[0])
+                T_cam_link, reproj = fit.T_cam_obj, fit.reproj_px
+            if key == self.world_key and all(s == DETECTED for _, (s, _) in seen):
+                world = (T_cam_link, reproj)
             status = TRACKED if any(s == TRACKED for _, (s, _) in seen) else DETECTED
             conf = min(d.confidence for _, (_, d) in seen)
             T_base_link = cam.T_base_cam @ T_cam_link
@@ -166,6 +176,8 @@ class _Lifter:
                     o, d = cam.ray(undistort_points(uv, cam.K, cam.dist) if self.undistort else uv)
                     xyz = o + d * float((xyz - o) @ d)
                 out[k.name] = (xyz, status, conf)
+        if self.world_key is not None:
+            return self._to_world(out, world)
         for name, z in self.planes.items():
             if name in out or name not in obs:
                 continue
@@ -173,6 +185,23 @@ class _Lifter:
             uv = undistort_points(d.uv, cam.K, cam.dist) if self.undistort else d.uv
             out[name] = (ray_plane(cam, uv, np.array([0.0, 0.0, z]), np.array([0.0, 0.0, 1.0])), status, d.confidence)
         return out
+
+    MAX_WORLD_REPROJ_PX = 1.5
+
+    def _to_world(self, out: dict[str, tuple[np.ndarray, int, float]], world: tuple[np.ndarray, float] | None
+                  ) -> dict[str, tuple[np.ndarray, int, float]]:
+        """Camera-frame positions into the reference marker's world frame (T_world_cam of this
+        frame, by solvePnP on the reference's corners). A frame where the reference was not
+        detected, or its corners fit a square worse than MAX_WORLD_REPROJ_PX (blur, a partial
+        view), gets no 3D rather than 3D in another frame."""
+        if world is None:
+            self.world_missing += 1
+            return {}
+        if world[1] > self.MAX_WORLD_REPROJ_PX:
+            self.world_rejected += 1
+            return {}
+        T_world_cam = np.linalg.inv(world[0])
+        return {n: (transform(T_world_cam, xyz), s, c) for n, (xyz, s, c) in out.items()}
 
 
 def _verify_bridges(gray: np.ndarray, carried: dict[str, Detection], templates: dict[str, MarkerTemplate],
@@ -366,6 +395,9 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                   "blob_rejected": {k: v for d in detectors if isinstance(d, BlobDetector) for k, v in d.rejected.items()},
                   "uv_convention": "image pixels as detected (distorted), OpenCV integer pixel centres",
                   "xyz_frame": "robot base, metres"}
+    if lifter is not None and lifter.world_key is not None:
+        track.meta.update(xyz_frame=f"world: the frame of the reference marker on body '{WORLD_BODY}', metres",
+                          world_frames_missing=lifter.world_missing, world_frames_rejected=lifter.world_rejected)
     return track
 
 
