@@ -208,7 +208,8 @@ SIM = {   # name: render settings, bitrate (kbps)
 
 REF3D_SPEC = {"keypoints": [
     {"name": "tag", "feature": {"kind": "marker", "id": 1, "dictionary": "DICT_4X4_50", "size": 0.05}},
-    {"name": "ref", "body": "world", "feature": {"kind": "marker", "id": 0, "dictionary": "DICT_4X4_50", "size": 0.06}}]}
+    {"name": "ref", "body": "world",
+     "feature": {"kind": "marker", "id": 0, "dictionary": "DICT_4X4_50", "size": 0.06}}]}
 
 
 def ref3d_clip(T: int, seed: int, tmp: Path) -> tuple[Path, np.ndarray, np.ndarray]:
@@ -260,7 +261,8 @@ def score_3d(T: int, seed: int, tmp: Path) -> dict:
             "p90_cm": round(float(np.percentile(judged, 90)), 3) if len(judged) else None,
             "small_median_cm": round(float(np.median(small)), 3) if len(small) else None,
             "side_px": [round(float(side.min()), 1), round(float(side.max()), 1)],
-            "world_missing": track.meta.get("world_frames_missing"), "world_rejected": track.meta.get("world_frames_rejected")}
+            "world_missing": track.meta.get("world_frames_missing"),
+            "world_rejected": track.meta.get("world_frames_rejected")}
 
 
 def sim_clips(T: int, seed: int, tmp: Path) -> list[Clip]:
