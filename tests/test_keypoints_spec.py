@@ -112,3 +112,40 @@ def test_the_documented_examples_parse():
     for example in re.findall(r"`(\{\"(?:keypoints|name)\".*?\})`", section, re.S):
         data = json.loads(example)
         KeypointSpec.from_dict(data if "keypoints" in data else {"keypoints": [data]})
+
+
+def test_bad_extraction_inputs_name_file_and_field_and_write_nothing(tmp_path, capsys):
+    import json
+    import re
+
+    from robot_irl.cli import main
+    frames, _, _ = frames_of_tag("DICT_4X4_50", T=3)
+    video = tmp_path / "tag.mkv"
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, CAM.size)
+    for f in frames:
+        w.write(f)
+    w.release()
+    empty = tmp_path / "empty.mkv"
+    empty.write_bytes(b"")
+
+    def spec(name, **feat):
+        (tmp_path / name).write_text(json.dumps({"keypoints": [{"name": "tag", "feature": {
+            "kind": "marker", "id": 5, "dictionary": "DICT_4X4_50", **feat}}]}))
+        return str(tmp_path / name)
+
+    cases = [
+        ([str(video), "--spec", spec("wrongdict.json", dictionary="DICT_6X6_50")], r"tag.mkv: field 'detector'"),
+        ([str(video), "--spec", spec("unseen.json", id=9)], r"tag.mkv: field 'detector'.*no keypoint found"),
+        ([str(video), "--spec", spec("auto.json", id=9, dictionary="auto")], r"tag.mkv: field 'tag.feature.id'"),
+        ([str(empty), "--spec", spec("ok.json")], r"empty.mkv: field 'video'"),
+        ([str(video), "--spec", spec("nosize.json"), "--calib", str(tmp_path / "nope.yml")],
+         r"nope.yml: field 'calibration'"),
+        ([str(video), "--spec", spec("ok.json"), "--calib-size", "640x480", "--calib", str(tmp_path / "nope.yml")],
+         r"nope.yml"),
+        ([str(video), "--spec", str(tmp_path / "missing.json")], r"missing.json"),
+    ]
+    for args, msg in cases:
+        capsys.readouterr()
+        assert main(["extract", *args, "--quiet"]) == 2, args
+        assert re.search(msg, capsys.readouterr().err), (args, msg)
+    assert sorted(p.name for p in tmp_path.iterdir() if "keypoints" in p.name) == []
