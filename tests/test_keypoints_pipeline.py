@@ -103,7 +103,7 @@ def test_bad_inputs_give_clear_errors(tmp_path):
     bad.write_bytes(b"not a video at all")
     with pytest.raises(InputError, match="bad.mkv"):
         extract_video(bad, None, SPEC, progress=False)
-    with pytest.raises(InputError, match="not found"):
+    with pytest.raises(InputError, match="nope.mp4.*missing"):
         extract_video(tmp_path / "nope.mp4", None, SPEC, progress=False)
     with pytest.raises(InputError, match="no frames"):
         extract_video(iter([]), np.zeros(0), SPEC, progress=False)
@@ -115,8 +115,8 @@ def test_bad_inputs_give_clear_errors(tmp_path):
         extract_video(frames, ts[:2], SPEC, progress=False)
     with pytest.raises(InputError, match="3 frames but 4 timestamps"):
         extract_video(frames, np.arange(4.0), SPEC, progress=False)
-    with pytest.raises(InputError, match="increasing"):
-        extract_video(frames, np.array([0.0, 0.0, 0.1]), SPEC, progress=False)
+    with pytest.raises(InputError, match="non-decreasing"):
+        extract_video(frames, np.array([0.0, 0.1, 0.05]), SPEC, progress=False)
     with pytest.raises(InputError, match="blob"):
         extract_video(frames, ts, KeypointSpec((BOX,)), detector="blob", progress=False)
 

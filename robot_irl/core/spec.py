@@ -13,6 +13,8 @@ from typing import Any
 from robot_irl.errors import InputError, UnknownNameError
 
 ROBOT_BODY = "robot"
+# A marker lying still in the scene: with a camera that has no robot pose, 3D comes out in its frame.
+WORLD_BODY = "world"
 
 # HSV-friendly named colours for blob keypoints and objects (RGB 0..1).
 COLORS: dict[str, tuple[float, float, float]] = {
@@ -25,15 +27,34 @@ COLORS: dict[str, tuple[float, float, float]] = {
 }
 
 
+# Predefined dictionaries of cv2.aruco (names as OpenCV spells them); ``auto`` scans them all.
+ARUCO_DICTIONARIES = (
+    "DICT_4X4_50", "DICT_4X4_100", "DICT_4X4_250", "DICT_4X4_1000", "DICT_5X5_50", "DICT_5X5_100", "DICT_5X5_250",
+    "DICT_5X5_1000", "DICT_6X6_50", "DICT_6X6_100", "DICT_6X6_250", "DICT_6X6_1000", "DICT_7X7_50", "DICT_7X7_100",
+    "DICT_7X7_250", "DICT_7X7_1000", "DICT_ARUCO_ORIGINAL", "DICT_APRILTAG_16h5", "DICT_APRILTAG_25h9",
+    "DICT_APRILTAG_36h10", "DICT_APRILTAG_36h11", "DICT_ARUCO_MIP_36h12")
+AUTO_DICTIONARY = "auto"
+MARKER_POINTS = ("centre", "corner0", "corner1", "corner2", "corner3")
+
+
 @dataclass(frozen=True)
 class Marker:
-    """A square ArUco marker: dictionary name (``cv2.aruco`` constant without prefix), id and the
-    side length of its black square in metres. The keypoint is the marker's centre."""
+    """A square ArUco/AprilTag marker: dictionary name (``cv2.aruco`` constant without prefix, or
+    ``auto``: found by scanning the first frames), id, the side length of its black square in
+    metres (None: unknown, pixels only) and which of its points is the keypoint: the centre or
+    one of the four corners in OpenCV's order (``corner0`` top-left of the upright marker, then
+    clockwise). Several keypoints may sit on one marker, each on another point."""
 
     id: int
-    size: float = 0.04
+    size: float | None = 0.04
     dictionary: str = "DICT_4X4_50"
     kind: str = "marker"
+    point: str = "centre"
+
+    @property
+    def corner(self) -> int | None:
+        """Corner index 0..3 of the keypoint, None for the centre."""
+        return None if self.point == "centre" else int(self.point[-1])
 
 
 @dataclass(frozen=True)
@@ -87,15 +108,16 @@ class KeypointSpec:
     keypoints: tuple[KeypointDef, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        names = [k.name for k in self.keypoints]
-        dupes = {n for n in names if names.count(n) > 1}
-        if dupes:
-            raise InputError(f"duplicate keypoint names {sorted(dupes)}", field="keypoints",
-                             expected="unique names")
-        ids = [(k.feature.dictionary, k.feature.id) for k in self.keypoints if isinstance(k.feature, Marker)]
-        if len(ids) != len(set(ids)):
-            raise InputError("two keypoints share one marker id", field="keypoints.feature.id",
-                             expected="one marker id per keypoint")
+        _validate(self.keypoints, None)
+
+    def marker_groups(self) -> dict[str, list[KeypointDef]]:
+        """Keypoints per physical marker, keyed by the first keypoint on it (the one detectors,
+        flow and pose work with; the others take their point of its corners)."""
+        groups: dict[tuple[str, int], list[KeypointDef]] = {}
+        for k in self.keypoints:
+            if isinstance(k.feature, Marker):
+                groups.setdefault((k.feature.dictionary, k.feature.id), []).append(k)
+        return {g[0].name: g for g in groups.values()}
 
     @property
     def names(self) -> list[str]:
@@ -137,28 +159,37 @@ class KeypointSpec:
             if not isinstance(kp, dict):
                 raise InputError("not an object", file=file, field=where, expected="object")
             _known_keys(kp, KEYPOINT_KEYS, file, where)
-            for req in ("name", "body", "link"):
-                if not isinstance(kp.get(req), str) or not kp.get(req):
-                    raise InputError(f"missing or empty '{req}'", file=file, field=f"{where}.{req}",
-                                     expected="non-empty string")
+            if not isinstance(kp.get("name"), str) or not kp.get("name"):
+                raise InputError("missing or empty 'name'", file=file, field=f"{where}.name",
+                                 expected="non-empty string")
             feat = kp.get("feature")
             feature: Feature | None
             if feat is None:
                 feature = None
             elif isinstance(feat, dict) and feat.get("kind") == "marker":
-                _known_keys(feat, ("kind", "id", "size", "dictionary"), file, f"{where}.feature")
-                feature = Marker(id=int(feat["id"]), size=float(feat.get("size", 0.04)),
-                                 dictionary=str(feat.get("dictionary", "DICT_4X4_50")))
+                feature = _marker(feat, file, f"{where}.feature")
             elif isinstance(feat, dict) and feat.get("kind") == "blob":
                 _known_keys(feat, ("kind", "color", "radius"), file, f"{where}.feature")
-                feature = Blob(color=str(feat["color"]), radius=float(feat.get("radius", 0.012)))
+                if feat.get("color") not in COLORS:
+                    raise InputError(f"unknown colour {feat.get('color')!r}", file=file, field=f"{where}.feature.color",
+                                     expected="one of: " + ", ".join(COLORS))
+                feature = Blob(color=str(feat["color"]), radius=_positive(feat.get("radius", 0.012), file,
+                                                                           f"{where}.feature.radius"))
             else:
                 raise InputError("unknown feature", file=file, field=f"{where}.feature",
                                  expected="null or an object with kind 'marker' or 'blob'")
+            # a free object needs no body/link: a marker's points are one rigid body of their own
+            default_body = f"marker{feature.id}" if isinstance(feature, Marker) else kp["name"]
+            for key, default in (("body", default_body), ("link", "base")):
+                kp = {**kp, key: kp.get(key, default)}
+                if not isinstance(kp[key], str) or not kp[key]:
+                    raise InputError(f"empty or non-text '{key}'", file=file, field=f"{where}.{key}",
+                                     expected="non-empty string (or leave it out for a free object)")
 
             def vec3(key: str, default: tuple[float, float, float]) -> tuple[float, float, float]:
                 v = kp.get(key, default)
-                if not (isinstance(v, (list, tuple)) and len(v) == 3):
+                if not (isinstance(v, (list, tuple)) and len(v) == 3
+                        and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)):
                     raise InputError(f"bad '{key}'", file=file, field=f"{where}.{key}",
                                      expected="3 numbers (metres)")
                 return (float(v[0]), float(v[1]), float(v[2]))
@@ -166,4 +197,62 @@ class KeypointSpec:
             out.append(KeypointDef(name=kp["name"], body=kp["body"], link=kp["link"],
                                    offset=vec3("offset", (0.0, 0.0, 0.0)), feature=feature,
                                    normal=vec3("normal", (0.0, 0.0, 1.0)), up=vec3("up", (1.0, 0.0, 0.0))))
+        _validate(out, file)
         return cls(tuple(out))
+
+
+def _positive(v: Any, file: str | None, field: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+        raise InputError(f"{v!r} is not a positive number", file=file, field=field, expected="a positive number (m)")
+    return float(v)
+
+
+def _marker(feat: dict[str, Any], file: str | None, where: str) -> Marker:
+    """A marker feature from JSON: ``id`` and ``dictionary`` required (``auto`` to scan), ``size``
+    only needed for 3D, ``point`` the centre (default) or a corner."""
+    _known_keys(feat, ("kind", "id", "size", "dictionary", "point"), file, where)
+    mid = feat.get("id")
+    if isinstance(mid, bool) or not isinstance(mid, int) or mid < 0:
+        raise InputError(f"marker id {mid!r}", file=file, field=f"{where}.id", expected="an integer >= 0")
+    if "dictionary" not in feat:
+        raise InputError("marker without a dictionary", file=file, field=f"{where}.dictionary",
+                         expected="'auto' (scan the first frames) or one of: " + ", ".join(ARUCO_DICTIONARIES))
+    d = feat["dictionary"]
+    if d != AUTO_DICTIONARY and d not in ARUCO_DICTIONARIES:
+        raise InputError(f"unknown dictionary {d!r}", file=file, field=f"{where}.dictionary",
+                         expected="'auto' or one of: " + ", ".join(ARUCO_DICTIONARIES))
+    point = feat.get("point", "centre")
+    if point not in MARKER_POINTS:
+        raise InputError(f"unknown marker point {point!r}", file=file, field=f"{where}.point",
+                         expected="one of: " + ", ".join(MARKER_POINTS))
+    size = None if feat.get("size") is None else _positive(feat["size"], file, f"{where}.size")
+    return Marker(id=mid, size=size, dictionary=d, point=point)
+
+
+def _validate(keypoints: "tuple[KeypointDef, ...] | list[KeypointDef]", file: str | None) -> None:
+    """Unique names; one keypoint per marker point; the points of one marker on one rigid body."""
+    names = [k.name for k in keypoints]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise InputError(f"duplicate keypoint names {sorted(dupes)}", file=file, field="keypoints",
+                         expected="unique names")
+    first: dict[tuple[str, int], KeypointDef] = {}
+    points: set[tuple[str, int, str]] = set()
+    for k in keypoints:
+        if not isinstance(k.feature, Marker):
+            continue
+        f = k.feature
+        key = (f.dictionary, f.id, f.point)
+        if key in points:
+            raise InputError(f"two keypoints on the {f.point} of marker {f.id} ({f.dictionary})", file=file,
+                             field=f"{k.name}.feature.point",
+                             expected="one keypoint per marker point: " + ", ".join(MARKER_POINTS))
+        points.add(key)
+        other = first.setdefault((f.dictionary, f.id), k)
+        for attr in ("body", "link", "offset", "normal", "up"):
+            if getattr(other, attr) != getattr(k, attr) or other.feature.size != f.size:
+                what = attr if getattr(other, attr) != getattr(k, attr) else "feature.size"
+                raise InputError(f"keypoints '{other.name}' and '{k.name}' sit on one marker ({f.id}) but "
+                                 f"differ in {what}", file=file, field=f"{k.name}.{what}",
+                                 expected="the same body, link, offset, normal, up and size for every "
+                                          "point of one marker")

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--library", default=None, help="library path (else $ROBOT_IRL_LIBRARY, else per-user default)")
     e.add_argument("--detector", choices=MODES, default="auto",
                    help="auto: per keypoint from the spec + flow bridging; aruco/blob: that detector only; "
-                        "flow: detect every --redetect frames, optical flow between")
+                        "flow: detect every --redetect-every frames, optical flow between")
     e.add_argument("--camera", default="cam0", help="episode camera name (default cam0)")
     e.add_argument("--second-camera", metavar="NAME",
                    help="episode camera to combine with --camera: triangulates keypoints without markers")
@@ -70,13 +70,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--fps", type=float, help="frame rate when the video file has none")
     e.add_argument("--timestamps", help=".npy with one timestamp (s) per frame for a video file")
     e.add_argument("--out", help="output for a video file: .npz (default <video>.keypoints.npz) or .parquet")
-    e.add_argument("--preview", help="write an overlay MP4 of the detections (one episode or video)")
+    e.add_argument("--preview", help="write an overlay MP4 of the saved keypoints with their status (one episode "
+                                     "or video)")
     e.add_argument("--refine", default="none", choices=["subpix", "apriltag", "none", "contour"],
                    help="OpenCV corner refinement before --corner-fit (default none)")
     e.add_argument("--corner-fit", default="template", choices=["template", "edges", "none"],
                    help="marker corners: align the whole pattern (default), fit border lines, or keep OpenCV's")
-    e.add_argument("--max-gap", type=int, default=10, help="longest gap (frames) filled by PCHIP in cleaning")
+    e.add_argument("--max-gap", type=int, default=10,
+                   help="longest gap (frames) cleaning may fill (only where the motion model predicts it within 3 px)")
     e.add_argument("--no-clean", action="store_true", help="store the raw extraction only")
+    e.add_argument("--calib", metavar="F", help="video file: intrinsics from an OpenCV FileStorage YAML/XML/JSON "
+                                                "(K, D); 3D comes out in the camera frame")
+    e.add_argument("--calib-size", metavar="WxH", help="the image size --calib was made at, when the file does "
+                                                       "not say (K is scaled to the video's size)")
+    e.add_argument("--flow-max-gap", type=int, default=15, help="frames flow may carry a marker past detections")
+    e.add_argument("--fb-max", type=float, default=0.7, help="flow forward-backward limit (px) per step")
+    e.add_argument("--redetect-every", type=int, default=10, help="--detector flow: run the detectors every N frames")
+    e.add_argument("--redetect-scale", type=float, default=2.0,
+                   help="auto: search a missed marker again around where flow carries it, upscaled (1: off)")
     e.add_argument("--table-z", type=float, help="table height (base frame, m): blobs on objects lie on it")
     e.add_argument("--no-3d", action="store_true", help="pixels only (no camera needed)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -164,7 +175,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 def _config(args: argparse.Namespace, spec: KeypointSpec) -> ExtractConfig:
     return ExtractConfig(detector=args.detector, refine=args.refine, corner_fit=args.corner_fit,
-                         want_3d=False if args.no_3d else None,
+                         flow_max_gap=args.flow_max_gap, fb_max=args.fb_max, redetect_every=args.redetect_every,
+                         redetect_scale=args.redetect_scale, want_3d=False if args.no_3d else None,
                          plane_heights=table_heights(spec, args.table_z) if args.table_z is not None else {})
 
 
@@ -257,15 +269,31 @@ def _camera_file(path: str | None, no_3d: bool) -> CameraModel | None:
     return camera
 
 
+def _calib_file(args: argparse.Namespace, video: Path) -> tuple[CameraModel | None, dict]:
+    """Intrinsics for a video file from someone's calibration file, scaled to the video's size."""
+    from robot_irl.keypoints.calibfile import load_intrinsics
+    from robot_irl.library.decode import probe
+    if args.camera_file:
+        raise InputError("both --calib and --camera-file given", field="--calib", expected="one camera source")
+    size = None
+    if args.calib_size:
+        try:
+            w, h = (int(x) for x in args.calib_size.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--calib-size {args.calib_size!r}", field="--calib-size",
+                             expected="WIDTHxHEIGHT in pixels, e.g. 1280x720") from None
+        size = (w, h)
+    info = probe(video)
+    camera, record = load_intrinsics(args.calib, (info.width, info.height), size)
+    return (None if args.no_3d else camera), record
+
+
 def _file_timestamps(video: Path, ts_file: str | None, fps: float | None) -> np.ndarray | None:
     if ts_file:
         return np.load(ts_file)
     if fps:
-        import cv2
-        cap = cv2.VideoCapture(str(video))
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        cap.release()
-        return np.arange(n) / fps
+        from robot_irl.library.decode import packet_count
+        return np.arange(packet_count(video)) / fps
     return None
 
 
@@ -273,7 +301,7 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if not args.spec:
         raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
     spec = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec)
-    camera = _camera_file(args.camera_file, args.no_3d)
+    camera, calib = _calib_file(args, video) if args.calib else (_camera_file(args.camera_file, args.no_3d), None)
     timestamps = _file_timestamps(video, args.timestamps, args.fps)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -288,10 +316,17 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
                                         _camera_file(args.second_camera_file, False), spec,
                                         config=_config(args, spec), preview=args.preview, progress=not args.quiet)
         else:
-            track = extract_video(video, timestamps, spec, camera, preview=args.preview, config=_config(args, spec),
+            track = extract_video(video, timestamps, spec, camera, config=_config(args, spec),
                                   progress=not args.quiet)
     if not args.no_clean:
         track = clean(track, max_gap=args.max_gap)
+    if calib is not None:
+        track.meta["calibration"] = calib
+        if not str(track.meta.get("xyz_frame", "")).startswith("world"):
+            track.meta["xyz_frame"] = "camera (intrinsics only, no world frame), metres"
+    if args.preview and not args.second_video:   # what is saved, after cleaning
+        from robot_irl.keypoints.video import write_track_preview
+        write_track_preview(video, track, args.preview)
     out = Path(args.out) if args.out else video.with_suffix(".keypoints.npz")
     track.save_parquet(out) if out.suffix == ".parquet" else track.save_npz(out)
     print(_summary(str(video), track) + f" -> {out}")

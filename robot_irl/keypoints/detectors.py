@@ -182,6 +182,31 @@ def refine_template(gray: np.ndarray, corners: np.ndarray, template: MarkerTempl
     return out
 
 
+def align_template(gray: np.ndarray, corners: np.ndarray, template: MarkerTemplate,
+                   max_move: float) -> tuple[float, np.ndarray]:
+    """(ECC correlation, corners) of the marker's pattern aligned to the image from a guess (e.g.
+    corners flow carried): how much the image there still looks like this marker, and where
+    exactly it is. Correlation 0 when ECC fails or moves a corner more than ``max_move`` px."""
+    c = np.asarray(corners, np.float64).reshape(4, 2)
+    h_img, w_img = gray.shape[:2]
+    m = int(max_move) + 8
+    x0, y0 = np.maximum(np.floor(c.min(0)).astype(int) - m, 0)
+    x1, y1 = np.minimum(np.ceil(c.max(0)).astype(int) + m + 1, [w_img, h_img])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return 0.0, c
+    roi = gray[y0:y1, x0:x1].astype(np.float32)
+    H = cv2.getPerspectiveTransform(template.corners, (c - [x0, y0]).astype(np.float32))
+    try:
+        cc, H = cv2.findTransformECC(template.image, roi, H.astype(np.float32), cv2.MOTION_HOMOGRAPHY,
+                                     _ECC_CRITERIA, None, 3)
+    except cv2.error:
+        return 0.0, c
+    out = cv2.perspectiveTransform(template.corners.reshape(-1, 1, 2), H).reshape(4, 2).astype(np.float64) + [x0, y0]
+    if not np.isfinite(out).all() or np.abs(out - c).max() > max_move:
+        return 0.0, c
+    return float(cc), out
+
+
 def aruco_dictionary(name: str) -> cv2.aruco.Dictionary:
     code = getattr(cv2.aruco, name, None)
     if not name.startswith("DICT_") or not isinstance(code, int):
@@ -299,6 +324,24 @@ class ArucoDetector:
             if perim > sizes.get(name, 0.0):  # the same id twice: keep the larger view
                 out[name], sizes[name] = c, perim
         return out
+
+    def redetect(self, gray: np.ndarray, name: str, guess: np.ndarray, scale: float = 2.0) -> np.ndarray | None:
+        """Corners of marker ``name`` searched again where it is predicted (``guess``: [4, 2]
+        corners, e.g. carried by flow), in a window three sides wide, upscaled by ``scale``: a
+        small or blurred marker the full-frame search missed often decodes there. None if not."""
+        h, w = gray.shape[:2]
+        lo, hi = guess.min(0), guess.max(0)
+        m = float((hi - lo).max()) + self.ROI_MARGIN
+        x0, y0 = max(int(lo[0] - m), 0), max(int(lo[1] - m), 0)
+        x1, y1 = min(int(hi[0] + m) + 2, w), min(int(hi[1] + m) + 2, h)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        crop = cv2.resize(gray[y0:y1, x0:x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+        dname = self._dict_of[name]
+        found = self._detect_with(self._detectors[dname], dname, crop, {}, {}).get(name)
+        if found is None:
+            return None
+        return (found + 0.5) / scale - 0.5 + [x0, y0]   # pixel centres of the crop back to the frame
 
     def detect(self, frame: Frame) -> dict[str, Detection]:
         """Detections in this frame. While every covered marker was found in the previous frame,

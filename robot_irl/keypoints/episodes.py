@@ -10,43 +10,51 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError, UnknownNameError
 from robot_irl.keypoints.filtering import clean as clean_track
 from robot_irl.keypoints.multiview import extract_two_cameras
 from robot_irl.keypoints.pipeline import ExtractConfig, extract_video
 from robot_irl.keypoints.track import SOURCES, STATUS, KeypointTrack
+from robot_irl.keypoints.video import write_track_preview
 from robot_irl.library import Episode
 
 DERIVED_NAME = "keypoints"
 DERIVED_VERSION = 1
 
 
-def _spec_of(ep: Episode):
+def _spec_of(ep: Episode, spec: KeypointSpec | None = None) -> KeypointSpec:
+    """The spec given for this run, else the episode's own."""
+    if spec is not None:
+        return spec
     if ep.keypoint_spec is None:
         raise InputError("episode has no keypoint spec", file=ep.id, field="meta.keypoint_spec",
-                         expected="a keypoint spec recorded with the episode")
+                         expected=f"a spec stored with it (robot-irl demos spec {ep.id} --set SPEC.json) "
+                                  "or one given for this run")
     return ep.keypoint_spec
 
 
 def extract_episode(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
-                    preview: str | Path | None = None, progress: bool = True) -> KeypointTrack:
-    """Run :func:`extract_video` on one episode's camera with its own spec, camera model and
-    timestamps."""
+                    preview: str | Path | None = None, progress: bool = True,
+                    spec: KeypointSpec | None = None) -> KeypointTrack:
+    """Run :func:`extract_video` on one episode's camera with its own spec (or ``spec``), camera
+    model and timestamps."""
     if camera not in ep.cameras:
         raise UnknownNameError("camera", camera, ep.cameras)
-    spec = _spec_of(ep)
+    spec = _spec_of(ep, spec)
     return extract_video(ep.video_frames(camera), ep.timestamps(camera), spec, ep.camera_model(camera),
                          preview=preview, config=config, rgb=True, progress=progress)
 
 
 def extract_episode_two_cameras(ep: Episode, camera: str, second: str, config: ExtractConfig | None = None, *,
-                                preview: str | Path | None = None, progress: bool = True) -> KeypointTrack:
+                                preview: str | Path | None = None, progress: bool = True,
+                                spec: KeypointSpec | None = None) -> KeypointTrack:
     """Both cameras of one episode extracted and fused (:func:`fuse_tracks`): triangulated 3D
     for keypoints without a marker on their body; the track's pixels are ``camera``'s."""
     for cam in (camera, second):
         if cam not in ep.cameras:
             raise UnknownNameError("camera", cam, ep.cameras)
-    spec = _spec_of(ep)
+    spec = _spec_of(ep, spec)
     models = {}
     for cam in (camera, second):
         models[cam] = ep.camera_model(cam)
@@ -73,13 +81,19 @@ def store(ep: Episode, raw: KeypointTrack, cleaned: KeypointTrack | None, camera
 
 def extract_and_store(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
                       clean: bool = True, max_gap: int = 10, preview: str | Path | None = None,
-                      progress: bool = True, second_camera: str | None = None) -> KeypointTrack:
-    """Extract (one camera, or two fused when ``second_camera`` is given), clean, store."""
+                      progress: bool = True, second_camera: str | None = None,
+                      spec: KeypointSpec | None = None) -> KeypointTrack:
+    """Extract (one camera, or two fused when ``second_camera`` is given), clean, store.
+    ``spec`` replaces the episode's own for this run (it is stored in the result's meta).
+    ``preview`` draws the stored track (after cleaning, with each value's status)."""
     if second_camera is None:
-        raw = extract_episode(ep, camera, config, preview=preview, progress=progress)
+        raw = extract_episode(ep, camera, config, progress=progress, spec=spec)
     else:
-        raw = extract_episode_two_cameras(ep, camera, second_camera, config, preview=preview, progress=progress)
+        raw = extract_episode_two_cameras(ep, camera, second_camera, config, progress=progress, spec=spec)
         raw.meta["second_camera_name"] = second_camera
     cleaned = clean_track(raw, max_gap=max_gap) if clean else None
     store(ep, raw, cleaned, camera)
-    return cleaned if cleaned is not None else raw
+    saved = cleaned if cleaned is not None else raw
+    if preview is not None:
+        write_track_preview(ep.video_frames(camera), saved, preview, rgb=True)
+    return saved

@@ -2,9 +2,11 @@
 
 Every detection re-seeds its keypoint's points (a marker's four corners, a blob's centre), so
 flow never drifts for long: it only carries a keypoint across a gap, for at most ``max_gap``
-frames. Each step is checked forward–backward: the point tracked to the new frame and back must
-land within ``fb_max`` pixels of where it started, else the keypoint is a miss (an occluder or a
-blur streak would otherwise drag it off and add an outlier).
+frames. Each step is checked forward–backward per point: a point tracked to the new frame and
+back must land within ``fb_max`` pixels of where it started. A marker's corners that fail drop
+out and the two or more that pass move its quad rigidly (a similarity); with fewer, or a blob's
+point failing, the keypoint is a miss (an occluder or a blur streak would otherwise drag it off
+and add an outlier). The pipeline then checks the carried marker against its printed pattern.
 """
 from __future__ import annotations
 
@@ -40,6 +42,20 @@ class FlowBridge:
     def live(self, name: str) -> bool:
         return name in self._seeds
 
+    def drop(self, name: str) -> None:
+        """End ``name``'s bridge (what it carries no longer looks like the marker)."""
+        self._seeds.pop(name, None)
+
+    def move(self, name: str, points: np.ndarray) -> None:
+        """Carry on from corrected points (e.g. the marker's pattern aligned where flow left it)."""
+        seed = self._seeds[name]
+        self._seeds[name] = _Seed(np.asarray(points, np.float32).reshape(-1, 2), seed.confidence, seed.age,
+                                  seed.radius, seed.is_quad)
+
+    def points(self, name: str) -> np.ndarray:
+        """Where ``name``'s points were last seen or carried ([P, 2] pixels)."""
+        return self._seeds[name].points.astype(np.float64)
+
     def step(self, gray: np.ndarray, detections: dict[str, Detection], wanted: tuple[str, ...]) -> dict[str, Detection]:
         """Re-seed from this frame's detections and return flow estimates for the ``wanted``
         keypoints that were not detected but are still within reach of a recent one."""
@@ -68,19 +84,29 @@ class FlowBridge:
         p0 = seed.points.reshape(-1, 1, 2)
         p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, cur, p0, None, winSize=(win, win), maxLevel=self.levels,
                                               criteria=self._criteria)
-        if p1 is None or not st1.all():
+        if p1 is None:
             self.rejected += 1
             return None
         p0b, st2, _ = cv2.calcOpticalFlowPyrLK(cur, prev, p1, None, winSize=(win, win), maxLevel=self.levels,
                                                criteria=self._criteria)
-        if p0b is None or not st2.all():
+        if p0b is None:
             self.rejected += 1
             return None
-        fb = float(np.linalg.norm((p0b - p0).reshape(-1, 2), axis=1).max())
-        if fb > self.fb_max:
+        fb_each = np.linalg.norm((p0b - p0).reshape(-1, 2), axis=1)
+        good = st1.ravel().astype(bool) & st2.ravel().astype(bool) & (fb_each <= self.fb_max)
+        if good.all():
+            pts = p1.reshape(-1, 2).astype(np.float64)
+        elif seed.is_quad and good.sum() >= 2:
+            # a corner that fails (blur streak, occluder) drops out; the others move the quad rigidly
+            M, _ = cv2.estimateAffinePartial2D(p0.reshape(-1, 2)[good], p1.reshape(-1, 2)[good])
+            if M is None:
+                self.rejected += 1
+                return None
+            pts = (p0.reshape(-1, 2).astype(np.float64) @ M[:, :2].T) + M[:, 2]
+        else:
             self.rejected += 1
             return None
-        pts = p1.reshape(-1, 2).astype(np.float64)
+        fb = float(fb_each[good].max())
         h, w = cur.shape[:2]
         if not ((pts >= 0).all() and (pts[:, 0] < w).all() and (pts[:, 1] < h).all()):
             return None

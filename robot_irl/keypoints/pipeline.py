@@ -9,6 +9,7 @@ horizontal plane they move in (``plane_heights``). Nothing is dropped: unseen is
 from __future__ import annotations
 
 import functools
+import itertools
 import warnings
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -18,15 +19,16 @@ import cv2
 import numpy as np
 
 from robot_irl.core.camera import CameraModel
-from robot_irl.core.spec import Blob, KeypointDef, KeypointSpec, Marker
+from robot_irl.core.spec import AUTO_DICTIONARY, WORLD_BODY, Blob, KeypointDef, KeypointSpec, Marker
 from robot_irl.errors import InputError, UnknownNameError
+from robot_irl.keypoints import dictionary as auto_dictionary
 from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector,
-                                           MarkerTemplate, aruco_dictionary, quad_centre,
+                                           MarkerTemplate, align_template, aruco_dictionary, quad_centre,
                                            refine_edges, refine_template)
 from robot_irl.keypoints.flow import FlowBridge
 from robot_irl.keypoints.geometry import (SquarePoseSolver, marker_T_link, marker_corners_link, ray_plane,
                                           rigid_pose, transform, undistort_points)
-from robot_irl.keypoints.track import DETECTED, SRC_POSE, TRACKED, KeypointTrack
+from robot_irl.keypoints.track import DETECTED, SRC_ARUCO, SRC_POSE, TRACKED, KeypointTrack
 from robot_irl.keypoints.video import FrameSource, PreviewWriter
 
 MODES = ("auto", "aruco", "blob", "flow")
@@ -47,6 +49,8 @@ class ExtractConfig:
     ``detector``: ``auto`` = each keypoint's own detector from the spec + flow bridging;
     ``aruco`` / ``blob`` = only that detector, no flow; ``flow`` = detectors every
     ``redetect_every`` frames (or when a track is lost) and Lucas–Kanade in between (fast).
+    ``redetect_scale``: in ``auto``, a marker the detector missed but flow still carries is
+    searched again in a window around its last corners, upscaled by this factor (1: never).
     ``roi_search``: search markers seen in the previous frame in windows around them first
     (full frame when one is not found there); same detections, a fraction of the cost.
     ``want_3d``: None = 3D when a camera is given; True = 3D required (error without a camera).
@@ -60,6 +64,8 @@ class ExtractConfig:
     flow_max_gap: int = 15
     fb_max: float = 0.7
     redetect_every: int = 10
+    redetect_scale: float = 2.0   # a marker missed where flow carries it is searched again there, upscaled (1: off)
+    bridge_min_cc: float = 0.8    # a bridged marker's pattern must still correlate this well where flow put it
     roi_search: bool = True
     want_3d: bool | None = None
     plane_heights: dict[str, float] = field(default_factory=dict)
@@ -69,6 +75,12 @@ class ExtractConfig:
             raise UnknownNameError("detector", self.detector, MODES)
         if self.corner_fit not in CORNER_FITS:
             raise UnknownNameError("corner fit", self.corner_fit, CORNER_FITS)
+        for name, low in (("flow_max_gap", 0), ("redetect_every", 1)):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < low:
+                raise InputError(f"{name} = {getattr(self, name)!r}", field=name, expected=f"an integer >= {low}")
+        for name, low in (("fb_max", 0.0), ("redetect_scale", 1.0)):
+            if not getattr(self, name) >= low:
+                raise InputError(f"{name} = {getattr(self, name)!r}", field=name, expected=f"a number >= {low}")
 
 
 def table_heights(spec: KeypointSpec, table_z: float = 0.0) -> dict[str, float]:
@@ -98,7 +110,17 @@ class _Lifter:
     """Per-frame 3D: rigid-body poses from markers, then plane intersection for the rest."""
 
     def __init__(self, spec: KeypointSpec, camera: CameraModel, plane_heights: dict[str, float]) -> None:
+        for k in spec:
+            if isinstance(k.feature, Marker) and k.feature.size is None:
+                raise InputError(f"3D asked for, but the size of keypoint '{k.name}''s marker is not given",
+                                 field=f"{k.name}.feature.size",
+                                 expected="the side of the marker's black square in metres, or pixels only (--no-3d)")
         self.spec, self.camera = spec, camera
+        self.primary = set(spec.marker_groups())
+        # a still marker on body "world" seen by a camera with no robot pose: 3D in its frame
+        refs = [(k.body, k.link) for k in spec if k.body == WORLD_BODY and isinstance(k.feature, Marker)]
+        self.world_key = refs[0] if refs and np.allclose(camera.T_base_cam, np.eye(4)) else None
+        self.world_missing = self.world_rejected = 0
         self.solver = SquarePoseSolver()
         self.groups: dict[tuple[str, str], list[int]] = {}
         for i, k in enumerate(spec):
@@ -116,9 +138,10 @@ class _Lifter:
         """3D base-frame positions (with the status and confidence they inherit) for this frame."""
         cam = self.camera
         out: dict[str, tuple[np.ndarray, int, float]] = {}
+        world: tuple[np.ndarray, float] | None = None
         for key, idx in self.groups.items():
             seen = [(self.spec.keypoints[i], obs[self.spec.keypoints[i].name]) for i in idx
-                    if isinstance(self.spec.keypoints[i].feature, Marker) and self.spec.keypoints[i].name in obs
+                    if self.spec.keypoints[i].name in self.primary and self.spec.keypoints[i].name in obs
                     and obs[self.spec.keypoints[i].name][1].corners is not None]
             if not seen:
                 continue
@@ -130,22 +153,31 @@ class _Lifter:
                 T_cam_link = pose.T_cam_obj @ self.link_marker[k.name]
                 side = float(np.abs(c[[1, 2, 3, 0]] - c).sum())
                 if best is None or side > best[1]:
-                    best = (T_cam_link, side)
+                    best = (T_cam_link, side, pose.reproj_px)
                 obj.append(self.corners_link[k.name])
                 img.append(c)
-            T_cam_link = best[0] if len(seen) == 1 else rigid_pose(np.concatenate(obj), np.concatenate(img),
-                                                                     cam.K, best[0]).T_cam_obj
+            if len(seen) == 1:
+                T_cam_link, reproj = best[0], best[2]
+            else:
+                fit = rigid_pose(np.concatenate(obj), np.concatenate(img), cam.K, best[0])
+                T_cam_link, reproj = fit.T_cam_obj, fit.reproj_px
+            if key == self.world_key and all(s == DETECTED for _, (s, _) in seen):
+                world = (T_cam_link, reproj)
             status = TRACKED if any(s == TRACKED for _, (s, _) in seen) else DETECTED
             conf = min(d.confidence for _, (_, d) in seen)
             T_base_link = cam.T_base_cam @ T_cam_link
             for i in idx:
                 k = self.spec.keypoints[i]
-                xyz = transform(T_base_link, np.asarray(k.offset))
+                corner = k.feature.corner if isinstance(k.feature, Marker) else None
+                at = np.asarray(k.offset) if corner is None else self.corners_link[k.name][corner]
+                xyz = transform(T_base_link, at)
                 if k.name in obs:  # seen itself: keep the pose's depth, take its own (sharper) ray
                     uv = obs[k.name][1].uv
                     o, d = cam.ray(undistort_points(uv, cam.K, cam.dist) if self.undistort else uv)
                     xyz = o + d * float((xyz - o) @ d)
                 out[k.name] = (xyz, status, conf)
+        if self.world_key is not None:
+            return self._to_world(out, world)
         for name, z in self.planes.items():
             if name in out or name not in obs:
                 continue
@@ -154,12 +186,68 @@ class _Lifter:
             out[name] = (ray_plane(cam, uv, np.array([0.0, 0.0, z]), np.array([0.0, 0.0, 1.0])), status, d.confidence)
         return out
 
+    MAX_WORLD_REPROJ_PX = 1.5
+
+    def _to_world(self, out: dict[str, tuple[np.ndarray, int, float]], world: tuple[np.ndarray, float] | None
+                  ) -> dict[str, tuple[np.ndarray, int, float]]:
+        """Camera-frame positions into the reference marker's world frame (T_world_cam of this
+        frame, by solvePnP on the reference's corners). A frame where the reference was not
+        detected, or its corners fit a square worse than MAX_WORLD_REPROJ_PX (blur, a partial
+        view), gets no 3D rather than 3D in another frame."""
+        if world is None:
+            self.world_missing += 1
+            return {}
+        if world[1] > self.MAX_WORLD_REPROJ_PX:
+            self.world_rejected += 1
+            return {}
+        T_world_cam = np.linalg.inv(world[0])
+        return {n: (transform(T_world_cam, xyz), s, c) for n, (xyz, s, c) in out.items()}
+
+
+def _verify_bridges(gray: np.ndarray, carried: dict[str, Detection], templates: dict[str, MarkerTemplate],
+                    bridge: FlowBridge, min_cc: float) -> dict[str, Detection]:
+    """Flow's forward-backward check passes when flow follows the wrong thing consistently (a
+    hand's blur streak, the background): on the real phone clip bridges lagged the tag by 6-14 px.
+    So where flow carried a marker its printed pattern is aligned to the image (ECC, moves up to
+    a third of its side): a correlation below ``min_cc`` ends the bridge, else the aligned
+    corners replace flow's and flow carries on from them."""
+    out: dict[str, Detection] = {}
+    for name, d in carried.items():
+        if d.corners is None or name not in templates:
+            out[name] = d
+            continue
+        side = float(np.linalg.norm(np.roll(d.corners, -1, axis=0) - d.corners, axis=1).mean())
+        cc, c = align_template(gray, d.corners, templates[name], max(2.0, side / 3))
+        if cc < min_cc:
+            bridge.drop(name)
+            continue
+        bridge.move(name, c)
+        out[name] = Detection(quad_centre(c), d.confidence, d.source, corners=c)
+    return out
+
+
+def _marker_points(obs: dict[str, tuple[int, Detection]], groups: dict[str, list[KeypointDef]]
+                   ) -> dict[str, tuple[int, Detection]]:
+    """Every keypoint on a seen marker gets its own point: the centre or one of the corners
+    (detectors and flow work on the marker, keyed by its first keypoint)."""
+    out = dict(obs)
+    for primary, members in groups.items():
+        if primary not in obs or obs[primary][1].corners is None:
+            continue
+        status, d = obs[primary]
+        for k in members:
+            c = k.feature.corner
+            if c is not None or k.name != primary:
+                uv = d.uv if c is None else d.corners[c]
+                out[k.name] = (status, Detection(np.array(uv, np.float64), d.confidence, d.source, corners=d.corners))
+    return out
+
 
 def _check_timestamps(ts: np.ndarray, source: str) -> np.ndarray:
     ts = np.asarray(ts, np.float64).ravel()
-    if not np.isfinite(ts).all() or (len(ts) > 1 and not (np.diff(ts) > 0).all()):
-        raise InputError("timestamps are not finite and strictly increasing", file=source, field="timestamps",
-                         expected="one increasing time (s) per frame")
+    if not np.isfinite(ts).all() or (len(ts) > 1 and not (np.diff(ts) >= 0).all()):
+        raise InputError("timestamps are not finite and non-decreasing", file=source, field="timestamps",
+                         expected="one time (s) per frame, never going back (a repeated frame may repeat one)")
     return ts
 
 
@@ -167,7 +255,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                   camera: CameraModel | None = None, detector: str = "auto", preview: str | Path | None = None, *,
                   config: ExtractConfig | None = None, rgb: bool = False, progress: bool = True) -> KeypointTrack:
     """Keypoints of ``spec`` in every frame of ``video`` (a path, or BGR frames; ``rgb=True`` for
-    RGB frames). ``timestamps`` one per frame (None: from the file's frame rate). ``camera``
+    RGB frames). ``timestamps`` one per frame (None: each frame's own time in the file). ``camera``
     (intrinsics, distortion, ``T_base_cam``) enables 3D. ``preview``: write an overlay MP4.
 
     Raises :class:`InputError` for an unreadable or empty video, timestamps that do not match
@@ -187,15 +275,28 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
         raise InputError("3D positions need a calibrated camera", field="camera",
                          expected="intrinsics K, dist (robot-irl calibrate) and T_base_cam, or want_3d=False")
     src = FrameSource(video, rgb=rgb)
+    frames = src.frames()
+    dictionary_scan: dict = {}
+    if any(isinstance(k.feature, Marker) and k.feature.dictionary == AUTO_DICTIONARY for k in spec):
+        head = list(itertools.islice(frames, auto_dictionary.SCAN_FRAMES))
+        spec, dictionary_scan = auto_dictionary.resolve(spec, [f.gray for f in head], src.name)
+        warnings.warn(f"{src.name}: dictionary auto: " + ", ".join(f"{n} -> {d}" for n, d in
+                      dictionary_scan["chosen"].items()) + "; ids seen: " + "; ".join(
+                      f"{d} {sorted(ids)}" for d, ids in dictionary_scan["seen"].items()), stacklevel=2)
+        frames = itertools.chain(head, frames)
+    groups = spec.marker_groups()
+    secondary = {k.name for g in groups.values() for k in g[1:]}
+    det_spec = KeypointSpec(tuple(k for k in spec if k.name not in secondary))
     if timestamps is None:
-        if src.fps is None:
-            raise InputError("no timestamps given and the source has no frame rate", file=src.name,
+        if src.name == "<frames>":
+            raise InputError("no timestamps given for frames that carry none", file=src.name,
                              field="timestamps", expected="one time (s) per frame")
     else:
         timestamps = _check_timestamps(timestamps, src.name)
-    detectors = build_detectors(spec, cfg.detector, cfg.refine, cfg.roi_search)
-    cells = {k.name: aruco_dictionary(k.feature.dictionary).markerSize + 2 for k in spec if isinstance(k.feature, Marker)}
-    templates = {k.name: MarkerTemplate(k.feature) for k in spec if isinstance(k.feature, Marker)}
+    detectors = build_detectors(det_spec, cfg.detector, cfg.refine, cfg.roi_search)
+    cells = {k.name: aruco_dictionary(k.feature.dictionary).markerSize + 2 for k in det_spec
+             if isinstance(k.feature, Marker)}
+    templates = {k.name: MarkerTemplate(k.feature) for k in det_spec if isinstance(k.feature, Marker)}
     use_flow = cfg.detector in ("auto", "flow")
     bridge = FlowBridge(max_gap=cfg.flow_max_gap + (cfg.redetect_every if cfg.detector == "flow" else 0),
                         fb_max=cfg.fb_max) if use_flow else None
@@ -210,7 +311,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
     bar = tqdm(total=len(timestamps) if timestamps is not None else src.n_frames, unit="frame",
                desc=f"extract {Path(src.name).name}", disable=not progress, leave=False)
     try:
-        for frame in src.frames():
+        for frame in frames:
             if timestamps is not None and t >= len(timestamps):
                 raise InputError(f"more frames than the {len(timestamps)} timestamps", file=src.name,
                                  field="timestamps", expected="one timestamp per frame")
@@ -221,6 +322,16 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                 if cfg.detector == "flow" and t % cfg.redetect_every and all(bridge.live(n) for n in det.keypoints):
                     continue
                 dets.update(det.detect(frame))
+            if bridge is not None and cfg.redetect_scale > 1 and cfg.detector == "auto":
+                for det in detectors:
+                    if isinstance(det, ArucoDetector):
+                        for name in det.keypoints:
+                            if name not in dets and bridge.live(name):
+                                c = det.redetect(frame.gray, name, bridge.points(name), cfg.redetect_scale)
+                                if c is not None:
+                                    side = float(np.linalg.norm(np.roll(c, -1, axis=0) - c, axis=1).mean())
+                                    dets[name] = Detection(quad_centre(c), float(1.0 - np.exp(-side / 10.0)),
+                                                           SRC_ARUCO, corners=c)
             if cfg.corner_fit != "none":
                 for name, d in dets.items():
                     if d.corners is not None:
@@ -229,7 +340,11 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                         d.uv = quad_centre(d.corners)
             obs: dict[str, tuple[int, Detection]] = {n: (DETECTED, d) for n, d in dets.items()}
             if bridge is not None:
-                obs.update({n: (TRACKED, d) for n, d in bridge.step(frame.gray, dets, covered).items()})
+                carried = bridge.step(frame.gray, dets, covered)
+                if cfg.bridge_min_cc > 0:
+                    carried = _verify_bridges(frame.gray, carried, templates, bridge, cfg.bridge_min_cc)
+                obs.update({n: (TRACKED, d) for n, d in carried.items()})
+            obs = _marker_points(obs, groups)
             for name, (status, d) in obs.items():
                 k = index[name]
                 track.uv[t, k], track.confidence[t, k] = d.uv, d.confidence
@@ -245,7 +360,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                 if writer is None:
                     h, w = frame.bgr.shape[:2]
                     writer = PreviewWriter(preview, src.fps or _rate(timestamps), (w, h))
-                ts = timestamps[t] if timestamps is not None else t / src.fps
+                ts = timestamps[t] if timestamps is not None else src.times[t]
                 writer.write(frame.bgr, obs, [n for n in names if n not in obs], float(ts))
             t += 1
             bar.update(1)
@@ -262,7 +377,8 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
         raise InputError(f"{t} frames but {len(timestamps)} timestamps", file=src.name, field="timestamps",
                          expected="one timestamp per frame")
     track = _trim(track, t)
-    track.timestamps = timestamps.copy() if timestamps is not None else np.arange(t) / src.fps
+    # a file's own presentation times when none were given (variable frame rate stays as it was)
+    track.timestamps = timestamps.copy() if timestamps is not None else _check_timestamps(src.times, src.name)
     if not (track.status > 0).any():
         looked = ", ".join(f"{k.name}: {_describe(k)}" for k in spec)
         raise NoDetectionsError(f"no keypoint found in any of {t} frames with detector '{cfg.detector}' "
@@ -274,11 +390,14 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                       stacklevel=2)
     track.meta = {"video": src.name, "frames": t, "config": asdict(cfg), "versions": versions(),
                   "camera": camera.to_dict() if camera is not None else None, "spec": spec.to_dict(),
-                  "missing_all": missing_all, "counts": track.counts(),
+                  "missing_all": missing_all, "counts": track.counts(), "dictionary_scan": dictionary_scan,
                   "flow_rejected": bridge.rejected if bridge is not None else 0,
                   "blob_rejected": {k: v for d in detectors if isinstance(d, BlobDetector) for k, v in d.rejected.items()},
                   "uv_convention": "image pixels as detected (distorted), OpenCV integer pixel centres",
                   "xyz_frame": "robot base, metres"}
+    if lifter is not None and lifter.world_key is not None:
+        track.meta.update(xyz_frame=f"world: the frame of the reference marker on body '{WORLD_BODY}', metres",
+                          world_frames_missing=lifter.world_missing, world_frames_rejected=lifter.world_rejected)
     return track
 
 

@@ -1,4 +1,8 @@
-"""Frames in, overlay frames out: a video file or any iterator of images, and the preview writer."""
+"""Frames in, overlay frames out: a video file or any iterator of images, and the preview writer.
+
+Files are read through the library's one decoding path (:mod:`robot_irl.library.decode`, PyAV):
+each frame keeps its own presentation time (phone footage has a variable frame rate), and a
+missing, truncated or unsupported file fails with an error that says which."""
 from __future__ import annotations
 
 import queue
@@ -11,7 +15,8 @@ import numpy as np
 
 from robot_irl.errors import InputError
 from robot_irl.keypoints.detectors import Detection, Frame
-from robot_irl.keypoints.track import DETECTED, TRACKED
+from robot_irl.keypoints.track import DETECTED, INTERPOLATED, MISSING, STATUS, TRACKED, KeypointTrack
+from robot_irl.library.decode import decode, probe
 
 VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at least one frame"
 
@@ -19,27 +24,20 @@ VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at lea
 class FrameSource:
     """BGR ``uint8`` frames from a video path or an iterator (``rgb=True`` for RGB input, e.g. a
     gymnasium ``render()``). ``fps`` and ``n_frames`` are known for files only (the count is the
-    container's estimate; the pipeline counts what it actually reads)."""
+    container's estimate; the pipeline counts what it actually reads); ``times`` holds the
+    presentation time (s) of every frame decoded from a file so far."""
 
     def __init__(self, video: str | Path | Iterable[np.ndarray], *, rgb: bool = False) -> None:
         self.rgb = rgb
         self.fps: float | None = None
         self.n_frames: int | None = None
-        self._cap: cv2.VideoCapture | None = None
+        self.times: list[float] = []
+        self._path: Path | None = None
         if isinstance(video, (str, Path)):
             self.name = str(video)
-            path = Path(video)
-            if not path.is_file():
-                raise InputError("video file not found", file=path, field="video", expected=VIDEO_EXPECTED)
-            cap = cv2.VideoCapture(str(path))
-            if not cap.isOpened():
-                raise InputError("cannot open video (unknown format or corrupt file)", file=path, field="video",
-                                 expected=VIDEO_EXPECTED)
-            self._cap = cap
-            fps = cap.get(cv2.CAP_PROP_FPS)
-            self.fps = float(fps) if fps and fps > 0 else None
-            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-            self.n_frames = n if n > 0 else None
+            self._path = Path(video)
+            info = probe(self._path)
+            self.fps, self.n_frames = info.fps, info.frames
             self._iter: Iterable[np.ndarray] | None = None
         else:
             self.name = "<frames>"
@@ -47,7 +45,7 @@ class FrameSource:
             self._iter = video
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        if self._cap is not None:
+        if self._path is not None:
             for bgr, _ in self._prefetched(gray=False):
                 yield bgr
         else:
@@ -56,7 +54,7 @@ class FrameSource:
     def frames(self) -> Iterator[Frame]:
         """:class:`Frame` objects; from a file, the grey image is made in the decode thread too
         (off the detection thread, and while the frame is still in that core's cache)."""
-        if self._cap is not None:
+        if self._path is not None:
             for bgr, gray in self._prefetched(gray=True):
                 yield Frame(bgr, gray)
         else:
@@ -74,22 +72,20 @@ class FrameSource:
 
 
     def _prefetched(self, depth: int = 8, gray: bool = False) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
-        """Decode in a background thread (OpenCV releases the GIL), so decoding the next frame
+        """Decode in a background thread (FFmpeg releases the GIL), so decoding the next frame
         overlaps detecting this one; a decode error is re-raised here."""
         q: queue.Queue = queue.Queue(maxsize=depth)
         stop = threading.Event()
-        cap = self._cap
+        frames = decode(self._path, bgr=True)
 
         def work() -> None:
             try:
-                while not stop.is_set():
-                    ok, frame = cap.read()
-                    if ok and gray:
-                        q.put((frame, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if frame.ndim == 3 else frame))
-                    else:
-                        q.put((frame, None) if ok else None)
-                    if not ok:
+                for time_s, frame in frames:
+                    if stop.is_set():
                         return
+                    g = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY) if gray else None
+                    q.put((time_s, frame, g))
+                q.put(None)
             except BaseException as e:  # handed to the consumer
                 q.put(e)
 
@@ -102,7 +98,8 @@ class FrameSource:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                self.times.append(item[0])
+                yield item[1], item[2]
         finally:
             stop.set()
             while th.is_alive():
@@ -110,10 +107,10 @@ class FrameSource:
                     q.get_nowait()
                 except queue.Empty:
                     th.join(0.01)
-            cap.release()
+            frames.close()
 
 
-STATUS_COLOURS = {DETECTED: (60, 220, 60), TRACKED: (0, 200, 255)}
+STATUS_COLOURS = {DETECTED: (60, 220, 60), TRACKED: (0, 200, 255), INTERPOLATED: (255, 80, 255)}
 
 
 class PreviewWriter:
@@ -142,5 +139,47 @@ class PreviewWriter:
                     cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255) if missing else (255, 255, 255), 1, cv2.LINE_AA)
         self._w.write(img)
 
+    def write_saved(self, bgr: np.ndarray, track: KeypointTrack, t: int) -> None:
+        """Frame ``t`` with the track's values as saved: each keypoint in its status colour
+        (green detected, orange tracked, magenta filled) with status and confidence; missing
+        ones listed top-left."""
+        img = bgr.copy()
+        missing = []
+        for k, name in enumerate(track.names):
+            status = int(track.status[t, k])
+            if status == MISSING or not np.isfinite(track.uv[t, k]).all():
+                missing.append(name)
+                continue
+            col = STATUS_COLOURS.get(status, (255, 255, 255))
+            u, v = np.round(track.uv[t, k] * 16).astype(int)
+            cv2.circle(img, (int(u), int(v)), 4 * 16, col, 1 if status == DETECTED else 2, cv2.LINE_AA, shift=4)
+            cv2.putText(img, f"{name} {STATUS[status]} {track.confidence[t, k]:.2f}",
+                        (int(track.uv[t, k, 0]) + 6, int(track.uv[t, k, 1]) - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, col, 1,
+                        cv2.LINE_AA)
+        cv2.putText(img, f"t={track.timestamps[t]:.3f}s" + (f"  missing: {', '.join(missing)}" if missing else ""),
+                    (6, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 255) if missing else (255, 255, 255), 1,
+                    cv2.LINE_AA)
+        self._w.write(img)
+
     def close(self) -> None:
         self._w.release()
+
+
+def write_track_preview(frames: Iterable[np.ndarray], track: KeypointTrack, path: str | Path, *,
+                        rgb: bool = False) -> Path:
+    """An MP4 of ``frames`` with ``track`` drawn as it was saved (after cleaning): what a person
+    checks is what the next stage gets, fills and bridges included."""
+    ts = track.timestamps
+    fps = float(1.0 / np.median(np.diff(ts))) if len(ts) > 1 and np.median(np.diff(ts)) > 0 else 30.0
+    writer: PreviewWriter | None = None
+    try:
+        for t, frame in enumerate(FrameSource(frames, rgb=rgb) if not isinstance(frames, FrameSource) else frames):
+            if t >= len(track):
+                break
+            if writer is None:
+                writer = PreviewWriter(path, fps, (frame.shape[1], frame.shape[0]))
+            writer.write_saved(frame, track, t)
+    finally:
+        if writer is not None:
+            writer.close()
+    return Path(path)

@@ -46,6 +46,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_library_arg(sh)
     sh.set_defaults(func=_show)
 
+    sp = s.add_parser("spec", help="show, set or replace the keypoint spec of episodes (format: demos/README.md)")
+    sp.add_argument("target", nargs="+", help="an exact episode id or a query (" + QUERY_HELP + ")")
+    sp.add_argument("--set", metavar="F", type=Path, help="keypoint spec JSON to store (the one replaced is kept "
+                                                          "in extra.keypoint_spec_history)")
+    add_library_arg(sp)
+    sp.set_defaults(func=_spec)
+
     rp = s.add_parser("replay", help="play or write an episode's video with its keypoints drawn, "
                                      "or re-execute its actions in the sim (--sim)")
     rp.add_argument("id", help="exact episode id")
@@ -144,6 +151,30 @@ def _show(args) -> int:
     if args.check:
         out["check"] = "every frame decoded and every row read"
     print(json.dumps(out, indent=2))
+    return 0
+
+
+def _spec(args) -> int:
+    """Every episode selected gets the spec, or none does: the file is checked and the episodes
+    found before anything is written."""
+    from robot_irl.core.spec import KeypointSpec
+    from robot_irl.library.schema import read_json
+    lib = _open(args)
+    target = " ".join(args.target)
+    spec = KeypointSpec.from_dict(read_json(args.set, "keypoint spec"), file=str(args.set)) if args.set else None
+    episodes = [lib.episode(target)] if target in lib.ids() else lib.select(target)
+    if not episodes:
+        raise InputError(f"no episode matches {target!r}", file=lib.path, field="target",
+                         expected="an exact episode id or a query that selects episodes (robot-irl demos list)")
+    for ep in episodes:
+        if spec is None:
+            print(json.dumps({"id": ep.id, "keypoint_spec": ep.meta.get("keypoint_spec")}))
+            continue
+        had = ep.keypoint_spec is not None
+        ep.set_keypoint_spec(spec, source=str(args.set))
+        print(f"{ep.id}: keypoint spec {'replaced' if had else 'set'} ({', '.join(spec.names)})"
+              + ("; derived keypoints are from the old spec: run robot-irl extract again" if ep.derived().get(
+                  "keypoints") else ""))
     return 0
 
 

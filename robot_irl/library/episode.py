@@ -159,6 +159,32 @@ class Episode:
             self.library.catalog.upsert([summary(meta, self.derived(), file.stat().st_mtime_ns)])
         return self.camera_model(camera)
 
+    def set_keypoint_spec(self, spec: KeypointSpec, source: str = "") -> KeypointSpec:
+        """Set or replace this episode's keypoint spec, atomically (as :meth:`update_camera_model`).
+
+        A camera episode is recorded before anyone says which markers matter, so the spec comes
+        later. The one it replaces is kept, numbered, in ``extra.keypoint_spec_history``
+        (``{"version", "spec", "replaced", "source"}``): keypoints extracted with it stay explained.
+        Derived keypoints are not touched; extract again to use the new spec."""
+        if self.library is None:
+            raise InputError("episode opened without its library", field="library",
+                             expected="an episode from Library.episode()/select()")
+        file = self.path / "meta.json"
+        with FileLock(self.library.lock_path(f"{self.id}.meta")):
+            meta = validate_meta(read_json(file, "episode meta.json"), self.path)
+            history = list(meta["extra"].get("keypoint_spec_history", []))
+            if meta.get("keypoint_spec") is not None:
+                history.append({"version": len(history) + 1, "spec": meta["keypoint_spec"],
+                                "replaced": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                                "source": source})
+                meta["extra"]["keypoint_spec_history"] = history
+            meta["keypoint_spec"] = spec.to_dict()
+            meta = validate_meta(to_jsonable(meta), self.path)
+            atomic_write_json(file, meta)
+            self.meta = meta
+            self.library.catalog.upsert([summary(meta, self.derived(), file.stat().st_mtime_ns)])
+        return self.keypoint_spec
+
     # --- video ---
     def frame_count(self, camera: str) -> int:
         return int(self._camera(camera)["frames"])

@@ -44,7 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--rate", type=float, default=50.0, help="joint-state rate in Hz (default 50)")
     a.add_argument("--max-rows", type=int, help="stop after this many joint samples")
     a.add_argument("--camera-device", help="camera beside the arm: index, video file or URL (mp4 video)")
-    a.add_argument("--keypoint-spec", type=Path, help="keypoint spec JSON (default: the robot's own keypoints)")
+    a.add_argument("--keypoint-spec", type=Path,
+                   help="keypoint spec JSON (demos/README.md); arm default: the robot's own keypoints; "
+                        "also stored by --source camera")
     a.add_argument("--sim-hand", action="store_true",
                    help="pybullet only: a simulated hand moves the arm through random waypoints (a demo with motion)")
     p.set_defaults(func=_record)
@@ -76,8 +78,14 @@ def _record(args) -> int:
     from robot_irl.record.camera import record_camera
     if not args.device:
         raise InputError("missing --device", field="--device", expected="a camera index, video file or URL")
+    from robot_irl.core.spec import KeypointSpec
+    from robot_irl.library.schema import read_json
+    spec = None
+    if args.keypoint_spec:
+        spec = KeypointSpec.from_dict(read_json(args.keypoint_spec, "keypoint spec"), file=str(args.keypoint_spec))
     ep = record_camera(lib, args.device, task=args.task, duration=args.duration, max_frames=args.max_frames,
-                       show=args.show, model=_camera_model(args), tags=tags, latency_s=args.camera_latency / 1000)
+                       show=args.show, model=_camera_model(args), tags=tags, latency_s=args.camera_latency / 1000,
+                       keypoint_spec=spec)
     print(f"{ep.id}  {ep.frame_count('cam0')} frames  stopped by {ep.meta['extra']['stopped_by']}")
     return 0
 
