@@ -68,6 +68,15 @@ def test_extraction_honours_a_spec_given_for_the_run(recorded):
     assert track.names == ["tag4"] and (track.status[:, 0] == 1).all()
 
 
+def test_extract_command_honours_spec_on_an_episode(recorded, capsys):
+    """`robot-irl extract EPISODE --spec F` extracts with F (the episode's own spec is tag9, which is
+    not in the video; F names tag4, which is)."""
+    tmp, lib_path, eid = recorded
+    assert main(["extract", eid, "--spec", str(spec_file(tmp / "s4c.json", 4)), "--library", str(lib_path),
+                 "--quiet"]) == 0
+    assert "tag4" in capsys.readouterr().out
+
+
 def test_bad_spec_or_target_changes_nothing(recorded, capsys):
     tmp, lib_path, eid = recorded
     meta = (Library.open(lib_path).episode(eid).path / "meta.json").read_bytes()

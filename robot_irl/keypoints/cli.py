@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--second-video", help="a second, synchronised video of the scene (with a video file target)")
     e.add_argument("--second-camera-file", help="camera JSON of --second-video (K, dist, size, T_base_cam)")
     e.add_argument("--second-timestamps", help=".npy timestamps of --second-video (default: --timestamps / --fps)")
-    e.add_argument("--spec", help="keypoint spec JSON (video files; episodes carry their own)")
+    e.add_argument("--spec", help="keypoint spec JSON (needed for a video file; for episodes it replaces their own "
+                   "for this extraction and is kept in the result; `demos spec --set` stores one)")
     e.add_argument("--camera-file", help="camera JSON (CameraModel: K, dist, size, T_base_cam) for a video file")
     e.add_argument("--fps", type=float, help="frame rate when the video file has none")
     e.add_argument("--timestamps", help=".npy with one timestamp (s) per frame for a video file")
@@ -186,7 +187,7 @@ def _summary(name: str, track) -> str:
 
 
 # Options that only mean something for one kind of target; given for the other, they are named.
-_FILE_ONLY = ("spec", "camera_file", "fps", "timestamps", "out", "second_video", "second_camera_file",
+_FILE_ONLY = ("camera_file", "fps", "timestamps", "out", "second_video", "second_camera_file",
               "second_timestamps")
 _LIBRARY_ONLY = ("second_camera",)
 
@@ -231,7 +232,8 @@ def run_extract(args: argparse.Namespace) -> int:
     if not episodes:
         raise InputError(f"no episode matches {args.target!r}", file=lib.path, field="target",
                          expected="a video file, a library folder, an episode id or a query that selects episodes")
-    _note_ignored(args, _FILE_ONLY, "library episodes (they carry their spec, camera and timestamps)")
+    _note_ignored(args, _FILE_ONLY, "library episodes (they carry their camera and timestamps)")
+    override = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec) if args.spec else None
     several = len(episodes) > 1
     if args.preview and several:
         print(f"{len(episodes)} episodes: one preview each, named {_preview_path(args.preview, '<id>', True)}",
@@ -240,14 +242,14 @@ def run_extract(args: argparse.Namespace) -> int:
     for ep in episodes:
         preview = _preview_path(args.preview, ep.id, several)
         with report.item(ep.id):
-            spec = ep.keypoint_spec
+            spec = override or ep.keypoint_spec
             cfg = _config(args, spec) if spec is not None else None
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
                                               preview=preview, progress=not args.quiet,
-                                              second_camera=args.second_camera)
+                                              second_camera=args.second_camera, spec=override)
                 except Exception as e:
                     raise _episode_error(e, args.camera) from e
             print(_summary(ep.id, track) + (f" (preview {preview})" if preview else ""))
