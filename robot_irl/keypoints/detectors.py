@@ -166,20 +166,30 @@ def refine_template(gray: np.ndarray, corners: np.ndarray, template: MarkerTempl
     input corners if ECC does not converge or moves a corner by more than 3 px.
     """
     c = np.asarray(corners, np.float64).reshape(4, 2)
+    found = _ecc_align(gray, c, template, margin=8, max_move=3.0, blur=1)
+    return c if found is None else found[1]
+
+
+def _ecc_align(gray: np.ndarray, c: np.ndarray, template: MarkerTemplate, *, margin: int, max_move: float,
+               blur: int) -> tuple[float, np.ndarray] | None:
+    """ECC homography of ``template`` onto ``gray`` around corners ``c [4, 2]`` (a ``margin`` px
+    window): (correlation, corners), or None when ECC fails or moves a corner more than ``max_move``."""
     h_img, w_img = gray.shape[:2]
-    x0, y0 = np.maximum(np.floor(c.min(0)).astype(int) - 8, 0)
-    x1, y1 = np.minimum(np.ceil(c.max(0)).astype(int) + 9, [w_img, h_img])
+    x0, y0 = np.maximum(np.floor(c.min(0)).astype(int) - margin, 0)
+    x1, y1 = np.minimum(np.ceil(c.max(0)).astype(int) + margin + 1, [w_img, h_img])
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
     roi = gray[y0:y1, x0:x1].astype(np.float32)
     H = cv2.getPerspectiveTransform(template.corners, (c - [x0, y0]).astype(np.float32))
     try:
-        _, H = cv2.findTransformECC(template.image, roi, H.astype(np.float32), cv2.MOTION_HOMOGRAPHY,
-                                    _ECC_CRITERIA, None, 1)
+        cc, H = cv2.findTransformECC(template.image, roi, H.astype(np.float32), cv2.MOTION_HOMOGRAPHY,
+                                     _ECC_CRITERIA, None, blur)
     except cv2.error:
-        return c
+        return None
     out = cv2.perspectiveTransform(template.corners.reshape(-1, 1, 2), H).reshape(4, 2).astype(np.float64) + [x0, y0]
-    if not np.isfinite(out).all() or np.abs(out - c).max() > 3.0:
-        return c
-    return out
+    if not np.isfinite(out).all() or np.abs(out - c).max() > max_move:
+        return None
+    return float(cc), out
 
 
 def align_template(gray: np.ndarray, corners: np.ndarray, template: MarkerTemplate,
@@ -188,23 +198,8 @@ def align_template(gray: np.ndarray, corners: np.ndarray, template: MarkerTempla
     corners flow carried): how much the image there still looks like this marker, and where
     exactly it is. Correlation 0 when ECC fails or moves a corner more than ``max_move`` px."""
     c = np.asarray(corners, np.float64).reshape(4, 2)
-    h_img, w_img = gray.shape[:2]
-    m = int(max_move) + 8
-    x0, y0 = np.maximum(np.floor(c.min(0)).astype(int) - m, 0)
-    x1, y1 = np.minimum(np.ceil(c.max(0)).astype(int) + m + 1, [w_img, h_img])
-    if x1 - x0 < 8 or y1 - y0 < 8:
-        return 0.0, c
-    roi = gray[y0:y1, x0:x1].astype(np.float32)
-    H = cv2.getPerspectiveTransform(template.corners, (c - [x0, y0]).astype(np.float32))
-    try:
-        cc, H = cv2.findTransformECC(template.image, roi, H.astype(np.float32), cv2.MOTION_HOMOGRAPHY,
-                                     _ECC_CRITERIA, None, 3)
-    except cv2.error:
-        return 0.0, c
-    out = cv2.perspectiveTransform(template.corners.reshape(-1, 1, 2), H).reshape(4, 2).astype(np.float64) + [x0, y0]
-    if not np.isfinite(out).all() or np.abs(out - c).max() > max_move:
-        return 0.0, c
-    return float(cc), out
+    found = _ecc_align(gray, c, template, margin=int(max_move) + 8, max_move=max_move, blur=3)
+    return (0.0, c) if found is None else found
 
 
 def aruco_dictionary(name: str) -> cv2.aruco.Dictionary:
