@@ -62,7 +62,7 @@ class Arm:
         self.watchdog_trips = 0
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
-        self._points: list[Callable[[np.ndarray], np.ndarray]] = []
+        self._points: Callable[[np.ndarray], np.ndarray] | None = None
         box = calibration.workspace if calibration is not None and not self.safety.has_workspace else None
         if box is not None:
             self.safety = replace(self.safety, workspace_lo=tuple(box[0]), workspace_hi=tuple(box[1]))
@@ -197,7 +197,7 @@ class Arm:
         FK) inside the workspace box, beside the backend's end effector, until the next call (the
         next run's points replace them). The end effector and every other rule always apply."""
         with self._lock:
-            self._points = [] if points is None else [points]
+            self._points = points
 
     def teach(self, on: bool) -> None:
         """Freedrive on (targets are refused) or off (the arm holds where it was left)."""
@@ -280,7 +280,8 @@ class Arm:
 
     def _box_points(self, q: np.ndarray) -> np.ndarray:
         pts = [np.asarray(self.backend.forward_kinematics(q - self._offsets), float).reshape(-1, 3)]
-        pts += [np.asarray(f(q), float).reshape(-1, 3) for f in self._points]
+        if self._points is not None:
+            pts.append(np.asarray(self._points(q), float).reshape(-1, 3))
         return np.concatenate(pts, 0)
 
     def _require(self) -> tuple[Capabilities, SafetyFilter]:
