@@ -47,8 +47,11 @@ def fmt3(value: object) -> str:
 
 
 def format_table(header: list[str], rows: list[list[object]]) -> str:
-    """A plain-text table: first column left-aligned, the others right-aligned, numbers by fmt3."""
+    """A plain-text table: the first column and columns of text left-aligned, number columns
+    right-aligned (numbers by fmt3)."""
     cells = [header] + [[fmt3(v) for v in row] for row in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     for r in cells)
+    numeric = [i > 0 and all(isinstance(row[i], (int, float)) and not isinstance(row[i], bool) for row in rows)
+               for i in range(len(header))]
+    return "\n".join("  ".join(c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     .rstrip() for r in cells)

@@ -79,7 +79,7 @@ def one_seed(seed: int, root: Path, explore: int, goals: int, dynamics: str, sta
     idx = [held[0].keypoint_spec.index(n) for n in spec.names]
     parser = control_cli.argparse.ArgumentParser()
     control_cli.register(parser.add_subparsers(dest="cmd"))
-    finals, codes = [], []
+    finals, codes, outcomes, planned = [], [], [], []
     starts = []
     for i, ep in enumerate(held):
         goal = ep.arrays("state")["goal_3d"][0][idx]
@@ -92,6 +92,8 @@ def one_seed(seed: int, root: Path, explore: int, goals: int, dynamics: str, sta
         with contextlib.redirect_stdout(buf):
             codes.append(args.func(args))
         out = json.loads(buf.getvalue().strip().splitlines()[-1])
+        outcomes.append(out["outcome"])
+        planned.append(round(out["planned_final_err_cm"], 2))
         run_ep = Library.open(lib_path).episode(out["episode"])
         q_end = run_ep.arrays("state")["joint_pos"][-1]
         truth = true_keypoints(q_end, spec)       # the simulator's keypoints at the run's last measured joints
@@ -100,7 +102,8 @@ def one_seed(seed: int, root: Path, explore: int, goals: int, dynamics: str, sta
     agrees = all((c == 0) == (e < 2.0) for c, e in zip(codes, finals_cm))
     return {"seed": seed, "reached": int(np.sum(finals_cm < 2.0)), "goals": len(held),
             "final_err_cm": finals_cm.round(2).tolist(), "dyn_one_step_err_cm": dyn_err.get("one_step_err_cm"),
-            "exit_codes": codes, "exit_agrees": agrees, "starts": starts}
+            "exit_codes": codes, "exit_agrees": agrees, "starts": starts, "outcomes": outcomes,
+            "planned_final_err_cm": planned}
 
 
 def true_keypoints(q: np.ndarray, spec) -> np.ndarray:
@@ -132,7 +135,8 @@ def main() -> int:
             r = one_seed(seed, Path(tmp), a.explore, a.goals, a.dynamics, a.start)
             dyn = "" if r["dyn_one_step_err_cm"] is None else f"; dynamics one-step {r['dyn_one_step_err_cm']:.2f} cm"
             print(f"seed {seed} ({a.dynamics} dynamics): reached {r['reached']}/{r['goals']} within 2 cm; final errors "
-                  f"{r['final_err_cm']} cm (starts {r['starts']}){dyn}; exit codes {r['exit_codes']} "
+                  f"{r['final_err_cm']} cm (starts {r['starts']}; outcomes {r['outcomes']}; planned final errors "
+                  f"{r['planned_final_err_cm']} cm){dyn}; exit codes {r['exit_codes']} "
                   f"({'agree' if r['exit_agrees'] else 'DISAGREE'} with the true error)")
             rows.append(r)
     errs = np.concatenate([r["final_err_cm"] for r in rows])

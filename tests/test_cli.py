@@ -70,12 +70,15 @@ def test_pybullet_import_prints_nothing():
     assert r.stdout == "ok\n" and "build time" not in r.stderr, (r.stdout, r.stderr)
 
 
-def test_sim_list_stdout_is_json_only():
+def test_sim_list_reads_as_a_listing_and_json_only_with_the_flag():
     import json
 
     r = subprocess.run([sys.executable, "-m", "robot_irl.cli", "sim", "list"], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    json.loads(r.stdout)
+    assert r.stdout.startswith("env ids:") and "robot_irl/Place-v0" in r.stdout and "{" not in r.stdout
+    r = subprocess.run([sys.executable, "-m", "robot_irl.cli", "sim", "list", "--json"], capture_output=True, text=True,
+                       cwd=ROOT)
+    assert "robot_irl/Place-v0" in json.loads(r.stdout)["env_ids"]
     assert "build time" not in r.stderr
 
 

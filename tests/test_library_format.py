@@ -131,3 +131,23 @@ def test_misspelt_keypoint_spec_key_is_named() -> None:
     with pytest.raises(InputError, match="ofset") as e:
         KeypointSpec.from_dict(bad, file="spec.json")
     assert "offset" in str(e.value) and "keypoints[0].ofset" in str(e.value)
+
+
+def test_show_reads_as_text_and_as_json_with_the_flag(tmp_path: Path, capsys) -> None:
+    import argparse
+
+    from robot_irl.library import cli as library_cli
+
+    lib = Library.open(tmp_path / "lib", create=True)
+    ep = tiny(lib, kind="run")
+    p = argparse.ArgumentParser()
+    library_cli.register(p.add_subparsers(dest="cmd"))
+    for extra in ([], ["--json"]):
+        args = p.parse_args(["demos", "show", ep.id, "--library", str(lib.path), *extra])
+        assert args.func(args) == 0
+    text, js = capsys.readouterr().out.split("\n{", 1)
+    assert "kind:      run" in text and "task:      push" in text and "color=red" in text
+    assert any(ln.split()[:3] == ["cam0", "4", f"{W}x{H}"] for ln in text.splitlines())   # the cameras table
+    assert any(ln.split()[:3] == ["state", "4", "q"] for ln in text.splitlines())         # the streams table
+    shown = json.loads("{" + js)
+    assert shown["kind"] == "run" and shown["cameras"]["cam0"]["frames"] == 4

@@ -36,7 +36,7 @@ def test_execute_rows_splits_into_bounded_steps():
     env.close()
 
 
-def test_collect_train_cli_and_latents(tmp_path):
+def test_collect_train_cli_and_latents(tmp_path, capsys):
     from robot_irl.models.cli import register
 
     ap = argparse.ArgumentParser()
@@ -52,6 +52,8 @@ def test_collect_train_cli_and_latents(tmp_path):
     t = ap.parse_args(["dynamics", "train", "--data", str(data), "--out", str(run), "--epochs", "3", "--hidden", "16",
                        "--multistep", "3", "--holdout", "0.25"])
     assert t.func(t) == 0
+    printed = capsys.readouterr().out
+    assert "one step err cm" in printed and f"model saved to {run / 'model.pt'}" in printed and "{" not in printed
     m = json.loads((run / "metrics.json").read_text())
     assert m["one_step_err_cm"] > 0 and m["multistep_steps"] == 3
     from robot_irl.models import LearnedDynamics

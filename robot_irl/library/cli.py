@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from robot_irl.cliargs import format_table
 from robot_irl.errors import InputError, UnknownNameError
 
 QUERY_HELP = ("episode selection, e.g. `source:sim variant.color=red tag:good -success:false`; "
@@ -43,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sh = s.add_parser("show", help="an episode's meta, cameras, streams and derived data")
     sh.add_argument("id", help="exact episode id")
     sh.add_argument("--check", action="store_true", help="also decode every frame and read every row")
+    sh.add_argument("--json", action="store_true", help="print everything as one JSON object")
     add_library_arg(sh)
     sh.set_defaults(func=_show)
 
@@ -140,6 +142,7 @@ def _show(args) -> int:
     m = ep.meta
     out = {k: m[k] for k in ("id", "task", "source", "robot", "env", "seed", "fps", "created", "duration",
                              "success", "recovered", "tags", "variant")}
+    out["kind"] = ep.kind
     out["cameras"] = {c: {"frames": ep.frame_count(c), "size": list(ep.frame_size(c)),
                           "codec": m["cameras"][c]["codec"], "calibrated": m["cameras"][c]["model"] is not None,
                           "files": [str(p) for p in ep.video_files(c)]} for c in ep.cameras}
@@ -150,8 +153,28 @@ def _show(args) -> int:
     out["path"] = str(ep.path)
     if args.check:
         out["check"] = "every frame decoded and every row read"
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out, indent=2) if args.json else _describe(out))
     return 0
+
+
+def _describe(out: dict) -> str:
+    """``demos show`` for people: the meta as aligned lines, then a table each for cameras and streams."""
+    lines = [f"{k + ':':10} {v}" for k, v in out.items()
+             if k in ("id", "kind", "task", "source", "robot", "env", "seed", "fps", "created", "duration",
+                      "success", "recovered") and v is not None]
+    lines += [f"{'tags:':10} {', '.join(out['tags']) or '-'}",
+              f"{'variant:':10} {', '.join(f'{k}={v}' for k, v in (out['variant'] or {}).items()) or '-'}",
+              f"{'keypoints:':10} {', '.join(out['keypoints']) if out['keypoints'] else 'no spec'}",
+              f"{'derived:':10} {', '.join(f'{k} (versions {vs})' for k, vs in out['derived'].items()) or '-'}", f"{'path:':10} {out['path']}", ""]
+    lines.append(format_table(["camera", "frames", "size", "codec", "calibrated"],
+                              [[c, d["frames"], "x".join(map(str, d["size"])), d["codec"], "yes" if d["calibrated"] else "no"]
+                               for c, d in out["cameras"].items()]))
+    lines.append("")
+    lines.append(format_table(["stream", "rows", "columns"],
+                              [[s, d["rows"], ", ".join(d["columns"])] for s, d in out["streams"].items()]))
+    if "check" in out:
+        lines += ["", f"check: {out['check']}"]
+    return "\n".join(lines)
 
 
 def _spec(args) -> int:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robot_irl.cliargs import format_table
 from robot_irl.core.io import atomic_write_bytes
 from robot_irl.errors import InputError
 
@@ -79,8 +80,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = RunDir.create(args.out, config, kind="dynamics_train")
     model.save(run.path / "model.pt")
     run.update_metrics(**err)
-    print(json.dumps(err))
-    print(f"model saved to {run.path / 'model.pt'}")
+    if args.json:
+        print(json.dumps({**err, "model": str(run.path / "model.pt")}))
+    else:
+        print(format_table(["figure", "value"], [[k.replace("_", " "), v] for k, v in err.items()]))
+        print(f"model saved to {run.path / 'model.pt'}")
     return 0
 
 
@@ -119,4 +123,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--holdout", type=float, default=0.2, help="fraction of episodes held out")
     t.add_argument("--multistep", type=int, default=10, help="open-loop steps of the multi-step error")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--json", action="store_true", help="print the held-out figures as one JSON object")
     t.set_defaults(func=cmd_train)
