@@ -299,3 +299,22 @@ def test_dry_run_reports_how_far_the_plan_strays_from_a_straight_line():
     assert detour_cm(path) == pytest.approx(0.0)
     path[2, 1, 1] = 0.1                                   # one keypoint swings 10 cm sideways mid-way
     assert detour_cm(path) == pytest.approx(10.0)
+
+
+def test_plans_that_settle_off_the_goal_are_closed_by_the_final_approach(run_dir, monkeypatch):
+    """A cost whose optimum sits 3 cm off the goal (as a learned cost can from a start unlike the
+    demos'): the plans settle there, fresh plans do not get closer, and the final approach on the
+    run's model reaches the goal within the step cap."""
+    import robot_irl.irl as irl
+
+    real_plan = irl.plan
+    off = np.array([0.0, 0.03, 0.0])
+    monkeypatch.setattr(irl, "plan", lambda trained, q, goal, h=None: real_plan(trained, q, goal + off, h))
+    trained = load_run(run_dir)
+    with make_arm("pybullet", backend_config("pybullet", {"robot": "iiwa", "start": tuple(START)}),
+                  safety=SafetyConfig(), clock=FakeClock()) as arm:
+        rec = run_learned(arm, trained, goal_of(trained))
+    assert rec.approach_from_m == pytest.approx(0.03, abs=0.006)    # where the plans settled
+    assert rec.outcome == "reached" and rec.succeeded and rec.final_err_m < 0.005
+    sent = rec.arrays()["sent"]
+    assert np.abs(np.diff(np.vstack([START, sent]), axis=0)).max() <= SafetyConfig().max_delta + 1e-9

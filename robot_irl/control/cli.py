@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robot_irl.cliargs import format_table
+from robot_irl.cliargs import fmt3, format_table
 from robot_irl.control.arm import NO_WORKSPACE
 from robot_irl.control.calibration import ArmCalibration, parse_workspace
 from robot_irl.control.registry import BACKEND_NAMES, backend_config, backend_entry, make_arm, parse_arm_options
@@ -294,6 +294,8 @@ def _run_summary(out: dict, tolerance_m: float) -> str:
         ["episode", out["episode"]], ["outcome", out["outcome"]],
         ["final error (cm)", out["final_err_cm"]], ["tolerance (cm)", tolerance_m * 100],
         ["planned final error (cm)", out["planned_final_err_cm"]],
+        ["fresh plans after the first", out["replans"]],
+        ["final approach from (cm)", "-" if out["approach_from_cm"] is None else fmt3(out["approach_from_cm"])],
         ["ticks", f"{out['steps']} of at most {out['tick_limit']}"],
         ["clamped / refused ticks", f"{out['clamped_steps']} / {out['refused_steps']}"],
         ["largest step sent (rad)", out["max_sent_step_rad"]]]) + "\n(--json for the full record)"

@@ -38,11 +38,14 @@ class LearnedRunRecord(RunRecord):
     succeeded: bool = False                     # final error within the success tolerance, no stall
     outcome: str = ""                           # reached | settled | time limit | stall
     tick_limit: int = 0
+    replans: int = 0                            # fresh plans after the first settled short of the goal
+    approach_from_m: float | None = None        # error when the final approach took over (None: it did not)
 
     def summary(self) -> dict[str, float]:
         return {**super().summary(), "final_err_cm": self.final_err_m * 100.0, "plans": len(self.planned_paths),
                 "planned_final_err_cm": self.planned_final_err_m * 100.0, "succeeded": self.succeeded,
-                "outcome": self.outcome, "tick_limit": self.tick_limit}
+                "outcome": self.outcome, "tick_limit": self.tick_limit, "replans": self.replans,
+                "approach_from_cm": None if self.approach_from_m is None else self.approach_from_m * 100.0}
 
 
 def check_runnable(trained: Any) -> None:
@@ -96,25 +99,36 @@ def check_goal(trained: Any, goal_keypoints: Any) -> np.ndarray:
     return g
 
 
-def nearest_reachable(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray, iters: int = 60,
-                      damping: float = 1e-4) -> tuple[np.ndarray, float]:
-    """The keypoints ``[K, 3]`` closest to ``goal_keypoints`` that the run's model can put the arm in
-    within its joint limits (damped least squares from ``q_model``, any model that gives keypoints
-    and their Jacobian from joints), and how far they are from the goal (m, max over keypoints).
-    Why before a run: a goal out of reach (or given in centimetres) must be refused before the arm
-    moves, not discovered as a 45 cm miss afterwards."""
+def solve_reach(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray, *, margin: float = 0.0,
+                iters: int = 60, damping: float = 1e-4) -> tuple[np.ndarray, np.ndarray, float]:
+    """Model joints that put the keypoints as close to ``goal_keypoints [K, 3]`` as the run's model
+    allows within its joint limits shrunk by ``margin`` rad (damped least squares from ``q_model``;
+    any model that gives keypoints and their Jacobian from joints): ``(q [n], keypoints [K, 3],
+    error m, max over keypoints)``. The model's kinematics only: a learned transition residual
+    (how the arm tracked a step) is no part of where a joint state puts the keypoints."""
     dyn = trained.dynamics
     g = dyn.as_tensor(goal_keypoints)[None]
     q = dyn.as_tensor(q_model).reshape(1, -1)
+    lo, hi = dyn.lower + margin, dyn.upper - margin
+    q = torch.minimum(torch.maximum(q, lo), hi)
     eye = torch.eye(dyn.n_joints, dtype=dyn.dtype)
     with torch.no_grad():
         for _ in range(iters):
             x, J = dyn.keypoints(q, jacobian=True)
             r = (g - x).reshape(1, -1, 1)
             dq = torch.linalg.solve(J.transpose(-1, -2) @ J + damping * eye, J.transpose(-1, -2) @ r).squeeze(-1)
-            q = dyn.step(q, dq.clamp(-0.3, 0.3))
+            q = torch.minimum(torch.maximum(q + dq.clamp(-0.3, 0.3), lo), hi)
         x = dyn.keypoints(q)[0].numpy()
-    return x, float(np.max(np.linalg.norm(x - np.asarray(goal_keypoints, float), axis=-1)))
+    return q[0].numpy(), x, float(np.max(np.linalg.norm(x - np.asarray(goal_keypoints, float), axis=-1)))
+
+
+def nearest_reachable(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray) -> tuple[np.ndarray, float]:
+    """The keypoints ``[K, 3]`` closest to ``goal_keypoints`` that the run's model can put the arm in
+    within its joint limits, and how far they are from the goal (m, max over keypoints).
+    Why before a run: a goal out of reach (or given in centimetres) must be refused before the arm
+    moves, not discovered as a 45 cm miss afterwards."""
+    _, x, err = solve_reach(trained, goal_keypoints, q_model)
+    return x, err
 
 
 _STILL = 1e-4  # rad: a plan row that moves no joint further than this is no motion
@@ -165,6 +179,15 @@ class PlanTracker:
     def request_replan(self) -> None:
         """Plan afresh from the measured joints on the next tick (the integral term starts over)."""
         self._replan = True
+
+    def approach(self, q: np.ndarray, q_final: np.ndarray) -> None:
+        """Leave the plan: go from measured joints ``q`` to ``q_final [n_arm]`` on a straight joint
+        path within the step cap, then servo on it as on a plan's end (the integral term starts over)."""
+        q, q_final = np.asarray(q, dtype=float), np.asarray(q_final, dtype=float)
+        m = max(1, int(np.ceil(np.abs(q_final - q).max(initial=0.0) / self.max_step - 1e-9)))
+        self._ticks = q + (np.arange(1, m + 1) / m)[:, None] * (q_final - q)
+        self._k, self._rows_left, self._final, self._replan = 0, 0, q_final, False
+        self.bias = np.zeros(self.n_arm)
 
     def start(self, q: np.ndarray) -> int:
         """Plan from the measured joints ``q`` now (instead of on the first tick) and return how
@@ -262,6 +285,8 @@ SETTLE_S = 1.0
 PROGRESS_M = 5e-4
 #: fresh plans from where the arm settled short of the goal, while each gets it closer
 MAX_REPLANS = 4
+#: a run whose plans settle this close to the goal (m) closes the rest on the model's kinematics
+APPROACH_M = 0.05
 
 
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
@@ -275,7 +300,9 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     - ``settled``: the plan is done and the arm made no progress for ``SETTLE_S`` s, and a fresh plan
       from where it stopped (receding horizon, up to ``MAX_REPLANS``) no longer gets it closer —
       a plan from a start unlike the demos' can end short of the goal, and the next one, from
-      nearer, ends nearer;
+      nearer, ends nearer — and, when the plans have settled within ``APPROACH_M`` of the goal, a
+      final approach on the run's model (the joints that put its keypoints on the goal) no longer
+      gets it closer either (``rec.approach_from_m``: the error it took over at);
     - ``time limit``: ``steps`` ticks passed (default: twice the plan's own length in ticks, plus 3 s
       to servo — from the plan, not a fixed count, so a long plan is not cut off);
     - ``stall``: the arm stopped following its targets (it holds; see the safety filter).
@@ -299,7 +326,7 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     plan_ticks = planner.tracker.start(arm.get_observation().q)
     limit = int(steps or 2 * plan_ticks + 3 * rate_hz)
     state = {"outcome": "time limit", "best": np.inf, "since": arm.clock.now(), "replans": 0,
-             "at_plan": np.inf}
+             "at_plan": np.inf, "approach_m": None}
 
     def done(o) -> bool:
         e, now = err(o.q), arm.clock.now()
@@ -309,14 +336,25 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
         if e < state["best"] - PROGRESS_M or not planner.tracker.servoing:
             state["since"] = now
         state["best"] = min(state["best"], e)
-        if now - state["since"] >= SETTLE_S:
-            if state["replans"] < MAX_REPLANS and e < state["at_plan"] - PROGRESS_M:
-                planner.tracker.request_replan()      # settled short: plan again from here
-                state.update(replans=state["replans"] + 1, at_plan=e, since=now)
+        if now - state["since"] < SETTLE_S:
+            return False
+        if state["replans"] < MAX_REPLANS and e < state["at_plan"] - PROGRESS_M and state["approach_m"] is None:
+            planner.tracker.request_replan()      # settled short: plan again from here
+            state.update(replans=state["replans"] + 1, at_plan=e, since=now)
+            return False
+        if state["approach_m"] is None and e <= APPROACH_M:
+            # The learned cost has shaped the motion, but from a start unlike the demos' its optimum can
+            # sit a centimetre or two off the goal (a direction the cost weighs little); close it on
+            # the run's model: the joints that put its keypoints on the goal, within the filter's margin.
+            q_goal, _, e_goal = solve_reach(trained, goal, o.q[idx], margin=arm.safety.limit_margin)
+            if e_goal < e - PROGRESS_M:
+                q_arm = np.array(o.q, dtype=float)
+                q_arm[idx] = q_goal
+                planner.tracker.approach(o.q, q_arm)
+                state.update(approach_m=e, since=now)
                 return False
-            state["outcome"] = "settled"
-            return True
-        return False
+        state["outcome"] = "settled"
+        return True
 
     base = run_mpc(arm, planner, goal, horizon=planner.horizon, rate_hz=rate_hz, max_steps=limit, done=done,
                    camera=None if camera is None else (lambda: arm.render(camera)))
@@ -337,6 +375,7 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     rec.succeeded = rec.final_err_m <= success_m and base.stopped is None
     rec.outcome = "stall" if base.stopped else state["outcome"]
     rec.tick_limit = limit
+    rec.replans, rec.approach_from_m = state["replans"], state["approach_m"]
     return rec
 
 
