@@ -72,9 +72,12 @@ def test_checkpoint_resume_matches_straight_run(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         fit_cost(demos, model, "weighted", cfg, run_dir=tmp_path / "r")
     assert torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)["iteration"] == 8
+    from robot_irl.runs import IncompleteRunError
+    with pytest.raises(IncompleteRunError, match="resume=True"):      # start weights are no trained cost
+        load_run(tmp_path / "r")
     monkeypatch.setattr(model, "rollout", real)
     resumed = fit_cost(demos, model, "weighted", cfg, run_dir=tmp_path / "r", resume=True)
-    assert len(resumed.history) == 12
+    assert len(resumed.history) == 12 and load_run(tmp_path / "r").history == resumed.history
     assert np.allclose(resumed.history, straight.history)
 
 
@@ -119,3 +122,17 @@ def test_mismatched_keypoint_count_is_clear_error():
     demos.keypoints = demos.keypoints[:, :, :1]
     with pytest.raises(InputError, match="1 keypoints"):
         fit_cost(demos, model, "timedep", FAST)
+
+
+def test_trajectory_plot_keeps_its_legend_off_the_paths():
+    from robot_irl.irl.learner import trajectory_figure
+
+    path = np.cumsum(np.full((1, 6, 2, 3), 0.01), axis=1)
+    fig = trajectory_figure(path, path + 0.002, ["ee", "cube"])
+    fig.canvas.draw()
+    legend = fig.axes[1].get_legend()
+    texts = [t.get_text() for t in legend.get_texts()]
+    assert texts == ["ee optimised", "ee demo", "cube optimised", "cube demo"]
+    renderer = fig.canvas.get_renderer()
+    assert legend.get_window_extent(renderer).x0 >= fig.axes[1].get_window_extent(renderer).x1   # beside the axes
+    assert legend.get_window_extent(renderer).x1 <= fig.bbox.x1 + 1                               # and not cut off

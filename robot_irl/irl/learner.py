@@ -35,6 +35,7 @@ from robot_irl.irl.inner import optimise_actions
 from robot_irl.irl.metrics import irl_loss
 from robot_irl.irl.run import TrainedRun
 from robot_irl.models.base import KeypointDynamics
+from robot_irl.runs import RunDir
 
 
 class TrainingDiverged(RobotIRLError):
@@ -75,10 +76,10 @@ class _Logger:
             img = (w - w.min()) / (w.max() - w.min()).clamp(min=1e-12)
             self.writer.add_image("cost/weights_rows_x_coords", img[None].float(), it)
 
-    def trajectory(self, it: int, pred: torch.Tensor, demo: torch.Tensor) -> None:
+    def trajectory(self, it: int, pred: torch.Tensor, demo: torch.Tensor, names: list[str] | None = None) -> None:
         if not self.writer:
             return
-        fig = trajectory_figure(pred.detach().numpy(), demo.detach().numpy())
+        fig = trajectory_figure(pred.detach().numpy(), demo.detach().numpy(), names)
         self.writer.add_figure("trajectory", fig, it, close=False)
         plots = self.run_dir / "plots"
         plots.mkdir(parents=True, exist_ok=True)
@@ -92,21 +93,24 @@ class _Logger:
             self.writer.close()
 
 
-def trajectory_figure(pred: np.ndarray, demo: np.ndarray):
-    """x-z and x-y views of predicted (lines) vs demonstrated (crosses) keypoints, cm, demo 0."""
+def trajectory_figure(pred: np.ndarray, demo: np.ndarray, names: list[str] | None = None):
+    """x-z and x-y views of predicted (lines) vs demonstrated (crosses) keypoints, cm, demo 0; one
+    colour per keypoint, the legend beside the axes (never over the paths)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    names = names or [f"kp{k}" for k in range(demo.shape[2])]
+    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.5))
     for ax, (a, b, lab) in zip(axes, [(0, 2, "x-z"), (0, 1, "x-y")]):
         for k in range(demo.shape[2]):
-            ax.plot(100 * pred[0, :, k, a], 100 * pred[0, :, k, b], "o-", ms=3, label=f"pred kp{k}")
-            ax.plot(100 * demo[0, :, k, a], 100 * demo[0, :, k, b], "x", label=f"demo kp{k}")
+            c = f"C{k % 10}"
+            ax.plot(100 * pred[0, :, k, a], 100 * pred[0, :, k, b], "o-", ms=3, color=c, label=f"{names[k]} optimised")
+            ax.plot(100 * demo[0, :, k, a], 100 * demo[0, :, k, b], "x", color=c, label=f"{names[k]} demo")
         ax.set_title(lab + " (cm)")
         ax.set_aspect("equal", adjustable="datalim")
-    axes[0].legend(fontsize=6)
+    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -115,6 +119,10 @@ def _save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(path, buf.getvalue())
+
+
+#: how an interrupted fit_cost(run_dir=...) from Python is finished (what its incomplete marker says)
+API_RESUME = "fit_cost(..., run_dir=..., resume=True) with the same demos"
 
 
 def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config: LearnerConfig | None = None, *,
@@ -144,6 +152,7 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
         params = [p for p in cost.parameters() if p.requires_grad]
         history: list[float] = []
         start = 0
+        owns_marker = False
         if params:
             opt = torch.optim.Adam(params, lr=cfg.lr)
             # "per_demo": one Adam step per demo per pass (the released code), else one on all of them
@@ -152,6 +161,12 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
                                                                eta_min=cfg.lr * cfg.lr_final_frac)
             ckpt = rd / "checkpoint.pt" if rd is not None else None
             if rd is not None:
+                marker = RunDir(rd).incomplete()
+                if marker is None or marker.get("resume") == API_RESUME:
+                    # Called from Python: until the last save below, the folder holds start weights,
+                    # which load_run must refuse (the CLI marks its folders itself, with its command).
+                    RunDir(rd).begin(what=f"training ({cost_type} cost)", clear=False, resume=API_RESUME)
+                    owns_marker = True
                 tr.save(rd)
                 if resume and ckpt.is_file():
                     st = torch.load(ckpt, weights_only=True)
@@ -160,6 +175,7 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
                     sched.load_state_dict(st["sched"])
                     start, history = int(st["iteration"]), list(st["history"])
             log = _Logger(rd)
+            kp_names = [f.name for f in (getattr(dynamics, "frames", None) or [])] or None
 
             def state(it: int) -> dict[str, Any]:
                 return {"iteration": it, "cost": {k: v.detach().clone() for k, v in cost.state_dict().items()},
@@ -202,7 +218,7 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
                         log.weights(it, W)
                     if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it == cfg.outer_iters - 1):
                         _save_checkpoint(ckpt, state(it + 1))
-                        log.trajectory(it, r.x, sub.demo_m)
+                        log.trajectory(it, r.x, sub.demo_m, kp_names)
                     if on_log is not None and ((it + 1) % (on_log_every or cfg.log_every) == 0
                                                or it == cfg.outer_iters - 1):
                         on_log(it + 1, tr)
@@ -212,6 +228,8 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
         tr.metrics = summarise(tr, demos, eval_demos)
         if rd is not None:
             tr.save(rd)
+            if owns_marker:
+                RunDir(rd).finish()
         return tr
 
 
