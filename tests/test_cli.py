@@ -119,3 +119,11 @@ def test_pyproject_license_is_an_spdx_expression():
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())
     assert data["project"]["license"] == "MIT"
     assert "setuptools>=77" in data["build-system"]["requires"]
+
+
+def test_arm_serve_help_describes_its_options_and_how_to_connect(capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["arm", "serve", "--help"])
+    out = capsys.readouterr().out
+    assert done.value.code == 0
+    assert "--port" in out and "--hold-after" in out and "--arm loopback --arm-opt endpoint=" in out
