@@ -1,8 +1,9 @@
 """PCA initialisation keeps global structure better than random initialisation (issue 8 acceptance).
 
 Full default openTSNE runs (no shortened optimisation: that would change what is claimed), but each
-seed builds the neighbour graph once and optimises from both starts (``fit_inits``), and only the
-global measures the claim is about are computed (``global_measures``: no all-pairs neighbour ranks).
+seed builds the neighbour graph once and optimises from both starts (``fit_inits``; on 20k points one
+graph serves every seed), and only the global measures the claim is about are computed
+(``global_measures``: no all-pairs neighbour ranks).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from robot_irl.diagnostics.embed import EmbedConfig, fit_inits
+from robot_irl.diagnostics.embed import EmbedConfig, Embedder, fit_inits, opentsne, opentsne_affinities
 from robot_irl.diagnostics.metrics import global_measures
 from robot_irl.diagnostics.synthetic import clustered_points
 
@@ -39,8 +40,25 @@ def test_pca_init_beats_random_on_digits() -> None:
     _assert_pca_beats_random(_mean_figures(digits.data, digits.target))
 
 
+def _one_graph_figures(X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """One neighbour graph; PCA init once (given the graph it has nothing random left), random init
+    from each seed; random init's figures averaged over the seeds."""
+    config = EmbedConfig(seed=SEEDS[0])
+    Xr = Embedder(config).reduce(X)
+    affinities = opentsne_affinities(Xr, config)
+    maps = {"tsne_pca": opentsne(config, len(Xr)).fit(Xr, affinities=affinities, initialization="pca")}
+    for seed in SEEDS:
+        c = EmbedConfig(seed=seed, init="random")
+        maps[f"random{seed}"] = opentsne(c, len(Xr)).fit(Xr, affinities=affinities, initialization="random")
+    figures = global_measures(X, {k: np.asarray(v) for k, v in maps.items()}, {"y": y}, seed=SEEDS[0])
+    out = {k: v for k, v in figures.items() if k.startswith("tsne_pca.")}
+    for key in ("spearman_pdist", "centroid_spearman.y"):
+        out[f"tsne_random.{key}"] = float(np.mean([figures[f"random{s}.{key}"] for s in SEEDS]))
+    return out
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(1800)  # six full 20k-point openTSNE runs
+@pytest.mark.timeout(1800)  # four full 20k-point openTSNE runs on one graph
 def test_pca_init_beats_random_on_20k_clusters() -> None:
     X, y = clustered_points(20000, 50, seed=0)
-    _assert_pca_beats_random(_mean_figures(X, y))
+    _assert_pca_beats_random(_one_graph_figures(X, y))
