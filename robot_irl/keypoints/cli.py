@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                 "(K, D); 3D comes out in the camera frame")
     e.add_argument("--calib-size", metavar="WxH", help="the image size --calib was made at, when the file does "
                                                        "not say (K is scaled to the video's size)")
+    e.add_argument("--fov", type=float, metavar="DEG",
+                   help="video file without a calibration: approximate intrinsics from this horizontal field of "
+                        "view (degrees; centred principal point, no distortion; written into the output's meta)")
     e.add_argument("--flow-max-gap", type=int, default=15, help="frames flow may carry a marker past detections")
     e.add_argument("--fb-max", type=float, default=0.7, help="flow forward-backward limit (px) per step")
     e.add_argument("--redetect-every", type=int, default=10, help="--detector flow: run the detectors every N frames")
@@ -272,11 +275,18 @@ def _camera_file(path: str | None, no_3d: bool) -> CameraModel | None:
 
 
 def _calib_file(args: argparse.Namespace, video: Path) -> tuple[CameraModel | None, dict]:
-    """Intrinsics for a video file from someone's calibration file, scaled to the video's size."""
-    from robot_irl.keypoints.calibfile import load_intrinsics
+    """Intrinsics for a video file from someone's calibration file, scaled to the video's size, or
+    approximate ones from a field of view (``--fov``)."""
+    from robot_irl.keypoints.calibfile import approximate_intrinsics, load_intrinsics
     from robot_irl.library.decode import probe
-    if args.camera_file:
-        raise InputError("both --calib and --camera-file given", field="--calib", expected="one camera source")
+    given = [f for f, v in (("--calib", args.calib), ("--fov", args.fov), ("--camera-file", args.camera_file))
+             if v is not None]
+    if len(given) > 1:
+        raise InputError(f"{' and '.join(given)} given", field=given[0], expected="one camera source")
+    if args.fov is not None:
+        info = probe(video)
+        camera, record = approximate_intrinsics((info.width, info.height), args.fov)
+        return (None if args.no_3d else camera), record
     size = None
     if args.calib_size:
         try:
@@ -303,7 +313,11 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if not args.spec:
         raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
     spec = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec)
-    camera, calib = _calib_file(args, video) if args.calib else (_camera_file(args.camera_file, args.no_3d), None)
+    if args.calib_size and not args.calib:
+        raise InputError("--calib-size without --calib", field="--calib-size",
+                         expected="--calib F with it (the size F was made at)")
+    camera, calib = (_calib_file(args, video) if args.calib or args.fov is not None
+                     else (_camera_file(args.camera_file, args.no_3d), None))
     timestamps = _file_timestamps(video, args.timestamps, args.fps)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -325,7 +339,8 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if calib is not None:
         track.meta["calibration"] = calib
         if not str(track.meta.get("xyz_frame", "")).startswith("world"):
-            track.meta["xyz_frame"] = "camera (intrinsics only, no world frame), metres"
+            track.meta["xyz_frame"] = "camera (intrinsics only, no world frame), metres" + (
+                " (approximate intrinsics from --fov)" if calib.get("approximate") else "")
     if args.preview and not args.second_video:   # what is saved, after cleaning
         from robot_irl.keypoints.video import write_track_preview
         write_track_preview(video, track, args.preview)
