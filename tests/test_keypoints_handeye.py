@@ -73,10 +73,9 @@ class LiveReplay:
     LATENCY = 0.02
 
     def __init__(self, frames: list, fps: float, drop: int, seed: int = 0) -> None:
-        import time
         self.frames, self.fps, self.drop = frames, fps, drop
         self.jitter = np.random.default_rng(seed).uniform(-0.15, 0.15, len(frames)) / fps
-        self.t_start = time.monotonic() + 1.0 / fps     # the first grab waits: it is a fresh frame
+        self.t_start: float | None = None
         self.next, self.cur, self.delivered = 0, -1, []
 
     def taken(self, k: int) -> float:
@@ -84,6 +83,8 @@ class LiveReplay:
 
     def grab(self) -> bool:
         import time
+        if self.t_start is None:    # the camera starts with the recording: its first frame is fresh
+            self.t_start = time.monotonic() + 1.0 / self.fps
         if self.next == self.drop:
             self.next += 1
         if self.next >= len(self.frames):
@@ -102,7 +103,9 @@ class LiveReplay:
 
     def get(self, prop: int) -> float:
         import cv2
-        return {cv2.CAP_PROP_FPS: self.fps, cv2.CAP_PROP_POS_MSEC: self.taken(self.cur) * 1000.0}.get(prop, 0.0)
+        if prop == cv2.CAP_PROP_FPS:
+            return self.fps
+        return self.taken(self.cur) * 1000.0 if prop == cv2.CAP_PROP_POS_MSEC and self.cur >= 0 else 0.0
 
     def release(self) -> None:
         pass
