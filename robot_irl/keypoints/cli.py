@@ -131,11 +131,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
                                 name=args.name if not episodes else args.camera)
         intrinsics = cal.camera
         record = {"method": "charuco", "source": str(args.video), "rms_px": cal.rms, "views": cal.views,
-                  "frames": cal.frames, "board": args.board, "square": args.square, "marker": args.marker,
+                  "frames": cal.frames, "views_rejected": cal.views_rejected, "coverage": cal.coverage,
+                  "max_tilt_deg": cal.max_tilt_deg, "board": args.board, "square": args.square, "marker": args.marker,
                   "dictionary": args.dict}
         print(f"calibrated from {cal.views} of {cal.frames} frames: RMS {cal.rms:.3f} px, "
               f"fx {cal.camera.K[0, 0]:.2f} fy {cal.camera.K[1, 1]:.2f} cx {cal.camera.K[0, 2]:.2f} "
               f"cy {cal.camera.K[1, 2]:.2f}")
+        print(f"views: {cal.views_rejected} dropped as outliers (blur, skew), image coverage {cal.coverage:.0%}, "
+              f"largest board tilt {cal.max_tilt_deg:.0f} deg")
+        for line in cal.advice():
+            print(f"warning: {line}", file=sys.stderr)
     extrinsics = None
     if args.hand_eye:
         from robot_irl.keypoints.handeye import hand_eye_episodes
@@ -165,8 +170,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     out = args.out or (None if episodes else "camera.json")
     if out:
         data = result.to_dict()
-        data.update({"rms_px": record.get("rms_px"), "views": record.get("views"), "frames": record.get("frames"),
-                     "T_base_cam_known": extrinsics is not None})
+        data.update({k: record.get(k) for k in ("rms_px", "views", "frames", "views_rejected", "coverage",
+                                                 "max_tilt_deg")})
+        data["T_base_cam_known"] = extrinsics is not None
         if extrinsics is not None:
             data["extrinsics"] = extrinsics
         atomic_write_json(out, data)
