@@ -172,3 +172,44 @@ def test_world_frame_from_a_marker_board_seen_in_part():
     err = np.linalg.norm(track.xyz[:, 2] - np.array(truth), axis=1)
     assert np.median(err) < 0.005 and err.max() < 0.01, err
     assert np.abs(track.xyz[:, 1] - [0.08, 0, 0]).max() < 0.005
+
+
+def test_world_frame_from_a_charuco_board_through_the_cli(tmp_path, capsys):
+    """A ChArUco board lies still, the camera moves, a tag moves: 3D in the board's frame."""
+    from robot_irl.core.spec import Marker
+    from robot_irl.keypoints.calibrate import BoardSpec
+    from robot_irl.keypoints.geometry import make_T
+    from robot_irl.keypoints.synthetic import camera_640x480, charuco_view, draw_marker
+    cam = camera_640x480()
+    board = BoardSpec(7, 5, 0.04, 0.03, "DICT_4X4_50")            # markers 0..16; the tag is id 30
+    fov = float(np.degrees(2 * np.arctan(cam.size[0] / 2 / cam.K[0, 0])))
+    video, truth = tmp_path / "scene.mkv", []
+    w = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"FFV1"), 30.0, cam.size)
+    for t in range(6):
+        T_cam_board = make_T(cv2.Rodrigues(np.array([0.35 + 0.02 * t, 0.05 * t, 0.0]))[0],
+                             [-0.08 + 0.005 * t, -0.1, 0.55])
+        # the tag beside the board, 3 cm above it (the board's z points into it), facing the camera
+        # (its own z out of its face), turning and moving along the board's x
+        R = cv2.Rodrigues(np.array([np.pi, 0.0, 0.0]))[0] @ cv2.Rodrigues(np.array([0.0, 0.0, 0.1 * t]))[0]
+        T_board_tag = make_T(R, [-0.06 - 0.01 * t, 0.1, -0.03])
+        img = charuco_view(board.board(), cam.K, T_cam_board, cam.size, seed=t)
+        draw_marker(img, cam.K, T_cam_board @ T_board_tag, Marker(30, 0.04))
+        w.write(img)
+        truth.append(T_board_tag[:3, 3])
+    w.release()
+    spec = tmp_path / "s.json"
+    spec.write_text(json.dumps({"keypoints": [{"name": "tag", "feature": {
+        "kind": "marker", "id": 30, "dictionary": "DICT_4X4_50", "size": 0.04}}]}))
+    base = ["extract", str(video), "--spec", str(spec), "--out", str(tmp_path / "k.npz"), "--quiet",
+            "--corner-fit", "edges"]
+    for extra, msg in ((["--world-board", "7x5:0.04"], "field '--world-board'.*COLSxROWS"),
+                       (["--world-board", "7x5:0.04:0.03:DICT_9X9_1"], "DICT_9X9_1"),
+                       (["--world-board", "7x5:0.04:0.03"], "field 'world_board'.*--calib F or --fov")):
+        capsys.readouterr()
+        assert main(base + extra) == 2 and re.search(msg, capsys.readouterr().err), extra
+    assert not (tmp_path / "k.npz").exists()
+    assert main(base + ["--world-board", "7x5:0.04:0.03", "--fov", f"{fov:.5f}"]) == 0
+    t = KeypointTrack.load_npz(tmp_path / "k.npz")
+    assert "ChArUco board" in t.meta["xyz_frame"] and t.meta["world_frames_missing"] == 0
+    err = np.linalg.norm(t.xyz[:, 0] - np.array(truth), axis=1)
+    assert np.median(err) < 0.005 and err.max() < 0.01, err

@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                 "(K, D); 3D comes out in the camera frame")
     e.add_argument("--calib-size", metavar="WxH", help="the image size --calib was made at, when the file does "
                                                        "not say (K is scaled to the video's size)")
+    e.add_argument("--world-board", metavar="COLSxROWS:SQUARE:MARKER[:DICT]",
+                   help="video file: a ChArUco board lying still in view gives the world frame (3D in the board's "
+                        "frame), e.g. 7x5:0.03:0.022:DICT_4X4_50 (metres)")
     e.add_argument("--fov", type=float, metavar="DEG",
                    help="video file without a calibration: approximate intrinsics from this horizontal field of "
                         "view (degrees; centred principal point, no distortion; written into the output's meta)")
@@ -184,10 +187,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, spec: KeypointSpec) -> ExtractConfig:
+    from robot_irl.keypoints.worldboard import parse_board
     return ExtractConfig(detector=args.detector, refine=args.refine, corner_fit=args.corner_fit,
                          flow_max_gap=args.flow_max_gap, fb_max=args.fb_max, redetect_every=args.redetect_every,
                          redetect_scale=args.redetect_scale, want_3d=False if args.no_3d else None,
-                         plane_heights=table_heights(spec, args.table_z) if args.table_z is not None else {})
+                         plane_heights=table_heights(spec, args.table_z) if args.table_z is not None else {},
+                         world_board=parse_board(args.world_board) if args.world_board else None)
 
 
 def _summary(name: str, track) -> str:
@@ -197,7 +202,7 @@ def _summary(name: str, track) -> str:
 
 # Options that only mean something for one kind of target; given for the other, they are named.
 _FILE_ONLY = ("camera_file", "fps", "timestamps", "out", "second_video", "second_camera_file",
-              "second_timestamps")
+              "second_timestamps", "calib", "calib_size", "fov")
 _LIBRARY_ONLY = ("second_camera",)
 
 
