@@ -313,8 +313,21 @@ def _calib_file(args: argparse.Namespace, video: Path) -> tuple[CameraModel | No
 
 def _file_timestamps(video: Path, ts_file: str | None, fps: float | None) -> np.ndarray | None:
     if ts_file:
-        return np.load(ts_file)
-    if fps:
+        try:
+            ts = np.load(ts_file, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputError("timestamps file not found", file=ts_file, field="--timestamps",
+                             expected="an existing .npy with one time (s) per frame") from None
+        except (ValueError, OSError) as e:
+            raise InputError(f"cannot read timestamps ({e})", file=ts_file, field="--timestamps",
+                             expected="a .npy array (np.save) with one time (s) per frame") from None
+        if ts.ndim != 1 or ts.dtype.kind not in "iuf":
+            raise InputError(f"timestamps of shape {ts.shape} and type {ts.dtype}", file=ts_file,
+                             field="--timestamps", expected="a 1-D numeric array, one time (s) per frame")
+        return ts.astype(np.float64)
+    if fps is not None:
+        if not (np.isfinite(fps) and fps > 0):
+            raise InputError(f"--fps {fps}", field="--fps", expected="a frame rate > 0")
         from robot_irl.library.decode import packet_count
         return np.arange(packet_count(video)) / fps
     return None
