@@ -85,8 +85,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--calib-size", metavar="WxH", help="the image size --calib was made at, when the file does "
                                                        "not say (K is scaled to the video's size)")
     e.add_argument("--world-board", metavar="COLSxROWS:SQUARE:MARKER[:DICT]",
-                   help="video file: a ChArUco board lying still in view gives the world frame (3D in the board's "
-                        "frame), e.g. 7x5:0.03:0.022:DICT_4X4_50 (metres)")
+                   help="a ChArUco board lying still in view gives the world frame (a camera without a robot "
+                        "pose; 3D in the board's frame), e.g. 7x5:0.03:0.022:DICT_4X4_50 (metres)")
     e.add_argument("--fov", type=float, metavar="DEG",
                    help="video file without a calibration: approximate intrinsics from this horizontal field of "
                         "view (degrees; centred principal point, no distortion; written into the output's meta)")
