@@ -1,4 +1,5 @@
-"""Camera-to-base from a sim-recorded episode: the wrist marker over the expert's arm poses + FK."""
+"""Camera-to-base from a sim-recorded episode: the wrist marker over the expert's arm poses + FK; and, on
+the same render, the live-camera path end to end (record -> extract -> 3D -> train, no joint log)."""
 import argparse
 
 import numpy as np
