@@ -21,7 +21,7 @@ COLOURS = [(0, 0, 255), (0, 200, 0), (255, 80, 0), (0, 200, 255), (255, 0, 255),
 
 
 def keypoints_for(ep: Episode, camera: str) -> tuple[np.ndarray, np.ndarray, list[str], str,
-                                                   list[str] | None] | None:
+                                                   np.ndarray | None] | None:
     """(timestamps [T], uv [T, K, 2], names, where from, status names [T, K] or None) of the 2D
     keypoints for ``camera``, if any."""
     names = ep.keypoint_spec.names if ep.keypoint_spec is not None else []
@@ -33,7 +33,7 @@ def keypoints_for(ep: Episode, camera: str) -> tuple[np.ndarray, np.ndarray, lis
             status = d.arrays.get("status")
             labels = (np.asarray(codes, dtype=object)[status] if codes is not None and status is not None
                       else None)
-            return d.arrays["timestamps"], uv, list(d.meta.get("names") or names or range(uv.shape[1])), \
+            return d.arrays["timestamps"], uv, [str(n) for n in d.meta.get("names") or names or range(uv.shape[1])], \
                 f"derived keypoints v{d.version} (as saved, with status)", labels
     for stream in ep.streams:
         col = f"keypoints_2d_{camera}"
@@ -41,6 +41,7 @@ def keypoints_for(ep: Episode, camera: str) -> tuple[np.ndarray, np.ndarray, lis
             a = ep.arrays(stream)
             return a["timestamp"], a[col], names or [str(i) for i in range(a[col].shape[1])], \
                 f"ground truth ({stream}.{col})", None
+    return None
 
 
 def draw_keypoint(frame: np.ndarray, uv: tuple[float, float], name: str, colour: tuple[int, int, int],
