@@ -107,3 +107,21 @@ def test_preview_draws_the_saved_track_with_each_status(recorded, tmp_path):
     ring = frames[3][v - 6:v + 7, u - 6:u + 7].reshape(-1, 3).astype(int)
     assert (np.abs(ring - STATUS_COLOURS[INTERPOLATED]).sum(1) < 90).any()  # magenta ring around the filled value
     assert not (np.abs(frames[4].reshape(-1, 3).astype(int) - STATUS_COLOURS[INTERPOLATED]).sum(1) < 90).any()
+
+
+def test_demos_replay_draws_the_extracted_keypoints_as_saved(recorded, tmp_path, capsys):
+    from robot_irl.library.decode import decode
+    from robot_irl.library.replay import COLOURS
+    tmp, lib_path, eid = recorded
+    ep = Library.open(lib_path).episode(eid)
+    track = extract_and_store(ep, spec=KeypointSpec.from_dict(json.loads(spec_file(tmp / "s4r.json", 4).read_text())),
+                              progress=False)
+    capsys.readouterr()
+    assert main(["demos", "replay", eid, "--out", str(tmp_path / "r.mkv"), "--library", str(lib_path)]) == 0
+    assert "with keypoints from derived keypoints" in capsys.readouterr().out
+    frames = [f for _, f in decode(tmp_path / "r.mkv", bgr=True)]
+    assert len(frames) == ep.frame_count("cam0")
+    for t in (0, len(frames) - 1):
+        u, v = (int(round(x)) for x in track.uv[t, 0])
+        dot = frames[t][v - 2:v + 3, u - 2:u + 3].reshape(-1, 3).astype(int)
+        assert (np.abs(dot - COLOURS[0]).sum(1) < 60).sum() >= 5, t     # a filled dot at the saved pixel

@@ -118,6 +118,8 @@ def test_bad_extraction_inputs_name_file_and_field_and_write_nothing(tmp_path, c
     import json
     import re
 
+    import av
+
     from robot_irl.cli import main
     frames, _, _ = frames_of_tag("DICT_4X4_50", T=3)
     video = tmp_path / "tag.mkv"
@@ -127,6 +129,22 @@ def test_bad_extraction_inputs_name_file_and_field_and_write_nothing(tmp_path, c
     w.release()
     empty = tmp_path / "empty.mkv"
     empty.write_bytes(b"")
+    zero = tmp_path / "zero.mkv"                      # a valid container with a video stream and no frame
+    c = av.open(str(zero), "w")
+    s = c.add_stream("ffv1", rate=30)
+    s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+    c.start_encoding()
+    c.close()
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    corrupt = tmp_path / "corrupt.yml"
+    corrupt.write_text("%YAML:1.0\n---\nK: [1, 2\n")
+    far = tmp_path / "far.yml"                        # made at 1800x1000, size not stated
+    fs = cv2.FileStorage(str(far), cv2.FILE_STORAGE_WRITE)
+    fs.write("K", np.array([[900.0, 0, 900], [0, 900, 500], [0, 0, 1]]))
+    fs.release()
+    ts4 = tmp_path / "ts4.npy"
+    np.save(ts4, np.arange(4.0))
 
     def spec(name, **feat):
         (tmp_path / name).write_text(json.dumps({"keypoints": [{"name": "tag", "feature": {
@@ -143,6 +161,15 @@ def test_bad_extraction_inputs_name_file_and_field_and_write_nothing(tmp_path, c
         ([str(video), "--spec", spec("ok.json"), "--calib-size", "640x480", "--calib", str(tmp_path / "nope.yml")],
          r"nope.yml"),
         ([str(video), "--spec", str(tmp_path / "missing.json")], r"missing.json"),
+        ([str(zero), "--spec", spec("ok.json")], r"zero.mkv: field 'video'"),
+        ([str(video), "--spec", str(listed)], r"list.json: field 'keypoints'"),
+        ([str(video), "--spec", spec("ok.json"), "--calib", str(corrupt)], r"corrupt.yml: field 'calibration'"),
+        ([str(video), "--spec", spec("ok.json"), "--calib", str(far)],
+         r"far.yml: field 'image size'.*does not fit the 640x480 video.*--calib-size"),
+        ([str(video), "--spec", spec("ok.json"), "--timestamps", str(ts4)], r"tag.mkv: field 'timestamps'.*3 frames"),
+        ([str(video), "--spec", spec("ok.json"), "--timestamps", str(tmp_path / "nope.npy")],
+         r"nope.npy: field '--timestamps'.*not found"),
+        ([str(video), "--spec", spec("ok.json"), "--fps", "0"], r"field '--fps'"),
     ]
     for args, msg in cases:
         capsys.readouterr()

@@ -106,3 +106,25 @@ def load_intrinsics(path: str | Path, video_size: tuple[int, int], calib_size: t
     model = CameraModel(K=Ks, size=(W, H), dist=dist, name=name)
     return model, {"file": str(path), "calibration_size": list(size), "size_from": source,
                    "scale": [sx, sy], "frame": "camera"}
+
+
+FOV_RANGE = (20.0, 160.0)
+
+
+def approximate_intrinsics(video_size: tuple[int, int], fov_deg: float, name: str = "cam0") -> tuple[CameraModel, dict]:
+    """Rough intrinsics when no calibration exists, only on request (``extract --fov DEG``): square
+    pixels, the principal point at the image centre, no distortion, and the focal length from the
+    horizontal field of view (a phone's main camera: about 65-75 degrees). Depth is then only as
+    good as the guessed field of view (a 5 % error in focal length is 5 % of depth), so the record
+    (``approximate: true``) goes into the output's metadata."""
+    lo, hi = FOV_RANGE
+    if not (isinstance(fov_deg, (int, float)) and np.isfinite(fov_deg) and lo <= fov_deg <= hi):
+        raise InputError(f"field of view {fov_deg!r}", field="--fov",
+                         expected=f"the horizontal field of view in degrees, {lo:.0f} to {hi:.0f} "
+                                  "(a phone's main camera: about 65-75)")
+    W, H = video_size
+    f = (W / 2) / np.tan(np.radians(fov_deg) / 2)
+    K = np.array([[f, 0, (W - 1) / 2], [0, f, (H - 1) / 2], [0, 0, 1]])
+    return CameraModel(K=K, size=(W, H), dist=np.zeros(5), name=name), {
+        "approximate": True, "fov_deg": float(fov_deg), "focal_px": float(f), "frame": "camera",
+        "note": "intrinsics from a guessed field of view, not a calibration: depth scales with its error"}

@@ -3,6 +3,14 @@
 A ChArUco board mixes chessboard corners (precise saddle points) with ArUco markers (each corner
 knows its id, so partial and tilted views count). Views are taken every ``step`` frames; those
 with too few corners are skipped; ``cv2.calibrateCamera`` on the matched object/image points.
+
+A board held in a hand and filmed with a phone gives blurred frames whose corners are found but
+misplaced (a rolling shutter skews a board moved fast): the worst view is dropped while its own
+RMS reprojection error exceeds ``max(3 x`` the median view's, 0.25 px``)``, the camera calibrated
+again after each (a skewed view pulls K, so the others' errors change). What the views cover is reported:
+``coverage`` (fraction of a 6x4 grid over the image holding a detected corner; corners of the
+image seen by no view leave the distortion there a guess) and the board's largest tilt to the
+camera (views facing the camera squarely do not fix the focal length well).
 """
 from __future__ import annotations
 
@@ -37,16 +45,53 @@ class BoardSpec:
                                       aruco_dictionary(self.dictionary))
 
 
+COVERAGE_GRID = (6, 4)      # cells across x down over the image, for ``coverage``
+VIEW_OUTLIER = 3.0          # a view whose RMS is over this many times the median view's ...
+VIEW_OUTLIER_MIN_PX = 0.25  # ... and over this is dropped
+MIN_VIEWS = 5
+
+
 @dataclass
 class Calibration:
     camera: CameraModel
     rms: float            # RMS reprojection error, pixels
     views: int            # frames used
     frames: int           # frames read
+    views_rejected: int = 0       # views dropped as outliers (blurred, misplaced corners)
+    coverage: float = 0.0         # fraction of the COVERAGE_GRID cells holding a detected corner
+    max_tilt_deg: float = 0.0     # largest angle between the board's normal and the viewing axis
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.camera.to_dict(), "rms_px": self.rms, "views": self.views, "frames": self.frames,
-                "T_base_cam_known": False}
+                "views_rejected": self.views_rejected, "coverage": self.coverage,
+                "max_tilt_deg": self.max_tilt_deg, "T_base_cam_known": False}
+
+    def advice(self) -> list[str]:
+        """What to film again, if anything (empty when the views look sufficient)."""
+        out = []
+        if self.coverage < 0.5:
+            out.append(f"the board covered {self.coverage:.0%} of the image: move it into the corners and edges")
+        if self.max_tilt_deg < 20:
+            out.append(f"the board was tilted at most {self.max_tilt_deg:.0f} degrees: tilt it 30-45 degrees "
+                       "in several directions")
+        return out
+
+
+def _coverage(img_pts: list[np.ndarray], size: tuple[int, int]) -> float:
+    gx, gy = COVERAGE_GRID
+    cells = set()
+    for p in img_pts:
+        q = p.reshape(-1, 2)
+        cx = np.clip((q[:, 0] / size[0] * gx).astype(int), 0, gx - 1)
+        cy = np.clip((q[:, 1] / size[1] * gy).astype(int), 0, gy - 1)
+        cells.update(zip(cx.tolist(), cy.tolist()))
+    return len(cells) / (gx * gy)
+
+
+def _view_rms(obj: np.ndarray, img: np.ndarray, rvec: np.ndarray, tvec: np.ndarray, K: np.ndarray,
+              dist: np.ndarray) -> float:
+    proj = cv2.projectPoints(obj.reshape(-1, 3), rvec, tvec, K, dist)[0].reshape(-1, 2)
+    return float(np.sqrt(np.mean(np.sum((proj - img.reshape(-1, 2)) ** 2, axis=1))))
 
 
 def calibrate_charuco(video: str | Path | Iterable[np.ndarray], board: BoardSpec = BoardSpec(), *, step: int = 1,
@@ -83,5 +128,16 @@ def calibrate_charuco(video: str | Path | Iterable[np.ndarray], board: BoardSpec
         keep = np.linspace(0, len(obj_pts) - 1, max_views).round().astype(int)
         obj_pts, img_pts = [obj_pts[i] for i in keep], [img_pts[i] for i in keep]
     flags = cv2.CALIB_FIX_K3 if fix_k3 else 0
-    rms, K, dist, _, _ = cv2.calibrateCamera(obj_pts, img_pts, size, None, None, flags=flags)
-    return Calibration(CameraModel(K=K, size=size, dist=dist.ravel(), name=name), float(rms), len(obj_pts), n)
+    rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(obj_pts, img_pts, size, None, None, flags=flags)
+    rejected = 0
+    while len(obj_pts) > MIN_VIEWS:   # the worst view out while it is an outlier, then calibrate again
+        per_view = [_view_rms(o, p, r, t, K, dist) for o, p, r, t in zip(obj_pts, img_pts, rvecs, tvecs)]
+        worst = int(np.argmax(per_view))
+        if per_view[worst] <= max(VIEW_OUTLIER * float(np.median(per_view)), VIEW_OUTLIER_MIN_PX):
+            break
+        del obj_pts[worst], img_pts[worst]
+        rejected += 1
+        rms, K, dist, rvecs, tvecs = cv2.calibrateCamera(obj_pts, img_pts, size, None, None, flags=flags)
+    tilt = max(float(np.degrees(np.arccos(abs(cv2.Rodrigues(r)[0][2, 2])))) for r in rvecs)
+    return Calibration(CameraModel(K=K, size=size, dist=dist.ravel(), name=name), float(rms), len(obj_pts), n,
+                       views_rejected=rejected, coverage=_coverage(img_pts, size), max_tilt_deg=tilt)

@@ -84,6 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                                 "(K, D); 3D comes out in the camera frame")
     e.add_argument("--calib-size", metavar="WxH", help="the image size --calib was made at, when the file does "
                                                        "not say (K is scaled to the video's size)")
+    e.add_argument("--world-board", metavar="COLSxROWS:SQUARE:MARKER[:DICT]",
+                   help="a ChArUco board lying still in view gives the world frame (a camera without a robot "
+                        "pose; 3D in the board's frame), e.g. 7x5:0.03:0.022:DICT_4X4_50 (metres)")
+    e.add_argument("--fov", type=float, metavar="DEG",
+                   help="video file without a calibration: approximate intrinsics from this horizontal field of "
+                        "view (degrees; centred principal point, no distortion; written into the output's meta)")
     e.add_argument("--flow-max-gap", type=int, default=15, help="frames flow may carry a marker past detections")
     e.add_argument("--fb-max", type=float, default=0.7, help="flow forward-backward limit (px) per step")
     e.add_argument("--redetect-every", type=int, default=10, help="--detector flow: run the detectors every N frames")
@@ -128,11 +134,16 @@ def run_calibrate(args: argparse.Namespace) -> int:
                                 name=args.name if not episodes else args.camera)
         intrinsics = cal.camera
         record = {"method": "charuco", "source": str(args.video), "rms_px": cal.rms, "views": cal.views,
-                  "frames": cal.frames, "board": args.board, "square": args.square, "marker": args.marker,
+                  "frames": cal.frames, "views_rejected": cal.views_rejected, "coverage": cal.coverage,
+                  "max_tilt_deg": cal.max_tilt_deg, "board": args.board, "square": args.square, "marker": args.marker,
                   "dictionary": args.dict}
         print(f"calibrated from {cal.views} of {cal.frames} frames: RMS {cal.rms:.3f} px, "
               f"fx {cal.camera.K[0, 0]:.2f} fy {cal.camera.K[1, 1]:.2f} cx {cal.camera.K[0, 2]:.2f} "
               f"cy {cal.camera.K[1, 2]:.2f}")
+        print(f"views: {cal.views_rejected} dropped as outliers (blur, skew), image coverage {cal.coverage:.0%}, "
+              f"largest board tilt {cal.max_tilt_deg:.0f} deg")
+        for line in cal.advice():
+            print(f"warning: {line}", file=sys.stderr)
     extrinsics = None
     if args.hand_eye:
         from robot_irl.keypoints.handeye import hand_eye_episodes
@@ -162,8 +173,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
     out = args.out or (None if episodes else "camera.json")
     if out:
         data = result.to_dict()
-        data.update({"rms_px": record.get("rms_px"), "views": record.get("views"), "frames": record.get("frames"),
-                     "T_base_cam_known": extrinsics is not None})
+        data.update({k: record.get(k) for k in ("rms_px", "views", "frames", "views_rejected", "coverage",
+                                                 "max_tilt_deg")})
+        data["T_base_cam_known"] = extrinsics is not None
         if extrinsics is not None:
             data["extrinsics"] = extrinsics
         atomic_write_json(out, data)
@@ -175,10 +187,12 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace, spec: KeypointSpec) -> ExtractConfig:
+    from robot_irl.keypoints.worldboard import parse_board
     return ExtractConfig(detector=args.detector, refine=args.refine, corner_fit=args.corner_fit,
                          flow_max_gap=args.flow_max_gap, fb_max=args.fb_max, redetect_every=args.redetect_every,
                          redetect_scale=args.redetect_scale, want_3d=False if args.no_3d else None,
-                         plane_heights=table_heights(spec, args.table_z) if args.table_z is not None else {})
+                         plane_heights=table_heights(spec, args.table_z) if args.table_z is not None else {},
+                         world_board=parse_board(args.world_board) if args.world_board else None)
 
 
 def _summary(name: str, track) -> str:
@@ -188,7 +202,7 @@ def _summary(name: str, track) -> str:
 
 # Options that only mean something for one kind of target; given for the other, they are named.
 _FILE_ONLY = ("camera_file", "fps", "timestamps", "out", "second_video", "second_camera_file",
-              "second_timestamps")
+              "second_timestamps", "calib", "calib_size", "fov")
 _LIBRARY_ONLY = ("second_camera",)
 
 
@@ -272,11 +286,18 @@ def _camera_file(path: str | None, no_3d: bool) -> CameraModel | None:
 
 
 def _calib_file(args: argparse.Namespace, video: Path) -> tuple[CameraModel | None, dict]:
-    """Intrinsics for a video file from someone's calibration file, scaled to the video's size."""
-    from robot_irl.keypoints.calibfile import load_intrinsics
+    """Intrinsics for a video file from someone's calibration file, scaled to the video's size, or
+    approximate ones from a field of view (``--fov``)."""
+    from robot_irl.keypoints.calibfile import approximate_intrinsics, load_intrinsics
     from robot_irl.library.decode import probe
-    if args.camera_file:
-        raise InputError("both --calib and --camera-file given", field="--calib", expected="one camera source")
+    given = [f for f, v in (("--calib", args.calib), ("--fov", args.fov), ("--camera-file", args.camera_file))
+             if v is not None]
+    if len(given) > 1:
+        raise InputError(f"{' and '.join(given)} given", field=given[0], expected="one camera source")
+    if args.fov is not None:
+        info = probe(video)
+        camera, record = approximate_intrinsics((info.width, info.height), args.fov)
+        return (None if args.no_3d else camera), record
     size = None
     if args.calib_size:
         try:
@@ -292,8 +313,21 @@ def _calib_file(args: argparse.Namespace, video: Path) -> tuple[CameraModel | No
 
 def _file_timestamps(video: Path, ts_file: str | None, fps: float | None) -> np.ndarray | None:
     if ts_file:
-        return np.load(ts_file)
-    if fps:
+        try:
+            ts = np.load(ts_file, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputError("timestamps file not found", file=ts_file, field="--timestamps",
+                             expected="an existing .npy with one time (s) per frame") from None
+        except (ValueError, OSError) as e:
+            raise InputError(f"cannot read timestamps ({e})", file=ts_file, field="--timestamps",
+                             expected="a .npy array (np.save) with one time (s) per frame") from None
+        if ts.ndim != 1 or ts.dtype.kind not in "iuf":
+            raise InputError(f"timestamps of shape {ts.shape} and type {ts.dtype}", file=ts_file,
+                             field="--timestamps", expected="a 1-D numeric array, one time (s) per frame")
+        return ts.astype(np.float64)
+    if fps is not None:
+        if not (np.isfinite(fps) and fps > 0):
+            raise InputError(f"--fps {fps}", field="--fps", expected="a frame rate > 0")
         from robot_irl.library.decode import packet_count
         return np.arange(packet_count(video)) / fps
     return None
@@ -303,7 +337,11 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if not args.spec:
         raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
     spec = KeypointSpec.from_dict(_read_json(args.spec), file=args.spec)
-    camera, calib = _calib_file(args, video) if args.calib else (_camera_file(args.camera_file, args.no_3d), None)
+    if args.calib_size and not args.calib:
+        raise InputError("--calib-size without --calib", field="--calib-size",
+                         expected="--calib F with it (the size F was made at)")
+    camera, calib = (_calib_file(args, video) if args.calib or args.fov is not None
+                     else (_camera_file(args.camera_file, args.no_3d), None))
     timestamps = _file_timestamps(video, args.timestamps, args.fps)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
@@ -325,7 +363,8 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if calib is not None:
         track.meta["calibration"] = calib
         if not str(track.meta.get("xyz_frame", "")).startswith("world"):
-            track.meta["xyz_frame"] = "camera (intrinsics only, no world frame), metres"
+            track.meta["xyz_frame"] = "camera (intrinsics only, no world frame), metres" + (
+                " (approximate intrinsics from --fov)" if calib.get("approximate") else "")
     if args.preview and not args.second_video:   # what is saved, after cleaning
         from robot_irl.keypoints.video import write_track_preview
         write_track_preview(video, track, args.preview)

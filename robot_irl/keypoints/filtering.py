@@ -28,8 +28,9 @@ timestamps are all fine: nothing assumes an even frame interval):
    decision is in ``meta["cleaning"]["gaps"]``.
 4. *Smoothing.* A local quadratic fit by time over ``window`` samples per contiguous run gives
    positions and velocities (m/s for ``xyz``); a position moves at most ``shift_sigmas`` times
-   the track's own noise (robust, from fourth differences) and at most ``max_shift_px`` away from
-   its sample, so fast or irregular motion is never smoothed into a bias. Keypoints never seen stay missing.
+   the track's own measurement noise (``measurement_noise``: told apart from a random walk, so
+   a shaking camera's true motion is not taken for noise) and at most ``max_shift_px`` away
+   from its sample, so fast or irregular motion is never smoothed into a bias. Keypoints never seen stay missing.
 Samples sharing one timestamp (a repeated frame) are cleaned as one and get the same values.
 """
 from __future__ import annotations
@@ -196,30 +197,44 @@ def _gap_prediction(t: np.ndarray, x: np.ndarray, ok: np.ndarray, a: int, b: int
     return max(mismatch, bend, cfg.speed_err * speed * T), speed, vl, vr
 
 
-def noise_sigma(t: np.ndarray, x: np.ndarray) -> float:
-    """Robust per-axis noise of a track: scaled MAD of fourth differences of five consecutive
-    samples (a hand's motion, smooth over five frames, all but cancels; a frame's own noise,
-    amplified by sqrt(70), does not)."""
+def measurement_noise(x: np.ndarray) -> float:
+    """Per-axis variance ``r`` of a track's measurement noise (independent from frame to frame),
+    the track seen as a random walk ``q`` (a handheld camera's shake, whatever of a hand's motion
+    is not smooth) plus that noise. From the second differences ``d2`` of consecutive samples
+    (a constant velocity cancels): ``var d2 = 6r + 2q``
+    and their lag-1 covariance ``-4r - q``, so ``r = -cov - var/2``. Smooth acceleration adds
+    to both and only lowers ``r`` (less smoothing, never a bias); ``d2`` is centred by its median
+    and winsorised at 5 robust sigmas. NaN with fewer than 5 usable pairs."""
     ok = np.isfinite(x).all(axis=1)
-    both = ok[4:] & ok[3:-1] & ok[2:-2] & ok[1:-3] & ok[:-4]
-    d4 = np.diff(x, 4, axis=0)[both]
-    if len(d4) < 5:
+    trip = ok[2:] & ok[1:-1] & ok[:-2]
+    d2 = np.diff(x, 2, axis=0)
+    pair = trip[1:] & trip[:-1]
+    if pair.sum() < 5:
         return float("nan")
-    return float(1.4826 * np.median(np.abs(d4 - np.median(d4, axis=0))) / np.sqrt(70))
+    both = d2[trip]
+    med = np.median(both, axis=0)
+    lim = 5 * 1.4826 * np.median(np.abs(both - med), axis=0) + 1e-12
+    d2 = np.clip(np.where(trip[:, None], d2, med) - med, -lim, lim)
+    var = float(np.mean(d2[trip] ** 2))
+    cov = float(np.mean(d2[1:][pair] * d2[:-1][pair]))
+    return max(0.0, -cov - var / 2)
 
 
 def _smooth(t: np.ndarray, x: np.ndarray, window: int, deg: int, dt: float, shift_sigmas: float,
             max_shift: float) -> tuple[np.ndarray, np.ndarray]:
     """Local polynomial fit by time over ``window`` samples per contiguous run: positions and
     first derivatives; runs too short to fit keep their values (time-difference velocity). A
-    position moves at most ``shift_sigmas`` noise sigmas, and at most ``max_shift``, from its
-    sample: where the motion is too quick or irregular for the fit (a hand's jerk, a phone's
-    uneven frame times) smoothing would bias it, and it may never move a sample further from
-    the detection than the detector's own noise."""
+    position moves at most ``shift_sigmas`` sigmas of the track's measurement noise
+    (:func:`measurement_noise`), and at most ``max_shift``, from its sample: where the motion is too
+    quick or irregular for the fit (a hand's jerk, a phone's uneven frame times, a shaking
+    camera) smoothing would bias it, and it may never move a sample further from the detection
+    than the detector's own noise. (Capped by a noise estimate that counted a shaking camera's
+    random walk as noise, the fit smoothed away the camera's true motion: jitter at rest against
+    truth 0.45-0.6x the raw detector's, against 0.24-0.26x unsmoothed; dev seeds 0-2.)"""
     pos, vel = x.copy(), np.full_like(x, np.nan)
     h = window // 2
-    sigma = noise_sigma(t, x)
-    cap = min(shift_sigmas * sigma, max_shift) if np.isfinite(sigma) else 0.0
+    r = measurement_noise(x)
+    cap = min(shift_sigmas * np.sqrt(r), max_shift) if np.isfinite(r) else 0.0
     for a, b in _runs(np.isfinite(x).all(axis=1)):
         n = b - a
         if n > deg + 1:

@@ -25,6 +25,7 @@ from robot_irl.keypoints import dictionary as auto_dictionary
 from robot_irl.keypoints.detectors import (ArucoDetector, BlobDetector, Detection, Detector,
                                            MarkerTemplate, align_template, aruco_dictionary, quad_centre,
                                            refine_edges, refine_template)
+from robot_irl.keypoints.calibrate import BoardSpec
 from robot_irl.keypoints.flow import FlowBridge
 from robot_irl.keypoints.geometry import (SquarePoseSolver, marker_T_link, marker_corners_link, ray_plane,
                                           rigid_pose, transform, undistort_points)
@@ -56,6 +57,8 @@ class ExtractConfig:
     ``want_3d``: None = 3D when a camera is given; True = 3D required (error without a camera).
     ``plane_heights``: keypoint name → z (base frame, m) of the horizontal plane its centre moves
     in, for blob keypoints with no marker on their body (see :func:`table_heights`).
+    ``world_board``: a ChArUco board lying still in view gives the world frame (camera without a
+    robot pose; see :mod:`robot_irl.keypoints.worldboard`); 3D comes out in the board's frame.
     """
 
     detector: str = "auto"
@@ -69,6 +72,7 @@ class ExtractConfig:
     roi_search: bool = True
     want_3d: bool | None = None
     plane_heights: dict[str, float] = field(default_factory=dict)
+    world_board: BoardSpec | None = None
 
     def __post_init__(self) -> None:
         if self.detector not in MODES:
@@ -109,7 +113,8 @@ def build_detectors(spec: KeypointSpec, mode: str, refine: str = "subpix", roi: 
 class _Lifter:
     """Per-frame 3D: rigid-body poses from markers, then plane intersection for the rest."""
 
-    def __init__(self, spec: KeypointSpec, camera: CameraModel, plane_heights: dict[str, float]) -> None:
+    def __init__(self, spec: KeypointSpec, camera: CameraModel, plane_heights: dict[str, float],
+                 world_board: BoardSpec | None = None) -> None:
         for k in spec:
             if isinstance(k.feature, Marker) and k.feature.size is None:
                 raise InputError(f"3D asked for, but the size of keypoint '{k.name}''s marker is not given",
@@ -121,6 +126,17 @@ class _Lifter:
         refs = [(k.body, k.link) for k in spec if k.body == WORLD_BODY and isinstance(k.feature, Marker)]
         self.world_key = refs[0] if refs and np.allclose(camera.T_base_cam, np.eye(4)) else None
         self.world_missing = self.world_rejected = 0
+        self.board = None
+        if world_board is not None:
+            if not np.allclose(camera.T_base_cam, np.eye(4)):
+                raise InputError("a world board given for a camera that has a robot pose", field="world_board",
+                                 expected="a board only for a camera without T_base_cam (3D is then in the board's "
+                                          "frame), or no board")
+            if refs:
+                raise InputError(f"two world frames: a board and the marker(s) on body '{WORLD_BODY}'",
+                                 field="world_board", expected="one of them")
+            from robot_irl.keypoints.worldboard import BoardWorld
+            self.board = BoardWorld(world_board, camera)
         self.solver = SquarePoseSolver()
         self.groups: dict[tuple[str, str], list[int]] = {}
         for i, k in enumerate(spec):
@@ -134,8 +150,10 @@ class _Lifter:
             raise UnknownNameError("keypoint", sorted(unknown)[0], spec.names)
         self.planes = plane_heights
 
-    def lift(self, obs: dict[str, tuple[int, Detection]]) -> dict[str, tuple[np.ndarray, int, float]]:
-        """3D base-frame positions (with the status and confidence they inherit) for this frame."""
+    def lift(self, obs: dict[str, tuple[int, Detection]], gray: np.ndarray | None = None
+             ) -> dict[str, tuple[np.ndarray, int, float]]:
+        """3D base-frame positions (with the status and confidence they inherit) for this frame
+        (``gray``: the frame, for a world board)."""
         cam = self.camera
         out: dict[str, tuple[np.ndarray, int, float]] = {}
         world: tuple[np.ndarray, float] | None = None
@@ -178,6 +196,10 @@ class _Lifter:
                 out[k.name] = (xyz, status, conf)
         if self.world_key is not None:
             return self._to_world(out, world)
+        if self.board is not None:
+            pose = self.board.pose(gray)
+            return {} if pose is None else {n: (transform(np.linalg.inv(pose.T_cam_board), xyz), s, c)
+                                            for n, (xyz, s, c) in out.items()}
         for name, z in self.planes.items():
             if name in out or name not in obs:
                 continue
@@ -274,6 +296,9 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
     if want_3d and camera is None:
         raise InputError("3D positions need a calibrated camera", field="camera",
                          expected="intrinsics K, dist (robot-irl calibrate) and T_base_cam, or want_3d=False")
+    if cfg.world_board is not None and not want_3d:
+        raise InputError("a world board needs 3D and intrinsics", field="world_board",
+                         expected="a camera model (extract --calib F or --fov DEG), not --no-3d")
     src = FrameSource(video, rgb=rgb)
     frames = src.frames()
     dictionary_scan: dict = {}
@@ -301,7 +326,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
     bridge = FlowBridge(max_gap=cfg.flow_max_gap + (cfg.redetect_every if cfg.detector == "flow" else 0),
                         fb_max=cfg.fb_max) if use_flow else None
     covered = tuple(n for d in detectors for n in d.keypoints)
-    lifter = _Lifter(spec, camera, cfg.plane_heights) if want_3d else None
+    lifter = _Lifter(spec, camera, cfg.plane_heights, cfg.world_board) if want_3d else None
     names = spec.names
     index = {n: i for i, n in enumerate(names)}
     n_alloc = len(timestamps) if timestamps is not None else (src.n_frames or 256)
@@ -350,7 +375,7 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
                 track.uv[t, k], track.confidence[t, k] = d.uv, d.confidence
                 track.status[t, k], track.source[t, k] = status, d.source
             if lifter is not None:
-                for name, (xyz, status, conf) in lifter.lift(obs).items():
+                for name, (xyz, status, conf) in lifter.lift(obs, frame.gray).items():
                     k = index[name]
                     track.xyz[t, k] = xyz
                     if name not in obs:  # seen only through its rigid body: pixel from the pose
@@ -398,6 +423,10 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
     if lifter is not None and lifter.world_key is not None:
         track.meta.update(xyz_frame=f"world: the frame of the reference marker on body '{WORLD_BODY}', metres",
                           world_frames_missing=lifter.world_missing, world_frames_rejected=lifter.world_rejected)
+    if lifter is not None and lifter.board is not None:
+        track.meta.update(xyz_frame="world: the ChArUco board's frame (origin its top-left outer corner, x along "
+                                    "its columns, y along its rows, z into the board), metres",
+                          world_frames_missing=lifter.board.missing, world_frames_rejected=lifter.board.rejected)
     return track
 
 

@@ -9,6 +9,7 @@ them without any double-backward through FK.
 from __future__ import annotations
 
 import contextlib
+import math
 import io
 from pathlib import Path
 from typing import Any
@@ -136,13 +137,38 @@ class KinematicDynamics(KeypointDynamics):
         return Rollout(Q, self.keypoints(Q))
 
     def inverse_kinematics(self, x: torch.Tensor, q_init: torch.Tensor | None = None, *, iters: int = 100,
-                           damping: float = 1e-6) -> torch.Tensor:
+                           damping: float = 1e-6, restarts: int = 8, tol: float = 1e-3) -> torch.Tensor:
         """Joint states ``[B, n]`` whose keypoints best match ``x [B, K, 3]`` (damped least squares),
-        e.g. to start the learner from demos that recorded keypoints but no joint state."""
+        e.g. to start the learner from demos that recorded keypoints but no joint state. Without
+        ``q_init`` it starts at the middle of the joint ranges; a demo whose keypoints are then
+        still farther than ``tol`` (m) off is solved again from ``restarts`` seeded random starts
+        within the limits and keeps its best: keypoints extracted from video are not exactly
+        consistent with the model (a 1 mm difference in the distance of two keypoints on one
+        link), and from the middle start such a target led to a local minimum 15 cm off."""
         B = x.shape[0]
         finite = torch.isfinite(self.lower) & torch.isfinite(self.upper)
         mid = torch.where(finite, (self.lower + self.upper) / 2, torch.zeros_like(self.lower))
-        q = (q_init if q_init is not None else mid).expand(B, -1).clone()
+        q = self._dls(x, (q_init if q_init is not None else mid).expand(B, -1).clone(), iters, damping)
+        if q_init is not None or restarts <= 0:
+            return q
+        err = self._ik_error(x, q)
+        lo = torch.where(finite, self.lower, torch.full_like(self.lower, -math.pi))
+        hi = torch.where(finite, self.upper, torch.full_like(self.upper, math.pi))
+        gen = torch.Generator().manual_seed(0)
+        for _ in range(restarts):
+            bad = err > tol
+            if not bad.any():
+                break
+            start = lo + (hi - lo) * torch.rand(int(bad.sum()), self.n_joints, generator=gen, dtype=self.dtype)
+            q_new = self._dls(x[bad], start, iters, damping)
+            e_new = self._ik_error(x[bad], q_new)
+            better = e_new < err[bad]
+            idx = torch.nonzero(bad).squeeze(-1)[better]
+            q[idx], err[idx] = q_new[better], e_new[better]
+        return q
+
+    def _dls(self, x: torch.Tensor, q: torch.Tensor, iters: int, damping: float) -> torch.Tensor:
+        B = x.shape[0]
         with torch.no_grad():
             for _ in range(iters):
                 xk, J = self.keypoints(q, jacobian=True)
@@ -150,6 +176,12 @@ class KinematicDynamics(KeypointDynamics):
                 A = J.transpose(-1, -2) @ J + damping * torch.eye(self.n_joints, dtype=self.dtype)
                 q = self.step(q, torch.linalg.solve(A, J.transpose(-1, -2) @ r).squeeze(-1))
         return q
+
+    def _ik_error(self, x: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        """Largest keypoint distance per demo (NaN keypoints ignored)."""
+        with torch.no_grad():
+            d = torch.linalg.norm(self.keypoints(q) - x, dim=-1)
+        return torch.nan_to_num(d, nan=0.0).amax(-1)
 
     def to_config(self) -> dict[str, Any]:
         return {"type": self.kind, "urdf": str(self.urdf), "keypoint_frames": [f.to_dict() for f in self.frames],
