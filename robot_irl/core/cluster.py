@@ -30,6 +30,7 @@ T = TypeVar("T")
 
 LOCAL = "local"                   # `--ray` without an address: a local runtime sized to this machine
 TASK_RETRIES = 3                  # a task whose worker process dies is run again up to this often
+LOCAL_START_ATTEMPTS = 2
 
 
 def usage_stats_off() -> None:
@@ -61,14 +62,15 @@ class RayCluster:
         """``address`` None or "local": a local runtime with ``num_cpus`` (default: every core);
         else join the cluster there (``ray.init(address=...)``; "auto" finds a local ``ray start``)."""
         usage_stats_off()
+        local = address in (None, "", LOCAL)
+        if local:   # token auth on, as Ray's default for a new local runtime, without its warning each time
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray = _import_ray()
         out = stream or sys.stderr
         if ray.is_initialized():
             ray.shutdown()
-        local = address in (None, "", LOCAL)
         if local:
-            ctx = ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                           log_to_driver=True, logging_level="warning", configure_logging=True)
+            ctx = _init_local(ray, num_cpus or os.cpu_count() or 1, out)
         else:
             if num_cpus is not None:
                 raise InputError("a cluster's size is set where it is started", field="num_cpus",
@@ -149,6 +151,22 @@ class RayCluster:
         finally:
             bar.close()
         return report
+
+
+def _init_local(ray, num_cpus: int, out: TextIO):
+    """``ray.init`` of a local runtime, once more if it timed out starting: Ray gives its raylet a
+    fixed 30 s, which a machine busy with other work can exceed (the second start finds the files
+    the first one compiled and cached)."""
+    attempt = 1
+    while True:
+        try:
+            return ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="warning")
+        except Exception as e:   # Ray raises a bare Exception for this one
+            if "timed out during startup" not in str(e) or attempt >= LOCAL_START_ATTEMPTS:
+                raise
+            print("the local Ray runtime was slow to start (a busy machine); starting it again", file=out)
+            ray.shutdown()
+            attempt += 1
 
 
 def _result(ray, ref) -> Any:

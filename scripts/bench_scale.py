@@ -1,0 +1,147 @@
+"""Benchmark `--ray` against the serial path on this machine: sim recording and keypoint
+extraction, serial vs Ray with 2 workers vs Ray with 1 worker, same seeds, results checked equal.
+
+Work that runs on one core per item scales with workers; the engine's own cost shows in the
+1-worker run (one task in flight at a time on the same runtime). Ray's start-up is measured apart
+(it is paid once per command, not per item). Every run is warmed first (imports, the sim scene),
+serial and Ray alike, so the figures are the steady per-item cost a long batch sees.
+Per-unit costs (CPU-seconds per rendered frame, per extracted frame) feed notes/scale.md.
+
+    nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16
+    .venv/bin/python scripts/bench_scale.py --record 4 --extract 8  # quicker
+
+Last line: one JSON object (speedup_record, speedup_extract, overhead_1worker, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from robot_irl.cli import build_parser
+from robot_irl.core.cluster import RayCluster
+from robot_irl.keypoints.cli import extract_task
+from robot_irl.keypoints.episodes import store
+from robot_irl.library import Library
+from robot_irl.record.sim_batch import SimPlan, release_env, stage_sim_episode
+
+PLAN = SimPlan(env_id="robot_irl/Place-v0", render_size=(320, 240))
+
+
+def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: int | None) -> float:
+    """Seconds to record ``seeds`` into ``lib`` (serial when ``cluster`` is None)."""
+    run_dir = lib.staging_dir / "bench"
+    run_dir.mkdir(exist_ok=True)
+    t = time.perf_counter()
+    if cluster is None:   # record_sim_batch's serial loop, keeping this process's warm env between runs
+        for s in seeds:
+            lib.commit_staged(run_dir / stage_sim_episode(str(lib.path), str(run_dir), PLAN, s))
+    else:
+        report = cluster.map(stage_sim_episode, seeds, key=str, args=lambda s: (str(lib.path), str(run_dir), PLAN, s),
+                             commit=lambda k, eid: lib.commit_staged(run_dir / eid), progress=False,
+                             max_in_flight=in_flight)
+        assert not report.failed, report.summary()
+    return time.perf_counter() - t
+
+
+def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) -> tuple[float, dict]:
+    """Seconds to extract and store ``episodes``; the stored keypoints by episode id."""
+    args = build_parser().parse_args(["extract", "x", "--quiet"])
+    by_id = {ep.id: ep for ep in episodes}
+    got = {}
+
+    def commit(eid: str, result: tuple) -> None:
+        raw, cleaned, _ = result
+        store(by_id[eid], raw, cleaned, "cam0")
+        got[eid] = cleaned.xyz
+
+    t = time.perf_counter()
+    if cluster is None:
+        for ep in episodes:
+            commit(ep.id, extract_task(str(ep.path), args, None, None, False))
+    else:
+        report = cluster.map(extract_task, episodes, key=lambda ep: ep.id,
+                             args=lambda ep: (str(ep.path), args, None, None, False), commit=commit,
+                             progress=False, max_in_flight=in_flight)
+        assert not report.failed, report.summary()
+    return time.perf_counter() - t, got
+
+
+def _same_episodes(a: Library, b: Library) -> bool:
+    sa, sb = ({ep.meta["seed"]: ep for ep in lib.select()} for lib in (a, b))
+    if sorted(sa) != sorted(sb):
+        return False
+    for s in sa:
+        x, y = sa[s].arrays("state"), sb[s].arrays("state")
+        if not all(np.array_equal(x[k], y[k], equal_nan=True) for k in x):
+            return False
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--record", type=int, default=8, help="sim episodes to record (default 8)")
+    ap.add_argument("--extract", type=int, default=16, help="episodes to extract (default 16)")
+    ap.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    a = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    res: dict = {"cores": os.cpu_count(), "workers": a.workers, "load_avg_start": round(os.getloadavg()[0], 2)}
+    try:
+        libs = {m: Library.open(root / m, create=True) for m in ("serial", "ray", "ray1", "warm")}
+        # warm the serial path (imports, scene) on seeds the timed runs do not use
+        _record(libs["warm"], range(1000, 1001), None, None)
+        seeds = range(a.record)
+        t_serial = _record(libs["serial"], seeds, None, None)
+        release_env()
+        frames = sum(ep.frame_count("cam0") for ep in libs["serial"].select())
+        t = time.perf_counter()
+        cluster = RayCluster.start(num_cpus=a.workers)
+        res["ray_start_s"] = round(time.perf_counter() - t, 2)
+        try:
+            _record(libs["warm"], range(1001, 1001 + 2 * a.workers), cluster, None)   # every worker warm
+            t_ray = _record(libs["ray"], seeds, cluster, None)
+            t_ray1 = _record(libs["ray1"], seeds, cluster, 1)
+            same_rec = _same_episodes(libs["serial"], libs["ray"]) and _same_episodes(libs["serial"], libs["ray1"])
+            print(f"record {a.record} episodes ({frames} frames): serial {t_serial:.2f} s, Ray x{a.workers} "
+                  f"{t_ray:.2f} s, Ray x1 {t_ray1:.2f} s, identical {same_rec}")
+            # extraction over the recorded episodes (repeated to --extract episodes)
+            pool = libs["serial"].select() + libs["ray"].select() + libs["ray1"].select() + libs["warm"].select()
+            episodes = pool[:a.extract]
+            ext_frames = sum(ep.frame_count("cam0") for ep in episodes)
+            _extract(episodes[:1], None, None)
+            _extract(episodes[:2 * a.workers], cluster, None)
+            e_serial, got_serial = _extract(episodes, None, None)
+            e_ray, got_ray = _extract(episodes, cluster, None)
+            e_ray1, got_ray1 = _extract(episodes, cluster, 1)
+            same_ext = all(np.array_equal(got_serial[k], got[k], equal_nan=True)
+                           for got in (got_ray, got_ray1) for k in got_serial)
+            print(f"extract {len(episodes)} episodes ({ext_frames} frames): serial {e_serial:.2f} s, "
+                  f"Ray x{a.workers} {e_ray:.2f} s, Ray x1 {e_ray1:.2f} s, identical {same_ext}")
+        finally:
+            cluster.close()
+        res.update({
+            "record_episodes": a.record, "record_frames": frames,
+            "record_serial_s": round(t_serial, 2), "record_ray_s": round(t_ray, 2), "record_ray1_s": round(t_ray1, 2),
+            "speedup_record": round(t_serial / t_ray, 3), "overhead_1worker_record": round(t_ray1 / t_serial, 3),
+            "cpu_s_per_rendered_frame": round(t_serial / frames, 4), "identical_record": same_rec,
+            "extract_episodes": len(episodes), "extract_frames": ext_frames,
+            "extract_serial_s": round(e_serial, 2), "extract_ray_s": round(e_ray, 2),
+            "extract_ray1_s": round(e_ray1, 2), "speedup_extract": round(e_serial / e_ray, 3),
+            "overhead_1worker_extract": round(e_ray1 / e_serial, 3),
+            "cpu_s_per_extracted_frame": round(e_serial / ext_frames, 4), "identical_extract": same_ext,
+        })
+        res["overhead_1worker"] = max(res["overhead_1worker_record"], res["overhead_1worker_extract"])
+        res["load_avg_end"] = round(os.getloadavg()[0], 2)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
