@@ -34,6 +34,16 @@ from robot_irl.record.sim_batch import SimPlan, release_env, stage_sim_episode
 PLAN = SimPlan(env_id="robot_irl/Place-v0", render_size=(320, 240))
 
 
+COMMIT_S: list[float] = []   # the driver's time per commit (the single writer's cost per episode)
+
+
+def _timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    COMMIT_S.append(time.perf_counter() - t)
+    return out
+
+
 def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: int | None) -> float:
     """Seconds to record ``seeds`` into ``lib`` (serial when ``cluster`` is None)."""
     run_dir = lib.staging_dir / "bench"
@@ -41,10 +51,10 @@ def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: i
     t = time.perf_counter()
     if cluster is None:   # record_sim_batch's serial loop, keeping this process's warm env between runs
         for s in seeds:
-            lib.commit_staged(run_dir / stage_sim_episode(str(lib.path), str(run_dir), PLAN, s))
+            _timed(lib.commit_staged, run_dir / stage_sim_episode(str(lib.path), str(run_dir), PLAN, s))
     else:
         report = cluster.map(stage_sim_episode, seeds, key=str, args=lambda s: (str(lib.path), str(run_dir), PLAN, s),
-                             commit=lambda k, eid: lib.commit_staged(run_dir / eid), progress=False,
+                             commit=lambda k, eid: _timed(lib.commit_staged, run_dir / eid), progress=False,
                              max_in_flight=in_flight)
         assert not report.failed, report.summary()
     return time.perf_counter() - t
@@ -58,7 +68,7 @@ def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) 
 
     def commit(eid: str, result: tuple) -> None:
         raw, cleaned, _ = result
-        store(by_id[eid], raw, cleaned, "cam0")
+        _timed(store, by_id[eid], raw, cleaned, "cam0")
         got[eid] = cleaned.xyz
 
     t = time.perf_counter()
@@ -105,8 +115,11 @@ def main() -> None:
         res["ray_start_s"] = round(time.perf_counter() - t, 2)
         try:
             _record(libs["warm"], range(1001, 1001 + 2 * a.workers), cluster, None)   # every worker warm
+            COMMIT_S.clear()
             t_ray = _record(libs["ray"], seeds, cluster, None)
             t_ray1 = _record(libs["ray1"], seeds, cluster, 1)
+            commit_record_ms = 1000 * float(np.median(COMMIT_S))
+            COMMIT_S.clear()
             same_rec = _same_episodes(libs["serial"], libs["ray"]) and _same_episodes(libs["serial"], libs["ray1"])
             print(f"record {a.record} episodes ({frames} frames): serial {t_serial:.2f} s, Ray x{a.workers} "
                   f"{t_ray:.2f} s, Ray x1 {t_ray1:.2f} s, identical {same_rec}")
@@ -116,9 +129,11 @@ def main() -> None:
             ext_frames = sum(ep.frame_count("cam0") for ep in episodes)
             _extract(episodes[:1], None, None)
             _extract(episodes[:2 * a.workers], cluster, None)
+            COMMIT_S.clear()
             e_serial, got_serial = _extract(episodes, None, None)
             e_ray, got_ray = _extract(episodes, cluster, None)
             e_ray1, got_ray1 = _extract(episodes, cluster, 1)
+            commit_extract_ms = 1000 * float(np.median(COMMIT_S))
             same_ext = all(np.array_equal(got_serial[k], got[k], equal_nan=True)
                            for got in (got_ray, got_ray1) for k in got_serial)
             print(f"extract {len(episodes)} episodes ({ext_frames} frames): serial {e_serial:.2f} s, "
@@ -135,6 +150,7 @@ def main() -> None:
             "extract_ray1_s": round(e_ray1, 2), "speedup_extract": round(e_serial / e_ray, 3),
             "overhead_1worker_extract": round(e_ray1 / e_serial, 3),
             "cpu_s_per_extracted_frame": round(e_serial / ext_frames, 4), "identical_extract": same_ext,
+            "driver_commit_ms_record": round(commit_record_ms, 2), "driver_commit_ms_extract": round(commit_extract_ms, 2),
         })
         res["overhead_1worker"] = max(res["overhead_1worker_record"], res["overhead_1worker_extract"])
         res["load_avg_end"] = round(os.getloadavg()[0], 2)
