@@ -1,5 +1,8 @@
 """Benchmark `--ray` against the serial path on this machine: sim recording and keypoint
-extraction, serial vs Ray with 2 workers vs Ray with 1 worker, same seeds, results checked equal.
+extraction, serial vs Ray with 2 workers vs Ray with 1 worker, same seeds, results checked equal;
+and embedding frames with the library CLIP (torch, which already uses both cores serially):
+serial at default threads and on 1 thread vs Ray tasks on 1 thread each. The embedding workload
+runs the encoder through ``RayCluster.map`` here; no command embeds with `--ray` yet.
 
 Work that runs on one core per item scales with workers; the engine's own cost shows in the
 1-worker run (one task in flight at a time on the same runtime). Ray's start-up is measured apart
@@ -10,7 +13,8 @@ Per-unit costs (CPU-seconds per rendered frame, per extracted frame) feed notes/
     nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16
     .venv/bin/python scripts/bench_scale.py --record 4 --extract 8  # quicker
 
-Last line: one JSON object (speedup_record, speedup_extract, overhead_1worker, ...).
+Last line: one JSON object (speedup_record, speedup_extract, speedup_embed, efficiency_embed,
+overhead_1worker (the worst of the three), ...). No sweep figure: `train --sweep` is not built.
 """
 from __future__ import annotations
 
@@ -32,6 +36,8 @@ from robot_irl.library import Library
 from robot_irl.record.sim_batch import SimPlan, release_env, stage_sim_episode
 
 PLAN = SimPlan(env_id="robot_irl/Place-v0", render_size=(320, 240))
+EMBED_MODEL = "robot-irl-clip-64"   # the library's own CLIP (notes/retrieval.md)
+EMBED_CHUNK = 250                   # frames per Ray task (and per serial batch: the same batches)
 
 
 COMMIT_S: list[float] = []   # the driver's time per commit (the single writer's cost per episode)
@@ -83,6 +89,36 @@ def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) 
     return time.perf_counter() - t, got
 
 
+_ENCODER: dict = {}
+
+
+def embed_chunk(frames: np.ndarray, threads: int) -> np.ndarray:
+    """The library CLIP's image embeddings of ``frames`` on ``threads`` torch threads (the encoder
+    is built once per process; random init: speed does not depend on the weights)."""
+    import torch
+
+    from robot_irl.retrieval.encoders import load_encoder
+    torch.set_num_threads(threads)
+    if "enc" not in _ENCODER:
+        _ENCODER["enc"] = load_encoder(EMBED_MODEL, seed=0)
+    with torch.inference_mode():
+        return _ENCODER["enc"].encode_images(frames, batch_size=EMBED_CHUNK)
+
+
+def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flight: int | None) -> tuple[float, np.ndarray]:
+    chunks = [frames[i:i + EMBED_CHUNK] for i in range(0, len(frames), EMBED_CHUNK)]
+    t = time.perf_counter()
+    if cluster is None:
+        out = [embed_chunk(c, threads) for c in chunks]
+    else:
+        refs = {str(i): c for i, c in enumerate(chunks)}
+        report = cluster.map(embed_chunk, list(refs), key=str, args=lambda k: (refs[k], 1), progress=False,
+                             max_in_flight=in_flight)
+        assert not report.failed, report.summary()
+        out = [report.done[str(i)] for i in range(len(chunks))]
+    return time.perf_counter() - t, np.concatenate(out)
+
+
 def _same_episodes(a: Library, b: Library) -> bool:
     sa, sb = ({ep.meta["seed"]: ep for ep in lib.select()} for lib in (a, b))
     if sorted(sa) != sorted(sb):
@@ -98,6 +134,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--record", type=int, default=8, help="sim episodes to record (default 8)")
     ap.add_argument("--extract", type=int, default=16, help="episodes to extract (default 16)")
+    ap.add_argument("--embed", type=int, default=5000, help="frames to embed (default 5000)")
     ap.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
     a = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
@@ -138,6 +175,21 @@ def main() -> None:
                            for got in (got_ray, got_ray1) for k in got_serial)
             print(f"extract {len(episodes)} episodes ({ext_frames} frames): serial {e_serial:.2f} s, "
                   f"Ray x{a.workers} {e_ray:.2f} s, Ray x1 {e_ray1:.2f} s, identical {same_ext}")
+            # embedding N frames with torch: serial at default threads, serial on 1 thread, Ray tasks on 1 thread each
+            import torch
+            default_threads = torch.get_num_threads()
+            frames = np.random.default_rng(0).integers(0, 256, (a.embed, 96, 96, 3), dtype=np.uint8)
+            embed_chunk(frames[:EMBED_CHUNK], default_threads)
+            _embed(frames[:2 * a.workers * EMBED_CHUNK], cluster, 1, None)
+            m_serial, emb_serial = _embed(frames, None, default_threads, None)
+            m_serial1, emb_serial1 = _embed(frames, None, 1, None)
+            torch.set_num_threads(default_threads)
+            m_ray, emb_ray = _embed(frames, cluster, 1, None)
+            m_ray1, _ = _embed(frames, cluster, 1, 1)
+            emb_diff = float(max(np.abs(emb_ray - emb_serial1).max(), np.abs(emb_ray - emb_serial).max()))
+            print(f"embed {a.embed} frames ({EMBED_MODEL}): serial {m_serial:.2f} s ({default_threads} threads), "
+                  f"serial 1 thread {m_serial1:.2f} s, Ray x{a.workers} {m_ray:.2f} s, Ray x1 {m_ray1:.2f} s; "
+                  f"max |diff| {emb_diff:.2g}, Ray = serial 1-thread exactly: {np.array_equal(emb_ray, emb_serial1)}")
         finally:
             cluster.close()
         res.update({
@@ -152,7 +204,17 @@ def main() -> None:
             "cpu_s_per_extracted_frame": round(e_serial / ext_frames, 4), "identical_extract": same_ext,
             "driver_commit_ms_record": round(commit_record_ms, 2), "driver_commit_ms_extract": round(commit_extract_ms, 2),
         })
-        res["overhead_1worker"] = max(res["overhead_1worker_record"], res["overhead_1worker_extract"])
+        res.update({
+            "embed_frames": a.embed, "embed_threads_default": default_threads, "embed_serial_s": round(m_serial, 2),
+            "embed_serial_1thread_s": round(m_serial1, 2), "embed_ray_s": round(m_ray, 2),
+            "embed_ray1_s": round(m_ray1, 2), "speedup_embed": round(m_serial / m_ray, 3),
+            "efficiency_embed": round(m_serial1 / (a.workers * m_ray), 3),
+            "overhead_1worker_embed": round(m_ray1 / m_serial1, 3),
+            "cpu_s_per_embedded_image": round(m_serial1 / a.embed, 5), "embed_max_abs_diff": emb_diff,
+            "identical_embed": bool(np.array_equal(emb_ray, emb_serial1)),
+        })
+        res["overhead_1worker"] = max(res["overhead_1worker_record"], res["overhead_1worker_extract"],
+                                      res["overhead_1worker_embed"])
         res["load_avg_end"] = round(os.getloadavg()[0], 2)
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -72,7 +72,7 @@ def _ours(temp_dir: str) -> set[int]:
 
 def _stop(temp_dir: str) -> None:
     """Stop exactly this cluster's processes (never `ray stop`, which stops every Ray on the machine)."""
-    for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+    for sig, wait in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 2.0)):
         pids = _ours(temp_dir)
         for pid in pids:
             try:
@@ -96,6 +96,7 @@ class Cluster:
     address: str
     temp_dir: str
     env: dict[str, str]          # the environment a driver needs (token auth with this cluster's token)
+    serial: Library              # 9 sim episodes recorded by the serial path
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """``robot-irl ARGS --ray ADDRESS`` as its own process: a driver like a user's."""
@@ -104,8 +105,9 @@ class Cluster:
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """A two-node cluster on 127.0.0.1 with token authentication (its own token)."""
+def cluster(tmp_path_factory):
+    """A two-node cluster on 127.0.0.1 with token authentication (its own token), and the serial
+    path's library (recorded while the nodes start)."""
     temp_dir = tempfile.mkdtemp(prefix="rirl-ray-", dir="/tmp")   # short: Ray's socket paths must fit
     token = Path(temp_dir) / "auth_token"
     token.write_text(secrets.token_hex(32))
@@ -124,18 +126,30 @@ def cluster():
               f"--dashboard-agent-listen-port={agent2}", f"--dashboard-agent-grpc-port={grpc2}",
               f"--runtime-env-agent-port={rte2}", f"--metrics-export-port={metrics2}",
               f"--node-manager-port={nm2}", f"--object-manager-port={om2}", *common]
-    try:
+    started: list[subprocess.CompletedProcess] = []
+
+    def start() -> None:
         for cmd in (head, second):
-            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
+            started.append(subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150))
+            if started[-1].returncode != 0:
+                return
+
+    booting = threading.Thread(target=start)   # the nodes boot while the serial library is recorded
+    try:
+        booting.start()
+        serial = _serial_library(tmp_path_factory)
+        booting.join()
+        for done in started:
             assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        yield Cluster(f"127.0.0.1:{gcs}", temp_dir, env)
+        assert len(started) == 2
+        yield Cluster(f"127.0.0.1:{gcs}", temp_dir, env, serial)
     finally:
+        booting.join()
         _stop(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def serial_lib(tmp_path_factory) -> Library:
+def _serial_library(tmp_path_factory) -> Library:
     """9 sim episodes recorded in this process (the serial path)."""
     lib = Library.open(tmp_path_factory.mktemp("ray") / "serial", create=True)
     report = record_sim_batch(lib, PLAN, SERIAL_SEEDS, progress=False)
@@ -167,23 +181,22 @@ def test_without_ray_nothing_imports_ray():
     assert out.strip().splitlines()[-1] == "False"
 
 
-def test_sim_recording_on_two_nodes_equals_serial(cluster, serial_lib, tmp_path):
+def test_sim_recording_on_two_nodes_equals_serial(cluster, tmp_path):
     path = tmp_path / "ray"
     done = cluster.cli("record", "--source", "sim", "--library", str(path), "--episodes", "6", "--seed", "0")
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"Ray cluster at {cluster.address}: 3 CPU(s)" in done.stderr
     assert "recorded 6 of 6" in done.stderr
-    lib, serial = Library.open(path), _by_seed(serial_lib)
+    lib, serial = Library.open(path), _by_seed(cluster.serial)
     got = _by_seed(lib)
     assert sorted(got) == list(range(6)) and len(lib.ids()) == 6
     for seed, ep in got.items():
         _assert_same_episode(ep, serial[seed])
     run_dirs = list(lib.staging_dir.glob(".record-*"))
     assert [p.name for p in run_dirs[0].iterdir()] == ["seeds.json"]   # nothing left staged
-    # --resume: every seed is committed, nothing is recorded again
-    done = cluster.cli("record", "--source", "sim", "--library", str(path), "--episodes", "6", "--seed", "0",
-                       "--resume")
-    assert done.returncode == 0 and "6 of 6 seed(s) already committed" in done.stderr, done.stderr[-3000:]
+    # --resume (here, without the cluster): every seed is committed, nothing is recorded again
+    report = record_sim_batch(lib, PLAN, range(6), resume=True, progress=False)
+    assert report.done == {} and not report.failed
     assert len(Library.open(path).ids()) == 6
 
 
@@ -203,11 +216,11 @@ def _kill_one_task_worker(temp_dir: str, name: str, killed: list[int], stop: thr
         time.sleep(0.05)
 
 
-def test_extraction_on_two_nodes_survives_a_killed_worker_and_equals_serial(cluster, serial_lib, tmp_path, capsys):
+def test_extraction_on_two_nodes_survives_a_killed_worker_and_equals_serial(cluster, tmp_path, capsys):
     serial_path, ray_path = tmp_path / "serial", tmp_path / "ray"
-    broken = _by_seed(serial_lib)[8].id
+    broken = _by_seed(cluster.serial)[8].id
     for path in (serial_path, ray_path):   # one episode whose video does not decode: its error, by its id
-        shutil.copytree(serial_lib.path, path)
+        shutil.copytree(cluster.serial.path, path)
         chunk = path / "episodes" / broken / "cameras" / "cam0" / "chunk-000000.mkv"
         chunk.write_bytes(bytes(chunk.stat().st_size))   # same size (the library checks sizes), no video
     assert main(["extract", str(serial_path), "--quiet"]) == 1
