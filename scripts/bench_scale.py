@@ -178,14 +178,15 @@ def main() -> None:
             # embedding N frames with torch: serial at default threads, serial on 1 thread, Ray tasks on 1 thread each
             import torch
             default_threads = torch.get_num_threads()
-            frames = np.random.default_rng(0).integers(0, 256, (a.embed, 96, 96, 3), dtype=np.uint8)
-            embed_chunk(frames[:EMBED_CHUNK], default_threads)
-            _embed(frames[:2 * a.workers * EMBED_CHUNK], cluster, 1, None)
-            m_serial, emb_serial = _embed(frames, None, default_threads, None)
-            m_serial1, emb_serial1 = _embed(frames, None, 1, None)
+            images = np.random.default_rng(0).integers(0, 256, (a.embed, 96, 96, 3), dtype=np.uint8)
+            # Ray first: embed_chunk is shipped by value from __main__, before this process holds an encoder
+            _embed(images[:2 * a.workers * EMBED_CHUNK], cluster, 1, None)
+            embed_chunk(images[:EMBED_CHUNK], default_threads)
+            m_serial, emb_serial = _embed(images, None, default_threads, None)
+            m_serial1, emb_serial1 = _embed(images, None, 1, None)
             torch.set_num_threads(default_threads)
-            m_ray, emb_ray = _embed(frames, cluster, 1, None)
-            m_ray1, _ = _embed(frames, cluster, 1, 1)
+            m_ray, emb_ray = _embed(images, cluster, 1, None)
+            m_ray1, _ = _embed(images, cluster, 1, 1)
             emb_diff = float(max(np.abs(emb_ray - emb_serial1).max(), np.abs(emb_ray - emb_serial).max()))
             print(f"embed {a.embed} frames ({EMBED_MODEL}): serial {m_serial:.2f} s ({default_threads} threads), "
                   f"serial 1 thread {m_serial1:.2f} s, Ray x{a.workers} {m_ray:.2f} s, Ray x1 {m_ray1:.2f} s; "
