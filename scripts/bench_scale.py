@@ -8,7 +8,9 @@ Work that runs on one core per item scales with workers; the engine's own cost s
 1-worker run (one task in flight at a time on the same runtime). Ray's start-up is measured apart
 (it is paid once per command, not per item). Every run is warmed first (imports, the sim scene),
 serial and Ray alike, so the figures are the steady per-item cost a long batch sees.
-Per-unit costs (CPU-seconds per rendered frame, per extracted frame) feed notes/scale.md.
+Per-unit costs feed notes/scale.md: CPU-seconds of the serial process (``time.process_time``, all
+its threads) per rendered frame, per extracted frame and per embedded image (1 thread), which a
+busy machine does not inflate the way it inflates wall time; wall-clock per unit beside them.
 
     nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16
     .venv/bin/python scripts/bench_scale.py --record 4 --extract 8  # quicker
@@ -144,7 +146,9 @@ def main() -> None:
         # warm the serial path (imports, scene) on seeds the timed runs do not use
         _record(libs["warm"], range(1000, 1001), None, None)
         seeds = range(a.record)
+        c = time.process_time()
         t_serial = _record(libs["serial"], seeds, None, None)
+        cpu_record = time.process_time() - c
         release_env()
         frames = sum(ep.frame_count("cam0") for ep in libs["serial"].select())
         t = time.perf_counter()
@@ -167,7 +171,9 @@ def main() -> None:
             _extract(episodes[:1], None, None)
             _extract(episodes[:2 * a.workers], cluster, None)
             COMMIT_S.clear()
+            c = time.process_time()
             e_serial, got_serial = _extract(episodes, None, None)
+            cpu_extract = time.process_time() - c
             e_ray, got_ray = _extract(episodes, cluster, None)
             e_ray1, got_ray1 = _extract(episodes, cluster, 1)
             commit_extract_ms = 1000 * float(np.median(COMMIT_S))
@@ -183,7 +189,9 @@ def main() -> None:
             _embed(images[:2 * a.workers * EMBED_CHUNK], cluster, 1, None)
             embed_chunk(images[:EMBED_CHUNK], default_threads)
             m_serial, emb_serial = _embed(images, None, default_threads, None)
+            c = time.process_time()
             m_serial1, emb_serial1 = _embed(images, None, 1, None)
+            cpu_embed = time.process_time() - c
             torch.set_num_threads(default_threads)
             m_ray, emb_ray = _embed(images, cluster, 1, None)
             m_ray1, _ = _embed(images, cluster, 1, 1)
@@ -197,12 +205,14 @@ def main() -> None:
             "record_episodes": a.record, "record_frames": frames,
             "record_serial_s": round(t_serial, 2), "record_ray_s": round(t_ray, 2), "record_ray1_s": round(t_ray1, 2),
             "speedup_record": round(t_serial / t_ray, 3), "overhead_1worker_record": round(t_ray1 / t_serial, 3),
-            "cpu_s_per_rendered_frame": round(t_serial / frames, 4), "identical_record": same_rec,
+            "cpu_s_per_rendered_frame": round(cpu_record / frames, 4),
+            "wall_s_per_rendered_frame": round(t_serial / frames, 4), "identical_record": same_rec,
             "extract_episodes": len(episodes), "extract_frames": ext_frames,
             "extract_serial_s": round(e_serial, 2), "extract_ray_s": round(e_ray, 2),
             "extract_ray1_s": round(e_ray1, 2), "speedup_extract": round(e_serial / e_ray, 3),
             "overhead_1worker_extract": round(e_ray1 / e_serial, 3),
-            "cpu_s_per_extracted_frame": round(e_serial / ext_frames, 4), "identical_extract": same_ext,
+            "cpu_s_per_extracted_frame": round(cpu_extract / ext_frames, 4),
+            "wall_s_per_extracted_frame": round(e_serial / ext_frames, 4), "identical_extract": same_ext,
             "driver_commit_ms_record": round(commit_record_ms, 2), "driver_commit_ms_extract": round(commit_extract_ms, 2),
         })
         res.update({
@@ -211,7 +221,8 @@ def main() -> None:
             "embed_ray1_s": round(m_ray1, 2), "speedup_embed": round(m_serial / m_ray, 3),
             "efficiency_embed": round(m_serial1 / (a.workers * m_ray), 3),
             "overhead_1worker_embed": round(m_ray1 / m_serial1, 3),
-            "cpu_s_per_embedded_image": round(m_serial1 / a.embed, 5), "embed_max_abs_diff": emb_diff,
+            "cpu_s_per_embedded_image": round(cpu_embed / a.embed, 5),
+            "wall_s_per_embedded_image": round(m_serial1 / a.embed, 5), "embed_max_abs_diff": emb_diff,
             "identical_embed": bool(np.array_equal(emb_ray, emb_serial1)),
         })
         res["overhead_1worker"] = max(res["overhead_1worker_record"], res["overhead_1worker_extract"],
