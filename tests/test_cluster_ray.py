@@ -252,3 +252,8 @@ def test_extraction_on_two_nodes_survives_a_killed_worker_and_equals_serial(clus
         assert a.meta == b.meta
         assert main(["demos", "show", ep.id, "--library", str(ray_path), "--check"]) == 0
     capsys.readouterr()
+    # --resume (serially): the 8 done are skipped, only the broken one is tried (and fails) again
+    assert main(["extract", str(ray_path), "--quiet", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "--resume: 8 of 9 episode(s) already hold keypoints; skipped" in err
+    assert f"failed: {broken}: " in err
