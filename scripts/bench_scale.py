@@ -94,6 +94,11 @@ def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) 
 _ENCODER: dict = {}
 
 
+def _noop(x: int) -> int:
+    """An empty task: what the engine costs per item, from submission to the driver's commit."""
+    return x
+
+
 def embed_chunk(frames: np.ndarray, threads: int) -> np.ndarray:
     """The library CLIP's image embeddings of ``frames`` on ``threads`` torch threads (the encoder
     is built once per process; random init: speed does not depend on the weights)."""
@@ -155,6 +160,10 @@ def main() -> None:
         cluster = RayCluster.start(num_cpus=a.workers)
         res["ray_start_s"] = round(time.perf_counter() - t, 2)
         try:
+            cluster.map(_noop, range(20), key=str, progress=False)
+            t = time.perf_counter()
+            cluster.map(_noop, range(200), key=str, progress=False)
+            res["ray_task_overhead_ms"] = round(1000 * (time.perf_counter() - t) / 200, 2)   # submit to commit
             _record(libs["warm"], range(1001, 1001 + 2 * a.workers), cluster, None)   # every worker warm
             COMMIT_S.clear()
             t_ray = _record(libs["ray"], seeds, cluster, None)

@@ -188,4 +188,5 @@ def add_ray_option(parser) -> None:
     parser.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
                         help="run the work as Ray tasks: without ADDRESS on a local Ray runtime sized to this "
                              "machine, with one (host:port from `ray start --head`) on that cluster; every node "
-                             "must see the library at the same path. Results are the same as without --ray")
+                             "must see the library at the same path. Results are the same as without --ray "
+                             "(give it after positional arguments, or as --ray=ADDRESS)")
