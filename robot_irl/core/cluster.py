@@ -125,8 +125,8 @@ class RayCluster:
         window = max_in_flight or max(1, 4 * max(self.cpus, 1))
         pending: dict[Any, str] = {}
         todo = iter(zip(keys, items))
-        bar = tqdm(total=len(items), desc=verb, unit=unit, disable=not progress, file=self.stream or sys.stderr,
-                   dynamic_ncols=True)
+        out = self.stream or sys.stderr
+        bar = tqdm(total=len(items), desc=verb, unit=unit, disable=not progress, file=out, dynamic_ncols=True)
         try:
             while True:
                 while len(pending) < window:
@@ -139,7 +139,7 @@ class RayCluster:
                 ready, _ = ray.wait(list(pending), num_returns=1)
                 for ref in ready:
                     k = pending.pop(ref)
-                    with report.item(k):
+                    with report.item(k), tqdm.external_write_mode(file=out):   # lines printed above the bar
                         result = _result(ray, ref)
                         report.ok(k, commit(k, result) if commit is not None else result)
                     bar.update(1)
