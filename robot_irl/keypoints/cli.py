@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_irl.core.camera import CameraModel
+from robot_irl.core.cluster import add_ray_option
 from robot_irl.core.io import atomic_write_json
 from robot_irl.core.spec import KeypointSpec
 from robot_irl.errors import InputError
@@ -98,6 +99,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e.add_argument("--table-z", type=float, help="table height (base frame, m): blobs on objects lie on it")
     e.add_argument("--no-3d", action="store_true", help="pixels only (no camera needed)")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.add_argument("--resume", action="store_true",
+                   help="library episodes: skip those that already hold keypoints (an interrupted run goes on "
+                        "where it stopped; without it every selected episode is extracted again)")
+    add_ray_option(e)
     e.set_defaults(func=run_extract)
 
 
@@ -203,7 +208,7 @@ def _summary(name: str, track) -> str:
 # Options that only mean something for one kind of target; given for the other, they are named.
 _FILE_ONLY = ("camera_file", "fps", "timestamps", "out", "second_video", "second_camera_file",
               "second_timestamps", "calib", "calib_size", "fov")
-_LIBRARY_ONLY = ("second_camera",)
+_LIBRARY_ONLY = ("second_camera", "ray")
 
 
 def _note_ignored(args: argparse.Namespace, names: tuple[str, ...], target: str) -> None:
@@ -229,13 +234,33 @@ def _episode_error(error: Exception, camera: str) -> Exception:
     return error
 
 
+def extract_task(episode_path: str, args: argparse.Namespace, override: KeypointSpec | None, preview: str | None,
+                 progress: bool) -> tuple:
+    """One episode's extraction, storing nothing: ``(raw, cleaned, warnings)``. The serial loop
+    and Ray workers both run it (a worker opens the episode by its path on the shared library)."""
+    from robot_irl.keypoints.episodes import extract_tracks
+    from robot_irl.library import Episode
+    ep = Episode(episode_path)
+    spec = override or ep.keypoint_spec
+    cfg = _config(args, spec) if spec is not None else None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            raw, cleaned = extract_tracks(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
+                                          preview=preview, progress=progress, second_camera=args.second_camera,
+                                          spec=override)
+        except Exception as e:
+            raise _episode_error(e, args.camera) from e
+    return raw, cleaned, [str(w.message) for w in caught]
+
+
 def run_extract(args: argparse.Namespace) -> int:
     target = Path(args.target)
     if target.is_file() and target.suffix.lower() in VIDEO_SUFFIXES:
         _note_ignored(args, _LIBRARY_ONLY, "a video file")
         return _extract_file(args, target)
     from robot_irl.core.batch import BatchReport
-    from robot_irl.keypoints.episodes import extract_and_store
+    from robot_irl.keypoints.episodes import DERIVED_NAME, store
     from robot_irl.library import Library
     if target.is_dir():
         lib, query = Library.open(target), None
@@ -252,23 +277,36 @@ def run_extract(args: argparse.Namespace) -> int:
     if args.preview and several:
         print(f"{len(episodes)} episodes: one preview each, named {_preview_path(args.preview, '<id>', True)}",
               file=sys.stderr)
-    report = BatchReport("extracted")
-    for ep in episodes:
-        preview = _preview_path(args.preview, ep.id, several)
-        with report.item(ep.id):
-            spec = override or ep.keypoint_spec
-            cfg = _config(args, spec) if spec is not None else None
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    track = extract_and_store(ep, args.camera, cfg, clean=not args.no_clean, max_gap=args.max_gap,
-                                              preview=preview, progress=not args.quiet,
-                                              second_camera=args.second_camera, spec=override)
-                except Exception as e:
-                    raise _episode_error(e, args.camera) from e
-            print(_summary(ep.id, track) + (f" (preview {preview})" if preview else ""))
-            for w in caught:   # one line naming the episode, not a source line of the library
-                print(f"warning: {ep.id}: {str(w.message).replace('<frames>: ', '')}", file=sys.stderr)
+    if args.resume:
+        held = [ep for ep in episodes if DERIVED_NAME in ep.derived()]
+        if held:
+            print(f"--resume: {len(held)} of {len(episodes)} episode(s) already hold keypoints; skipped",
+                  file=sys.stderr)
+        episodes = [ep for ep in episodes if DERIVED_NAME not in ep.derived()]
+    previews = {ep.id: _preview_path(args.preview, ep.id, several) for ep in episodes}
+    by_id = {ep.id: ep for ep in episodes}
+
+    def commit(ep_id: str, result: tuple) -> None:
+        """The driver stores each result: it is the library's only writer."""
+        raw, cleaned, caught = result
+        ep = by_id[ep_id]
+        store(ep, raw, cleaned, args.camera)
+        track, preview = (cleaned if cleaned is not None else raw), previews[ep_id]
+        print(_summary(ep.id, track) + (f" (preview {preview})" if preview else ""))
+        for message in caught:   # one line naming the episode, not a source line of the library
+            print(f"warning: {ep.id}: {message.replace('<frames>: ', '')}", file=sys.stderr)
+
+    if args.ray:
+        from robot_irl.core.cluster import RayCluster
+        with RayCluster.start(args.ray) as cluster:
+            report = cluster.map(extract_task, episodes, key=lambda ep: ep.id, verb="extracted", unit="ep",
+                                 args=lambda ep: (str(ep.path), args, override, previews[ep.id], False),
+                                 commit=commit, progress=not args.quiet)
+    else:
+        report = BatchReport("extracted")
+        for ep in episodes:
+            with report.item(ep.id):
+                commit(ep.id, extract_task(str(ep.path), args, override, previews[ep.id], not args.quiet))
     if several or report.failed:
         print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
     return report.exit_code

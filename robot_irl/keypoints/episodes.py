@@ -79,21 +79,32 @@ def store(ep: Episode, raw: KeypointTrack, cleaned: KeypointTrack | None, camera
     return ep.write_derived(DERIVED_NAME, arrays, meta=meta, version=DERIVED_VERSION)
 
 
-def extract_and_store(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
-                      clean: bool = True, max_gap: int = 10, preview: str | Path | None = None,
-                      progress: bool = True, second_camera: str | None = None,
-                      spec: KeypointSpec | None = None) -> KeypointTrack:
-    """Extract (one camera, or two fused when ``second_camera`` is given), clean, store.
-    ``spec`` replaces the episode's own for this run (it is stored in the result's meta).
-    ``preview`` draws the stored track (after cleaning, with each value's status)."""
+def extract_tracks(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
+                   clean: bool = True, max_gap: int = 10, preview: str | Path | None = None,
+                   progress: bool = True, second_camera: str | None = None,
+                   spec: KeypointSpec | None = None) -> tuple[KeypointTrack, KeypointTrack | None]:
+    """Extract (one camera, or two fused when ``second_camera`` is given) and clean, writing
+    nothing into the library: ``(raw, cleaned)`` (cleaned None without ``clean``). Ray workers
+    run this and return the tracks; the driver stores them (:func:`store`).
+    ``preview`` draws the track that will be stored (after cleaning, with each value's status)."""
     if second_camera is None:
         raw = extract_episode(ep, camera, config, progress=progress, spec=spec)
     else:
         raw = extract_episode_two_cameras(ep, camera, second_camera, config, progress=progress, spec=spec)
         raw.meta["second_camera_name"] = second_camera
     cleaned = clean_track(raw, max_gap=max_gap) if clean else None
-    store(ep, raw, cleaned, camera)
-    saved = cleaned if cleaned is not None else raw
     if preview is not None:
-        write_track_preview(ep.video_frames(camera), saved, preview, rgb=True)
-    return saved
+        write_track_preview(ep.video_frames(camera), cleaned if cleaned is not None else raw, preview, rgb=True)
+    return raw, cleaned
+
+
+def extract_and_store(ep: Episode, camera: str = "cam0", config: ExtractConfig | None = None, *,
+                      clean: bool = True, max_gap: int = 10, preview: str | Path | None = None,
+                      progress: bool = True, second_camera: str | None = None,
+                      spec: KeypointSpec | None = None) -> KeypointTrack:
+    """:func:`extract_tracks`, then :func:`store`; ``spec`` replaces the episode's own for this
+    run (it is stored in the result's meta). Returns the stored track."""
+    raw, cleaned = extract_tracks(ep, camera, config, clean=clean, max_gap=max_gap, preview=preview,
+                                  progress=progress, second_camera=second_camera, spec=spec)
+    store(ep, raw, cleaned, camera)
+    return cleaned if cleaned is not None else raw

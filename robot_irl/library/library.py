@@ -299,6 +299,15 @@ class Library:
             shutil.rmtree(parent / eid)
             raise
 
+    def commit_staged(self, staged: Path) -> Episode:
+        """Commit an episode finalized in a staging folder of this library by another process (a
+        Ray worker writing through :class:`Batch`): one rename into episodes/ plus the catalog.
+        The driver alone calls this, so the library has one writer however many workers record."""
+        if self.staging_dir.resolve() not in staged.resolve().parents:
+            raise InputError("not in this library's staging area", file=staged, field="staged",
+                             expected=f"a folder under {self.staging_dir}")
+        return self._adopt(staged)
+
     def _adopt(self, staged: Path) -> Episode:
         """Validate a finalized staging folder and move it into episodes/ (one rename) + catalog."""
         Episode(staged, None)

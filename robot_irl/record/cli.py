@@ -7,6 +7,7 @@ import sys
 import threading
 from pathlib import Path
 
+from robot_irl.core.cluster import add_ray_option
 from robot_irl.errors import InputError
 
 
@@ -27,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--robot", default="iiwa", help="iiwa | panda (also the pybullet arm's robot)")
     g.add_argument("--variant", default="{}", help='JSON object, e.g. \'{"color": "blue"}\'')
     g.add_argument("--size", default="320x240", help="render size WxH")
+    g.add_argument("--resume", action="store_true",
+                   help="skip seeds already committed by an earlier (interrupted) run with the same settings")
+    add_ray_option(g)
     c = p.add_argument_group("camera")
     c.add_argument("--device", help="camera index (0, 1, ...), video file, or stream URL")
     c.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -57,22 +61,28 @@ def _record(args) -> int:
     tags = [t for t in args.tags.split(",") if t]
     lib = Library.open(args.library, create=True)
     if args.source == "sim":
-        from robot_irl.record.sim import record_sim
+        from robot_irl.record.sim_batch import SimPlan, record_sim_batch
         from sim import parse_render_options
         variant, (w, h) = parse_render_options(args.variant, args.size)
         if args.episodes < 1:
             raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
         warned: list[bool] = []
 
-        def progress(ep) -> None:
-            print(f"{ep.id}  {ep.frame_count('cam0')} frames  success={ep.success}", file=sys.stderr)
+        def committed(seed: int, ep) -> None:
+            print(f"{ep.id}  seed {seed}  {ep.frame_count('cam0')} frames  success={ep.success}", file=sys.stderr)
             if not warned:
                 warned.append(True)
                 _warn_small_markers(ep, args.size)
 
-        record_sim(lib, args.env, episodes=args.episodes, seed=args.seed, robot=args.robot, variant=variant,
-                   render_size=(w, h), tags=tags, progress=progress)
-        return 0
+        plan = SimPlan(env_id=args.env, robot=args.robot, variant=variant, render_size=(w, h), tags=tuple(tags))
+        report = record_sim_batch(lib, plan, range(args.seed, args.seed + args.episodes), ray=args.ray,
+                                  resume=args.resume, progress=bool(args.ray), on_commit=committed)
+        if args.episodes > 1 or report.failed:
+            print(report.summary(), file=sys.stderr)
+        return report.exit_code
+    for name in ("ray", "resume"):
+        if getattr(args, name):
+            print(f"note: --{name} does nothing for --source {args.source}; ignored", file=sys.stderr)
     if args.source == "arm":
         return _record_arm(args, lib, tags)
     from robot_irl.record.camera import record_camera

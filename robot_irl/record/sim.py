@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from robot_irl.library import Column, Episode, Library
+from robot_irl.library.writer import EpisodeWriter
 from robot_irl.record.columns import robot_state_columns
 
 CAMERA = "cam0"
@@ -36,50 +37,64 @@ def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: st
                tags: list[str] | None = None, chunk_frames: int = 150,
                progress: Callable[[Episode], None] | None = None) -> list[Episode]:
     """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed."""
-    import sim
-    from sim.expert import expert_for
-
-    env = sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size)
-    u = env.unwrapped
+    env = make_env(env_id, robot, variant, render_size)
     out = []
     try:
         for i in range(episodes):
-            ep_seed = seed + i
-            obs, info = env.reset(seed=ep_seed)
-            expert = expert_for(env)
-            spec, cam = u.keypoint_spec, u.camera_model()
-            n, k = len(obs["joint_pos"]), len(spec)
-            dt = u.control_dt
-            with lib.writer(task=info["task_text"], source="sim", fps=1.0 / dt, robot=robot, env=env_id,
-                            seed=ep_seed, variant=info["variant"], tags=tags, keypoint_spec=spec,
-                            extra={"control_dt": dt}, chunk_frames=chunk_frames) as w:
-                w.add_camera(CAMERA, render_size, codec="ffv1", model=cam)
-                w.add_stream("state", state_columns(n, k, list(u.robot.joint_names), spec.names))
-                step, last, success = 0, False, False
-                nan = np.full(n, np.nan)
-                while True:
-                    t = step * dt
-                    w.write_frame(CAMERA, env.render(), t)
-                    uv, visible = u.keypoints_2d()
-                    row = dict(joint_pos=obs["joint_pos"], joint_vel=obs["joint_vel"], ee_pos=obs["ee_pos"],
-                               ee_quat=obs["ee_quat"], keypoints_3d=obs["keypoints"], goal_3d=obs["goal"],
-                               success=np.bool_(success), **{f"keypoints_2d_{CAMERA}": uv,
-                                                             f"keypoints_visible_{CAMERA}": visible})
-                    if last:
-                        w.write_row("state", t, action_delta=nan, target_requested=nan, target_sent=nan,
-                                    gripper=np.nan, **row)
-                        break
-                    a = expert.act(obs)
-                    requested = info["joint_target"] + a[:-1]
-                    obs, _, success, truncated, info = env.step(a)
-                    w.write_row("state", t, action_delta=a[:-1], target_requested=requested,
-                                target_sent=info["joint_target"], gripper=float(a[-1]), **row)
-                    last = bool(success or truncated)
-                    step += 1
-                ep = w.commit(success=bool(success))
+            ep = record_episode(lib.writer, env, seed=seed + i, env_id=env_id, robot=robot, render_size=render_size,
+                                tags=tags, chunk_frames=chunk_frames)
             out.append(ep)
             if progress:
                 progress(ep)
     finally:
         env.close()
     return out
+
+
+def make_env(env_id: str, robot: str, variant: Mapping[str, Any] | None, render_size: tuple[int, int]):
+    """The env an expert is recorded in; an episode depends on its seed only, not on what the env
+    ran before (``reset(seed=...)`` rebuilds the scene), so one env serves many episodes."""
+    import sim
+    return sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size)
+
+
+def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_id: str, robot: str,
+                   render_size: tuple[int, int], tags: list[str] | None, chunk_frames: int) -> Episode:
+    """One expert episode from ``env.reset(seed=seed)`` through ``writer(...)`` (``Library.writer``
+    commits into the library; a staging ``Batch.writer`` finalizes it in place for a driver to
+    commit); returns the committed episode."""
+    from sim.expert import expert_for
+
+    u = env.unwrapped
+    obs, info = env.reset(seed=seed)
+    expert = expert_for(env)
+    spec, cam = u.keypoint_spec, u.camera_model()
+    n, k = len(obs["joint_pos"]), len(spec)
+    dt = u.control_dt
+    with writer(task=info["task_text"], source="sim", fps=1.0 / dt, robot=robot, env=env_id, seed=seed,
+                variant=info["variant"], tags=tags, keypoint_spec=spec, extra={"control_dt": dt},
+                chunk_frames=chunk_frames) as w:
+        w.add_camera(CAMERA, render_size, codec="ffv1", model=cam)
+        w.add_stream("state", state_columns(n, k, list(u.robot.joint_names), spec.names))
+        step, last, success = 0, False, False
+        nan = np.full(n, np.nan)
+        while True:
+            t = step * dt
+            w.write_frame(CAMERA, env.render(), t)
+            uv, visible = u.keypoints_2d()
+            row = dict(joint_pos=obs["joint_pos"], joint_vel=obs["joint_vel"], ee_pos=obs["ee_pos"],
+                       ee_quat=obs["ee_quat"], keypoints_3d=obs["keypoints"], goal_3d=obs["goal"],
+                       success=np.bool_(success), **{f"keypoints_2d_{CAMERA}": uv,
+                                                     f"keypoints_visible_{CAMERA}": visible})
+            if last:
+                w.write_row("state", t, action_delta=nan, target_requested=nan, target_sent=nan,
+                            gripper=np.nan, **row)
+                break
+            a = expert.act(obs)
+            requested = info["joint_target"] + a[:-1]
+            obs, _, success, truncated, info = env.step(a)
+            w.write_row("state", t, action_delta=a[:-1], target_requested=requested,
+                        target_sent=info["joint_target"], gripper=float(a[-1]), **row)
+            last = bool(success or truncated)
+            step += 1
+        return w.commit(success=bool(success))

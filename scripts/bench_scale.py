@@ -1,0 +1,246 @@
+"""Benchmark `--ray` against the serial path on this machine: sim recording and keypoint
+extraction, serial vs Ray with 2 workers vs Ray with 1 worker, same seeds, results checked equal;
+and embedding frames with the library CLIP (torch, which already uses both cores serially):
+serial at default threads and on 1 thread vs Ray tasks on 1 thread each. The embedding workload
+runs the encoder through ``RayCluster.map`` here; no command embeds with `--ray` yet.
+
+Work that runs on one core per item scales with workers; the engine's own cost shows in the
+1-worker run (one task in flight at a time on the same runtime). Ray's start-up is measured apart
+(it is paid once per command, not per item). Every run is warmed first (imports, the sim scene),
+serial and Ray alike, so the figures are the steady per-item cost a long batch sees.
+Per-unit costs feed notes/scale.md: CPU-seconds of the serial process (``time.process_time``, all
+its threads) per rendered frame, per extracted frame and per embedded image (1 thread), which a
+busy machine does not inflate the way it inflates wall time; wall-clock per unit beside them.
+
+    nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16
+    .venv/bin/python scripts/bench_scale.py --record 4 --extract 8  # quicker
+
+Last line: one JSON object (speedup_record, speedup_extract, speedup_embed, efficiency_embed,
+overhead_1worker (the worst of the three), ...). No sweep figure: `train --sweep` is not built.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from robot_irl.cli import build_parser
+from robot_irl.core.cluster import RayCluster
+from robot_irl.keypoints.cli import extract_task
+from robot_irl.keypoints.episodes import store
+from robot_irl.library import Library
+from robot_irl.record.sim_batch import SimPlan, release_env, stage_sim_episode
+
+PLAN = SimPlan(env_id="robot_irl/Place-v0", render_size=(320, 240))
+EMBED_MODEL = "robot-irl-clip-64"   # the library's own CLIP (notes/retrieval.md)
+EMBED_CHUNK = 250                   # frames per Ray task (and per serial batch: the same batches)
+
+
+COMMIT_S: list[float] = []   # the driver's time per commit (the single writer's cost per episode)
+
+
+def _timed(fn, *args):
+    t = time.perf_counter()
+    out = fn(*args)
+    COMMIT_S.append(time.perf_counter() - t)
+    return out
+
+
+def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: int | None) -> float:
+    """Seconds to record ``seeds`` into ``lib`` (serial when ``cluster`` is None)."""
+    run_dir = lib.staging_dir / "bench"
+    run_dir.mkdir(exist_ok=True)
+    t = time.perf_counter()
+    if cluster is None:   # record_sim_batch's serial loop, keeping this process's warm env between runs
+        for s in seeds:
+            _timed(lib.commit_staged, run_dir / stage_sim_episode(str(lib.path), str(run_dir), PLAN, s))
+    else:
+        report = cluster.map(stage_sim_episode, seeds, key=str, args=lambda s: (str(lib.path), str(run_dir), PLAN, s),
+                             commit=lambda k, eid: _timed(lib.commit_staged, run_dir / eid), progress=False,
+                             max_in_flight=in_flight)
+        assert not report.failed, report.summary()
+    return time.perf_counter() - t
+
+
+def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) -> tuple[float, dict]:
+    """Seconds to extract and store ``episodes``; the stored keypoints by episode id."""
+    args = build_parser().parse_args(["extract", "x", "--quiet"])
+    by_id = {ep.id: ep for ep in episodes}
+    got = {}
+
+    def commit(eid: str, result: tuple) -> None:
+        raw, cleaned, _ = result
+        _timed(store, by_id[eid], raw, cleaned, "cam0")
+        got[eid] = cleaned.xyz
+
+    t = time.perf_counter()
+    if cluster is None:
+        for ep in episodes:
+            commit(ep.id, extract_task(str(ep.path), args, None, None, False))
+    else:
+        report = cluster.map(extract_task, episodes, key=lambda ep: ep.id,
+                             args=lambda ep: (str(ep.path), args, None, None, False), commit=commit,
+                             progress=False, max_in_flight=in_flight)
+        assert not report.failed, report.summary()
+    return time.perf_counter() - t, got
+
+
+_ENCODER: dict = {}
+
+
+def _noop(x: int) -> int:
+    """An empty task: what the engine costs per item, from submission to the driver's commit."""
+    return x
+
+
+def embed_chunk(frames: np.ndarray, threads: int) -> np.ndarray:
+    """The library CLIP's image embeddings of ``frames`` on ``threads`` torch threads (the encoder
+    is built once per process; random init: speed does not depend on the weights)."""
+    import torch
+
+    from robot_irl.retrieval.encoders import load_encoder
+    torch.set_num_threads(threads)
+    if "enc" not in _ENCODER:
+        _ENCODER["enc"] = load_encoder(EMBED_MODEL, seed=0)
+    with torch.inference_mode():
+        return _ENCODER["enc"].encode_images(frames, batch_size=EMBED_CHUNK)
+
+
+def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flight: int | None) -> tuple[float, np.ndarray]:
+    chunks = [frames[i:i + EMBED_CHUNK] for i in range(0, len(frames), EMBED_CHUNK)]
+    t = time.perf_counter()
+    if cluster is None:
+        out = [embed_chunk(c, threads) for c in chunks]
+    else:
+        refs = {str(i): c for i, c in enumerate(chunks)}
+        report = cluster.map(embed_chunk, list(refs), key=str, args=lambda k: (refs[k], 1), progress=False,
+                             max_in_flight=in_flight)
+        assert not report.failed, report.summary()
+        out = [report.done[str(i)] for i in range(len(chunks))]
+    return time.perf_counter() - t, np.concatenate(out)
+
+
+def _same_episodes(a: Library, b: Library) -> bool:
+    sa, sb = ({ep.meta["seed"]: ep for ep in lib.select()} for lib in (a, b))
+    if sorted(sa) != sorted(sb):
+        return False
+    for s in sa:
+        x, y = sa[s].arrays("state"), sb[s].arrays("state")
+        if not all(np.array_equal(x[k], y[k], equal_nan=True) for k in x):
+            return False
+    return True
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--record", type=int, default=8, help="sim episodes to record (default 8)")
+    ap.add_argument("--extract", type=int, default=16, help="episodes to extract (default 16)")
+    ap.add_argument("--embed", type=int, default=5000, help="frames to embed (default 5000)")
+    ap.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    a = ap.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
+    res: dict = {"cores": os.cpu_count(), "workers": a.workers, "load_avg_start": round(os.getloadavg()[0], 2)}
+    try:
+        libs = {m: Library.open(root / m, create=True) for m in ("serial", "ray", "ray1", "warm")}
+        # warm the serial path (imports, scene) on seeds the timed runs do not use
+        _record(libs["warm"], range(1000, 1001), None, None)
+        seeds = range(a.record)
+        c = time.process_time()
+        t_serial = _record(libs["serial"], seeds, None, None)
+        cpu_record = time.process_time() - c
+        release_env()
+        frames = sum(ep.frame_count("cam0") for ep in libs["serial"].select())
+        t = time.perf_counter()
+        cluster = RayCluster.start(num_cpus=a.workers)
+        res["ray_start_s"] = round(time.perf_counter() - t, 2)
+        try:
+            cluster.map(_noop, range(20), key=str, progress=False)
+            t = time.perf_counter()
+            cluster.map(_noop, range(200), key=str, progress=False)
+            res["ray_task_overhead_ms"] = round(1000 * (time.perf_counter() - t) / 200, 2)   # submit to commit
+            _record(libs["warm"], range(1001, 1001 + 2 * a.workers), cluster, None)   # every worker warm
+            COMMIT_S.clear()
+            t_ray = _record(libs["ray"], seeds, cluster, None)
+            t_ray1 = _record(libs["ray1"], seeds, cluster, 1)
+            commit_record_ms = 1000 * float(np.median(COMMIT_S))
+            COMMIT_S.clear()
+            same_rec = _same_episodes(libs["serial"], libs["ray"]) and _same_episodes(libs["serial"], libs["ray1"])
+            print(f"record {a.record} episodes ({frames} frames): serial {t_serial:.2f} s, Ray x{a.workers} "
+                  f"{t_ray:.2f} s, Ray x1 {t_ray1:.2f} s, identical {same_rec}")
+            # extraction over the recorded episodes (repeated to --extract episodes)
+            pool = libs["serial"].select() + libs["ray"].select() + libs["ray1"].select() + libs["warm"].select()
+            episodes = pool[:a.extract]
+            ext_frames = sum(ep.frame_count("cam0") for ep in episodes)
+            _extract(episodes[:1], None, None)
+            _extract(episodes[:2 * a.workers], cluster, None)
+            COMMIT_S.clear()
+            c = time.process_time()
+            e_serial, got_serial = _extract(episodes, None, None)
+            cpu_extract = time.process_time() - c
+            e_ray, got_ray = _extract(episodes, cluster, None)
+            e_ray1, got_ray1 = _extract(episodes, cluster, 1)
+            commit_extract_ms = 1000 * float(np.median(COMMIT_S))
+            same_ext = all(np.array_equal(got_serial[k], got[k], equal_nan=True)
+                           for got in (got_ray, got_ray1) for k in got_serial)
+            print(f"extract {len(episodes)} episodes ({ext_frames} frames): serial {e_serial:.2f} s, "
+                  f"Ray x{a.workers} {e_ray:.2f} s, Ray x1 {e_ray1:.2f} s, identical {same_ext}")
+            # embedding N frames with torch: serial at default threads, serial on 1 thread, Ray tasks on 1 thread each
+            import torch
+            default_threads = torch.get_num_threads()
+            images = np.random.default_rng(0).integers(0, 256, (a.embed, 96, 96, 3), dtype=np.uint8)
+            # Ray first: embed_chunk is shipped by value from __main__, before this process holds an encoder
+            _embed(images[:2 * a.workers * EMBED_CHUNK], cluster, 1, None)
+            embed_chunk(images[:EMBED_CHUNK], default_threads)
+            m_serial, emb_serial = _embed(images, None, default_threads, None)
+            c = time.process_time()
+            m_serial1, emb_serial1 = _embed(images, None, 1, None)
+            cpu_embed = time.process_time() - c
+            torch.set_num_threads(default_threads)
+            m_ray, emb_ray = _embed(images, cluster, 1, None)
+            m_ray1, _ = _embed(images, cluster, 1, 1)
+            emb_diff = float(max(np.abs(emb_ray - emb_serial1).max(), np.abs(emb_ray - emb_serial).max()))
+            print(f"embed {a.embed} frames ({EMBED_MODEL}): serial {m_serial:.2f} s ({default_threads} threads), "
+                  f"serial 1 thread {m_serial1:.2f} s, Ray x{a.workers} {m_ray:.2f} s, Ray x1 {m_ray1:.2f} s; "
+                  f"max |diff| {emb_diff:.2g}, Ray = serial 1-thread exactly: {np.array_equal(emb_ray, emb_serial1)}")
+        finally:
+            cluster.close()
+        res.update({
+            "record_episodes": a.record, "record_frames": frames,
+            "record_serial_s": round(t_serial, 2), "record_ray_s": round(t_ray, 2), "record_ray1_s": round(t_ray1, 2),
+            "speedup_record": round(t_serial / t_ray, 3), "overhead_1worker_record": round(t_ray1 / t_serial, 3),
+            "cpu_s_per_rendered_frame": round(cpu_record / frames, 4),
+            "wall_s_per_rendered_frame": round(t_serial / frames, 4), "identical_record": same_rec,
+            "extract_episodes": len(episodes), "extract_frames": ext_frames,
+            "extract_serial_s": round(e_serial, 2), "extract_ray_s": round(e_ray, 2),
+            "extract_ray1_s": round(e_ray1, 2), "speedup_extract": round(e_serial / e_ray, 3),
+            "overhead_1worker_extract": round(e_ray1 / e_serial, 3),
+            "cpu_s_per_extracted_frame": round(cpu_extract / ext_frames, 4),
+            "wall_s_per_extracted_frame": round(e_serial / ext_frames, 4), "identical_extract": same_ext,
+            "driver_commit_ms_record": round(commit_record_ms, 2), "driver_commit_ms_extract": round(commit_extract_ms, 2),
+        })
+        res.update({
+            "embed_frames": a.embed, "embed_threads_default": default_threads, "embed_serial_s": round(m_serial, 2),
+            "embed_serial_1thread_s": round(m_serial1, 2), "embed_ray_s": round(m_ray, 2),
+            "embed_ray1_s": round(m_ray1, 2), "speedup_embed": round(m_serial / m_ray, 3),
+            "efficiency_embed": round(m_serial1 / (a.workers * m_ray), 3),
+            "overhead_1worker_embed": round(m_ray1 / m_serial1, 3),
+            "cpu_s_per_embedded_image": round(cpu_embed / a.embed, 5),
+            "wall_s_per_embedded_image": round(m_serial1 / a.embed, 5), "embed_max_abs_diff": emb_diff,
+            "identical_embed": bool(np.array_equal(emb_ray, emb_serial1)),
+        })
+        res["overhead_1worker"] = max(res["overhead_1worker_record"], res["overhead_1worker_extract"],
+                                      res["overhead_1worker_embed"])
+        res["load_avg_end"] = round(os.getloadavg()[0], 2)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()

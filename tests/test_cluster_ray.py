@@ -1,0 +1,259 @@
+"""`--ray` on a real two-node Ray cluster (a head with 2 CPUs and a second node with 1 on
+127.0.0.1, both started with `ray start` for this module and stopped at its end even when a test
+fails): sim recording and keypoint extraction give exactly the serial path's results, and a worker
+killed mid-extraction is retried while the library holds each result once."""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robot_irl.cli import main
+from robot_irl.library import Library
+from robot_irl.record.sim_batch import SimPlan, record_sim_batch
+
+pytest.importorskip("ray", reason="Ray is not installed (robot-irl[ray])")
+
+ROOT = Path(__file__).resolve().parents[1]
+PLAN = SimPlan(env_id="robot_irl/Place-v0", render_size=(320, 240))
+SERIAL_SEEDS = range(9)   # seeds 0-7 extract; 8 gets a broken video in the extraction test
+VOLATILE_META = {"id", "created", "start_time", "end_time", "cameras", "streams"}   # times, ids, chunk layout
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _procs() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, command line) of every process we can read."""
+    out = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(d.name)] = (ppid, cmd)
+    return out
+
+
+def _ours(temp_dir: str) -> set[int]:
+    """This cluster's processes: those naming its temp dir, and their descendants (workers)."""
+    procs = _procs()
+    mine = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd}
+    grew = True
+    while grew:
+        kids = {pid for pid, (ppid, _) in procs.items() if ppid in mine} - mine
+        mine |= kids
+        grew = bool(kids)
+    return mine
+
+
+def _stop(temp_dir: str) -> None:
+    """Stop exactly this cluster's processes (never `ray stop`, which stops every Ray on the machine)."""
+    for sig, wait in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 2.0)):
+        pids = _ours(temp_dir)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + wait
+        while time.monotonic() < end and any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in pids):
+            time.sleep(0.1)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@dataclass
+class Cluster:
+    address: str
+    temp_dir: str
+    env: dict[str, str]          # the environment a driver needs (token auth with this cluster's token)
+    serial: Library              # 9 sim episodes recorded by the serial path
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """``robot-irl ARGS --ray ADDRESS`` as its own process: a driver like a user's."""
+        return subprocess.run([sys.executable, "-m", "robot_irl.cli", *args, "--ray", self.address], env=self.env,
+                              capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A two-node cluster on 127.0.0.1 with token authentication (its own token), and the serial
+    path's library (recorded while the nodes start)."""
+    temp_dir = tempfile.mkdtemp(prefix="rirl-ray-", dir="/tmp")   # short: Ray's socket paths must fit
+    token = Path(temp_dir) / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    (gcs, client, dash, agent1, agent2, grpc1, grpc2, rte1, rte2, metrics1, metrics2, nm1, nm2, om1, om2) = \
+        _free_ports(15)
+    common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
+    head = [ray_bin, "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=false",
+            f"--dashboard-port={dash}", f"--ray-client-server-port={client}", f"--temp-dir={temp_dir}",
+            f"--dashboard-agent-listen-port={agent1}", f"--dashboard-agent-grpc-port={grpc1}",
+            f"--runtime-env-agent-port={rte1}", f"--metrics-export-port={metrics1}",
+            f"--node-manager-port={nm1}", f"--object-manager-port={om1}", *common]
+    second = [ray_bin, "start", f"--address=127.0.0.1:{gcs}", "--num-cpus=1",
+              f"--dashboard-agent-listen-port={agent2}", f"--dashboard-agent-grpc-port={grpc2}",
+              f"--runtime-env-agent-port={rte2}", f"--metrics-export-port={metrics2}",
+              f"--node-manager-port={nm2}", f"--object-manager-port={om2}", *common]
+    started: list[subprocess.CompletedProcess] = []
+
+    def start() -> None:
+        for cmd in (head, second):
+            started.append(subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150))
+            if started[-1].returncode != 0:
+                return
+
+    booting = threading.Thread(target=start)   # the nodes boot while the serial library is recorded
+    try:
+        booting.start()
+        serial = _serial_library(tmp_path_factory)
+        booting.join()
+        for done in started:
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert len(started) == 2
+        yield Cluster(f"127.0.0.1:{gcs}", temp_dir, env, serial)
+    finally:
+        booting.join()
+        _stop(temp_dir)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _serial_library(tmp_path_factory) -> Library:
+    """9 sim episodes recorded in this process (the serial path)."""
+    lib = Library.open(tmp_path_factory.mktemp("ray") / "serial", create=True)
+    report = record_sim_batch(lib, PLAN, SERIAL_SEEDS, progress=False)
+    assert report.exit_code == 0, report.summary()
+    return lib
+
+
+def _by_seed(lib: Library) -> dict[int, object]:
+    return {ep.meta["seed"]: ep for ep in lib.select()}
+
+
+def _assert_same_episode(a, b) -> None:
+    x, y = a.arrays("state"), b.arrays("state")
+    assert x.keys() == y.keys()
+    for k in x:
+        assert np.array_equal(x[k], y[k], equal_nan=True), k
+    assert np.array_equal(np.stack(list(a.video_frames("cam0"))), np.stack(list(b.video_frames("cam0"))))
+    assert {k: v for k, v in a.meta.items() if k not in VOLATILE_META} == \
+        {k: v for k, v in b.meta.items() if k not in VOLATILE_META}
+    assert a.meta["cameras"]["cam0"]["model"] == b.meta["cameras"]["cam0"]["model"]
+
+
+def test_without_ray_nothing_imports_ray():
+    code = ("import sys; from robot_irl.cli import build_parser; build_parser(); "
+            "import robot_irl.record.sim_batch, robot_irl.keypoints.cli, robot_irl.core.cluster; "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
+def test_sim_recording_on_two_nodes_equals_serial(cluster, tmp_path):
+    path = tmp_path / "ray"
+    done = cluster.cli("record", "--source", "sim", "--library", str(path), "--episodes", "6", "--seed", "0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Ray cluster at {cluster.address}: 3 CPU(s)" in done.stderr
+    assert "recorded 6 of 6" in done.stderr
+    lib, serial = Library.open(path), _by_seed(cluster.serial)
+    got = _by_seed(lib)
+    assert sorted(got) == list(range(6)) and len(lib.ids()) == 6
+    for seed, ep in got.items():
+        _assert_same_episode(ep, serial[seed])
+    run_dirs = list(lib.staging_dir.glob(".record-*"))
+    assert [p.name for p in run_dirs[0].iterdir()] == ["seeds.json"]   # nothing left staged
+    # --resume (here, without the cluster): every seed is committed, nothing is recorded again
+    report = record_sim_batch(lib, PLAN, range(6), resume=True, progress=False)
+    assert report.done == {} and not report.failed
+    assert len(Library.open(path).ids()) == 6
+
+
+def _kill_one_task_worker(temp_dir: str, name: str, killed: list[int], stop: threading.Event) -> None:
+    """Kill the first worker process seen running ``name`` in this cluster (SIGKILL, as a crash)."""
+    title = f"ray::{name}"
+    while not stop.is_set() and not killed:
+        procs = _procs()
+        raylets = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd and "raylet" in cmd}
+        for pid, (ppid, cmd) in procs.items():
+            if cmd.startswith(title) and ppid in raylets:
+                time.sleep(0.1)          # mid-task: it has opened the episode and is extracting
+                if _procs().get(pid, (0, ""))[1].startswith(title):   # still on it (an idle worker reads ray::IDLE)
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+        time.sleep(0.05)
+
+
+def test_extraction_on_two_nodes_survives_a_killed_worker_and_equals_serial(cluster, tmp_path, capsys):
+    serial_path, ray_path = tmp_path / "serial", tmp_path / "ray"
+    broken = _by_seed(cluster.serial)[8].id
+    for path in (serial_path, ray_path):   # one episode whose video does not decode: its error, by its id
+        shutil.copytree(cluster.serial.path, path)
+        chunk = path / "episodes" / broken / "cameras" / "cam0" / "chunk-000000.mkv"
+        chunk.write_bytes(bytes(chunk.stat().st_size))   # same size (the library checks sizes), no video
+    assert main(["extract", str(serial_path), "--quiet"]) == 1
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_one_task_worker, args=(cluster.temp_dir, "extract_task", killed, stop))
+    killer.start()
+    try:
+        done = cluster.cli("extract", str(ray_path), "--quiet")
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no extraction worker was seen to kill"
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert f"extracted 8 of 9; 1 failed: {broken} (" in done.stderr
+    assert f"failed: {broken}: " in done.stderr
+    serial, got = Library.open(serial_path), Library.open(ray_path)
+    assert sorted(got.ids()) == sorted(serial.ids())
+    for ep in got.select():
+        if ep.id == broken:
+            assert ep.derived() == {}
+            continue
+        assert ep.derived() == {"keypoints": [1]}                      # one result, once
+        assert not [p for p in (ep.path / "derived" / "keypoints").iterdir() if p.name.startswith(".")]
+        a, b = ep.read_derived("keypoints"), serial.episode(ep.id).read_derived("keypoints")
+        assert a.arrays.keys() == b.arrays.keys()
+        for k in a.arrays:
+            assert np.array_equal(a.arrays[k], b.arrays[k], equal_nan=True), (ep.id, k)
+        assert a.meta == b.meta
+        assert main(["demos", "show", ep.id, "--library", str(ray_path), "--check"]) == 0
+    capsys.readouterr()
+    # --resume (serially): the 8 done are skipped, only the broken one is tried (and fails) again
+    assert main(["extract", str(ray_path), "--quiet", "--resume"]) == 1
+    err = capsys.readouterr().err
+    assert "--resume: 8 of 9 episode(s) already hold keypoints; skipped" in err
+    assert f"failed: {broken}: " in err
