@@ -12,6 +12,7 @@ import pybullet_data
 import io
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -318,3 +319,24 @@ def test_plans_that_settle_off_the_goal_are_closed_by_the_final_approach(run_dir
     assert rec.outcome == "reached" and rec.succeeded and rec.final_err_m < 0.005
     sent = rec.arrays()["sent"]
     assert np.abs(np.diff(np.vstack([START, sent]), axis=0)).max() <= SafetyConfig().max_delta + 1e-9
+
+
+def test_plans_stay_within_the_joint_range_the_filter_lets_through(run_dir):
+    """A joint the plan would put inside the filter's margin is clamped there and the arm settles
+    short: the run's model plans within the filter's range (for the run, then restored)."""
+    from robot_irl.control.mpc import planning_within_filter, plan_once
+
+    trained = load_run(run_dir)
+    dyn = trained.dynamics
+    lower, upper = dyn.lower.clone(), dyn.upper.clone()
+    safety = SafetyConfig(limit_margin=0.3)
+    with make_arm("pybullet", backend_config("pybullet", {"robot": "iiwa", "start": tuple(START)}), safety=safety,
+                  clock=FakeClock()) as arm:
+        inner = arm.safety_filter.limits
+        with planning_within_filter(trained, arm):
+            assert np.allclose(dyn.lower.numpy(), np.maximum(lower.numpy(), inner[:, 0]))
+            assert np.allclose(dyn.upper.numpy(), np.minimum(upper.numpy(), inner[:, 1]))
+            u, _ = plan_once(trained, np.array(START), arm.capabilities.joint_names, goal_of(trained))
+        q = np.asarray(START) + np.cumsum(u, axis=0)
+        assert np.all(q >= inner[:, 0] - 1e-9) and np.all(q <= inner[:, 1] + 1e-9)
+    assert torch.equal(dyn.lower, lower) and torch.equal(dyn.upper, upper)

@@ -201,7 +201,7 @@ def _run(args: argparse.Namespace) -> int:
     the arm's state, plays the plan on the arm's sim twin (the run's robot model) into a GIF,
     prints where it is and the planned path, and never moves the arm. A physical arm shows the
     same preview, then asks before its first move (unless ``--yes``)."""
-    from robot_irl.control.mpc import joint_index, keypoints_at, run_learned, save_learned_run
+    from robot_irl.control.mpc import joint_index, keypoints_at, planning_within_filter, run_learned, save_learned_run
     from robot_irl.irl import load_run
 
     goal_arg = _goal_arg(args.goal)
@@ -241,7 +241,8 @@ def _run(args: argparse.Namespace) -> int:
             goal = _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[joint_index(trained, joints)]))
             _check_goal_reachable(trained, goal, q[joint_index(trained, joints)], args.tolerance, arm.safety)
             if args.dry_run or physical:
-                shown = _preview(args, trained, run_path, q, joints, goal, camera)
+                with planning_within_filter(trained, arm):        # the plan run_learned would make
+                    shown = _preview(args, trained, run_path, q, joints, goal, camera)
                 if args.dry_run:
                     print(json.dumps(shown) if args.json else _dry_run_summary(shown))
                     if shown["planned_final_err_cm"] > args.tolerance * 100:
