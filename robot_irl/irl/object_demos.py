@@ -29,6 +29,8 @@ from robot_irl.irl.demos import DemoSet
 MOVED_M = 0.01
 #: ... and as settled once it stays within this distance (m) of where it ended
 SETTLED_M = 0.004
+FINE_ROWS = 50
+TRUTH_COLUMN = "object_world_truth"   # the sim's truth beside a rendered person demo (robot_irl.record.person)
 
 
 @dataclass
@@ -43,10 +45,19 @@ class ObjectDemos:
     lift_m: float
     segments: list[tuple[float, float]] = field(default_factory=list)
     frame: str = "robot base (world frame registered to the base)"
+    fine: np.ndarray | None = None        # [N, FINE_ROWS, K, 3] the same carries at a finer progress step (scoring)
+    keypoints_source: str = "extracted"
+
+    @property
+    def rest_height(self) -> float:
+        """Where the demos' objects came to rest (centre keypoint height, base frame, median): the
+        height a run-time goal given on the table is put at, seen through the same extraction."""
+        return float(np.median(self.demos.keypoints[:, -1, 0, 2]))
 
     def info(self) -> dict[str, Any]:
         return {"names": self.demos.names, "keypoints": self.spec.names, "lift_m": self.lift_m,
-                "segments_s": self.segments, "frame": self.frame, "alignment": "progress (path length)"}
+                "rest_height_m": self.rest_height, "segments_s": self.segments, "frame": self.frame,
+                "alignment": "progress (path length)", "keypoints_source": self.keypoints_source}
 
 
 def _object_body(spec: KeypointSpec, where: str) -> tuple[str, tuple[str, int] | None]:
@@ -147,8 +158,17 @@ def progress_resample(x: np.ndarray, rows: int, centre: int = 0) -> np.ndarray:
     return np.stack([np.interp(q, s, flat[:, j]) for j in range(flat.shape[1])], 1).reshape(rows, *x.shape[1:])
 
 
+def truth_track(ep: Any, names: list[str], all_names: list[str], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """The simulator's true object keypoints (world frame), stored in the object's spec order."""
+    a = ep.arrays("state") if "state" in ep.streams else {}
+    if TRUTH_COLUMN not in a:
+        raise InputError(f"episode {ep.id} has no '{TRUTH_COLUMN}' column", file=where, field="keypoints",
+                         expected="a simulated person demo (robot-irl record --source sim --env person), or extracted keypoints")
+    return np.asarray(a["timestamp"], float), np.asarray(a[TRUTH_COLUMN], float)[:, [all_names.index(n) for n in names]]
+
+
 def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | None, *, rows: int = 10,
-                              names: list[str] | None = None) -> ObjectDemos:
+                              names: list[str] | None = None, keypoints: str = "extracted") -> ObjectDemos:
     """Person demos selected by ``query`` → :class:`ObjectDemos` (see module docstring).
 
     ``names``: the object keypoints to model (default all of the object's: those without a feature
@@ -191,9 +211,14 @@ def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | N
         raise InputError(f"unknown object keypoints {unknown}", file=where, field="--keypoint-names",
                          expected=f"names of the object's keypoints {[k.name for k in obj_kps]}")
     chosen = spec.select(names)
-    kps, rest, segs, lifts = [], [], [], []
+    if keypoints not in ("extracted", "truth"):
+        raise InputError(f"keypoints='{keypoints}'", field="keypoints", expected="'extracted' or 'truth'")
+    kps, fine, rest, segs, lifts = [], [], [], [], []
     for ep in episodes:
-        t, xw = world_track(ep, names, where)
+        if keypoints == "truth":
+            t, xw = truth_track(ep, names, [k.name for k in obj_kps], where)
+        else:
+            t, xw = world_track(ep, names, where)
         x = _fill(t, to_base(xw, T))
         i0, i1 = carry_segment(t, x)
         r = np.median(x[:3], 0)
@@ -201,7 +226,21 @@ def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | N
         seg = x[i0:i1 + 1]
         lifts.append(float(_smooth(seg[:, 0])[0, 2] - r[0, 2]))
         kps.append(progress_resample(seg, rows))
+        fine.append(progress_resample(seg, FINE_ROWS))
         segs.append((float(t[i0]), float(t[i1])))
     demos = DemoSet(np.array(kps), np.linspace(0.0, 1.0, rows), names=[e.id for e in episodes],
-                    source=f"{where} (person demos, extracted object keypoints, progress-aligned)")
-    return ObjectDemos(demos, chosen, np.array(rest), float(np.median(lifts)), segs)
+                    source=f"{where} (person demos, {keypoints} object keypoints, progress-aligned)")
+    return ObjectDemos(demos, chosen, np.array(rest), float(np.median(lifts)), segs, fine=np.array(fine),
+                       keypoints_source=keypoints)
+
+
+def style_path_error(path: np.ndarray, fine: np.ndarray, centre: int = 0) -> float:
+    """How far (m, mean over progress) an object path ``[T, K, 3]`` is from the demos' style: each
+    demo's carry ``fine [N, R, K, 3]`` mapped to this path's start and end (the demo's deviation
+    from its own start-to-end line kept, its ends moved onto the new ones), averaged over demos,
+    compared at equal steps of path length with the path's ``centre`` keypoint."""
+    p = progress_resample(np.asarray(path, float), fine.shape[1], centre)[:, centre]
+    s = np.linspace(0.0, 1.0, fine.shape[1])[:, None]
+    d = fine[:, :, centre]
+    mapped = d + (1 - s) * (p[0] - d[:, :1]) + s * (p[-1] - d[:, -1:])
+    return float(np.mean(np.linalg.norm(p - mapped.mean(0), axis=-1)))

@@ -80,12 +80,13 @@ def start_joints(dyn: Any, x0: np.ndarray, robot: str = ROBOT) -> np.ndarray:
 
 
 def learn(lib: Any, query: str, registration: WorldRegistration | None, setup: PersonSetup, cost: str = "timedep",
-          config: Any = None, run_dir: Any = None) -> tuple[Any, ObjectDemos]:
-    """Person demos (``query``) → (trained run over the object keypoints, the demos as learned)."""
+          config: Any = None, run_dir: Any = None, keypoints: str = "extracted") -> tuple[Any, ObjectDemos]:
+    """Person demos (``query``) → (trained run over the object keypoints, the demos as learned).
+    ``keypoints="truth"``: from the sim's true object keypoints (the ceiling; privileged)."""
     from robot_irl.irl import LearnerConfig, fit_cost
 
     od = object_demos_from_library(lib, query, None if registration is None else registration.T_base_world,
-                                   rows=setup.rows)
+                                   rows=setup.rows, keypoints=keypoints)
     dyn = held_dynamics(setup, od.spec)
     d = od.demos
     demos = DemoSet(d.keypoints, d.timestamps, q0=start_joints(dyn, d.keypoints[:, 0], setup.robot),
@@ -147,7 +148,7 @@ def run_goal(trained: Any, od: ObjectDemos, setup: PersonSetup, registration: Wo
         w = arm.backend.world
         add_table(w)
         add_world_marker(w, setup.layout)
-        body = add_marked_object(w, setup.layout, [object_xy[0], object_xy[1], REST_Z], yaw_deg=yaw_deg)
+        body = add_marked_object(w, setup.layout, [object_xy[0], object_xy[1], REST_Z], yaw_deg=yaw_deg)  # truth: on the table
         arm.clock.sleep(0.3)
         arm.get_observation()
 
@@ -159,7 +160,7 @@ def run_goal(trained: Any, od: ObjectDemos, setup: PersonSetup, registration: Wo
                 arm.get_observation()
             return observe_object(shots, np.arange(frames) / cfg.rate_hz, spec, setup.intrinsics, registration, names)
 
-        goal_centre = np.array([goal_xy[0], goal_xy[1], REST_Z])
+        goal_centre = np.array([goal_xy[0], goal_xy[1], od.rest_height])   # on the table, as the demos saw it
         rec = carry(arm, trained, SimGripper(arm.backend, body), observe, goal_centre, lift_m=od.lift_m, config=cfg)
     path = rec.run.keypoints if rec.run is not None else np.zeros((0, len(names), 3))
     return GoalResult(rec, path, goal_centre, rec.found + np.array([0, 0, od.lift_m]))
