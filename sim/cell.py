@@ -39,6 +39,7 @@ class CellLayout:
     world_marker: Marker = Marker(id=7, size=0.07)
     world_height: float = 0.06          # marker centre above the table (the world origin is below it)
     object_marker: Marker = Marker(id=1, size=0.03)
+    top_marker: Marker | None = Marker(id=2, size=0.03)   # a second marker on the top face (None: side only)
 
     @property
     def T_base_world(self) -> np.ndarray:
@@ -53,14 +54,19 @@ class CellLayout:
                            normal=(0.0, -1.0, 0.0), up=(0.0, 0.0, 1.0))
 
     def object_keypoints(self, body: str = "obj") -> list[KeypointDef]:
-        """The object's marker (on its camera-facing side), its centre and a point 5 cm above the
-        centre: centre and top are what the learner models (they fix the object's upright axis),
-        found from the marker's pose."""
+        """The object's marker (on its camera-facing side), its centre, a point 5 cm above the
+        centre, and the top face's marker. Why two markers: one small marker seen face-on has two
+        nearly equal pose solutions (IPPE), and the mirror one put the centre 2.6 cm off in dev
+        runs; two markers on one body are fitted together (one rigid pose over all their corners)."""
         h = OBJECT_HALF
-        return [KeypointDef(f"{body}_marker", body, "base", (0.0, -h - 0.001, 0.0), self.object_marker,
-                            normal=(0.0, -1.0, 0.0), up=(0.0, 0.0, 1.0)),
-                KeypointDef(f"{body}_centre", body, "base", (0.0, 0.0, 0.0)),
-                KeypointDef(f"{body}_top", body, "base", (0.0, 0.0, 0.05))]
+        kps = [KeypointDef(f"{body}_marker", body, "base", (0.0, -h - 0.001, 0.0), self.object_marker,
+                           normal=(0.0, -1.0, 0.0), up=(0.0, 0.0, 1.0)),
+               KeypointDef(f"{body}_centre", body, "base", (0.0, 0.0, 0.0)),
+               KeypointDef(f"{body}_top", body, "base", (0.0, 0.0, 0.05))]
+        if self.top_marker is not None:
+            kps.append(KeypointDef(f"{body}_marker_top", body, "base", (0.0, 0.0, h + 0.001), self.top_marker,
+                                   normal=(0.0, 0.0, 1.0), up=(0.0, 1.0, 0.0)))
+        return kps
 
     def spec(self, body: str = "obj") -> KeypointSpec:
         """What a camera in this cell extracts: the reference marker and the object."""
@@ -102,20 +108,23 @@ def add_world_marker(bullet: Bullet, layout: CellLayout) -> int:
 
 def add_marked_object(bullet: Bullet, layout: CellLayout, position, *, yaw_deg: float = 0.0,
                       rgba=(0.85, 0.2, 0.2, 1.0), mass: float = 0.2) -> int:
-    """A cube (half side ``OBJECT_HALF``) whose marker is a fixed visual link of its own body."""
-    kp = layout.object_keypoints()[0]
-    vis, tex = _quad_visual(bullet, kp)
+    """A cube (half side ``OBJECT_HALF``) whose markers are fixed visual links of its own body."""
+    marks = [k for k in layout.object_keypoints() if k.feature is not None]
+    quads = [_quad_visual(bullet, k) for k in marks]
     h = OBJECT_HALF
     box_vis = p.createVisualShape(p.GEOM_BOX, halfExtents=[h, h, h], rgbaColor=list(rgba), physicsClientId=bullet.client)
     box_col = p.createCollisionShape(p.GEOM_BOX, halfExtents=[h, h, h], physicsClientId=bullet.client)
     orn = Rotation.from_euler("z", yaw_deg, degrees=True).as_quat().tolist()
-    body = p.createMultiBody(mass, box_col, box_vis, list(position), orn, linkMasses=[1e-4],
-                             linkCollisionShapeIndices=[-1], linkVisualShapeIndices=[vis],
-                             linkPositions=[list(kp.offset)], linkOrientations=[_feature_quat(kp).tolist()],
-                             linkInertialFramePositions=[[0, 0, 0]], linkInertialFrameOrientations=[[0, 0, 0, 1]],
-                             linkParentIndices=[0], linkJointTypes=[p.JOINT_FIXED], linkJointAxis=[[0, 0, 1]],
+    n = len(marks)
+    body = p.createMultiBody(mass, box_col, box_vis, list(position), orn, linkMasses=[1e-4] * n,
+                             linkCollisionShapeIndices=[-1] * n, linkVisualShapeIndices=[v for v, _ in quads],
+                             linkPositions=[list(k.offset) for k in marks],
+                             linkOrientations=[_feature_quat(k).tolist() for k in marks],
+                             linkInertialFramePositions=[[0, 0, 0]] * n, linkInertialFrameOrientations=[[0, 0, 0, 1]] * n,
+                             linkParentIndices=[0] * n, linkJointTypes=[p.JOINT_FIXED] * n, linkJointAxis=[[0, 0, 1]] * n,
                              physicsClientId=bullet.client)
-    p.changeVisualShape(body, 0, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=bullet.client)
+    for i, (_, tex) in enumerate(quads):
+        p.changeVisualShape(body, i, textureUniqueId=tex, rgbaColor=[1, 1, 1, 1], physicsClientId=bullet.client)
     p.changeDynamics(body, -1, lateralFriction=0.6, physicsClientId=bullet.client)
     return body
 

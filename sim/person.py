@@ -134,8 +134,9 @@ def render_person_demo(seed: int, *, layout: CellLayout = CellLayout(), camera: 
         if show_world_marker:
             add_world_marker(bullet, layout)
         body = add_marked_object(bullet, layout, pos[0], yaw_deg=float(yaw[0]))
-        if not show_object_marker:   # the marker link drawn fully transparent
-            p.changeVisualShape(body, 0, rgbaColor=[0, 0, 0, 0], physicsClientId=bullet.client)
+        if not show_object_marker:   # the marker links drawn fully transparent
+            for link in range(p.getNumJoints(body, physicsClientId=bullet.client)):
+                p.changeVisualShape(body, link, rgbaColor=[0, 0, 0, 0], physicsClientId=bullet.client)
         frames, truth = [], []
         for x, a in zip(pos, yaw):
             bullet.set_pose(body, x, Rotation.from_euler("z", a, degrees=True).as_quat())
