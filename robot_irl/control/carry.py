@@ -121,7 +121,7 @@ def ik_joints(trained: Any, x: np.ndarray, q_init: np.ndarray, tol: float) -> np
     """Model joints that put the run's (held-object) keypoints at ``x [K, 3]``; refused if out of reach."""
     dyn = trained.dynamics
     with torch.no_grad():
-        q = dyn.inverse_kinematics(dyn.as_tensor(x)[None], dyn.as_tensor(q_init)[None], iters=200)
+        q = dyn.inverse_kinematics(dyn.as_tensor(x)[None], dyn.as_tensor(q_init)[None], iters=60)
         err = float((dyn.keypoints(q)[0] - dyn.as_tensor(x)).norm(dim=-1).max())
     if err > tol:
         raise InputError(f"the grasp pose is out of reach ({err * 100:.1f} cm short)", field="object position",
