@@ -55,20 +55,29 @@ def goals_for(seed: int, n: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
 
 
 def run_method(name: str, trained, od, setup, reg, goals, ref_fine) -> dict:
+    from robot_irl.errors import InputError
     from robot_irl.irl.object_demos import style_path_error
     from robot_irl.record.person_pipeline import run_goal
 
-    ok, errs, paths, clamps = [], [], [], []
+    ok, errs, paths, clamps, refused = [], [], [], [], []
     for s, g, yaw in goals:
-        res = run_goal(trained, od, setup, reg, s, g, yaw_deg=yaw)
+        try:
+            res = run_goal(trained, od, setup, reg, s, g, yaw_deg=yaw)
+        except InputError as e:      # e.g. a grasp out of reach: the goal failed, said why
+            ok.append(False)
+            refused.append(str(e))
+            continue
         ok.append(res.record.succeeded)
         errs.append(res.record.err_m * 100)
         paths.append(style_path_error(res.path, ref_fine) * 100)
         clamps.append(res.record.run.summary()["clamped_steps"])
-    r = {"success": float(np.mean(ok)), "err_cm_median": float(np.median(errs)), "err_cm_max": float(np.max(errs)),
-         "path_err_cm": float(np.mean(paths)), "goals": len(goals)}
-    print(f"  {name:10s} success {r['success']:.0%} ({len(goals)} goals)  final err median {r['err_cm_median']:.2f} "
-          f"max {r['err_cm_max']:.2f} cm  path err {r['path_err_cm']:.2f} cm", flush=True)
+    r = {"success": float(np.mean(ok)), "err_cm_median": float(np.median(errs)) if errs else float("nan"),
+         "err_cm_max": float(np.max(errs)) if errs else float("nan"),
+         "path_err_cm": float(np.mean(paths)) if paths else float("nan"), "goals": len(goals),
+         "refused": refused, "clamped_steps_max": int(max(clamps)) if clamps else 0}
+    print(f"  {name:10s} success {r['success']:.0%} ({len(goals)} goals, {len(refused)} refused)  final err median "
+          f"{r['err_cm_median']:.2f} max {r['err_cm_max']:.2f} cm  path err {r['path_err_cm']:.2f} cm"
+          + "".join(f"\n    refused: {m}" for m in refused), flush=True)
     return r
 
 

@@ -62,7 +62,7 @@ def test_person_demo_end_to_end_tiny(person_lib):
         reg = pp.touch_registration(arm, setup, np.random.default_rng(0))
     assert reg.method == "touch" and reg.rms_m < 0.003
     assert np.linalg.norm(reg.T_base_world[:3, 3] - setup.layout.T_base_world[:3, 3]) < 0.005
-    trained, od = pp.learn(person_lib, "tag:person", reg, setup, "timedep", LearnerConfig(outer_iters=30))
+    trained, od = pp.learn(person_lib, "tag:person", reg, setup, "timedep", LearnerConfig(outer_iters=20))
     truth = object_demos_from_library(person_lib, "tag:person", setup.layout.T_base_world, keypoints="truth")
     # extracted carries (through video and the touched registration) follow the true ones
     assert np.median(np.linalg.norm(od.fine[:, :, 0] - truth.fine[:, :, 0], axis=-1)) < 0.015
@@ -164,3 +164,19 @@ def test_progress_alignment_removes_pauses_and_speed():
     by_index = np.linspace(0, len(slow) - 1, 10).astype(int)
     assert np.abs(slow[by_index] - b).max() > 0.02          # frame index would not align them
     assert style_path_error(fast, progress_resample(slow, 50)[None]) < 0.004
+
+
+def test_record_person_needs_a_reference_marker_in_the_spec(tmp_path, capsys):
+    import json
+
+    from robot_irl import cli
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"keypoints": [{"name": "obj", "body": "obj",
+                                               "feature": {"kind": "marker", "id": 1, "size": 0.03,
+                                                           "dictionary": "DICT_4X4_50"}}]}))
+    argv = ["record", "--source", "camera", "--person", "--device", str(tmp_path / "clip.mp4"),
+            "--keypoint-spec", str(spec), "--library", str(tmp_path / "lib")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no reference marker" in err and "robot-irl demos spec" in err

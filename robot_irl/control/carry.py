@@ -117,16 +117,26 @@ def observe_object(frames: list[np.ndarray], timestamps: np.ndarray, spec: Keypo
     return registration.to_base(x)
 
 
-def ik_joints(trained: Any, x: np.ndarray, q_init: np.ndarray, tol: float) -> np.ndarray:
-    """Model joints that put the run's (held-object) keypoints at ``x [K, 3]``; refused if out of reach."""
+def ik_joints(trained: Any, x: np.ndarray, q_init: np.ndarray, tol: float, *, seeds: Any = None, rounds: int = 6,
+              iters: int = 40) -> np.ndarray:
+    """Model joints that put the run's (held-object) keypoints at ``x [K, 3]``; refused if out of
+    reach. Damped least squares in rounds of ``iters`` from ``q_init``, then from each of ``seeds``
+    (other start joints, e.g. the demos' carry starts) until within ``tol``. Why several starts: from
+    the home pose DLS can stop at a joint limit 4 cm short of a pose the arm reaches (dev seed 0)."""
     dyn = trained.dynamics
-    with torch.no_grad():
-        q = dyn.inverse_kinematics(dyn.as_tensor(x)[None], dyn.as_tensor(q_init)[None], iters=60)
-        err = float((dyn.keypoints(q)[0] - dyn.as_tensor(x)).norm(dim=-1).max())
-    if err > tol:
-        raise InputError(f"the grasp pose is out of reach ({err * 100:.1f} cm short)", field="object position",
-                         expected="an object within the arm's reach from above")
-    return q[0].numpy()
+    target = dyn.as_tensor(x)[None]
+    best = np.inf
+    for start in [q_init, *([] if seeds is None else list(seeds))]:
+        q = dyn.as_tensor(start)[None]
+        with torch.no_grad():
+            for _ in range(rounds):
+                q = dyn.inverse_kinematics(target, q, iters=iters)
+                err = float((dyn.keypoints(q)[0] - target[0]).norm(dim=-1).max())
+                if err <= tol:
+                    return q[0].numpy()
+        best = min(best, err)
+    raise InputError(f"the grasp pose is out of reach ({best * 100:.1f} cm short)", field="object position",
+                     expected="an object within the arm's reach from above")
 
 
 def move_joints(arm: Arm, idx: np.ndarray, q_model: np.ndarray, rate_hz: float, *, tol: float = 2e-3,
@@ -160,13 +170,13 @@ def goal_keypoints(found: np.ndarray, goal_centre: np.ndarray) -> np.ndarray:
 
 
 def carry(arm: Arm, trained: Any, gripper: Gripper, observe: Callable[[], np.ndarray], goal_centre: np.ndarray, *,
-          lift_m: float, config: CarryConfig | None = None, judge: int = 0) -> CarryRecord:
+          lift_m: float, config: CarryConfig | None = None, judge: int = 0, ik_seeds: Any = None) -> CarryRecord:
     """Find, grasp, lift by ``lift_m`` (the demos' lift), carry under ``trained`` to ``goal_centre``
     (object centre at rest, base frame), release, retreat, and look again (see module docstring).
     ``judge``: the keypoint success is judged on. Why not always the centre: the centre comes from
     the marker's estimated orientation, and a small marker seen face-on in one still view can take
     IPPE's mirror solution (seen: centre 2.6 cm off, marker point exact); the marker's own point
-    is seen directly."""
+    is seen directly. ``ik_seeds``: more start joints for the grasp's IK (the demos' carry starts)."""
     cfg = config or CarryConfig()
     idx = joint_index(trained, arm.capabilities.joint_names)
     found = observe()
@@ -174,9 +184,9 @@ def carry(arm: Arm, trained: Any, gripper: Gripper, observe: Callable[[], np.nda
     rec = CarryRecord(found=found, goal=goal)
     q_now = arm.get_observation().q[idx]
     up = np.array([0.0, 0.0, 1.0])
-    q_above = ik_joints(trained, found + cfg.approach_m * up, q_now, cfg.ik_tolerance_m)
-    q_grasp = ik_joints(trained, found, q_above, cfg.ik_tolerance_m)
-    q_lift = ik_joints(trained, found + lift_m * up, q_grasp, cfg.ik_tolerance_m)
+    q_above = ik_joints(trained, found + cfg.approach_m * up, q_now, cfg.ik_tolerance_m, seeds=ik_seeds)
+    q_grasp = ik_joints(trained, found, q_above, cfg.ik_tolerance_m, seeds=ik_seeds)
+    q_lift = ik_joints(trained, found + lift_m * up, q_grasp, cfg.ik_tolerance_m, seeds=ik_seeds)
     rec.ticks += move_joints(arm, idx, q_above, cfg.rate_hz)
     rec.ticks += move_joints(arm, idx, q_grasp, cfg.rate_hz)
     gripper.grasp()

@@ -42,7 +42,6 @@ class PersonSetup:
     camera: Any = None              # sim.camera.SceneCamera (the cell camera when None)
 
     def __post_init__(self) -> None:
-        from sim.camera import SceneCamera  # noqa: F401  (sim is the cell here)
         from sim.cell import CELL_CAMERA, CellLayout
 
         self.layout = self.layout or CellLayout()
@@ -169,6 +168,6 @@ def run_goal(trained: Any, od: ObjectDemos, setup: PersonSetup, registration: Wo
         goal_centre = np.array([goal_xy[0], goal_xy[1], od.rest_height])   # on the table, as the demos saw it
         judge = next((i for i, k in enumerate(od.spec) if k.feature is not None), 0)   # the marker's own point
         rec = carry(arm, trained, SimGripper(arm.backend, body), observe, goal_centre, lift_m=od.lift_m, config=cfg,
-                    judge=judge)
+                    judge=judge, ik_seeds=od.demos.q0)
     path = rec.run.keypoints if rec.run is not None else np.zeros((0, len(names), 3))
     return GoalResult(rec, path, goal_centre, rec.found + np.array([0, 0, od.lift_m]))
