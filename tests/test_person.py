@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from robot_irl.control.registration import WorldRegistration, fit_points, touch, typed
+from robot_irl.control.registration import WorldRegistration, fit_points, hand_eye, touch, typed
 from robot_irl.errors import InputError
 from robot_irl.irl.object_demos import object_demos_from_library, progress_resample, style_path_error
 
@@ -122,6 +122,8 @@ def test_registration_touch_typed_and_calibration_roundtrip(tmp_path):
         touch(corners, touched[[1, 0, 2, 3]])
     Tf, rms = fit_points(corners, touched)
     assert np.allclose(Tf, T, atol=1e-9) and rms < 1e-9
+    T_cam_world = np.linalg.inv(np.diag([1.0, -1.0, -1.0, 1.0]) @ np.eye(4))
+    assert np.allclose(hand_eye(T @ np.linalg.inv(T_cam_world), T_cam_world).T_base_world, T)
     t = typed("0.3,-0.2,0.0,90")
     assert np.allclose(t.to_base([1.0, 0.0, 0.0]), [0.3, 0.8, 0.0])
     with pytest.raises(InputError, match="--pose"):

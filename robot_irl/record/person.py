@@ -13,16 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-
 from robot_irl.core.spec import WORLD_BODY, KeypointSpec, Marker
 from robot_irl.errors import InputError
+from robot_irl.irl.object_demos import TRUTH_COLUMN
 from robot_irl.library import Column, Episode, Library
 
 PERSON_TAG = "person"
 PERSON_EXTRA = {"demonstrator": "person"}
 CAMERA = "cam0"
-TRUTH_COLUMN = "object_world_truth"
 
 
 def check_person_spec(spec: KeypointSpec | None, where: str) -> None:
@@ -70,15 +68,3 @@ def record_person_sim(lib: Library, *, episodes: int, seed: int, fps: float = 10
         if progress:
             progress(ep)
     return out
-
-
-def is_person_demo(ep: Episode) -> bool:
-    return PERSON_TAG in ep.meta.get("tags", []) or ep.meta.get("extra", {}).get("demonstrator") == "person"
-
-
-def truth_world(ep: Episode) -> tuple[np.ndarray, np.ndarray] | None:
-    """The simulator's truth (timestamps, object keypoints in the world frame), where recorded."""
-    if "state" not in ep.streams:
-        return None
-    a = ep.arrays("state")
-    return (np.asarray(a["timestamp"], float), np.asarray(a[TRUTH_COLUMN], float)) if TRUTH_COLUMN in a else None

@@ -9,7 +9,7 @@ it is the sim stand-in for a real cell, where the same functions take a camera a
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -134,8 +134,6 @@ class GoalResult:
     record: CarryRecord
     path: np.ndarray               # [T, K, 3] object keypoints during the carry (model FK of measured joints)
     goal_centre: np.ndarray
-    lift_start: np.ndarray         # [K, 3] where the carry began
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def run_goal(trained: Any, od: ObjectDemos, setup: PersonSetup, registration: WorldRegistration,
@@ -170,4 +168,4 @@ def run_goal(trained: Any, od: ObjectDemos, setup: PersonSetup, registration: Wo
         rec = carry(arm, trained, SimGripper(arm.backend, body), observe, goal_centre, lift_m=od.lift_m, config=cfg,
                     judge=judge, ik_seeds=od.demos.q0)
     path = rec.run.keypoints if rec.run is not None else np.zeros((0, len(names), 3))
-    return GoalResult(rec, path, goal_centre, rec.found + np.array([0, 0, od.lift_m]))
+    return GoalResult(rec, path, goal_centre)
