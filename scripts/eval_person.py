@@ -25,7 +25,7 @@ style reference of the path error only; learning and judging use video.
 Seeds: 0-2 development (tuned on), 100+ report.
 
 Usage: nice -n 10 .venv/bin/python scripts/eval_person.py [--seeds 100,101] [--demos 5] [--goals 20]
-       [--baseline-goals N] [--iters 150]
+       [--baseline-goals N] [--iters 150] [--rows 10]
 Last line: one JSON object (success_rate_min, obj_path_err_cm, path_ratio, ceiling_obj_path_err_cm, seeds, ...).
 """
 from __future__ import annotations
@@ -81,7 +81,7 @@ def run_method(name: str, trained, od, setup, reg, goals, ref_fine) -> dict:
     return r
 
 
-def one_seed(seed: int, root: Path, n_demos: int, n_goals: int, n_base: int, iters: int) -> dict:
+def one_seed(seed: int, root: Path, n_demos: int, n_goals: int, n_base: int, iters: int, rows: int) -> dict:
     from robot_irl.control import FakeClock, SafetyConfig, make_arm
     from robot_irl.control.pybullet_arm import PyBulletConfig
     from robot_irl.control.registration import WorldRegistration
@@ -96,7 +96,7 @@ def one_seed(seed: int, root: Path, n_demos: int, n_goals: int, n_base: int, ite
     eps = record_person_sim(lib, episodes=n_demos, seed=10_000 + 100 * seed)
     for ep in eps:
         extract_and_store(ep, progress=False)
-    setup = pp.PersonSetup()
+    setup = pp.PersonSetup(rows=rows)
     arm = make_arm("pybullet", PyBulletConfig(robot=setup.robot), safety=SafetyConfig(), clock=FakeClock())
     with arm:
         reg = pp.touch_registration(arm, setup, np.random.default_rng(90_000 + seed))
@@ -128,6 +128,7 @@ def main() -> int:
     ap.add_argument("--goals", type=int, default=20)
     ap.add_argument("--baseline-goals", type=int, default=None, help="goals for the default cost and the ceiling (default: --goals)")
     ap.add_argument("--iters", type=int, default=150, help="outer iterations of the learner")
+    ap.add_argument("--rows", type=int, default=10, help="rows of the learned carry (progress steps)")
     ap.add_argument("--out", type=Path, help="keep the libraries here (default: a temporary folder)")
     a = ap.parse_args()
     seeds = parse_seeds(a.seeds)
@@ -136,7 +137,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = a.out or Path(tmp)
         for s in seeds:
-            results.append(one_seed(s, root, a.demos, a.goals, n_base, a.iters))
+            results.append(one_seed(s, root, a.demos, a.goals, n_base, a.iters, a.rows))
     succ = [r["learned"]["success"] for r in results]
     path = [r["learned"]["path_err_cm"] for r in results]
     base = [r["default"]["path_err_cm"] for r in results]
@@ -152,7 +153,7 @@ def main() -> int:
                "final_err_cm_median": float(np.median([r["learned"]["err_cm_median"] for r in results])),
                "registration_err_cm_max": max(r["registration_err_cm"] for r in results),
                "demo_extraction_err_cm": float(np.mean([r["demo_extraction_err_cm"] for r in results])),
-               "demos": a.demos, "goals": a.goals, "baseline_goals": n_base, "iters": a.iters,
+               "demos": a.demos, "goals": a.goals, "baseline_goals": n_base, "iters": a.iters, "rows": a.rows,
                "seeds": seeds, "seed_kind": seed_kind(seeds), "data": "sim person demos (video, no robot in view)",
                "seconds": float(sum(r["seconds"] for r in results))}
     print(json.dumps(summary))
