@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("robot_irl.irl.cli", "evaluate a trained run on its held-out demos"),
     "arm": ("robot_irl.control.cli", "check an arm, write its calibration file, or serve a sim arm"),
     "run": ("robot_irl.control.cli", "drive an arm with a trained MBIRL run, record it as an episode"),
+    "world": ("robot_irl.control.world_cli",
+              "register the reference marker's world frame to the robot base (stored in the arm calibration)"),
     "clip": ("robot_irl.retrieval.cli", "train the project's own CLIP on library frames"),
     "search": ("robot_irl.retrieval.cli", "find demos by text and/or image"),
     "diagnose": ("robot_irl.diagnostics.cli", "2-D map of latents with numbers that say how far to trust it"),

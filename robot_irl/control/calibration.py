@@ -3,11 +3,14 @@ home pose. JSON, one file per arm, so two arms of the same model keep their own 
 
     {"id": "lab-fr3-1", "robot": "fr3", "joint_names": [...],
      "joint_offsets": [...], "limits": [[lo, hi], ...], "max_velocity": [...], "home": [...],
-     "workspace": {"lo": [x, y, z], "hi": [x, y, z]}}
+     "workspace": {"lo": [x, y, z], "hi": [x, y, z]},
+     "world": {"T_base_world": 4x4, "method": "touch|hand-eye|typed", "rms_m": ..., "points": n}}
 
 Offsets map the backend's raw encoder readings to the model's angles: ``q = q_raw + offset``.
 ``workspace`` (optional) is the box (base frame, m) every watched point must stay in; a physical
 arm refuses to move without one (``robot-irl arm check --teach-workspace`` records it).
+``world`` (optional) is the cell's reference marker in the base frame (robot_irl.control.registration;
+``robot-irl world``): what puts person demos, recorded in that marker's frame, into the robot's.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from robot_irl.control.registration import WorldRegistration
 from robot_irl.control.types import Capabilities
 from robot_irl.core.io import atomic_write_json
 from robot_irl.errors import InputError
@@ -33,6 +37,7 @@ class ArmCalibration:
     max_velocity: np.ndarray
     home: np.ndarray
     workspace: tuple[np.ndarray, np.ndarray] | None = None
+    world: WorldRegistration | None = None
 
     @classmethod
     def from_capabilities(cls, caps: Capabilities, home: np.ndarray, id: str | None = None) -> "ArmCalibration":
@@ -46,11 +51,16 @@ class ArmCalibration:
                 "joint_offsets": self.joint_offsets.tolist(), "limits": self.limits.tolist(),
                 "max_velocity": self.max_velocity.tolist(), "home": self.home.tolist(),
                 **({} if self.workspace is None else
-                   {"workspace": {"lo": self.workspace[0].tolist(), "hi": self.workspace[1].tolist()}})}
+                   {"workspace": {"lo": self.workspace[0].tolist(), "hi": self.workspace[1].tolist()}}),
+                **({} if self.world is None else {"world": self.world.to_dict()})}
 
     def with_workspace(self, lo, hi) -> "ArmCalibration":
         """This calibration with the workspace box ``lo``..``hi`` (checked like a loaded one)."""
         return replace(self, workspace=parse_workspace({"lo": list(lo), "hi": list(hi)}))
+
+    def with_world(self, world: WorldRegistration) -> "ArmCalibration":
+        """This calibration with the cell's world-to-base registration."""
+        return replace(self, world=world)
 
     def save(self, path: str | Path) -> None:
         atomic_write_json(path, self.to_dict())
@@ -109,8 +119,9 @@ class ArmCalibration:
                              expected="each joint within its limits")
         offsets = vector("joint_offsets", n, f"{n} offsets (rad)")
         workspace = parse_workspace(data["workspace"], file=file) if data.get("workspace") is not None else None
+        world = WorldRegistration.from_dict(data["world"], file=file) if data.get("world") is not None else None
         return cls(id=data["id"], robot=data["robot"], joint_names=tuple(names), joint_offsets=offsets,
-                   limits=limits, max_velocity=vmax, home=home, workspace=workspace)
+                   limits=limits, max_velocity=vmax, home=home, workspace=workspace, world=world)
 
     def check_matches(self, caps: Capabilities, file: str | Path | None = None) -> None:
         """A calibration for another arm must not drive this one."""

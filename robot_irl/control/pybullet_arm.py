@@ -76,6 +76,13 @@ class PyBulletBackend(ArmBackend):
                 b.close()
         self._bullet, self._twin, self.robot = None, None, None
 
+    @property
+    def world(self) -> Bullet:
+        """The simulated world the arm stands in, to add a cell's table, markers and objects to."""
+        if self._bullet is None:
+            raise ArmStateError("pybullet arm is not connected")
+        return self._bullet
+
     # --- the ArmBackend calls ---
     def read(self) -> Observation:
         robot = self._advance()

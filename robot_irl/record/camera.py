@@ -39,11 +39,12 @@ def open_capture(device: str, field: str = "--device") -> tuple[cv2.VideoCapture
 def record_camera(lib: Library, device: str | Any, *, task: str = "", duration: float | None = None,
                   max_frames: int | None = None, show: bool = False, model: CameraModel | None = None,
                   tags: list[str] | None = None, chunk_frames: int = 150, latency_s: float = 0.0,
-                  keypoint_spec: KeypointSpec | None = None) -> Episode:
+                  keypoint_spec: KeypointSpec | None = None, extra: dict[str, Any] | None = None) -> Episode:
     """Record from ``device`` (an index, a path, a URL, or an opened cv2-like live capture) until a
     duration, a frame count, a key, Ctrl-C or the end of a file. ``latency_s``: the camera's
     capture-to-read delay, used when the backend gives no driver timestamps. ``keypoint_spec``:
-    what extraction will look for (stored with the episode; ``demos spec --set`` changes it)."""
+    what extraction will look for (stored with the episode; ``demos spec --set`` changes it).
+    ``extra``: more fields for the episode's ``extra`` (e.g. a person demo's ``demonstrator``)."""
     if isinstance(device, str):
         cap, is_file = open_capture(device)
         name = device if is_file or "://" in device else f"camera {device}"
@@ -65,7 +66,7 @@ def record_camera(lib: Library, device: str | Any, *, task: str = "", duration: 
         h, w = frame.shape[:2]
         stopped_by, synthesized = "end of file" if is_file else "device stopped", 0
         with lib.writer(task=task, source="camera", fps=fps, tags=tags, chunk_frames=chunk_frames,
-                        keypoint_spec=keypoint_spec, extra={"device": name}) as wr:
+                        keypoint_spec=keypoint_spec, extra={"device": name, **(extra or {})}) as wr:
             wr.add_camera(CAMERA, (w, h), codec="mp4v", model=model)
             last, n = -1.0, 0
             try:

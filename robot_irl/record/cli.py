@@ -22,7 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", default="", help="task text (camera; sim episodes take the task's own text)")
     p.add_argument("--tags", default="", help="comma-separated tags")
     g = p.add_argument_group("sim")
-    g.add_argument("--env", default="robot_irl/Place-v0", help="env id (see `robot-irl sim list`)")
+    g.add_argument("--env", default="robot_irl/Place-v0",
+                   help="env id (see `robot-irl sim list`), or 'person': person demos rendered with no robot")
     g.add_argument("--episodes", type=int, default=1, help="number of episodes")
     g.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each); --sim-hand: its waypoints")
     g.add_argument("--robot", default="iiwa", help="iiwa | panda (also the pybullet arm's robot)")
@@ -36,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--duration", type=float, help="stop after this many seconds")
     c.add_argument("--max-frames", type=int, help="stop after this many frames")
     c.add_argument("--show", action="store_true", help="show the frames; q or Esc stops")
+    c.add_argument("--person", action="store_true",
+                   help="a person demo: the object moved by hand, a reference marker (body 'world') in view, no robot "
+                        "(tagged 'person'; --keypoint-spec required; with --source sim: --env person renders them)")
     c.add_argument("--camera-model", type=Path, help="JSON camera model (K, dist, size, T_base_cam)")
     c.add_argument("--camera-latency", type=float, default=0.0, metavar="MS",
                    help="live camera's capture-to-read delay in ms, used where the driver gives no frame "
@@ -60,6 +64,13 @@ def _record(args) -> int:
     from robot_irl.library import Library
     tags = [t for t in args.tags.split(",") if t]
     lib = Library.open(args.library, create=True)
+    if args.source == "sim" and args.env == "person":
+        from robot_irl.record.person import record_person_sim
+        if args.episodes < 1:
+            raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
+        for ep in record_person_sim(lib, episodes=args.episodes, seed=args.seed, tags=tags):
+            print(f"{ep.id}  {ep.frame_count('cam0')} frames  person demo (no robot)")
+        return 0
     if args.source == "sim":
         from robot_irl.record.sim_batch import SimPlan, record_sim_batch
         from sim import parse_render_options
@@ -93,9 +104,14 @@ def _record(args) -> int:
     spec = None
     if args.keypoint_spec:
         spec = KeypointSpec.from_dict(read_json(args.keypoint_spec, "keypoint spec"), file=str(args.keypoint_spec))
+    extra = None
+    if args.person:
+        from robot_irl.record.person import PERSON_EXTRA, PERSON_TAG, check_person_spec
+        check_person_spec(spec, str(args.keypoint_spec) if args.keypoint_spec else "--keypoint-spec")
+        tags, extra = sorted({*tags, PERSON_TAG}), dict(PERSON_EXTRA)
     ep = record_camera(lib, args.device, task=args.task, duration=args.duration, max_frames=args.max_frames,
                        show=args.show, model=_camera_model(args), tags=tags, latency_s=args.camera_latency / 1000,
-                       keypoint_spec=spec)
+                       keypoint_spec=spec, extra=extra)
     print(f"{ep.id}  {ep.frame_count('cam0')} frames  stopped by {ep.meta['extra']['stopped_by']}")
     return 0
 

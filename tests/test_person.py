@@ -1,0 +1,184 @@
+"""Person demos (issue 20): sim person source → extraction in the reference marker's world frame →
+registration → cost over the object's keypoints → the arm carries the object; and the bad inputs.
+
+One end-to-end test at tiny size (2 demos, 2 goals, few outer iterations); the rest are unit tests
+and error messages on a library of two deliberately broken demos."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from robot_irl.control.registration import WorldRegistration, fit_points, hand_eye, touch, typed
+from robot_irl.errors import InputError
+from robot_irl.irl.object_demos import object_demos_from_library, progress_resample, style_path_error
+
+FPS = 8.0   # few frames per demo (the render is what costs), enough that the lift and carry are several frames each
+
+
+@pytest.fixture(scope="module")
+def person_lib(tmp_path_factory):
+    from robot_irl.keypoints.episodes import extract_and_store
+    from robot_irl.library import Library
+    from robot_irl.record.person import record_person_sim
+
+    lib = Library.open(tmp_path_factory.mktemp("person") / "lib", create=True)
+    for ep in record_person_sim(lib, episodes=2, seed=3, fps=FPS):
+        extract_and_store(ep, progress=False)
+    return lib
+
+
+@pytest.fixture(scope="module")
+def broken_lib(tmp_path_factory):
+    """Episode 0: no reference marker in the world; episode 1: the object's marker invisible."""
+    from robot_irl.keypoints.episodes import extract_and_store
+    from robot_irl.library import Library
+    from robot_irl.record.person import record_person_sim
+
+    lib = Library.open(tmp_path_factory.mktemp("broken") / "lib", create=True)
+    a = record_person_sim(lib, episodes=1, seed=5, fps=3.0, show_world_marker=False)[0]
+    b = record_person_sim(lib, episodes=1, seed=6, fps=3.0, show_object_marker=False)[0]
+    for ep in (a, b):
+        with pytest.warns(UserWarning):
+            extract_and_store(ep, progress=False)
+    return lib, a, b
+
+
+def test_person_demo_end_to_end_tiny(person_lib):
+    """2 person demos → learned cost → the PyBullet arm carries the object to 2 held-out goals,
+    judged on the object seen in the run's video after release."""
+    from robot_irl.control import FakeClock, SafetyConfig, make_arm
+    from robot_irl.control.pybullet_arm import PyBulletConfig
+    from robot_irl.irl import LearnerConfig
+    from robot_irl.record import person_pipeline as pp
+
+    eps = person_lib.select("tag:person")
+    assert len(eps) == 2 and all(e.meta["extra"]["demonstrator"] == "person" for e in eps)
+    assert not any("joint_pos" in e.arrays("state") for e in eps)          # no robot, no joint log
+    setup = pp.PersonSetup()
+    arm = make_arm("pybullet", PyBulletConfig(robot="iiwa"), safety=SafetyConfig(), clock=FakeClock())
+    with arm:
+        reg = pp.touch_registration(arm, setup, np.random.default_rng(0))
+    assert reg.method == "touch" and reg.rms_m < 0.003
+    assert np.linalg.norm(reg.T_base_world[:3, 3] - setup.layout.T_base_world[:3, 3]) < 0.005
+    trained, od = pp.learn(person_lib, "tag:person", reg, setup, "timedep", LearnerConfig(outer_iters=20))
+    truth = object_demos_from_library(person_lib, "tag:person", setup.layout.T_base_world, keypoints="truth")
+    # extracted carries (through video and the touched registration) follow the true ones
+    assert np.median(np.linalg.norm(od.fine[:, :, 0] - truth.fine[:, :, 0], axis=-1)) < 0.015
+    assert 0.06 < od.lift_m < 0.14
+    for s, g in (((0.5, -0.02), (0.66, 0.05)), ((0.48, 0.0), (0.69, 0.0))):
+        res = pp.run_goal(trained, od, setup, reg, np.array(s), np.array(g), frames=2)
+        assert res.record.succeeded, (res.record.summary(), res.record.log)
+        assert res.record.err_m < 0.02
+        assert style_path_error(res.path, truth.fine) < 0.03
+
+
+def test_no_reference_marker_is_named(broken_lib):
+    lib, a, _ = broken_lib
+    with pytest.raises(InputError, match=r"reference marker .*not seen.*record --source camera\s+--person"):
+        object_demos_from_library(lib, f"id:{a.id}", np.eye(4))
+
+
+def test_object_never_seen_is_named(broken_lib):
+    lib, _, b = broken_lib
+    with pytest.raises(InputError, match=r"object .*never seen.*robot-irl extract"):
+        object_demos_from_library(lib, f"id:{b.id}", np.eye(4))
+
+
+def test_no_registration_names_the_command(person_lib):
+    with pytest.raises(InputError, match=r"no world-to-base registration.*robot-irl world touch"):
+        object_demos_from_library(person_lib, "tag:person", None)
+
+
+def test_demos_of_different_objects_are_refused(broken_lib):
+    from robot_irl.core.spec import KeypointSpec, Marker
+
+    lib, a, b = broken_lib
+    spec = b.keypoint_spec
+    other = KeypointSpec(tuple(dataclasses.replace(k, feature=Marker(id=3, size=0.03))
+                               if k.name == "obj_marker" else k for k in spec))
+    b.set_keypoint_spec(other, "test: another object")
+    try:
+        with pytest.raises(InputError, match=r"different objects.*marker.*1\).*marker.*3\)"):
+            object_demos_from_library(lib, f"id:{a.id},{b.id}", np.eye(4))
+    finally:
+        b.set_keypoint_spec(spec, "test: restored")
+
+
+def test_registration_touch_typed_and_calibration_roundtrip(tmp_path):
+    from scipy.spatial.transform import Rotation
+
+    from robot_irl.control.calibration import ArmCalibration
+
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("xyz", [3, -2, 40], degrees=True).as_matrix()
+    T[:3, 3] = [0.3, -0.2, 0.01]
+    corners = np.array([[-0.035, 0.095, 0.0], [0.035, 0.095, 0.0], [0.035, 0.025, 0.0], [-0.035, 0.025, 0.0]])
+    touched = corners @ T[:3, :3].T + T[:3, 3]
+    reg = touch(corners, touched + np.random.default_rng(0).normal(0, 5e-4, touched.shape))
+    assert np.abs(reg.T_base_world - T).max() < 0.02 and reg.rms_m < 1e-3
+    with pytest.raises(InputError, match="ArUco order"):
+        touch(corners, touched[[1, 0, 2, 3]])
+    Tf, rms = fit_points(corners, touched)
+    assert np.allclose(Tf, T, atol=1e-9) and rms < 1e-9
+    T_cam_world = np.linalg.inv(np.diag([1.0, -1.0, -1.0, 1.0]) @ np.eye(4))
+    assert np.allclose(hand_eye(T @ np.linalg.inv(T_cam_world), T_cam_world).T_base_world, T)
+    t = typed("0.3,-0.2,0.0,90")
+    assert np.allclose(t.to_base([1.0, 0.0, 0.0]), [0.3, 0.8, 0.0])
+    with pytest.raises(InputError, match="--pose"):
+        typed("1,2")
+    cal = ArmCalibration(id="a", robot="iiwa", joint_names=("j",), joint_offsets=np.zeros(1),
+                         limits=np.array([[-1.0, 1.0]]), max_velocity=np.ones(1), home=np.zeros(1))
+    cal.with_world(reg).save(tmp_path / "arm.json")
+    back = ArmCalibration.load(tmp_path / "arm.json").world
+    assert isinstance(back, WorldRegistration) and back.method == "touch"
+    assert np.allclose(back.T_base_world, reg.T_base_world)
+
+
+def test_world_cli_set_and_show(tmp_path, capsys):
+    from robot_irl import cli
+    from robot_irl.control.calibration import ArmCalibration
+
+    path = tmp_path / "arm.json"
+    assert cli.main(["world", "set", "--calibration", str(path), "--pose", "0.3,-0.2,0,12"]) == 2
+    assert "robot-irl arm check" in capsys.readouterr().err
+    ArmCalibration(id="a", robot="iiwa", joint_names=("j",), joint_offsets=np.zeros(1),
+                   limits=np.array([[-1.0, 1.0]]), max_velocity=np.ones(1), home=np.zeros(1)).save(path)
+    assert cli.main(["world", "show", "--calibration", str(path)]) == 2
+    assert "robot-irl world touch" in capsys.readouterr().err
+    assert cli.main(["world", "set", "--calibration", str(path), "--pose", "0.3,-0.2,0,12"]) == 0
+    capsys.readouterr()
+    assert cli.main(["world", "show", "--calibration", str(path), "--json"]) == 0
+    out = capsys.readouterr().out
+    assert '"method": "typed"' in out and ArmCalibration.load(path).world is not None
+
+
+def test_progress_alignment_removes_pauses_and_speed():
+    """The same arc walked at two speeds, one with a long pause, gives the same rows by progress
+    (not by frame index)."""
+    s = np.linspace(0, 1, 200)
+    arc = np.stack([0.2 * s, 0.1 * (1 - (1 - s) ** 2), 0.1 * (1 - s ** 3)], 1)[:, None]
+    slow = arc[np.clip(np.concatenate([np.arange(80), np.full(60, 80), np.arange(80, 200)]), 0, 199)]
+    fast = arc[::3]
+    a, b = progress_resample(slow, 10), progress_resample(fast, 10)
+    assert np.abs(a - b).max() < 0.004
+    by_index = np.linspace(0, len(slow) - 1, 10).astype(int)
+    assert np.abs(slow[by_index] - b).max() > 0.02          # frame index would not align them
+    assert style_path_error(fast, progress_resample(slow, 50)[None]) < 0.004
+
+
+def test_record_person_needs_a_reference_marker_in_the_spec(tmp_path, capsys):
+    import json
+
+    from robot_irl import cli
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"keypoints": [{"name": "obj", "body": "obj",
+                                               "feature": {"kind": "marker", "id": 1, "size": 0.03,
+                                                           "dictionary": "DICT_4X4_50"}}]}))
+    argv = ["record", "--source", "camera", "--person", "--device", str(tmp_path / "clip.mp4"),
+            "--keypoint-spec", str(spec), "--library", str(tmp_path / "lib")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "no reference marker" in err and "robot-irl demos spec" in err
