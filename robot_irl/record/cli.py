@@ -27,6 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--robot", default="iiwa", help="iiwa | panda (also the pybullet arm's robot)")
     g.add_argument("--variant", default="{}", help='JSON object, e.g. \'{"color": "blue"}\'')
     g.add_argument("--size", default="320x240", help="render size WxH")
+    g.add_argument("--plain", action="store_true",
+                   help="render without markers and blobs (objects bare; tag 'plain'): for learned keypoints")
     c = p.add_argument_group("camera")
     c.add_argument("--device", help="camera index (0, 1, ...), video file, or stream URL")
     c.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -66,12 +68,12 @@ def _record(args) -> int:
 
         def progress(ep) -> None:
             print(f"{ep.id}  {ep.frame_count('cam0')} frames  success={ep.success}", file=sys.stderr)
-            if not warned:
+            if not warned and not args.plain:
                 warned.append(True)
                 _warn_small_markers(ep, args.size)
 
         record_sim(lib, args.env, episodes=args.episodes, seed=args.seed, robot=args.robot, variant=variant,
-                   render_size=(w, h), tags=tags, progress=progress)
+                   render_size=(w, h), tags=tags, progress=progress, plain=args.plain)
         return 0
     if args.source == "arm":
         return _record_arm(args, lib, tags)

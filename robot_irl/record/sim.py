@@ -34,12 +34,21 @@ def state_columns(n: int, k: int, joint_names: list[str], kp_names: list[str]) -
 def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: str = "iiwa",
                variant: Mapping[str, Any] | None = None, render_size: tuple[int, int] = (320, 240),
                tags: list[str] | None = None, chunk_frames: int = 150,
-               progress: Callable[[Episode], None] | None = None) -> list[Episode]:
-    """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed."""
+               progress: Callable[[Episode], None] | None = None, plain: bool = False) -> list[Episode]:
+    """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed.
+
+    ``plain``: render the scene without its ArUco plates and coloured spheres (the objects bare),
+    so that only detectors that need no markers can find anything; the episodes get the tag
+    ``plain`` and ``extra.plain = true``. The ground-truth pixels are recorded as always (the
+    projection of each keypoint); its ``keypoints_visible`` column is then all false, since no
+    feature is drawn to be seen."""
     import sim
     from sim.expert import expert_for
 
-    env = sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size)
+    env = sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size,
+                   markers=not plain, blobs=not plain)
+    if plain:
+        tags = list(dict.fromkeys([*(tags or []), "plain"]))
     u = env.unwrapped
     out = []
     try:
@@ -52,7 +61,7 @@ def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: st
             dt = u.control_dt
             with lib.writer(task=info["task_text"], source="sim", fps=1.0 / dt, robot=robot, env=env_id,
                             seed=ep_seed, variant=info["variant"], tags=tags, keypoint_spec=spec,
-                            extra={"control_dt": dt}, chunk_frames=chunk_frames) as w:
+                            extra={"control_dt": dt, "plain": plain}, chunk_frames=chunk_frames) as w:
                 w.add_camera(CAMERA, render_size, codec="ffv1", model=cam)
                 w.add_stream("state", state_columns(n, k, list(u.robot.joint_names), spec.names))
                 step, last, success = 0, False, False
