@@ -16,8 +16,8 @@ import numpy as np
 from robot_irl.errors import InputError
 
 MIN_CORRELATION = 0.6     # below: a keypoint follows no tracked point
-MIN_MOTION_FRAC = 0.01    # std over an episode below 1 % of the width: it sits still (background)
-MAX_JITTER = 0.5          # frame-to-frame roughness over smooth motion above this: flicker
+MIN_MOTION_FRAC = 0.005   # std over an episode below 0.5 % of the width: it sits still (background)
+MAX_JITTER = 0.5          # std of the second difference over the std of the position above this: flicker
 
 
 @dataclass
@@ -91,11 +91,11 @@ def keypoint_report(uv: list[np.ndarray], confidence: list[np.ndarray], width: i
     centred = lambda arrs: np.concatenate([a - np.nanmean(a, axis=0, keepdims=True) for a in arrs])
     du = centred(uv)
     motion = np.median([np.nanstd(a, axis=0).mean(-1) for a in uv], axis=0)       # [K]
-    jitter = []
+    jitter = []   # white noise gives about 2.4, smooth motion about 0
     for k in range(K):
-        d1 = np.concatenate([np.abs(np.diff(a[:, k], axis=0)).sum(-1) for a in uv if len(a) > 2])
-        d2 = np.concatenate([np.abs(np.diff(a[:, k], 2, axis=0)).sum(-1) for a in uv if len(a) > 2])
-        jitter.append(float(np.nanmean(d2) / max(np.nanmean(d1), 1e-9)) if len(d1) else 0.0)
+        r = [np.nanstd(np.diff(a[:, k], 2, axis=0), axis=0).mean() / max(np.nanstd(a[:, k], axis=0).mean(), 1e-9)
+             for a in uv if len(a) > 3]
+        jitter.append(float(np.median(r)) if r else 0.0)
     conf = np.nanmean(np.concatenate(confidence), axis=0)
     dt = centred(truth) if truth is not None else None
     out = []
@@ -108,10 +108,10 @@ def keypoint_report(uv: list[np.ndarray], confidence: list[np.ndarray], width: i
             follows, corr = (truth_names[j] if truth_names else str(j)), float(scores[j])
         if motion[k] < MIN_MOTION_FRAC * width:
             useful, reason = False, "static (background)"
-        elif jitter[k] > MAX_JITTER:
-            useful, reason = False, "flicker"
         elif corr is not None and corr < MIN_CORRELATION:
             useful, reason = False, f"follows nothing tracked (best r = {corr:.2f})"
+        elif jitter[k] > MAX_JITTER:
+            useful, reason = False, "flicker"
         else:
             useful, reason = True, "follows " + (follows if follows else "moving scene part")
         out.append(KeypointVerdict(names[k], follows, corr, float(motion[k]), jitter[k], float(conf[k]), useful,
