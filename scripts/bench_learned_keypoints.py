@@ -202,14 +202,16 @@ def main() -> None:
     ap.add_argument("--train-seed", type=int, default=0)
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--real-size", type=int, default=64)
-    ap.add_argument("--real-steps", type=int, default=1500)
-    ap.add_argument("--inpaint-grow", type=float, default=0.5,
+    ap.add_argument("--real-steps", type=int, default=1200)
+    ap.add_argument("--inpaint-grow", type=float, default=0.8,
                     help="grow the tag quad by this fraction of its half-size before inpainting (white margin)")
     ap.add_argument("--no-real", action="store_true")
+    ap.add_argument("--no-sim", action="store_true", help="the real-video section only")
     args = ap.parse_args()
     out: dict = {"seed": args.seed, "episodes": args.episodes, "size": args.size, "steps": args.steps,
                  "load_avg_1min_start": os.getloadavg()[0], "cpus": os.cpu_count()}
-    sim_section(args, out)
+    if not args.no_sim:
+        sim_section(args, out)
     if not args.no_real and args.real.exists():
         real_section(args, out)
     else:

@@ -143,12 +143,15 @@ def run_extract_learned(args: argparse.Namespace) -> int:
     if target.is_file():
         import numpy as np
 
-        from robot_irl.keypoints.cli import _camera_file
         from robot_irl.library.decode import decode
         pairs = list(decode(target))
         ts = np.load(args.timestamps) if args.timestamps else (
             np.arange(len(pairs)) / args.fps if args.fps else np.array([t for t, _ in pairs]))
-        camera = _camera_file(args.camera_file, args.no_3d or args.table_z is None)
+        camera = None
+        if args.camera_file and not args.no_3d and args.table_z is not None:
+            from robot_irl.core.camera import CameraModel
+            from robot_irl.library.schema import read_json
+            camera = CameraModel.from_dict(read_json(Path(args.camera_file), "camera file"), file=args.camera_file)
         raw = extract_learned(det, (f for _, f in pairs), ts, camera=camera, plane_z=args.table_z, origin=str(target))
         track = raw if args.no_clean else clean(raw, max_gap=args.max_gap)
         out = Path(args.out) if args.out else target.with_suffix(".keypoints.npz")
