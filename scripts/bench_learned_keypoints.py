@@ -110,7 +110,7 @@ def sim_section(args, out: dict) -> None:
     model = args.work / f"model_sim_{args.seed}_{args.size}_{args.steps}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         train_detector(frames, model, k=args.k, config=TrainConfig(steps=args.steps, seed=args.train_seed),
-                       force=True, provenance={"demos": f"bench seeds {args.seed}.."})
+                       force=True, provenance={"demos": f"bench seeds {args.seed}.."}, progress=False)
     det = LearnedDetector.load(model)
     minutes = json.loads((model / "metrics.json").read_text())["train_minutes"]
     ytrain, ytest = [truth_of(e) for e in train], [truth_of(e) for e in test]
@@ -172,7 +172,7 @@ def real_section(args, out: dict) -> None:
     model = args.work / f"model_real_{args.real_size}_{args.real_steps}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         train_detector(fs, model, k=args.k, config=TrainConfig(steps=args.real_steps, seed=args.train_seed),
-                       force=True, provenance={"demos": str(args.real)})
+                       force=True, provenance={"demos": str(args.real)}, progress=False)
     det = LearnedDetector.load(model)
     uv = det.detect(painted, origin=str(args.real)).uv
     half = len(frames) // 2

@@ -141,3 +141,17 @@ def test_report_flags_background_and_names_what_moves():
     rng = np.random.default_rng(1)
     noisy = [np.stack([tr[:, 0] + rng.normal(0, 3, (40, 2)), tr[:, 1], tr[:, 0]], 1) for tr in truth]
     assert "flicker" in keypoint_report(noisy, conf, 64, ["a", "b", "c"])[0].reason
+
+
+def test_keep_subset_and_drop_flagged_needs_a_report(plain_lib, model, capsys):
+    from robot_irl.cli import main
+    from robot_irl.keypoints.learned.detector import LearnedDetector, extract_learned
+    det = LearnedDetector.load(model)
+    frames = [np.full((48, 64, 3), 128, np.uint8)] * 3
+    track = extract_learned(det, frames, np.arange(3) * 0.1, keep=["lk1", "lk3"])
+    assert track.names == ["lk1", "lk3"] and track.uv.shape == (3, 2, 2)
+    with pytest.raises(InputError, match="subset of lk0, lk1, lk2, lk3"):
+        extract_learned(det, frames, np.arange(3) * 0.1, keep=["lk9"])
+    assert main(["extract", "tag:plain", "--library", str(plain_lib), "--detector", "learned", "--model", str(model),
+                 "--drop-flagged", "--quiet"]) == 2
+    assert "keypoints report --model" in capsys.readouterr().err

@@ -62,6 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "from `robot-irl keypoints train` (--model), no markers needed")
     e.add_argument("--model", metavar="DIR", help="--detector learned: the model folder `robot-irl keypoints train` "
                                                   "wrote (--table-z lifts its keypoints to 3D on that plane)")
+    e.add_argument("--drop-flagged", action="store_true",
+                   help="--detector learned: leave out the keypoints `robot-irl keypoints report` flagged as following nothing")
     e.add_argument("--camera", default="cam0", help="episode camera name (default cam0)")
     e.add_argument("--second-camera", metavar="NAME",
                    help="episode camera to combine with --camera: triangulates keypoints without markers")

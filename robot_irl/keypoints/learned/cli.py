@@ -138,6 +138,7 @@ def run_extract_learned(args: argparse.Namespace) -> int:
                          expected="a model folder written by `robot-irl keypoints train`")
     from robot_irl.keypoints.learned.detector import LearnedDetector, extract_learned
     det = LearnedDetector.load(args.model)
+    keep = _useful(det) if args.drop_flagged else None
     from robot_irl.keypoints.filtering import clean
     target = Path(args.target)
     if target.is_file():
@@ -152,11 +153,12 @@ def run_extract_learned(args: argparse.Namespace) -> int:
             from robot_irl.core.camera import CameraModel
             from robot_irl.library.schema import read_json
             camera = CameraModel.from_dict(read_json(Path(args.camera_file), "camera file"), file=args.camera_file)
-        raw = extract_learned(det, (f for _, f in pairs), ts, camera=camera, plane_z=args.table_z, origin=str(target))
+        raw = extract_learned(det, (f for _, f in pairs), ts, camera=camera, plane_z=args.table_z, keep=keep,
+                             origin=str(target))
         track = raw if args.no_clean else clean(raw, max_gap=args.max_gap)
         out = Path(args.out) if args.out else target.with_suffix(".keypoints.npz")
         track.save_parquet(out) if out.suffix == ".parquet" else track.save_npz(out)
-        print(f"{target}: {len(track)} frames, {det.k} learned keypoints -> {out}")
+        print(f"{target}: {len(track)} frames, learned keypoints {', '.join(track.names)} -> {out}")
         return 0
     from robot_irl.core.batch import BatchReport
     from robot_irl.keypoints.episodes import store
@@ -171,10 +173,24 @@ def run_extract_learned(args: argparse.Namespace) -> int:
         with report.item(ep.id):
             camera = None if args.no_3d else ep.camera_model(args.camera)
             raw = extract_learned(det, ep.video_frames(args.camera), ep.timestamps(args.camera), camera=camera,
-                                  plane_z=args.table_z, origin=f"{ep.id} camera {args.camera}")
+                                  plane_z=args.table_z, keep=keep, origin=f"{ep.id} camera {args.camera}")
             cleaned = None if args.no_clean else clean(raw, max_gap=args.max_gap)
             store(ep, raw, cleaned, args.camera)
-            print(f"{ep.id}: {len(raw)} frames, {det.k} learned keypoints")
+            print(f"{ep.id}: {len(raw)} frames, learned keypoints {', '.join(raw.names)}")
     if len(eps) > 1 or report.failed:
         print(report.summary(), file=sys.stderr if report.failed else sys.stdout)
     return report.exit_code
+
+
+def _useful(det) -> list[str]:
+    """The keypoints the model's report.json found useful (``keypoints report`` writes it)."""
+    from pathlib import Path
+    path = Path(det.path) / "report.json"
+    if not path.exists():
+        raise InputError("no report.json", file=path, field="--drop-flagged",
+                         expected=f"a report first: robot-irl keypoints report --model {det.path} --demos QUERY")
+    useful = json.loads(path.read_text()).get("useful")
+    if not useful:
+        raise InputError("the report flags every keypoint", file=path, field="useful",
+                         expected="at least one keypoint that follows something (train longer or on more motion)")
+    return list(useful)

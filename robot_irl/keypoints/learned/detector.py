@@ -119,17 +119,27 @@ def lift_to_plane(uv: np.ndarray, camera: CameraModel, z: float) -> np.ndarray:
 
 def extract_learned(detector: LearnedDetector, frames: Iterable[np.ndarray], timestamps: np.ndarray, *,
                     camera: CameraModel | None = None, plane_z: float | None = None, min_confidence: float = 0.0,
-                    origin: str = "frames") -> KeypointTrack:
+                    keep: list[str] | None = None, origin: str = "frames") -> KeypointTrack:
     """A :class:`KeypointTrack` from a learned detector: every keypoint ``detected`` in every
     frame where its confidence reaches ``min_confidence`` (else missing, NaN). 3D only with a
     camera and ``plane_z`` (the plane the tracked points move in; a learned keypoint has no
-    known height of its own)."""
+    known height of its own). ``keep``: only these keypoints (e.g. those the report found useful)."""
+    names = detector.names
+    if keep is not None:
+        unknown = [n for n in keep if n not in names]
+        if unknown or not keep:
+            raise InputError(f"keypoints to keep {keep}", file=detector.path, field="keep",
+                             expected="a non-empty subset of " + ", ".join(names))
     d = detector.detect(frames, origin=origin)
+    if keep is not None:
+        idx = [names.index(n) for n in keep]
+        d = Detections(d.uv[:, idx], d.peak[:, idx], d.spread[:, idx])
+        names = list(keep)
     ts = np.asarray(timestamps, dtype=np.float64)
     if len(ts) != len(d.uv):
         raise InputError(f"{len(ts)} timestamps for {len(d.uv)} frames", file=origin, field="timestamps",
                          expected="one timestamp per frame")
-    track = KeypointTrack.empty(detector.names, ts)
+    track = KeypointTrack.empty(names, ts)
     ok = d.peak >= min_confidence
     track.uv[ok] = d.uv[ok]
     track.confidence[:] = np.where(ok, d.peak, 0.0)
