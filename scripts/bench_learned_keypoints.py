@@ -107,7 +107,7 @@ def sim_section(args, out: dict) -> None:
     train, test = plain[:args.train], plain[args.train:]
     print(f"sim: {len(train)} training / {len(test)} held-out plain episodes (seeds {args.seed}..)", flush=True)
     frames = library_frames(train, args.size)
-    model = args.work / f"model_sim_{args.seed}_{args.size}_{args.steps}"
+    model = args.work / f"model_sim_{args.seed}_{args.size}_{args.steps}_k{args.k}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         train_detector(frames, model, k=args.k, config=TrainConfig(steps=args.steps, seed=args.train_seed),
                        force=True, provenance={"demos": f"bench seeds {args.seed}.."}, progress=False)
@@ -169,7 +169,7 @@ def real_section(args, out: dict) -> None:
     print(f"\nreal: {len(frames)} frames, tag found in {seen.sum()}, after inpainting in "
           f"{sum(q is not None for q in left)}", flush=True)
     fs = sequence_frames(painted, args.real_size, segment=30, name=str(args.real))
-    model = args.work / f"model_real_{args.real_size}_{args.real_steps}"
+    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         train_detector(fs, model, k=args.k, config=TrainConfig(steps=args.real_steps, seed=args.train_seed),
                        force=True, provenance={"demos": str(args.real)}, progress=False)
