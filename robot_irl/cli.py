@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "calibrate": ("robot_irl.keypoints.cli",
                   "camera intrinsics from a ChArUco video and/or camera-to-base from an arm marker"),
     "extract": ("robot_irl.keypoints.cli", "keypoint trajectories from video (library episodes or a video file)"),
+    "keypoints": ("robot_irl.keypoints.learned.cli",
+                  "train a keypoint detector on library video without markers; report on it"),
     "dynamics": ("robot_irl.models.cli", "collect exploration data in the sim and train learned keypoint dynamics"),
     "train": ("robot_irl.irl.cli", "learn a cost from keypoint demos (model-based IRL)"),
     "eval": ("robot_irl.irl.cli", "evaluate a trained run on its held-out demos"),

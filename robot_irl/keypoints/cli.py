@@ -57,9 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "or an episode id / query in --library (writes derived data 'keypoints').")
     e.add_argument("target", help="video file, library folder, or episode id / query")
     e.add_argument("--library", default=None, help="library path (else $ROBOT_IRL_LIBRARY, else per-user default)")
-    e.add_argument("--detector", choices=MODES, default="auto",
+    e.add_argument("--detector", choices=(*MODES, "learned"), default="auto",
                    help="auto: per keypoint from the spec + flow bridging; aruco/blob: that detector only; "
-                        "flow: detect every --redetect-every frames, optical flow between")
+                        "flow: detect every --redetect-every frames, optical flow between; learned: a detector "
+                        "from `robot-irl keypoints train` (--model), no markers needed")
+    e.add_argument("--model", metavar="DIR", help="--detector learned: the model folder `robot-irl keypoints train` "
+                                                  "wrote (--table-z lifts its keypoints to 3D on that plane)")
+    e.add_argument("--drop-flagged", action="store_true",
+                   help="--detector learned: leave out the keypoints `robot-irl keypoints report` flagged as following nothing")
     e.add_argument("--camera", default="cam0", help="episode camera name (default cam0)")
     e.add_argument("--second-camera", metavar="NAME",
                    help="episode camera to combine with --camera: triangulates keypoints without markers")
@@ -255,6 +260,9 @@ def extract_task(episode_path: str, args: argparse.Namespace, override: Keypoint
 
 
 def run_extract(args: argparse.Namespace) -> int:
+    if args.detector == "learned" or args.model:
+        from robot_irl.keypoints.learned.cli import run_extract_learned
+        return run_extract_learned(args)
     target = Path(args.target)
     if target.is_file() and target.suffix.lower() in VIDEO_SUFFIXES:
         _note_ignored(args, _LIBRARY_ONLY, "a video file")

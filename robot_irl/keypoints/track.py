@@ -20,8 +20,8 @@ from robot_irl.errors import InputError
 STATUS = ("missing", "detected", "tracked", "interpolated")
 MISSING, DETECTED, TRACKED, INTERPOLATED = range(4)
 
-SOURCES = ("none", "aruco", "blob", "flow", "pose", "filter")
-SRC_NONE, SRC_ARUCO, SRC_BLOB, SRC_FLOW, SRC_POSE, SRC_FILTER = range(6)
+SOURCES = ("none", "aruco", "blob", "flow", "pose", "filter", "learned")
+SRC_NONE, SRC_ARUCO, SRC_BLOB, SRC_FLOW, SRC_POSE, SRC_FILTER, SRC_LEARNED = range(7)
 
 
 @dataclass

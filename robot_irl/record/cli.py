@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--resume", action="store_true",
                    help="skip seeds already committed by an earlier (interrupted) run with the same settings")
     add_ray_option(g)
+    g.add_argument("--plain", action="store_true",
+                   help="render without markers and blobs (objects bare; tag 'plain'): for learned keypoints")
     c = p.add_argument_group("camera")
     c.add_argument("--device", help="camera index (0, 1, ...), video file, or stream URL")
     c.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -60,12 +62,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_record)
 
 
+def _note_ignored(args, names: tuple[str, ...], where: str) -> None:
+    """Options given that mean nothing here are named, not silently dropped."""
+    for name in names:
+        if getattr(args, name):
+            print(f"note: --{name} does nothing for {where}; ignored", file=sys.stderr)
+
+
 def _record(args) -> int:
     from robot_irl.library import Library
     tags = [t for t in args.tags.split(",") if t]
     lib = Library.open(args.library, create=True)
     if args.source == "sim" and args.env == "person":
         from robot_irl.record.person import record_person_sim
+        _note_ignored(args, ("ray", "resume", "plain"), "--env person")
         if args.episodes < 1:
             raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
         for ep in record_person_sim(lib, episodes=args.episodes, seed=args.seed, tags=tags):
@@ -81,19 +91,18 @@ def _record(args) -> int:
 
         def committed(seed: int, ep) -> None:
             print(f"{ep.id}  seed {seed}  {ep.frame_count('cam0')} frames  success={ep.success}", file=sys.stderr)
-            if not warned:
+            if not warned and not args.plain:
                 warned.append(True)
                 _warn_small_markers(ep, args.size)
 
-        plan = SimPlan(env_id=args.env, robot=args.robot, variant=variant, render_size=(w, h), tags=tuple(tags))
+        plan = SimPlan(env_id=args.env, robot=args.robot, variant=variant, render_size=(w, h), tags=tuple(tags),
+                       plain=args.plain)
         report = record_sim_batch(lib, plan, range(args.seed, args.seed + args.episodes), ray=args.ray,
                                   resume=args.resume, progress=bool(args.ray), on_commit=committed)
         if args.episodes > 1 or report.failed:
             print(report.summary(), file=sys.stderr)
         return report.exit_code
-    for name in ("ray", "resume"):
-        if getattr(args, name):
-            print(f"note: --{name} does nothing for --source {args.source}; ignored", file=sys.stderr)
+    _note_ignored(args, ("ray", "resume", "plain"), f"--source {args.source}")
     if args.source == "arm":
         return _record_arm(args, lib, tags)
     from robot_irl.record.camera import record_camera

@@ -35,14 +35,20 @@ def state_columns(n: int, k: int, joint_names: list[str], kp_names: list[str]) -
 def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: str = "iiwa",
                variant: Mapping[str, Any] | None = None, render_size: tuple[int, int] = (320, 240),
                tags: list[str] | None = None, chunk_frames: int = 150,
-               progress: Callable[[Episode], None] | None = None) -> list[Episode]:
-    """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed."""
-    env = make_env(env_id, robot, variant, render_size)
+               progress: Callable[[Episode], None] | None = None, plain: bool = False) -> list[Episode]:
+    """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed.
+
+    ``plain``: render the scene without its ArUco plates and coloured spheres (the objects bare),
+    so that only detectors that need no markers can find anything; the episodes get the tag
+    ``plain`` and ``extra.plain = true``. The ground-truth pixels are recorded as always (the
+    projection of each keypoint); its ``keypoints_visible`` column is then all false, since no
+    feature is drawn to be seen."""
+    env = make_env(env_id, robot, variant, render_size, plain=plain)
     out = []
     try:
         for i in range(episodes):
             ep = record_episode(lib.writer, env, seed=seed + i, env_id=env_id, robot=robot, render_size=render_size,
-                                tags=tags, chunk_frames=chunk_frames)
+                                tags=tags, chunk_frames=chunk_frames, plain=plain)
             out.append(ep)
             if progress:
                 progress(ep)
@@ -51,15 +57,19 @@ def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: st
     return out
 
 
-def make_env(env_id: str, robot: str, variant: Mapping[str, Any] | None, render_size: tuple[int, int]):
+def make_env(env_id: str, robot: str, variant: Mapping[str, Any] | None, render_size: tuple[int, int], *,
+             plain: bool = False):
     """The env an expert is recorded in; an episode depends on its seed only, not on what the env
-    ran before (``reset(seed=...)`` rebuilds the scene), so one env serves many episodes."""
+    ran before (``reset(seed=...)`` rebuilds the scene), so one env serves many episodes.
+    ``plain``: markers and blobs hidden (see :func:`record_sim`)."""
     import sim
-    return sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size)
+    return sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size,
+                    markers=not plain, blobs=not plain)
 
 
 def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_id: str, robot: str,
-                   render_size: tuple[int, int], tags: list[str] | None, chunk_frames: int) -> Episode:
+                   render_size: tuple[int, int], tags: list[str] | None, chunk_frames: int,
+                   plain: bool = False) -> Episode:
     """One expert episode from ``env.reset(seed=seed)`` through ``writer(...)`` (``Library.writer``
     commits into the library; a staging ``Batch.writer`` finalizes it in place for a driver to
     commit); returns the committed episode."""
@@ -71,8 +81,10 @@ def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_
     spec, cam = u.keypoint_spec, u.camera_model()
     n, k = len(obs["joint_pos"]), len(spec)
     dt = u.control_dt
+    if plain:
+        tags = list(dict.fromkeys([*(tags or []), "plain"]))
     with writer(task=info["task_text"], source="sim", fps=1.0 / dt, robot=robot, env=env_id, seed=seed,
-                variant=info["variant"], tags=tags, keypoint_spec=spec, extra={"control_dt": dt},
+                variant=info["variant"], tags=tags, keypoint_spec=spec, extra={"control_dt": dt, "plain": plain},
                 chunk_frames=chunk_frames) as w:
         w.add_camera(CAMERA, render_size, codec="ffv1", model=cam)
         w.add_stream("state", state_columns(n, k, list(u.robot.joint_names), spec.names))

@@ -49,6 +49,7 @@ class SimPlan:
     render_size: tuple[int, int] = (320, 240)
     tags: tuple[str, ...] = ()
     chunk_frames: int = 150
+    plain: bool = False            # markers and blobs hidden (record_sim's ``plain``)
 
     def key(self) -> str:
         """Names the settings (not the seeds): a rerun with the same ones finds its run folder."""
@@ -66,7 +67,7 @@ def _env_for(plan: SimPlan):
         for old in _ENV.values():
             old.close()
         _ENV.clear()
-        _ENV[key] = make_env(plan.env_id, plan.robot, plan.variant, plan.render_size)
+        _ENV[key] = make_env(plan.env_id, plan.robot, plan.variant, plan.render_size, plain=plan.plain)
     return _ENV[key]
 
 
@@ -83,7 +84,8 @@ def stage_sim_episode(library_path: str, run_dir: str, plan: SimPlan, seed: int)
     lib = Library(library_path)
     env = _env_for(plan)
     ep = record_episode(Batch(lib, Path(run_dir)).writer, env, seed=seed, env_id=plan.env_id, robot=plan.robot,
-                        render_size=plan.render_size, tags=list(plan.tags), chunk_frames=plan.chunk_frames)
+                        render_size=plan.render_size, tags=list(plan.tags), chunk_frames=plan.chunk_frames,
+                        plain=plan.plain)
     return ep.id
 
 

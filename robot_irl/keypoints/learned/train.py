@@ -1,0 +1,210 @@
+"""Train the learned keypoint detector on a :class:`FrameSet` and write its model folder.
+
+The folder is a run folder (``robot_irl.runs.RunDir``): ``config.json`` (detector shape, training
+settings, the frames it saw), ``detector.pt`` (weights), ``metrics.json`` (final loss, minutes),
+``tb/`` (loss curve, frames with the keypoints drawn) and ``plots/keypoints.png``.
+
+Augmentations are what a real camera does to a scene between takes: colour (gain per channel,
+brightness, contrast), small shifts and blur. Each pair (source, target) gets one draw, applied to
+both frames, so the only difference the decoder has to explain is what moved.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robot_irl.errors import InputError
+from robot_irl.keypoints.learned.frames import FrameSet
+from robot_irl.runs import RunDir
+
+WEIGHTS = "detector.pt"
+KIND = "learned-keypoints"
+
+
+@dataclass
+class TrainConfig:
+    """Training settings. ``max_gap``: largest frame distance between source and target (0: any
+    two frames of one episode); ``shift``: largest shift in pixels at the input size."""
+
+    steps: int = 1500
+    batch: int = 16
+    lr: float = 2e-3
+    max_gap: int = 0
+    seed: int = 0
+    color_jitter: float = 0.15
+    shift: int = 2
+    blur_prob: float = 0.3
+    image_every: int = 250
+    threads: int = 1   # torch CPU threads (1: on a shared CPU more threads spin against each other; 0: torch default)
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise InputError(f"{name} = {getattr(self, name)!r}", field=name, expected="an integer >= 1")
+        if not self.lr > 0:
+            raise InputError(f"lr = {self.lr!r}", field="lr", expected="a number > 0")
+
+
+def _pairs(frames: FrameSet, n: int, max_gap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` (source, target) index pairs, both from one sequence, at most ``max_gap`` apart."""
+    starts = np.flatnonzero(np.r_[True, frames.sequence[1:] != frames.sequence[:-1]])
+    ends = np.r_[starts[1:], len(frames)]
+    ok = np.flatnonzero(ends - starts >= 2)
+    seq = rng.choice(ok, n)
+    lo, hi = starts[seq], ends[seq]
+    src = rng.integers(lo, hi)
+    gap = np.where(max_gap > 0, max_gap, hi - lo)
+    tgt_lo, tgt_hi = np.maximum(lo, src - gap), np.minimum(hi, src + gap + 1)
+    tgt = rng.integers(tgt_lo, tgt_hi)
+    same = tgt == src
+    tgt[same] = np.where(src[same] + 1 < hi[same], src[same] + 1, src[same] - 1)
+    return src, tgt
+
+
+def augment(x: "torch.Tensor", cfg: TrainConfig, gen: "torch.Generator") -> "torch.Tensor":
+    """``x [2, B, 3, H, W]`` (source and target stacked): one colour / shift / blur draw per pair."""
+    import torch
+    from torch.nn import functional as F
+    _, B, _, H, W = x.shape
+    j = cfg.color_jitter
+    gain = 1 + j * (2 * torch.rand(B, 3, 1, 1, generator=gen) - 1)
+    bright = j * (2 * torch.rand(B, 1, 1, 1, generator=gen) - 1)
+    contrast = 1 + j * (2 * torch.rand(B, 1, 1, 1, generator=gen) - 1)
+    mean = x.mean((2, 3, 4), keepdim=True)
+    x = ((x - mean) * contrast + mean) * gain + bright
+    if cfg.shift > 0:
+        d = torch.randint(-cfg.shift, cfg.shift + 1, (B, 2), generator=gen).float()
+        theta = torch.zeros(B, 2, 3)
+        theta[:, 0, 0] = theta[:, 1, 1] = 1
+        theta[:, 0, 2] = 2 * d[:, 0] / W
+        theta[:, 1, 2] = 2 * d[:, 1] / H
+        grid = F.affine_grid(theta, (B, 3, H, W), align_corners=False)
+        x = torch.stack([F.grid_sample(x[i], grid, padding_mode="border", align_corners=False) for i in range(2)])
+    if cfg.blur_prob > 0:
+        k = torch.tensor([1.0, 2.0, 1.0])
+        k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
+        blurred = torch.stack([F.conv2d(F.pad(x[i], (1, 1, 1, 1), mode="replicate"), k, groups=3) for i in range(2)])
+        pick = (torch.rand(B, generator=gen) < cfg.blur_prob).float()[None, :, None, None, None]
+        x = pick * blurred + (1 - pick) * x
+    return x.clamp(0, 1)
+
+
+def to_tensor(images: np.ndarray) -> "torch.Tensor":
+    import torch
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def draw_keypoints(images: np.ndarray, uv: np.ndarray, scale: int = 3) -> np.ndarray:
+    """Frames ``[N, H, W, 3]`` upscaled, a coloured numbered dot at each keypoint ``uv [N, K, 2]``
+    (input pixels): the picture TensorBoard and the report show."""
+    import cv2
+    import matplotlib
+    colours = (np.asarray(matplotlib.colormaps["tab10"].colors) * 255).astype(int)
+    out = []
+    for img, pts in zip(images, uv):
+        big = cv2.resize(img, (img.shape[1] * scale, img.shape[0] * scale), interpolation=cv2.INTER_NEAREST)
+        for k, (u, v) in enumerate(pts):
+            if np.all(np.isfinite((u, v))):
+                c = tuple(int(x) for x in colours[k % len(colours)])
+                centre = (int(round((u + 0.5) * scale - 0.5)), int(round((v + 0.5) * scale - 0.5)))
+                cv2.circle(big, centre, 3, c, -1)
+                cv2.putText(big, str(k), (centre[0] + 4, centre[1] - 3), cv2.FONT_HERSHEY_SIMPLEX, 0.35, c, 1)
+        out.append(big)
+    return np.stack(out)
+
+
+def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: int = 16, sigma: float = 0.06,
+                   config: TrainConfig | None = None, provenance: dict | None = None, progress: bool = True,
+                   force: bool = False) -> RunDir:
+    """Train a detector with ``k`` keypoints on ``frames`` and write the model folder ``out``."""
+    import torch
+
+    from robot_irl.keypoints.learned.model import DetectorConfig, KeypointNet
+    cfg = config or TrainConfig()
+    if not isinstance(k, int) or k < 1:
+        raise InputError(f"k = {k!r}", field="--k", expected="an integer >= 1")
+    frames.check_trainable((provenance or {}).get("demos", "frames"))
+    run = RunDir.claim(out, force=force)
+    H, W = frames.images.shape[1:3]
+    det = DetectorConfig(k=k, width=W, height=H, channels=channels, sigma=sigma)
+    run.begin(what="keypoint detector training", resume="robot-irl keypoints train ... --force (start again)",
+              clear=force)
+    RunDir.create(run.path, {"detector": det.to_dict(), "train": asdict(cfg), "source_size": list(frames.source_size),
+                             "frames": len(frames), "sequences": frames.ids, **(provenance or {})}, kind=KIND)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    net = KeypointNet(det)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
+    images = to_tensor(frames.images)
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(str(run.tb_dir))
+    show = images[np.linspace(0, len(images) - 1, 6).round().astype(int)]
+    t0, losses = time.perf_counter(), []
+    from tqdm import tqdm
+    bar = tqdm(range(cfg.steps), desc="keypoints train", disable=not progress, unit="step")
+    net.train()
+    for step in bar:
+        src, tgt = _pairs(frames, cfg.batch, cfg.max_gap, rng)
+        pair = augment(torch.stack([images[src], images[tgt]]), cfg, gen)
+        recon, _ = net(pair[0], pair[1])
+        loss = torch.nn.functional.mse_loss(recon, pair[1])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+        writer.add_scalar("loss/reconstruction", losses[-1], step)
+        if progress and step % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        if (step + 1) % cfg.image_every == 0 or step + 1 == cfg.steps:
+            _log_images(net, show, writer, step)
+            net.train()
+    writer.close()
+    minutes = (time.perf_counter() - t0) / 60.0
+    net.eval()
+    torch.save({"config": det.to_dict(), "state": net.state_dict()}, run.path / ".detector.pt.tmp")
+    (run.path / ".detector.pt.tmp").replace(run.path / WEIGHTS)
+    _plot_loss(losses, run.plots_dir / "loss.png")
+    run.update_metrics(loss_final=float(np.mean(losses[-50:])), loss_first=float(np.mean(losses[:50])),
+                       train_minutes=minutes, steps=cfg.steps, frames=len(frames))
+    run.finish()
+    return run
+
+
+def _log_images(net, show, writer, step: int) -> None:
+    import torch
+    net.eval()
+    with torch.no_grad():
+        mu, _, _ = net.keypoints(show)
+    H, W = show.shape[-2:]
+    uv = to_pixels(mu.numpy(), (W, H))
+    imgs = (show.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
+    grid = np.concatenate(list(draw_keypoints(imgs, uv)), axis=1)
+    writer.add_image("keypoints", grid, step, dataformats="HWC")
+
+
+def to_pixels(mu: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Normalised centres (-1..1) → pixels of an image of ``size`` (W, H), OpenCV pixel centres."""
+    w, h = size
+    return np.stack([(mu[..., 0] + 1) / 2 * w - 0.5, (mu[..., 1] + 1) / 2 * h - 0.5], -1)
+
+
+def _plot_loss(losses: list[float], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.plot(losses, lw=0.6)
+    ax.set_xlabel("step")
+    ax.set_ylabel("reconstruction MSE")
+    ax.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,157 @@
+"""Learned keypoints (issue 18): plain sim renders, the detector's train → extract → report path at
+tiny sizes, the probe and verdict maths, and the bad inputs the issue names."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from robot_irl.errors import InputError
+from robot_irl.keypoints.learned.frames import sequence_frames
+from robot_irl.keypoints.learned.probe import LinearProbe, keypoint_report, probe_errors
+
+
+@pytest.fixture(scope="module")
+def plain_lib(tmp_path_factory):
+    """Three plain (marker-less) place episodes at 64x48."""
+    from robot_irl.library import Library
+    from robot_irl.record.sim import record_sim
+    path = tmp_path_factory.mktemp("learned") / "lib"
+    lib = Library.open(path, create=True)
+    record_sim(lib, "robot_irl/Place-v0", episodes=3, seed=0, render_size=(64, 48), plain=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model(plain_lib, tmp_path_factory):
+    """A detector trained for a few steps through the CLI (K = 4, 32 px wide)."""
+    from robot_irl.cli import main
+    out = tmp_path_factory.mktemp("model") / "kp"
+    assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--k", "4", "--size", "32",
+                 "--steps", "4", "--batch", "4", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def test_plain_recording_draws_no_features(plain_lib):
+    from robot_irl.library import Library
+    import sim
+    ep = Library.open(plain_lib).select("tag:plain")[0]
+    assert "plain" in ep.tags and ep.meta["extra"]["plain"] is True
+    env = sim.make("robot_irl/Place-v0", markers=False, blobs=False, render_size=(64, 48))
+    try:
+        env.reset(seed=0)
+        assert all(env.unwrapped.scene.feature_body(k.name) is None for k in env.unwrapped.keypoint_spec)
+    finally:
+        env.close()
+    truth = ep.arrays("state")["keypoints_2d_cam0"]
+    assert np.isfinite(truth).all()   # truth pixels are recorded even with nothing drawn
+
+
+def test_train_writes_model_folder(model):
+    cfg = json.loads((model / "config.json").read_text())
+    assert cfg["kind"] == "learned-keypoints" and cfg["detector"]["k"] == 4 and cfg["detector"]["width"] == 32
+    assert cfg["source_size"] == [64, 48] and cfg["demos"] == "tag:plain"
+    assert (model / "detector.pt").exists() and not (model / "incomplete.json").exists()
+    assert list((model / "tb").glob("events.*")) and (model / "plots" / "loss.png").exists()
+    m = json.loads((model / "metrics.json").read_text())
+    assert m["steps"] == 4 and m["frames"] > 8 and np.isfinite(m["loss_final"])
+
+
+def test_extract_learned_stores_track(plain_lib, model, capsys):
+    from robot_irl.cli import main
+    from robot_irl.library import Library
+    assert main(["extract", "tag:plain", "--library", str(plain_lib), "--detector", "learned", "--model", str(model),
+                 "--table-z", "0.025", "--quiet"]) == 0
+    ep = Library.open(plain_lib).select("tag:plain")[0]
+    derived = ep.read_derived("keypoints")
+    arrays, meta = derived.arrays, derived.meta
+    T = ep.frame_count("cam0")
+    assert arrays["uv"].shape == (T, 4, 2) and arrays["keypoints"].shape == (T, 4, 3)
+    assert meta["names"] == ["lk0", "lk1", "lk2", "lk3"] and meta["detector"] == "learned"
+    raw_uv = arrays["raw_uv"]
+    assert np.isfinite(raw_uv).all() and (raw_uv >= -0.5).all() and (raw_uv[..., 0] <= 63.5).all()
+    assert ((arrays["confidence"] >= 0) & (arrays["confidence"] <= 1)).all()
+    # on the table plane: z of every lifted point is the plane's
+    z = arrays["raw_keypoints"][..., 2]
+    assert np.allclose(z[np.isfinite(z)], 0.025)
+    assert meta["source_codes"][int(arrays["source"][0, 0])] == "learned"
+
+
+def test_report_cli(plain_lib, model, tmp_path, capsys):
+    from robot_irl.cli import main
+    assert main(["keypoints", "report", "--model", str(model), "--demos", "tag:plain", "--library", str(plain_lib),
+                 "--out", str(tmp_path), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["truth"] is True and len(rep["keypoints"]) == 4
+    assert all(k["follows"] in ("ee", "ee_blob", "obj") for k in rep["keypoints"])
+    assert (tmp_path / "keypoints.png").exists() and (tmp_path / "report.json").exists()
+
+
+def test_model_of_another_k_or_size_is_refused(plain_lib, model):
+    from robot_irl.keypoints.learned.detector import LearnedDetector
+    with pytest.raises(InputError, match="K = 4 keypoints, 8 were asked"):
+        LearnedDetector.load(model, k=8)
+    det = LearnedDetector.load(model)
+    with pytest.raises(InputError, match="frames are 80x60.*64x48"):
+        det.detect([np.zeros((60, 80, 3), np.uint8)], origin="clip.mp4")
+
+
+def test_too_few_frames_and_mixed_sizes():
+    with pytest.raises(InputError, match="only 4 frames"):
+        sequence_frames([np.zeros((48, 64, 3), np.uint8)] * 4, 32).check_trainable("q")
+    mixed = [np.zeros((48, 64, 3), np.uint8)] * 5 + [np.zeros((60, 80, 3), np.uint8)] * 5
+    with pytest.raises(InputError, match="mixed sizes: 64x48.*80x60"):
+        sequence_frames(mixed, 32)
+
+
+def test_cli_rejects_bad_inputs(plain_lib, model, tmp_path, capsys):
+    from robot_irl.cli import main
+    assert main(["keypoints", "train", "--demos", "nothing-matches-this", "--library", str(plain_lib),
+                 "--out", str(tmp_path / "m")]) == 2
+    assert "no episode matches" in capsys.readouterr().err
+    assert main(["extract", "tag:plain", "--library", str(plain_lib), "--detector", "learned"]) == 2
+    assert "needs --model" in capsys.readouterr().err
+    assert main(["extract", "tag:plain", "--library", str(plain_lib), "--detector", "learned",
+                 "--model", str(tmp_path)]) == 2
+    assert "config.json" in capsys.readouterr().err
+
+
+def test_linear_probe_recovers_a_map():
+    rng = np.random.default_rng(0)
+    x = [rng.uniform(0, 64, (30, 3, 2)) for _ in range(4)]
+    A = rng.normal(size=(6, 4))
+    y = [(xi.reshape(30, -1) @ A + 5.0).reshape(30, 2, 2) for xi in x]
+    err = probe_errors(x[:3], y[:3], x[3:], y[3:], 64.0)
+    assert err.shape == (30, 2) and np.median(err) < 0.05
+    with pytest.raises(InputError, match="complete frames"):
+        LinearProbe.fit(np.full((3, 6), np.nan), np.zeros((3, 4)))
+
+
+def test_report_flags_background_and_names_what_moves():
+    t = np.linspace(0, 1, 40)
+    truth = [np.stack([np.c_[10 + 30 * t + s, 20 + 10 * t], np.c_[50 - 20 * t, 30 + 5 * np.sin(3 * t + s)]], 1)
+             for s in (0.0, 1.0)]
+    uv = [np.stack([tr[:, 1] + 0.2, np.full((40, 2), 7.0), tr[:, 0]], 1) for tr in truth]
+    conf = [np.ones((40, 3))] * 2
+    v = keypoint_report(uv, conf, 64, ["a", "b", "c"], truth, ["ee", "obj"])
+    assert (v[0].follows, v[0].useful) == ("obj", True) and v[0].correlation > 0.99
+    assert (v[2].follows, v[2].useful) == ("ee", True)
+    assert not v[1].useful and "static" in v[1].reason
+    rng = np.random.default_rng(1)
+    noisy = [np.stack([tr[:, 0] + rng.normal(0, 3, (40, 2)), tr[:, 1], tr[:, 0]], 1) for tr in truth]
+    assert "flicker" in keypoint_report(noisy, conf, 64, ["a", "b", "c"])[0].reason
+
+
+def test_keep_subset_and_drop_flagged_needs_a_report(plain_lib, model, capsys):
+    from robot_irl.cli import main
+    from robot_irl.keypoints.learned.detector import LearnedDetector, extract_learned
+    det = LearnedDetector.load(model)
+    frames = [np.full((48, 64, 3), 128, np.uint8)] * 3
+    track = extract_learned(det, frames, np.arange(3) * 0.1, keep=["lk1", "lk3"])
+    assert track.names == ["lk1", "lk3"] and track.uv.shape == (3, 2, 2)
+    with pytest.raises(InputError, match="subset of lk0, lk1, lk2, lk3"):
+        extract_learned(det, frames, np.arange(3) * 0.1, keep=["lk9"])
+    assert main(["extract", "tag:plain", "--library", str(plain_lib), "--detector", "learned", "--model", str(model),
+                 "--drop-flagged", "--quiet"]) == 2
+    assert "keypoints report --model" in capsys.readouterr().err
