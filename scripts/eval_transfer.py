@@ -226,7 +226,7 @@ def main() -> int:
     ap.add_argument("--dynamics-structure", choices=("fk", "fk_joint"), default="fk",
                     help="learned dynamics: keypoints g(q) with joints q + u (fk, default), or with the joint "
                          "transition learned from how the arm tracked (fk_joint)")
-    ap.add_argument("--methods", default=",".join(METHODS), help="methods in the table (default and timedep needed)")
+    ap.add_argument("--methods", default=",".join(METHODS), help="methods in the table (timedep needed; default for path_ratio)")
     ap.add_argument("--counts", default="1,3",
                     help="smaller demo counts learned from beside --demos (e.g. 1,3; '' for --demos only)")
     ap.add_argument("--train-goals", choices=("final", "recorded"), default="final",
@@ -370,7 +370,8 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
     print(f"wall time: record+extract {t_rec - t_start:.0f} s, learn+execute {t_learn - t_rec:.0f} s, "
           f"collect {t_col - t_learn:.0f} s, dynamics+learned MBIRL {t_end - t_col:.0f} s")
     best = table[("timedep", args.demos)]
-    out = {"path_err_cm": best["path_err_cm"], "default_path_err_cm": table[("default", args.demos)]["path_err_cm"],
+    default = table.get(("default", args.demos), {})
+    out = {"path_err_cm": best["path_err_cm"], "default_path_err_cm": default.get("path_err_cm", float("nan")),
            "success_rate": best["success_rate"], "final_err_cm": best["final_err_cm"], **figures}
     if learned is not None:
         out.update(learned_path_err_cm=learned["path_err_cm"], learned_success_rate=learned["success_rate"],
