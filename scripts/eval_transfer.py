@@ -226,7 +226,8 @@ def main() -> int:
     ap.add_argument("--dynamics-structure", choices=("fk", "fk_joint"), default="fk",
                     help="learned dynamics: keypoints g(q) with joints q + u (fk, default), or with the joint "
                          "transition learned from how the arm tracked (fk_joint)")
-    ap.add_argument("--methods", default=",".join(METHODS), help="methods in the table (timedep needed; default for path_ratio)")
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="methods in the table (timedep needed; default for path_ratio)")
     ap.add_argument("--counts", default="1,3",
                     help="smaller demo counts learned from beside --demos (e.g. 1,3; '' for --demos only)")
     ap.add_argument("--train-goals", choices=("final", "recorded"), default="final",
