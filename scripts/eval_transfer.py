@@ -25,9 +25,9 @@
    notes/irl.md), learn the same cost through it from the 5 demos and run its plans the same way.
 
 Seeds (``--seeds``, evalkit.py): each seed records its own demos and held-out goals. Seeds 0-2 are
-for development (everything in this script was tuned on seed 0, the runner path and --plan-within-filter
-included); report seeds (100+) are run only to
-report. Per-seed tables, then mean and worst over the seeds.
+for development (everything in this script was tuned on seed 0, the runner path and
+--plan-within-filter included); report seeds (100+) are run only to report. Per-seed tables, then
+mean and worst over the seeds.
 Last line: one JSON object: path_err_cm (mean over seeds), path_err_cm_max, success_rate_min,
 path_ratio (timedep / default cost, mean over seeds), success_{1,3}demo_min (timedep),
 fm_success_{1,3}demo_min (feature matching), the per-seed figures, seeds, data.
