@@ -61,7 +61,7 @@ def test_run_reaches_held_out_place_goals_and_opens_as_an_episode(tmp_path, caps
         assert run_ep.task == ep.task and run_ep.meta["extra"]["like"] == ep.id
         np.testing.assert_allclose(run_ep.arrays("state")["joint_pos"][0], ep.arrays("state")["joint_pos"][0],
                                    atol=0.02)                      # started where the held-out demo did
-        assert cli(["demos", "show", out["episode"], "--check", "--library", str(tmp_path / "lib")]) == 0
+        assert cli(["demos", "show", out["episode"], "--check", "--json", "--library", str(tmp_path / "lib")]) == 0
         shown = json.loads(capsys.readouterr().out)
         assert shown["source"] == "arm" and shown["cameras"]["cam0"]["frames"] == out["steps"]
         assert shown["keypoints"] == spec.names and "keypoints_3d" in shown["streams"]["state"]["columns"]

@@ -63,3 +63,23 @@ def test_inverse_kinematics_recovers_start():
     x = m.keypoints(torch.tensor([IIWA_Q0], dtype=torch.float64) + 0.05)
     q = m.inverse_kinematics(x, torch.tensor(IIWA_Q0, dtype=torch.float64))
     assert np.allclose(m.keypoints(q).numpy(), x.numpy(), atol=1e-6)
+
+
+def test_serial_chain_fk_matches_the_tree_fk_and_falls_back_off_one_path():
+    """The folded serial FK (what the learner runs) gives the tree FK's keypoints, Jacobian and
+    gradients through both; keypoints on two branches (the Panda's fingers) keep the tree FK."""
+    dyn = KinematicDynamics(IIWA_URDF, [KeypointFrame("a", "lbr_iiwa_link_7", (0.0, 0.07, -0.005)),
+                                        KeypointFrame("b", "lbr_iiwa_link_5", (0.0, 0.1, 0.1))])
+    assert dyn._serial is not None
+    q = (torch.tensor(IIWA_Q0, dtype=torch.float64) + 0.3 * torch.rand(4, 7, dtype=torch.float64)).requires_grad_()
+    out = []
+    for serial in (dyn._serial, None):
+        dyn._serial = serial
+        x, J = dyn.keypoints(q, jacobian=True)
+        (g,) = torch.autograd.grad((x ** 2).sum() + (J ** 2).sum(), q)
+        out.append((x, J, g))
+    for a, b in zip(*out):
+        assert torch.allclose(a, b, atol=1e-12, rtol=0)
+    fingers = KinematicDynamics(PANDA_URDF, [KeypointFrame("l", "panda_leftfinger", (0.0, 0.0, 0.02)),
+                                             KeypointFrame("r", "panda_rightfinger", (0.0, 0.0, 0.02))])
+    assert fingers._serial is None

@@ -51,11 +51,8 @@ class PyBulletBackend(ArmBackend):
 
     # --- lifecycle ---
     def connect(self) -> Capabilities:
-        dt = 1.0 / self.config.native_rate_hz
-        self._bullet = Bullet(timestep=dt)
-        self.robot = make_robot(self.config.robot, self._bullet)
-        q0 = self.default_home if self.config.start is None else np.asarray(self.config.start, float)
-        self.robot.reset(q0)
+        self._bullet, self.robot, q0 = self._open_world()
+        dt = self._bullet.timestep
         self._sim_t = self.clock.now()
         self._seg_from = q0.copy()        # interpolation segment: from, to, start time, duration
         self._seg_to = q0.copy()
@@ -69,6 +66,15 @@ class PyBulletBackend(ArmBackend):
                             limits=self.robot.joint_limits.copy(), max_velocity=vmax,
                             native_rate_hz=self.config.native_rate_hz,
                             control_modes=("joint_position", "teach"))
+
+    def _open_world(self) -> tuple[Bullet, Robot, np.ndarray]:
+        """A world of its own with the bare robot at the start pose: (physics, robot, joints).
+        A subclass that drives a robot inside an existing scene returns that scene's instead."""
+        bullet = Bullet(timestep=1.0 / self.config.native_rate_hz)
+        robot = make_robot(self.config.robot, bullet)
+        q0 = self.default_home if self.config.start is None else np.asarray(self.config.start, float)
+        robot.reset(q0)
+        return bullet, robot, q0
 
     def disconnect(self) -> None:
         for b in (self._bullet, self._twin[0] if self._twin else None):

@@ -96,6 +96,8 @@ class KinematicDynamics(KeypointDynamics):
         # moves[j, k] = 1 when actuated joint j is an ancestor of keypoint k's link
         self._moves = torch.tensor([[float(joint_frame[j] in a) for a in ancestors] for j in self.joints], dtype=dtype)
 
+        self._serial = _SerialChainFK.build(self, chain, all_joints, kp_frame, base)
+
     # --- kinematics -------------------------------------------------------------------------
     def _fk(self, q: torch.Tensor) -> torch.Tensor:
         full = self._q_full.expand(q.shape[0], -1).clone()
@@ -105,15 +107,19 @@ class KinematicDynamics(KeypointDynamics):
     def keypoints(self, q: torch.Tensor, *, jacobian: bool = False):
         """Keypoints ``[..., K, 3]`` (metres) and, if asked, their Jacobian ``[..., K*3, n]``."""
         shape = q.shape[:-1]
-        T = self._fk(q.reshape(-1, self.n_joints))
-        Tk = T[self._kp_frame]  # [K, B, 4, 4]
-        p = (Tk[..., :3, :3] @ self._offsets[:, None, :, None]).squeeze(-1) + Tk[..., :3, 3]  # [K, B, 3]
+        if self._serial is not None:
+            p, z, o = self._serial(q.reshape(-1, self.n_joints), jacobian)
+        else:
+            T = self._fk(q.reshape(-1, self.n_joints))
+            Tk = T[self._kp_frame]  # [K, B, 4, 4]
+            p = (Tk[..., :3, :3] @ self._offsets[:, None, :, None]).squeeze(-1) + Tk[..., :3, 3]  # [K, B, 3]
+            if jacobian:
+                Td = T[self._dof_frame]  # [n, B, 4, 4]
+                z = (Td[..., :3, :3] @ self._axes[:, None, :, None]).squeeze(-1)  # [n, B, 3]
+                o = Td[..., :3, 3]
         x = p.transpose(0, 1).reshape(*shape, self.n_keypoints, 3)
         if not jacobian:
             return x
-        Td = T[self._dof_frame]  # [n, B, 4, 4]
-        z = (Td[..., :3, :3] @ self._axes[:, None, :, None]).squeeze(-1)  # [n, B, 3]
-        o = Td[..., :3, 3]
         zk = z[:, None].expand(-1, self.n_keypoints, -1, -1)
         lin = torch.where(self._revolute, torch.cross(zk, p[None] - o[:, None], dim=-1), zk)
         J = lin * self._moves[:, :, None, None]  # [n, K, B, 3]
@@ -191,3 +197,118 @@ class KinematicDynamics(KeypointDynamics):
     def from_config(cls, cfg: dict[str, Any], *, dtype: torch.dtype = torch.float64) -> "KinematicDynamics":
         return cls(cfg["urdf"], frames_from_dicts(cfg["keypoint_frames"]), joints=cfg.get("joints"),
                    fixed_joint_values=cfg.get("fixed_joint_values"), dtype=dtype)
+
+
+class _SerialChainFK:
+    """Keypoints (and joint axes and origins, for the Jacobian) of a serial chain of revolute joints,
+    with every constant transform between two actuated joints folded into one matrix.
+
+    Why: the learner backpropagates through ~10 inner steps of FK and Jacobians per outer step, on
+    tiny batches, where the cost is the number of autograd ops, not arithmetic. pytorch-kinematics'
+    tree FK spends most of its ops on the whole tree (every frame, index/put per level); here it is
+    a rotation, two matmuls and an add per actuated joint (measured on the paper's task: see
+    notes/irl.md). Used only where it applies (every keypoint and actuated joint on one path from
+    the root, all actuated joints revolute) and only after it matched the tree FK at construction;
+    otherwise ``None`` and the tree FK is used."""
+
+    def __init__(self, C_R, C_t, axes, cols, kp_seg, kp_off, n_joints: int) -> None:
+        self.C_R, self.C_t = C_R, C_t                  # [S, 3, 3], [S, 3]: constant before each joint
+        self.axes = axes                               # [S, 3] in the joint's frame
+        self.cols = cols                               # q column of each segment's joint
+        eye = torch.eye(3, dtype=axes.dtype)
+        aaT = axes[:, :, None] * axes[:, None, :]
+        K = torch.zeros(len(axes), 3, 3, dtype=axes.dtype)
+        K[:, 0, 1], K[:, 0, 2], K[:, 1, 2] = -axes[:, 2], axes[:, 1], -axes[:, 0]
+        K = K - K.transpose(1, 2)
+        self.rot = (eye - aaT, K, aaT)                 # R(q) = cos q (I - aa^T) + sin q [a]x + aa^T
+        self.kp_seg, self.kp_off = kp_seg, kp_off      # keypoint k: after segment kp_seg[k] (-1: base), offset
+        self.order = torch.tensor(sorted(range(len(cols)), key=lambda i: cols[i]))  # segments in q order
+        self.n_joints = n_joints
+
+    @classmethod
+    def build(cls, dyn: "KinematicDynamics", chain, all_joints: list[str], kp_frame: list[int],
+              base: list[float]) -> "_SerialChainFK | None":
+        dt = dyn.dtype
+        deepest = max(kp_frame, key=lambda f: len(chain.parents_indices[f]))
+        path = [int(i) for i in chain.parents_indices[deepest]]
+        types = chain.joint_type_indices
+        jidx = chain._joint_indices_clamped
+        offsets = chain._static_offsets.to(dt)
+        act = {all_joints.index(j): c for c, j in enumerate(dyn.joints)}
+        if any(f not in path for f in kp_frame) or any(int(f) not in path for f in dyn._dof_frame):
+            return None
+        pending = torch.eye(4, dtype=dt)
+        C, axes, cols, at_frame = [], [], [], {}
+        for f in path:
+            pending = pending @ offsets[f]
+            t = int(types[f])
+            if t != 0:
+                j = int(jidx[f])
+                axis = chain.axes[j].to(dt)
+                if j in act:
+                    if t != 1:
+                        return None                    # prismatic actuated joint: the tree FK handles it
+                    C.append(pending)
+                    axes.append(axis)
+                    cols.append(act[j])
+                    pending = torch.eye(4, dtype=dt)
+                else:                                  # a movable joint held at its fixed value
+                    hold = torch.eye(4, dtype=dt)
+                    v = torch.tensor(base[j], dtype=dt)
+                    if t == 1:
+                        a = axis
+                        K = torch.tensor([[0, -a[2], a[1]], [a[2], 0, -a[0]], [-a[1], a[0], 0]], dtype=dt)
+                        hold[:3, :3] = torch.eye(3, dtype=dt) + torch.sin(v) * K + (1 - torch.cos(v)) * K @ K
+                    else:
+                        hold[:3, 3] = axis * v
+                    pending = pending @ hold
+            at_frame[f] = (len(C) - 1, pending.clone())
+        if not C:
+            return None
+        kp_seg, kp_off = [], []
+        for k, f in enumerate(kp_frame):
+            seg, tail = at_frame[f]
+            kp_seg.append(seg)
+            kp_off.append(tail[:3, :3] @ dyn._offsets[k] + tail[:3, 3])
+        Cs = torch.stack(C)
+        fk = cls(Cs[:, :3, :3], Cs[:, :3, 3], torch.stack(axes), cols, kp_seg, torch.stack(kp_off), dyn.n_joints)
+        # Trust it only where it agrees with the tree FK (random joints within the limits).
+        g = torch.Generator().manual_seed(0)
+        lo = torch.where(torch.isfinite(dyn.lower), dyn.lower, torch.full_like(dyn.lower, -3.0))
+        hi = torch.where(torch.isfinite(dyn.upper), dyn.upper, torch.full_like(dyn.upper, 3.0))
+        q = lo + (hi - lo) * torch.rand(16, dyn.n_joints, generator=g, dtype=dt)
+        T = dyn._fk(q)
+        Tk = T[dyn._kp_frame]
+        p_ref = (Tk[..., :3, :3] @ dyn._offsets[:, None, :, None]).squeeze(-1) + Tk[..., :3, 3]
+        Td = T[dyn._dof_frame]
+        z_ref = (Td[..., :3, :3] @ dyn._axes.to(dt)[:, None, :, None]).squeeze(-1)
+        p, z, o = fk(q, True)
+        tol = 1e-9 if dt == torch.float64 else 1e-4
+        ok = all(torch.allclose(a, b, atol=tol, rtol=0) for a, b in ((p, p_ref), (z, z_ref), (o, Td[..., :3, 3])))
+        return fk if ok else None
+
+    def __call__(self, q: torch.Tensor, jacobian: bool):
+        """``q [B, n]`` -> keypoints ``[K, B, 3]`` and, with ``jacobian``, world axes and origins of the
+        actuated joints ``[n, B, 3]`` (q order), else ``None, None``."""
+        B = q.shape[0]
+        I_aa, K, aaT = self.rot
+        c, s = torch.cos(q)[:, self.cols].T, torch.sin(q)[:, self.cols].T  # [S, B]
+        Rq = c[..., None, None] * I_aa[:, None] + s[..., None, None] * K[:, None] + aaT[:, None]  # [S, B, 3, 3]
+        M = self.C_R[:, None] @ Rq                                                              # [S, B, 3, 3]
+        R = torch.eye(3, dtype=q.dtype).expand(B, 3, 3)
+        t = torch.zeros(B, 3, dtype=q.dtype)
+        Rs, ts = [], []
+        for i in range(len(self.cols)):
+            t = t + R @ self.C_t[i]
+            R = R @ M[i]
+            Rs.append(R)
+            ts.append(t)
+        eye, zero = torch.eye(3, dtype=q.dtype).expand(B, 3, 3), torch.zeros(B, 3, dtype=q.dtype)
+        Rk = torch.stack([Rs[i] if i >= 0 else eye for i in self.kp_seg])      # [K, B, 3, 3]
+        tk = torch.stack([ts[i] if i >= 0 else zero for i in self.kp_seg])     # [K, B, 3]
+        p = (Rk @ self.kp_off[:, None, :, None]).squeeze(-1) + tk
+        if not jacobian:
+            return p, None, None
+        z = (torch.stack(Rs) @ self.axes[:, None, :, None]).squeeze(-1)        # [S, B, 3]
+        o = torch.stack(ts)
+        return p, z[self.order], o[self.order]
