@@ -25,8 +25,8 @@
    notes/irl.md), learn the same cost through it from the 5 demos and run its plans the same way.
 
 Seeds (``--seeds``, evalkit.py): each seed records its own demos and held-out goals. Seeds 0-2 are
-for development (everything in this script was tuned on seed 0, the runner path and
---plan-within-filter included); report seeds (100+) are run only to report. Per-seed tables, then
+for development (everything in this script was tuned on seed 0, the runner path and planning
+within the filter's joint range included); report seeds (100+) are run only to report. Per-seed tables, then
 mean and worst over the seeds.
 Last line: one JSON object: path_err_cm (mean over seeds), path_err_cm_max, success_rate_min,
 path_ratio (timedep / default cost, mean over seeds), success_{1,3}demo_min (timedep),
@@ -36,7 +36,6 @@ Usage: nice -n 10 .venv/bin/python scripts/eval_transfer.py [--seeds 0-2] [--cou
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -122,8 +121,7 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
         env.reset(seed=ref["seed"], options={"variant": {"goal_region": ref["region"]}})
         clock = FakeClock()
         backend = SceneArmBackend(env, ctx["gripper"], clock)
-        safety = SafetyConfig()
-        with Arm(backend, safety=safety, clock=clock) as arm, within_filter(run, safety, ctx["plan_within_filter"]):
+        with Arm(backend, safety=SafetyConfig(), clock=clock) as arm:
             rec = run_learned(arm, run, ref["goal"], camera=ctx["camera"])
         ep = save_learned_run(ctx["library"], rec, run, robot="iiwa", task=ENV_ID, arm_name="pybullet-scene",
                               camera=ctx["camera"],
@@ -159,23 +157,6 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
             "missing_frac": float(np.mean(scores["missing"])), "refused_steps": float(np.sum(scores["refused"])),
             "clamped_steps": float(np.sum(scores["clamped"])),
             **{f"path_err_{r}_cm": v for r, v in by_region.items()}}
-
-
-@contextlib.contextmanager
-def within_filter(run, safety, on: bool):
-    """With ``on``, the run's model plans within the joint limits the safety filter lets through (its
-    limits narrowed by ``safety.limit_margin``) for the duration. A stand-in for what
-    ``run_learned`` should do itself (the runner belongs to issues 11/16: reported as a hook): it
-    plans in the URDF's full range, and where the plan puts a joint inside the filter's margin the
-    filter holds it there and the arm settles short (dev seed 0: joint 4 held at -2.044, 2.45 cm)."""
-    dyn = run.dynamics
-    lo, hi = dyn.lower, dyn.upper
-    if on:
-        dyn.lower, dyn.upper = lo + safety.limit_margin, hi - safety.limit_margin
-    try:
-        yield
-    finally:
-        dyn.lower, dyn.upper = lo, hi
 
 
 def final_position(t: np.ndarray, x: np.ndarray, t_rest: float, tail: int = 5) -> np.ndarray:
@@ -234,9 +215,6 @@ def main() -> int:
     ap.add_argument("--train-goals", choices=("final", "recorded"), default="final",
                     help="training goals: where each demo's extracted keypoints ended (default), or the "
                          "simulator's recorded goal_3d (privileged)")
-    ap.add_argument("--plan-within-filter", action="store_true",
-                    help="plan within the safety filter's joint limits (a stand-in for a run_learned hook; "
-                         "off: exactly what `robot-irl run` does today)")
     ap.add_argument("--render-size", default="640x480", help="the runs' video size, WIDTHxHEIGHT")
     ap.add_argument("--out", help="keep the libraries and learned models here (default: a temporary folder)")
     args = ap.parse_args()
@@ -266,7 +244,6 @@ def main() -> int:
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
     out.update(seeds=seeds, seed_kind=seed_kind(seeds), data="place-sim-video", train_goals=args.train_goals,
-               plan_within_filter=args.plan_within_filter,
                judged_on="keypoints extracted from the runs' video (sim truth beside: *_truth)",
                runner="run_learned via Arm + SafetyFilter (SceneArmBackend)", render_size=args.render_size)
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in out.items()}))
@@ -301,7 +278,6 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
     log(f"recorded + extracted {args.demos} demos")
     demos, spec = demos_from_library(lib, "tag:train", rows=10, keypoints="extracted", goals=args.train_goals)
     ctx = {"gripper": gripper_from_demos(lib.select("tag:train")), "spec": spec, "label": "",
-           "plan_within_filter": args.plan_within_filter,
            "camera": get_camera("front", parse_size(args.render_size)),
            "library": Library.open(root / "runs", create=True)}
     log(f"gripper from the demos' column: {ctx['gripper']}")
