@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 
-from robot_irl.cliargs import format_table
+from robot_irl.cliargs import add_library_arg, format_table
 from robot_irl.errors import InputError
 
 TRUTH_COLUMN = "keypoints_2d_{camera}"
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch", type=int, default=16, help="pairs per step (default 16)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--camera", default="cam0", help="episode camera (default cam0)")
-    t.add_argument("--library", default=None, help="library path (else $ROBOT_IRL_LIBRARY, else per-user default)")
+    add_library_arg(t)
     t.add_argument("--force", action="store_true", help="replace an existing model folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--model", required=True, help="model folder from `keypoints train`")
     r.add_argument("--demos", required=True, metavar="QUERY", help="episodes to judge it on")
     r.add_argument("--camera", default="cam0")
-    r.add_argument("--library", default=None)
+    add_library_arg(r)
     r.add_argument("--out", help="folder for report.json and keypoints.png (default: the model folder)")
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=run_report)
