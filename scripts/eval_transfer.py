@@ -218,6 +218,12 @@ def main() -> int:
     ap.add_argument("--render-size", default="640x480", help="the runs' video size, WIDTHxHEIGHT")
     ap.add_argument("--out", help="keep the libraries and learned models here (default: a temporary folder)")
     args = ap.parse_args()
+    methods = [m for m in args.methods.split(",") if m]        # checked now, not after hours of recording
+    unknown = sorted(set(methods) - set(METHODS))
+    needed = {"timedep"} | ({"feature_matching"} if parse_counts(args.counts) else set())
+    if unknown or not needed <= set(methods):
+        ap.error(f"--methods {args.methods}: " + (f"unknown {unknown} (known: {', '.join(METHODS)})" if unknown else
+                 f"needs {', '.join(sorted(needed - set(methods)))} (the figures compare against it)"))
     seeds = parse_seeds(args.seeds)
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="eval_transfer_"))
     per = {seed: run_seed(args, seed, root / f"seed{seed}") for seed in seeds}

@@ -172,15 +172,6 @@ def _assert_same_episode(a, b) -> None:
     assert a.meta["cameras"]["cam0"]["model"] == b.meta["cameras"]["cam0"]["model"]
 
 
-def test_without_ray_nothing_imports_ray():
-    code = ("import sys; from robot_irl.cli import build_parser; build_parser(); "
-            "import robot_irl.record.sim_batch, robot_irl.keypoints.cli, robot_irl.core.cluster; "
-            "print('ray' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)}).stdout
-    assert out.strip().splitlines()[-1] == "False"
-
-
 def test_sim_recording_on_two_nodes_equals_serial(cluster, tmp_path):
     path = tmp_path / "ray"
     done = cluster.cli("record", "--source", "sim", "--library", str(path), "--episodes", "6", "--seed", "0")

@@ -36,6 +36,15 @@ def test_cli_registration_loads_no_torch():
     assert out.strip().splitlines()[-1] == "[]"
 
 
+def test_without_ray_nothing_imports_ray():
+    """Ray is imported only when a command asks for --ray (here where Ray may be installed or not)."""
+    code = ("import sys; from robot_irl.cli import build_parser; build_parser(); "
+            "import robot_irl.record.sim_batch, robot_irl.keypoints.cli, robot_irl.core.cluster; "
+            "print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
 def _modules() -> dict[str, Path]:
     mods = {}
     for top in ("robot_irl", "sim"):

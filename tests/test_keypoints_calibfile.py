@@ -213,3 +213,16 @@ def test_world_frame_from_a_charuco_board_through_the_cli(tmp_path, capsys):
     assert "ChArUco board" in t.meta["xyz_frame"] and t.meta["world_frames_missing"] == 0
     err = np.linalg.norm(t.xyz[:, 0] - np.array(truth), axis=1)
     assert np.median(err) < 0.005 and err.max() < 0.01, err
+
+
+def test_world_board_with_table_heights_is_refused():
+    """Table heights are in the robot's base frame; a board's camera has none: both is an error,
+    not table heights silently dropped."""
+    from robot_irl.core.spec import Blob, KeypointDef, KeypointSpec
+    from robot_irl.keypoints.calibrate import BoardSpec
+    from robot_irl.keypoints.pipeline import _Lifter, table_heights
+    from robot_irl.keypoints.synthetic import camera_640x480
+
+    spec = KeypointSpec((KeypointDef("ball", "ball", "base", (0.0, 0.0, 0.0), Blob("red")),))
+    with pytest.raises(InputError, match="field 'table_z'"):
+        _Lifter(spec, camera_640x480(), table_heights(spec, 0.0), world_board=BoardSpec(7, 5, 0.04, 0.03, "DICT_4X4_50"))

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from robot_irl.control.arm import Arm
-from robot_irl.control.mpc import LearnedRunRecord, joint_index, run_learned, tick_cap
+from robot_irl.control.mpc import LearnedRunRecord, joint_index, keypoints_at, run_learned, tick_cap
 from robot_irl.control.registration import WorldRegistration
 from robot_irl.core.camera import CameraModel
 from robot_irl.core.spec import KeypointSpec
@@ -190,6 +190,8 @@ def carry(arm: Arm, trained: Any, gripper: Gripper, observe: Callable[[], np.nda
     rec.ticks += move_joints(arm, idx, q_above, cfg.rate_hz)
     rec.ticks += move_joints(arm, idx, q_grasp, cfg.rate_hz)
     gripper.grasp()
+    # From here a fault (a stall, the e-stop, a refused target) raises with the object still held:
+    # on purpose, since letting go mid-air drops it; a person frees the arm and the object.
     rec.ticks += move_joints(arm, idx, q_lift, cfg.rate_hz)
     rec.log.append("grasped and lifted")
     rec.run = run_learned(arm, trained, goal + cfg.clearance_m * up, rate_hz=cfg.rate_hz, settle_s=0.2)
@@ -197,7 +199,7 @@ def carry(arm: Arm, trained: Any, gripper: Gripper, observe: Callable[[], np.nda
     rec.log.append(f"carry: {rec.run.outcome}, model error {rec.run.final_err_m * 100:.2f} cm")
     gripper.release()
     q_end = arm.get_observation().q[idx]
-    q_up = ik_joints(trained, trained_keypoints(trained, q_end) + cfg.retreat_m * up, q_end, 0.01)
+    q_up = ik_joints(trained, keypoints_at(trained, q_end) + cfg.retreat_m * up, q_end, 0.01)
     rec.ticks += move_joints(arm, idx, q_up, cfg.rate_hz)
     arm.clock.sleep(cfg.settle_s)
     rec.final = observe()
@@ -205,8 +207,3 @@ def carry(arm: Arm, trained: Any, gripper: Gripper, observe: Callable[[], np.nda
     rec.succeeded = rec.err_m <= cfg.success_m
     return rec
 
-
-def trained_keypoints(trained: Any, q_model: np.ndarray) -> np.ndarray:
-    dyn = trained.dynamics
-    with torch.no_grad():
-        return dyn.keypoints(dyn.as_tensor(q_model)[None])[0].numpy()

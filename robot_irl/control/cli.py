@@ -239,10 +239,11 @@ def _run(args: argparse.Namespace) -> int:
             q = arm.get_observation().q
             joints = arm.capabilities.joint_names
             goal = _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[joint_index(trained, joints)]))
-            _check_goal_reachable(trained, goal, q[joint_index(trained, joints)], args.tolerance, arm.safety)
-            if args.dry_run or physical:
-                with planning_within_filter(trained, arm):        # the plan run_learned would make
-                    shown = _preview(args, trained, run_path, q, joints, goal, camera)
+            with planning_within_filter(trained, arm):     # the joint range run_learned plans in
+                _check_goal_reachable(trained, goal, q[joint_index(trained, joints)], args.tolerance, arm.safety)
+                shown = (_preview(args, trained, run_path, q, joints, goal, camera)
+                         if args.dry_run or physical else None)
+            if shown is not None:
                 if args.dry_run:
                     print(json.dumps(shown) if args.json else _dry_run_summary(shown))
                     if shown["planned_final_err_cm"] > args.tolerance * 100:

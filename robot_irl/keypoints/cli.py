@@ -17,6 +17,7 @@ from robot_irl.errors import InputError
 from robot_irl.keypoints.calibrate import BoardSpec, calibrate_charuco
 from robot_irl.keypoints.filtering import clean
 from robot_irl.keypoints.pipeline import MODES, ExtractConfig, extract_video, table_heights
+from robot_irl.keypoints.video import file_timestamps
 
 VIDEO_SUFFIXES = {".mkv", ".mp4", ".avi", ".mov", ".webm", ".m4v"}
 
@@ -214,6 +215,8 @@ def _summary(name: str, track) -> str:
 _FILE_ONLY = ("camera_file", "fps", "timestamps", "out", "second_video", "second_camera_file",
               "second_timestamps", "calib", "calib_size", "fov")
 _LIBRARY_ONLY = ("second_camera", "ray")
+# Options of the marker path that the learned detector (one camera, plane lifting) does not take.
+_NOT_LEARNED = ("ray", "preview", "second_camera", "second_video", "world_board", "calib", "calib_size", "fov")
 
 
 def _note_ignored(args: argparse.Namespace, names: tuple[str, ...], target: str) -> None:
@@ -262,6 +265,9 @@ def extract_task(episode_path: str, args: argparse.Namespace, override: Keypoint
 def run_extract(args: argparse.Namespace) -> int:
     if args.detector == "learned" or args.model:
         from robot_irl.keypoints.learned.cli import run_extract_learned
+        _note_ignored(args, _NOT_LEARNED, "--detector learned")
+        if args.resume:
+            print("note: --resume does nothing for --detector learned; ignored", file=sys.stderr)
         return run_extract_learned(args)
     target = Path(args.target)
     if target.is_file() and target.suffix.lower() in VIDEO_SUFFIXES:
@@ -357,28 +363,6 @@ def _calib_file(args: argparse.Namespace, video: Path) -> tuple[CameraModel | No
     return (None if args.no_3d else camera), record
 
 
-def _file_timestamps(video: Path, ts_file: str | None, fps: float | None) -> np.ndarray | None:
-    if ts_file:
-        try:
-            ts = np.load(ts_file, allow_pickle=False)
-        except FileNotFoundError:
-            raise InputError("timestamps file not found", file=ts_file, field="--timestamps",
-                             expected="an existing .npy with one time (s) per frame") from None
-        except (ValueError, OSError) as e:
-            raise InputError(f"cannot read timestamps ({e})", file=ts_file, field="--timestamps",
-                             expected="a .npy array (np.save) with one time (s) per frame") from None
-        if ts.ndim != 1 or ts.dtype.kind not in "iuf":
-            raise InputError(f"timestamps of shape {ts.shape} and type {ts.dtype}", file=ts_file,
-                             field="--timestamps", expected="a 1-D numeric array, one time (s) per frame")
-        return ts.astype(np.float64)
-    if fps is not None:
-        if not (np.isfinite(fps) and fps > 0):
-            raise InputError(f"--fps {fps}", field="--fps", expected="a frame rate > 0")
-        from robot_irl.library.decode import packet_count
-        return np.arange(packet_count(video)) / fps
-    return None
-
-
 def _extract_file(args: argparse.Namespace, video: Path) -> int:
     if not args.spec:
         raise InputError("a video file needs --spec", field="--spec", expected="a keypoint spec JSON")
@@ -388,7 +372,7 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
                          expected="--calib F with it (the size F was made at)")
     camera, calib = (_calib_file(args, video) if args.calib or args.fov is not None
                      else (_camera_file(args.camera_file, args.no_3d), None))
-    timestamps = _file_timestamps(video, args.timestamps, args.fps)
+    timestamps = file_timestamps(video, args.timestamps, args.fps)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
         if args.second_video:
@@ -398,7 +382,7 @@ def _extract_file(args: argparse.Namespace, video: Path) -> int:
             from robot_irl.keypoints.multiview import extract_two_cameras
             second = Path(args.second_video)
             track = extract_two_cameras(video, timestamps, camera, second,
-                                        _file_timestamps(second, args.second_timestamps or args.timestamps, args.fps),
+                                        file_timestamps(second, args.second_timestamps or args.timestamps, args.fps),
                                         _camera_file(args.second_camera_file, False), spec,
                                         config=_config(args, spec), preview=args.preview, progress=not args.quiet)
         else:

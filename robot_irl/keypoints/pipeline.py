@@ -135,6 +135,10 @@ class _Lifter:
             if refs:
                 raise InputError(f"two world frames: a board and the marker(s) on body '{WORLD_BODY}'",
                                  field="world_board", expected="one of them")
+            if plane_heights:
+                raise InputError(f"table heights {sorted(plane_heights)} given with a world board (heights are "
+                                 "in the robot's base frame, which a board's camera does not have)",
+                                 field="table_z", expected="a world board or table heights (--table-z), not both")
             from robot_irl.keypoints.worldboard import BoardWorld
             self.board = BoardWorld(world_board, camera)
         self.solver = SquarePoseSolver()

@@ -16,9 +16,32 @@ import numpy as np
 from robot_irl.errors import InputError
 from robot_irl.keypoints.detectors import Detection, Frame
 from robot_irl.keypoints.track import DETECTED, INTERPOLATED, MISSING, STATUS, TRACKED, KeypointTrack
-from robot_irl.library.decode import decode, probe
+from robot_irl.library.decode import decode, packet_count, probe
 
 VIDEO_EXPECTED = "a readable video file (e.g. .mkv/FFV1, .avi, .mp4) with at least one frame"
+
+
+def file_timestamps(video: Path, ts_file: str | None, fps: float | None) -> np.ndarray | None:
+    """A video file's frame times from ``--timestamps`` (a checked .npy) or ``--fps``; None: the
+    container's own stamps."""
+    if ts_file:
+        try:
+            ts = np.load(ts_file, allow_pickle=False)
+        except FileNotFoundError:
+            raise InputError("timestamps file not found", file=ts_file, field="--timestamps",
+                             expected="an existing .npy with one time (s) per frame") from None
+        except (ValueError, OSError) as e:
+            raise InputError(f"cannot read timestamps ({e})", file=ts_file, field="--timestamps",
+                             expected="a .npy array (np.save) with one time (s) per frame") from None
+        if ts.ndim != 1 or ts.dtype.kind not in "iuf":
+            raise InputError(f"timestamps of shape {ts.shape} and type {ts.dtype}", file=ts_file,
+                             field="--timestamps", expected="a 1-D numeric array, one time (s) per frame")
+        return ts.astype(np.float64)
+    if fps is not None:
+        if not (np.isfinite(fps) and fps > 0):
+            raise InputError(f"--fps {fps}", field="--fps", expected="a frame rate > 0")
+        return np.arange(packet_count(video)) / fps
+    return None
 
 
 class FrameSource:

@@ -75,7 +75,10 @@ def _record(args) -> int:
     lib = Library.open(args.library, create=True)
     if args.source == "sim" and args.env == "person":
         from robot_irl.record.person import record_person_sim
-        _note_ignored(args, ("ray", "resume", "plain"), "--env person")
+        _note_ignored(args, ("ray", "resume", "plain", "person"), "--env person")
+        for name, default in (("robot", "iiwa"), ("variant", "{}"), ("size", "320x240")):
+            if getattr(args, name) != default:        # the person's cell has no robot, variants or size choice
+                print(f"note: --{name} does nothing for --env person; ignored", file=sys.stderr)
         if args.episodes < 1:
             raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
         for ep in record_person_sim(lib, episodes=args.episodes, seed=args.seed, tags=tags):
@@ -83,6 +86,7 @@ def _record(args) -> int:
         return 0
     if args.source == "sim":
         from robot_irl.record.sim_batch import SimPlan, record_sim_batch
+        _note_ignored(args, ("person",), "--source sim without --env person")
         from sim import parse_render_options
         variant, (w, h) = parse_render_options(args.variant, args.size)
         if args.episodes < 1:
@@ -102,7 +106,8 @@ def _record(args) -> int:
         if args.episodes > 1 or report.failed:
             print(report.summary(), file=sys.stderr)
         return report.exit_code
-    _note_ignored(args, ("ray", "resume", "plain"), f"--source {args.source}")
+    _note_ignored(args, ("ray", "resume", "plain") + (("person",) if args.source == "arm" else ()),
+                  f"--source {args.source}")
     if args.source == "arm":
         return _record_arm(args, lib, tags)
     from robot_irl.record.camera import record_camera

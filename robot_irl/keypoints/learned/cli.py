@@ -145,9 +145,10 @@ def run_extract_learned(args: argparse.Namespace) -> int:
         import numpy as np
 
         from robot_irl.library.decode import decode
+        from robot_irl.keypoints.video import file_timestamps
+        ts = file_timestamps(target, args.timestamps, args.fps)
         pairs = list(decode(target))
-        ts = np.load(args.timestamps) if args.timestamps else (
-            np.arange(len(pairs)) / args.fps if args.fps else np.array([t for t, _ in pairs]))
+        ts = np.array([t for t, _ in pairs]) if ts is None else ts
         camera = None
         if args.camera_file and not args.no_3d and args.table_z is not None:
             from robot_irl.core.camera import CameraModel
