@@ -21,6 +21,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from robot_irl.errors import InputError
+from robot_irl.keypoints.geometry import transform
 
 METHODS = ("touch", "hand-eye", "typed")
 #: a touch registration whose corners disagree with a rigid fit by more than this is refused (m)
@@ -51,8 +52,7 @@ class WorldRegistration:
         return cls(T, method, None if rms is None else float(rms), int(raw.get("points", 0)))
 
     def to_base(self, x_world: np.ndarray) -> np.ndarray:
-        T = self.T_base_world
-        return np.asarray(x_world, float) @ T[:3, :3].T + T[:3, 3]
+        return transform(self.T_base_world, x_world)
 
 
 def check_rigid(raw: Any, *, file: Any = None, field: str = "T_base_world") -> np.ndarray:
