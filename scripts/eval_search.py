@@ -14,11 +14,15 @@ chance beside them:
       the top episode being the other held-out episode of its variant.
 ``--held-per-variant 1`` gives the old protocol (one held out, index of all episodes).
 Seeds (``--seeds``, evalkit.py): each seed trains its own model (initialisation, frame sampling);
-0-2 are development seeds, report seeds (100+) are run only to report. The library and the held-out
-split do not depend on the seed. Mean and worst over the seeds are printed.
+0-2 are development seeds, report seeds (100+) are run only to report. The library is recorded from
+``--library-seed`` (default: 0 for development seeds, the first seed for report seeds), so a report
+run's episodes, held out and trained on alike, are scenes nobody looked at while the recipe (crop box,
+architecture, captions) was chosen on the development library. Mean and worst over the seeds are printed.
+Training is bounded by epochs (``--epochs``, 25 = what 16 min reached on a quiet machine) so that a busy
+machine changes the time it takes, not the figure; ``--minutes`` adds a time bound.
 Last line: one JSON object (per-seed figures, text_recall5_min, image_recall1_min, seeds, data).
 
-    nice -n 10 .venv/bin/python scripts/eval_search.py    # ~21 min on 2 cores: 3 recording, 16 training
+    nice -n 10 .venv/bin/python scripts/eval_search.py    # ~21 min on 2 quiet cores: 3 recording, 16 training
     .venv/bin/python scripts/eval_search.py --per-variant 2 --minutes 1  # smoke run (figures low)
     .venv/bin/python scripts/eval_search.py --query variant.color=red --batch-size 12 --minutes 3
         # 12 variants (colour red), for iterating on the recipe in ~4 min
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -45,7 +50,9 @@ COLORS = ("red", "green", "blue", "yellow")
 GOALS = ("left", "right")
 
 
-def build_library(path: Path, per_variant: int, render: tuple[int, int]) -> Library:
+def build_library(path: Path, per_variant: int, render: tuple[int, int], library_seed: int = 0) -> Library:
+    """The 48-variant sim library at ``path`` (reused when complete). Variant i's episodes are recorded
+    from seed 1000 i + 100000 library_seed: library seed 0 is the development library."""
     from tqdm.auto import tqdm
 
     from robot_irl.record.sim import record_sim
@@ -58,7 +65,7 @@ def build_library(path: Path, per_variant: int, render: tuple[int, int]) -> Libr
                              "variants (an interrupted build?): remove it or pass another --library")
         return lib
     for i, (env, shape, color, goal) in enumerate(tqdm(variants, desc="record variants", unit="variant")):
-        record_sim(lib, env, episodes=per_variant, seed=1000 * i, render_size=render,
+        record_sim(lib, env, episodes=per_variant, seed=1000 * i + 100_000 * library_seed, render_size=render,
                    variant={"shape": shape, "color": color, "goal_region": goal})
     return lib
 
@@ -73,7 +80,10 @@ def main() -> None:
                     help="render size; the workspace crop of a 320x240 frame is 163x112 px, enough for the "
                          "96 px model to see a cylinder's round top")
     ap.add_argument("--arch", default="robot-irl-rn-64")
-    ap.add_argument("--minutes", type=float, default=16.0, help="training time bound")
+    ap.add_argument("--epochs", type=int, default=25, help="training bound in epochs over the training pairs")
+    ap.add_argument("--minutes", type=float, default=None, help="an added training time bound (default none)")
+    ap.add_argument("--library-seed", type=int, default=None,
+                    help="seed the library is recorded from (default 0 for development seeds, else the first seed)")
     ap.add_argument("--batch-size", type=int, default=48, help="<= variants: each batch then holds one frame per variant")
     ap.add_argument("--frames-per-episode", type=int, default=16)
     ap.add_argument("--threads", type=int, default=1,
@@ -90,13 +100,16 @@ def main() -> None:
     args = ap.parse_args()
 
     t0 = time.perf_counter()
-    path = args.library or Path(f"/tmp/robot-irl-eval-search-{args.per_variant}x{args.render[0]}x{args.render[1]}")
-    lib = build_library(path, args.per_variant, tuple(args.render))
-    print(f"library {lib.path}: {len(lib.ids())} episodes ({time.perf_counter() - t0:.0f} s)", flush=True)
     seeds = parse_seeds(args.seeds)
+    library_seed = args.library_seed if args.library_seed is not None else (0 if seed_kind(seeds) == "dev" else seeds[0])
+    suffix = "" if library_seed == 0 else f"-lib{library_seed}"
+    path = args.library or Path(f"/tmp/robot-irl-eval-search-{args.per_variant}x{args.render[0]}x{args.render[1]}{suffix}")
+    lib = build_library(path, args.per_variant, tuple(args.render), library_seed)
+    print(f"library {lib.path}: {len(lib.ids())} episodes ({time.perf_counter() - t0:.0f} s)", flush=True)
     per = {}
     for seed in seeds:
-        fig = train_library_clip(lib, seconds=60 * args.minutes, seed=seed, arch=args.arch, query=args.query,
+        seconds = math.inf if args.minutes is None else 60 * args.minutes
+        fig = train_library_clip(lib, seconds=seconds, epochs=args.epochs, seed=seed, arch=args.arch, query=args.query,
                                  frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
                                  lr=args.lr, warmup_steps=args.warmup,
                                  threads=args.threads, held_per_variant=args.held_per_variant, progress=True)
@@ -125,7 +138,7 @@ def main() -> None:
           f"non-learned baseline image R@1 {out['baseline_image_recall1']}")
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
-    out.update(seeds=seeds, seed_kind=seed_kind(seeds), data=f"sim-library {lib.path}", total_s=time.perf_counter() - t0)
+    out.update(seeds=seeds, seed_kind=seed_kind(seeds), data=f"sim-library {lib.path}", library_seed=library_seed, total_s=time.perf_counter() - t0)
     print(json.dumps(out))
 
 
