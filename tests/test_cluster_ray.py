@@ -248,3 +248,17 @@ def test_extraction_on_two_nodes_survives_a_killed_worker_and_equals_serial(clus
     err = capsys.readouterr().err
     assert "--resume: 8 of 9 episode(s) already hold keypoints; skipped" in err
     assert f"failed: {broken}: " in err
+
+
+def test_dynamics_collect_on_two_nodes_equals_serial(cluster, tmp_path):
+    from robot_irl.models.collect import collect_exploration
+
+    out = tmp_path / "explore.npz"
+    done = cluster.cli("dynamics", "collect", "--episodes", "6", "--rows", "4", "--extra", "1", "--seed", "2",
+                       "--out", str(out), "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = dict(np.load(out))
+    serial = collect_exploration(episodes=6, rows=4, extra=1, seed=2)
+    assert got.keys() == serial.keys()
+    for k in serial:
+        assert np.array_equal(got[k], serial[k]), k
