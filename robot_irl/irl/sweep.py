@@ -267,8 +267,9 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
             spec: SweepSpec, *, progress: bool = True, stream: TextIO | None = None) -> list[TrialResult]:
     """The trials as Ray Tune trials on ``cluster`` (one CPU each): FIFO, or ASHA on the validation
     IRL loss (time = outer iterations). Tune writes under ``out/tune`` and prints nothing; one bar
-    over the trials. A trial whose worker dies is run again once (its folder cleared)."""
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # our run folders hold the logs
+    over the trials. A trial whose worker dies is run again once (its folder cleared). Trials reuse
+    their worker processes (``reuse_actors``): a new process per trial costs seconds of imports."""
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # with verbose=0 the legacy reporter prints nothing
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -310,7 +311,7 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([{"name": n, "params": p} for n, p in trials])},
-        tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=scheduler, num_samples=1,
+        tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=scheduler, num_samples=1, reuse_actors=True,
                                     trial_dirname_creator=lambda t: t.config["trial"]["name"],
                                     trial_name_creator=lambda t: t.config["trial"]["name"]),
         run_config=tune.RunConfig(name="tune", storage_path=str((out / "tune").resolve()), verbose=0,
