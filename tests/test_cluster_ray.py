@@ -4,6 +4,7 @@ fails): sim recording and keypoint extraction give exactly the serial path's res
 killed mid-extraction is retried while the library holds each result once."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -262,3 +263,36 @@ def test_dynamics_collect_on_two_nodes_equals_serial(cluster, tmp_path):
     assert got.keys() == serial.keys()
     for k in serial:
         assert np.array_equal(got[k], serial[k]), k
+
+
+def test_grid_sweep_on_two_nodes_equals_serial(cluster, tmp_path):
+    """A 4-trial grid (FIFO) as Ray Tune trials: every trial's losses, validation curve and cost
+    weights equal the serial sweep's, and so the best trial and its test figures."""
+    import torch
+
+    from test_irl_helpers import IIWA_Q0, IIWA_URDF, iiwa, l_demos
+
+    demos = l_demos(iiwa(), IIWA_Q0, n=4)
+    data = tmp_path / "demos.npz"
+    np.savez(data, keypoints=demos.keypoints, timestamps=demos.timestamps[0], q0=np.array(IIWA_Q0))
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("search: grid\nscheduler: fifo\nreport_every: 2\n"
+                     "params:\n  cost: [timedep, weighted]\n  seed: [0, 1]\n  lr: 0.05\n  inner_steps: 1\n  iters: 4\n")
+    argv = ["train", "--sweep", str(sweep), "--demos", str(data), "--urdf", IIWA_URDF, "--keypoint-frames",
+            "a@lbr_iiwa_link_7:0,0,0.05;b@lbr_iiwa_link_7:0,0,0.1", "--val", "2", "--test", "3", "--json"]
+    done = cluster.cli(*argv, "--out", str(tmp_path / "ray"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Ray cluster at {cluster.address}: 3 CPU(s)" in done.stderr
+    assert main([*argv, "--out", str(tmp_path / "serial"), "--quiet"]) == 0
+    got, want = (json.loads((tmp_path / k / "trials.json").read_text()) for k in ("ray", "serial"))
+    assert got["best"] == want["best"] and len(got["trials"]) == 4
+    for a, b in zip(got["trials"], want["trials"]):
+        assert (a["name"], a["params"], a["status"]) == (b["name"], b["params"], "done")
+        assert a["figures"] == b["figures"] and a["curve"] == b["curve"]
+        wa, wb = (torch.load(Path(t["run"]) / "weights.pt", weights_only=True) for t in (a, b))
+        assert wa["history"] == wb["history"]
+        assert all(torch.equal(wa["state"][k], wb["state"][k]) for k in wb["state"])
+    ray_m, serial_m = (json.loads((tmp_path / k / "metrics.json").read_text()) for k in ("ray", "serial"))
+    assert ray_m == serial_m
+    assert json.loads(done.stdout)["best_trial"] == got["best"]      # stdout: the JSON alone (Tune prints nothing)
+    assert (tmp_path / "ray" / "tune" / "tune").is_dir()               # Tune's own files in the sweep folder

@@ -352,6 +352,26 @@ def _split_val(args: argparse.Namespace, n: int) -> tuple[list[int], list[int], 
     return train, val, test
 
 
+def sweep_setup(args: argparse.Namespace, report_every: int):
+    """What every trial of a sweep shares, from `robot-irl train` options (demos already chosen):
+    ``(demos, setup, test indices)``; ``setup`` (plain data, shipped to the trials) holds the options,
+    the train and validation indices and ``report_every``. The dynamics' inputs are checked here,
+    once, not in every trial."""
+    demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows,
+                                           args.keypoint_names, args.goals)
+    train_idx, val_idx, test_idx = _split_val(args, len(demos))
+    _dynamics(args, spec, robot)
+    base = {**_saved_args(args), "diagnose_every": None}
+    # paths as every node sees them (a trial runs in another process, maybe on another node)
+    base["demos"] = info.get("file", args.demos)
+    if "library" in info:
+        base["library"] = info["library"]
+    for key in ("urdf", "model", "keypoint_frames"):
+        if base.get(key) and Path(base[key]).is_file():
+            base[key] = str(Path(base[key]).resolve())
+    return demos, {"args": base, "train": train_idx, "val": val_idx, "report_every": report_every}, test_idx
+
+
 def sweep_trial(setup: dict, params: dict, run_dir: str, report) -> dict:
     """One trial of a sweep, the same whether it runs here or as a Ray Tune trial on another node:
     `robot-irl train` with the trial's ``params`` on the sweep's training demos into ``run_dir`` (a
@@ -424,26 +444,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         args.query = None
     elif args.demos is None:
         raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
-    demos, spec_kp, robot, _ = _load_demos(args.demos, args.library, args.keypoints, args.rows,
-                                           args.keypoint_names, args.goals)
-    train_idx, val_idx, test_idx = _split_val(args, len(demos))
-    _dynamics(args, spec_kp, robot)   # its inputs are checked here, not in every trial
-    base = {**_saved_args(args), "diagnose_every": None, "library": args.library}
-    setup = {"args": base, "train": train_idx, "val": val_idx, "report_every": spec.report_every}
+    demos, setup, test_idx = sweep_setup(args, spec.report_every)
     out.begin(what="IRL sweep", resume=f"run it again with --force (robot-irl train --sweep {args.sweep} "
                                        f"--out {out.path} --force ...)", clear=args.force)
     RunDir.create(out.path, {"sweep": spec.to_dict(), "setup": setup, "test": test_idx,
                              "trials": dict(trials)}, kind="irl_sweep")
+    where = out.path.resolve()   # the trials' folders as every node sees them
     if args.ray:
         from robot_irl.core.cluster import RayCluster
         from robot_irl.irl.sweep import run_ray
 
         with RayCluster.start(args.ray) as cluster:
-            results = run_ray(cluster, sweep_trial, setup, trials, out.path, spec, progress=not args.quiet)
+            results = run_ray(cluster, sweep_trial, setup, trials, where, spec, progress=not args.quiet)
     else:
         from robot_irl.irl.sweep import run_serial
 
-        results = run_serial(sweep_trial, setup, trials, out.path, progress=not args.quiet)
+        results = run_serial(sweep_trial, setup, trials, where, progress=not args.quiet)
     return _sweep_report(args, out, results, demos, test_idx)
 
 

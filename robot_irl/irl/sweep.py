@@ -264,10 +264,11 @@ def _tune_trial(config: dict, task: Task, setup: dict, out: str) -> None:
 
 
 def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str, dict]], out: Path,
-            spec: SweepSpec, *, progress: bool = True, stream: TextIO | None = None) -> list[TrialResult]:
+            spec: SweepSpec, *, progress: bool = True, stream: TextIO | None = None,
+            max_concurrent: int | None = None) -> list[TrialResult]:
     """The trials as Ray Tune trials on ``cluster`` (one CPU each): FIFO, or ASHA on the validation
     IRL loss (time = outer iterations). Tune writes under ``out/tune`` and prints nothing; one bar
-    over the trials. A trial whose worker dies is run again once (its folder cleared). Trials reuse
+    over the trials (at most ``max_concurrent`` at once; default: as many as the CPUs take). A trial whose worker dies is run again once (its folder cleared). Trials reuse
     their worker processes (``reuse_actors``): a new process per trial costs seconds of imports."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # with verbose=0 the legacy reporter prints nothing
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -288,6 +289,9 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
                 r.figures = {k: v for k, v in result.items() if k.startswith(("val_", "train_")) or k == "iterations"}
             elif METRIC in result:
                 r.curve.append((int(result["iteration"]), float(result[METRIC])))
+
+        def on_trial_recover(self, iteration, trials, trial, **info):   # run again after its worker died
+            by_name[trial.config["trial"]["name"]].curve.clear()
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             r = by_name[trial.config["trial"]["name"]]
@@ -312,6 +316,7 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
         trainable,
         param_space={"trial": tune.grid_search([{"name": n, "params": p} for n, p in trials])},
         tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=scheduler, num_samples=1, reuse_actors=True,
+                                    max_concurrent_trials=max_concurrent,
                                     trial_dirname_creator=lambda t: t.config["trial"]["name"],
                                     trial_name_creator=lambda t: t.config["trial"]["name"]),
         run_config=tune.RunConfig(name="tune", storage_path=str((out / "tune").resolve()), verbose=0,
