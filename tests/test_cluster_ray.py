@@ -251,13 +251,29 @@ def test_extraction_on_two_nodes_survives_a_killed_worker_and_equals_serial(clus
     assert f"failed: {broken}: " in err
 
 
-def test_dynamics_collect_on_two_nodes_equals_serial(cluster, tmp_path):
+
+@pytest.fixture
+def driver_env(cluster, monkeypatch):
+    """This test process as the driver (it has torch and Ray imported already; a driver subprocess
+    would import both again, the larger part of these tests' time) with the cluster's token auth;
+    Ray caches auth settings once read, so its own test helper resets them, before and after."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(key, cluster.env[key])
+    reset_auth_token_state()
+    yield cluster
+    monkeypatch.undo()
+    reset_auth_token_state()
+
+
+def test_dynamics_collect_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
     from robot_irl.models.collect import collect_exploration
 
     out = tmp_path / "explore.npz"
-    done = cluster.cli("dynamics", "collect", "--episodes", "6", "--rows", "4", "--extra", "1", "--seed", "2",
-                       "--out", str(out), "--quiet")
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert main(["dynamics", "collect", "--episodes", "6", "--rows", "4", "--extra", "1", "--seed", "2",
+                 "--out", str(out), "--quiet", "--ray", driver_env.address]) == 0
+    assert f"Ray cluster at {driver_env.address}: 3 CPU(s)" in capsys.readouterr().err
     got = dict(np.load(out))
     serial = collect_exploration(episodes=6, rows=4, extra=1, seed=2)
     assert got.keys() == serial.keys()
@@ -265,7 +281,7 @@ def test_dynamics_collect_on_two_nodes_equals_serial(cluster, tmp_path):
         assert np.array_equal(got[k], serial[k]), k
 
 
-def test_grid_sweep_on_two_nodes_equals_serial(cluster, tmp_path):
+def test_grid_sweep_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
     """A 4-trial grid (FIFO) as Ray Tune trials: every trial's losses, validation curve and cost
     weights equal the serial sweep's, and so the best trial and its test figures."""
     import torch
@@ -279,11 +295,12 @@ def test_grid_sweep_on_two_nodes_equals_serial(cluster, tmp_path):
     sweep.write_text("search: grid\nscheduler: fifo\nreport_every: 2\n"
                      "params:\n  cost: [timedep, weighted]\n  seed: [0, 1]\n  lr: 0.05\n  inner_steps: 1\n  iters: 4\n")
     argv = ["train", "--sweep", str(sweep), "--demos", str(data), "--urdf", IIWA_URDF, "--keypoint-frames",
-            "a@lbr_iiwa_link_7:0,0,0.05;b@lbr_iiwa_link_7:0,0,0.1", "--val", "2", "--test", "3", "--json"]
-    done = cluster.cli(*argv, "--out", str(tmp_path / "ray"))
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"Ray cluster at {cluster.address}: 3 CPU(s)" in done.stderr
-    assert main([*argv, "--out", str(tmp_path / "serial"), "--quiet"]) == 0
+            "a@lbr_iiwa_link_7:0,0,0.05;b@lbr_iiwa_link_7:0,0,0.1", "--val", "2", "--test", "3", "--json", "--quiet"]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "ray"), "--ray", driver_env.address]) == 0
+    printed = capsys.readouterr()
+    assert f"Ray cluster at {driver_env.address}: 3 CPU(s)" in printed.err
+    assert main([*argv, "--out", str(tmp_path / "serial")]) == 0
     got, want = (json.loads((tmp_path / k / "trials.json").read_text()) for k in ("ray", "serial"))
     assert got["best"] == want["best"] and len(got["trials"]) == 4
     for a, b in zip(got["trials"], want["trials"]):
@@ -294,5 +311,5 @@ def test_grid_sweep_on_two_nodes_equals_serial(cluster, tmp_path):
         assert all(torch.equal(wa["state"][k], wb["state"][k]) for k in wb["state"])
     ray_m, serial_m = (json.loads((tmp_path / k / "metrics.json").read_text()) for k in ("ray", "serial"))
     assert ray_m == serial_m
-    assert json.loads(done.stdout)["best_trial"] == got["best"]      # stdout: the JSON alone (Tune prints nothing)
-    assert (tmp_path / "ray" / "tune" / "tune").is_dir()               # Tune's own files in the sweep folder
+    assert json.loads(printed.out)["best_trial"] == got["best"]    # stdout: the JSON alone (Tune prints nothing)
+    assert (tmp_path / "ray" / "tune" / "tune").is_dir()              # Tune's own files in the sweep folder
