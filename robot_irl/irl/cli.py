@@ -376,8 +376,8 @@ def sweep_trial(setup: dict, params: dict, run_dir: str, report) -> dict:
     """One trial of a sweep, the same whether it runs here or as a Ray Tune trial on another node:
     `robot-irl train` with the trial's ``params`` on the sweep's training demos into ``run_dir`` (a
     normal run folder: config, weights, metrics, TensorBoard), scored on the validation demos
-    (``val_*``; every ``report_every`` outer iterations ``report({"iteration", "val_irl_loss"})``,
-    which ASHA stops on). The test demos are not loaded. Returns the run's final figures."""
+    (``val_*``; every ``report_every`` outer iterations and after the last
+    ``report({"iteration", "val_irl_loss", "last"})``, which ASHA stops on). The test demos are not loaded. Returns the run's final figures."""
     from robot_irl.core.io import atomic_write_json
     from robot_irl.irl import fit_cost
     from robot_irl.runs import RunDir
@@ -397,7 +397,8 @@ def sweep_trial(setup: dict, params: dict, run_dir: str, report) -> dict:
     atomic_write_json(out.path / TRAIN_ARGS, _saved_args(args))
 
     def hook(iteration: int, trained) -> None:
-        report({"iteration": iteration, "val_irl_loss": float(trained.evaluate(val)["irl_loss"])})
+        report({"iteration": iteration, "val_irl_loss": float(trained.evaluate(val)["irl_loss"]),
+                "last": iteration == cfg.outer_iters})
 
     run = fit_cost(train, dyn, args.cost, cfg, run_dir=out.path, eval_demos=val, eval_name="val", progress=False,
                    demo_info=info, on_log=hook, on_log_every=setup["report_every"])
@@ -455,7 +456,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         from robot_irl.irl.sweep import run_ray
 
         with RayCluster.start(args.ray) as cluster:
-            results = run_ray(cluster, sweep_trial, setup, trials, where, spec, progress=not args.quiet)
+            iters = max(_learner_config(argparse.Namespace(**{**setup["args"], **t})).outer_iters for _, t in trials)
+            results = run_ray(cluster, sweep_trial, setup, trials, where, spec, progress=not args.quiet,
+                              max_iters=iters)
     else:
         from robot_irl.irl.sweep import run_serial
 

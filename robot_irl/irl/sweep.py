@@ -255,17 +255,23 @@ def run_serial(task: Task, setup: dict, trials: list[tuple[str, dict]], out: Pat
 
 def _tune_trial(config: dict, task: Task, setup: dict, out: str) -> None:
     """One Tune trial: the task, reporting validation losses to Tune (ASHA stops on them), then its
-    final figures marked ``final``."""
+    final figures marked ``final``. The report after the last iteration is not sent: the final one
+    carries it once the run folder is finished (a scheduler stopping the trial at it — ASHA does at
+    ``max_t`` — would leave the folder unfinished)."""
     from ray import tune
 
+    def report(m: dict) -> None:
+        if not m.get("last"):
+            tune.report({k: v for k, v in m.items() if k != "last"})
+
     name, params = config["trial"]["name"], config["trial"]["params"]
-    final = task(setup, params, str(Path(out) / "trials" / name), lambda m: tune.report(dict(m)))
+    final = task(setup, params, str(Path(out) / "trials" / name), report)
     tune.report({**final, "iteration": int(final["iterations"]), "final": 1})
 
 
 def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str, dict]], out: Path,
             spec: SweepSpec, *, progress: bool = True, stream: TextIO | None = None,
-            max_concurrent: int | None = None) -> list[TrialResult]:
+            max_concurrent: int | None = None, max_iters: int | None = None) -> list[TrialResult]:
     """The trials as Ray Tune trials on ``cluster`` (one CPU each): FIFO, or ASHA on the validation
     IRL loss (time = outer iterations). Tune writes under ``out/tune`` and prints nothing; one bar
     over the trials (at most ``max_concurrent`` at once; default: as many as the CPUs take). A trial whose worker dies is run again once (its folder cleared). Trials reuse
@@ -287,6 +293,7 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
             r = by_name[trial.config["trial"]["name"]]
             if result.get("final"):
                 r.figures = {k: v for k, v in result.items() if k.startswith(("val_", "train_")) or k == "iterations"}
+                r.curve.append((int(result["iteration"]), float(result[METRIC])))
             elif METRIC in result:
                 r.curve.append((int(result["iteration"]), float(result[METRIC])))
 
@@ -304,9 +311,9 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
             r.status = "failed"
             bar.update(1)
 
-    iters = max(int(p.get("iters", 0)) for _, p in trials) or None
-    if spec.scheduler == "asha":
-        scheduler = ASHAScheduler(time_attr="iteration", max_t=iters or 10**6, grace_period=spec.grace_period,
+    if spec.scheduler == "asha":   # max_t: the longest trial's outer iterations (ASHA's last rung below it)
+        iters = max_iters or max(int(p.get("iters", 0)) for _, p in trials) or 10**6
+        scheduler = ASHAScheduler(time_attr="iteration", max_t=iters, grace_period=spec.grace_period,
                                   reduction_factor=spec.reduction_factor)
     else:
         scheduler = FIFOScheduler()
@@ -367,8 +374,8 @@ def plot_sweep(results: list[TrialResult], best: str | None, path: Path) -> Path
     for i, r in enumerate(results):
         if r.curve:
             it, loss = zip(*r.curve)
-            a.plot(it, loss, "-" if r.status == "done" else ":", color=f"C{i % 10}", lw=2.5 if r.name == best else 1,
-                   label=r.name)
+            a.plot(it, loss, ("o-" if r.status == "done" else "o:"), ms=3, color=f"C{i % 10}",
+                   lw=2.5 if r.name == best else 1, label=r.name)
     a.set_xlabel("outer iteration")
     a.set_ylabel("validation IRL loss")
     a.set_yscale("log")
