@@ -292,7 +292,8 @@ def test_grid_sweep_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
     data = tmp_path / "demos.npz"
     np.savez(data, keypoints=demos.keypoints, timestamps=demos.timestamps[0], q0=np.array(IIWA_Q0))
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text("search: grid\nscheduler: fifo\nreport_every: 2\n"
+    # two trials at once (one trial process fewer than the cluster's 3 CPUs: each imports torch and Tune)
+    sweep.write_text("search: grid\nscheduler: fifo\nreport_every: 2\nmax_concurrent: 2\n"
                      "params:\n  cost: [timedep, weighted]\n  seed: [0, 1]\n  lr: 0.05\n  inner_steps: 1\n  iters: 4\n")
     argv = ["train", "--sweep", str(sweep), "--demos", str(data), "--urdf", IIWA_URDF, "--keypoint-frames",
             "a@lbr_iiwa_link_7:0,0,0.05;b@lbr_iiwa_link_7:0,0,0.1", "--val", "2", "--test", "3", "--json", "--quiet"]

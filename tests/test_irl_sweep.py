@@ -34,6 +34,7 @@ FRAMES = "a@lbr_iiwa_link_7:0,0,0.05;b@lbr_iiwa_link_7:0,0,0.1"
     ({"params": {"lr": [0.1]}, "samples": 4}, "samples", "samples only with search: random"),
     ({"params": {"lr": [0.1]}, "asha": {"grace_period": 5}}, "asha", "only with scheduler: asha"),
     ({"params": {"lr": [0.1]}, "scheduler": "asha", "asha": {"grace_period": 0}}, "asha.grace_period", ">= 1"),
+    ({"params": {"lr": [0.1]}, "max_concurrent": 0}, "max_concurrent", "an integer >= 1"),
 ])
 def test_a_bad_sweep_file_names_the_file_the_key_and_what_was_expected(data, key, expected):
     with pytest.raises(InputError) as e:

@@ -8,6 +8,7 @@ A sweep file says what to vary and how to search (YAML)::
     scheduler: fifo         # fifo: every trial runs to the end | asha: early stopping (needs --ray)
     asha: {grace_period: 50, reduction_factor: 2}   # outer iterations
     report_every: 10        # outer iterations between validation reports
+    max_concurrent: 4       # with --ray: at most this many trials at once (default: one per CPU)
     params:                 # a list: those values; a scalar: fixed; random search also takes
       cost: [timedep, weighted]         #   {log_uniform: [lo, hi]} or {uniform: [lo, hi]} for floats
       lr: [0.05, 0.02]
@@ -56,7 +57,7 @@ PARAMS: dict[str, tuple[type, str]] = {
     "seed": (int, "an integer (--seed)"),
     "iters": (int, "an integer >= 1 (outer iterations, --iters)"),
 }
-TOP_KEYS = ("search", "samples", "seed", "scheduler", "asha", "report_every", "params")
+TOP_KEYS = ("search", "samples", "seed", "scheduler", "asha", "report_every", "max_concurrent", "params")
 RANGES = ("log_uniform", "uniform")
 METRIC = "val_irl_loss"
 
@@ -73,6 +74,7 @@ class SweepSpec:
     grace_period: int = 50
     reduction_factor: float = 2.0
     report_every: int = 10
+    max_concurrent: int | None = None       # with Ray: trials at once (None: as many as the CPUs take)
     file: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +137,9 @@ def parse_sweep(data: Any, file: str = "sweep.yaml") -> SweepSpec:
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise _fail(file, key, f"{v!r}", f"an integer >= {lo}")
         ints[key] = v
+    concurrent = data.get("max_concurrent")
+    if concurrent is not None and (isinstance(concurrent, bool) or not isinstance(concurrent, int) or concurrent < 1):
+        raise _fail(file, "max_concurrent", f"{concurrent!r}", "an integer >= 1 (trials at once with --ray)")
     if "samples" in data and search != "random":
         raise _fail(file, "samples", "given for a grid search", "samples only with search: random")
     asha = data.get("asha", {}) or {}
@@ -173,7 +178,8 @@ def parse_sweep(data: Any, file: str = "sweep.yaml") -> SweepSpec:
             raise _fail(file, key, "an empty list", "at least one value")
         params[name] = [_check_value(file, f"{key}[{i}]", name, x) for i, x in enumerate(values)]
     return SweepSpec(params=params, search=search, samples=ints["samples"], seed=ints["seed"], scheduler=scheduler,
-                     grace_period=grace, reduction_factor=float(factor), report_every=ints["report_every"], file=file)
+                     grace_period=grace, reduction_factor=float(factor), report_every=ints["report_every"],
+                     max_concurrent=concurrent, file=file)
 
 
 def load_sweep(path: str | Path) -> SweepSpec:
@@ -274,7 +280,8 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
             max_concurrent: int | None = None, max_iters: int | None = None) -> list[TrialResult]:
     """The trials as Ray Tune trials on ``cluster`` (one CPU each): FIFO, or ASHA on the validation
     IRL loss (time = outer iterations). Tune writes under ``out/tune`` and prints nothing; one bar
-    over the trials (at most ``max_concurrent`` at once; default: as many as the CPUs take). A trial whose worker dies is run again once (its folder cleared). Trials reuse
+    over the trials (at most ``max_concurrent`` at once, else the sweep file's, else as many as the
+    CPUs take). A trial whose worker dies is run again once (its folder cleared). Trials reuse
     their worker processes (``reuse_actors``): a new process per trial costs seconds of imports."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # with verbose=0 the legacy reporter prints nothing
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -323,7 +330,7 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
         trainable,
         param_space={"trial": tune.grid_search([{"name": n, "params": p} for n, p in trials])},
         tune_config=tune.TuneConfig(metric=METRIC, mode="min", scheduler=scheduler, num_samples=1, reuse_actors=True,
-                                    max_concurrent_trials=max_concurrent,
+                                    max_concurrent_trials=max_concurrent or spec.max_concurrent,
                                     trial_dirname_creator=lambda t: t.config["trial"]["name"],
                                     trial_name_creator=lambda t: t.config["trial"]["name"]),
         run_config=tune.RunConfig(name="tune", storage_path=str((out / "tune").resolve()), verbose=0,
