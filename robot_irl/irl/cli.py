@@ -101,6 +101,13 @@ def _robot_urdf(robot: str | None) -> str:
     return os.path.join(pybullet_data.getDataPath(), ROBOTS[robot].urdf)
 
 
+def _apply_q0(demos, q0: str | None) -> None:
+    """``--q0``: one start joint state for every demo (comma separated)."""
+    if q0 is not None:
+        values = [float(v) for v in q0.split(",")]
+        demos.q0 = np.broadcast_to(np.array(values), (len(demos), len(values))).copy()
+
+
 def _dynamics(args: argparse.Namespace, spec, robot: str | None):
     """The keypoint dynamics ``--dynamics`` names: kinematic (the URDF and keypoint frames, from the
     library's spec and robot where not given) or a learned model file."""
@@ -242,8 +249,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
                                            args.goals)
-    if args.q0 is not None:
-        demos.q0 = np.broadcast_to(np.array([float(v) for v in args.q0.split(",")]), (len(demos), len(args.q0.split(",")))).copy()
+    _apply_q0(demos, args.q0)
     train_idx, test_idx = _split(args.train, args.test, len(demos))
     dyn = _dynamics(args, spec, robot)
     cfg = _learner_config(args)
@@ -326,8 +332,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 # ---- robot-irl train --sweep ---------------------------------------------------------------------
-_SWEEP_IGNORED = {"diagnose_every": "--diagnose-every", "diagnose_goals": "--diagnose-goals",
-                  "checkpoint_every": None}   # None: said nowhere (a trial still checkpoints)
+_SWEEP_IGNORED = {"diagnose_every": "--diagnose-every", "diagnose_goals": "--diagnose-goals"}
 
 
 def _split_val(args: argparse.Namespace, n: int) -> tuple[list[int], list[int], list[int]]:
@@ -359,6 +364,7 @@ def sweep_setup(args: argparse.Namespace, report_every: int):
     once, not in every trial."""
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows,
                                            args.keypoint_names, args.goals)
+    _apply_q0(demos, args.q0)
     train_idx, val_idx, test_idx = _split_val(args, len(demos))
     _dynamics(args, spec, robot)
     base = {**_saved_args(args), "diagnose_every": None}
@@ -377,7 +383,8 @@ def sweep_trial(setup: dict, params: dict, run_dir: str, report) -> dict:
     `robot-irl train` with the trial's ``params`` on the sweep's training demos into ``run_dir`` (a
     normal run folder: config, weights, metrics, TensorBoard), scored on the validation demos
     (``val_*``; every ``report_every`` outer iterations and after the last
-    ``report({"iteration", "val_irl_loss", "last"})``, which ASHA stops on). The test demos are not loaded. Returns the run's final figures."""
+    ``report({"iteration", "val_irl_loss", "last"})``, which ASHA stops on). The test demos are
+    not loaded. Returns the run's final figures."""
     from robot_irl.core.io import atomic_write_json
     from robot_irl.irl import fit_cost
     from robot_irl.runs import RunDir
@@ -386,6 +393,7 @@ def sweep_trial(setup: dict, params: dict, run_dir: str, report) -> dict:
                                  "train": ",".join(map(str, setup["train"])), "test": None})
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
                                            args.goals)
+    _apply_q0(demos, args.q0)
     dyn = _dynamics(args, spec, robot)
     cfg = _learner_config(args)
     train, val = demos.subset(setup["train"]), demos.subset(setup["val"])
@@ -433,7 +441,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"note: --{name.replace('_', '-')} is swept ({spec.file}: params.{name}); the command line "
                   f"value is not used", file=sys.stderr)
     for name, option in _SWEEP_IGNORED.items():
-        if option and getattr(args, name) != d.get(name):
+        if getattr(args, name) != d.get(name):
             print(f"note: {option} is not used by --sweep", file=sys.stderr)
     from robot_irl.runs import RunDir
 
@@ -441,7 +449,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     trials = expand(spec)
     trials = [(trial_name(i, len(trials)), t) for i, t in enumerate(trials)]
     if args.query:
-        args.demos = _demos_from_search(args.query, args.k, args.library, args.demos, as_json=False)
+        args.demos = _demos_from_search(args.query, args.k, args.library, args.demos, as_json=args.json)
         args.query = None
     elif args.demos is None:
         raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
