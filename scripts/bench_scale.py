@@ -1,6 +1,7 @@
-"""Benchmark `--ray` against the serial path on this machine: sim recording and keypoint
-extraction, serial vs Ray with 2 workers vs Ray with 1 worker, same seeds, results checked equal;
-and embedding frames with the library CLIP (torch, which already uses both cores serially):
+"""Benchmark `--ray` against the serial path on this machine: sim recording, keypoint
+extraction, an IRL settings sweep (`train --sweep`: 8 trials, Ray Tune) and dynamics exploration
+(`dynamics collect`), serial vs Ray with 2 workers vs Ray with 1 worker, same seeds, results
+checked equal; and embedding frames with the library CLIP (torch, which already uses both cores serially):
 serial at default threads and on 1 thread vs Ray tasks on 1 thread each. The embedding workload
 runs the encoder through ``RayCluster.map`` here; no command embeds with `--ray` yet.
 
@@ -8,15 +9,19 @@ Work that runs on one core per item scales with workers; the engine's own cost s
 1-worker run (one task in flight at a time on the same runtime). Ray's start-up is measured apart
 (it is paid once per command, not per item). Every run is warmed first (imports, the sim scene),
 serial and Ray alike, so the figures are the steady per-item cost a long batch sees.
+The sweep's Ray runs include Tune's start of its trial processes (their imports: a Tuner starts
+fresh worker processes each time), which a longer sweep amortises.
 Per-unit costs feed notes/scale.md: CPU-seconds of the serial process (``time.process_time``, all
-its threads) per rendered frame, per extracted frame and per embedded image (1 thread), which a
+its threads) per rendered frame, per extracted frame, per embedded image (1 thread) and per IRL
+trial, which a
 busy machine does not inflate the way it inflates wall time; wall-clock per unit beside them.
 
-    nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16
-    .venv/bin/python scripts/bench_scale.py --record 4 --extract 8  # quicker
+    nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16, sweep 8 trials
+    .venv/bin/python scripts/bench_scale.py --record 4 --extract 8 --sweep-iters 30  # quicker
 
-Last line: one JSON object (speedup_record, speedup_extract, speedup_embed, efficiency_embed,
-overhead_1worker (the worst of the three), ...). No sweep figure: `train --sweep` is not built.
+Last line: one JSON object (speedup_record, speedup_extract, speedup_sweep, speedup_embed,
+efficiency_embed, overhead_1worker (the worst of record, extract, sweep and embed), speedup_collect
+and overhead_1worker_collect apart (tiny tasks, not an acceptance workload), ...).
 """
 from __future__ import annotations
 
@@ -33,8 +38,12 @@ import numpy as np
 from robot_irl.cli import build_parser
 from robot_irl.core.cluster import RayCluster
 from robot_irl.keypoints.cli import extract_task
+from robot_irl.irl.cli import sweep_setup, sweep_trial
+from robot_irl.irl.sweep import expand, parse_sweep, run_ray, run_serial, trial_name
 from robot_irl.keypoints.episodes import store
 from robot_irl.library import Library
+from robot_irl.models.collect import ExplorePlan, explore_episode
+from robot_irl.models.collect import release_env as release_explore_env
 from robot_irl.record.sim_batch import SimPlan, release_env, stage_sim_episode
 
 PLAN = SimPlan(env_id="robot_irl/Place-v0", render_size=(320, 240))
@@ -126,6 +135,43 @@ def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flig
     return time.perf_counter() - t, np.concatenate(out)
 
 
+def _sweep_inputs(lib: Library, iters: int):
+    """An 8-trial grid (cost x lr x seed) over the library's recorded episodes (sim truth keypoints:
+    train on all but the last three, validation on two, test on the last)."""
+    n = len(lib.ids())
+    args = build_parser().parse_args(["train", "--demos", "", "--library", str(lib.path), "--keypoints", "truth",
+                                      "--val", f"{n - 3},{n - 2}", "--test", str(n - 1), "--out", "x"])
+    spec = parse_sweep({"report_every": 10, "params": {"cost": ["timedep", "weighted"], "lr": [0.05, 0.02],
+                                                       "seed": [0, 1], "iters": iters}})
+    _, setup, _ = sweep_setup(args, spec.report_every)
+    trials = expand(spec)
+    return spec, setup, [(trial_name(i, len(trials)), t) for i, t in enumerate(trials)]
+
+
+def _sweep(out: Path, spec, setup, trials, cluster: RayCluster | None, in_flight: int | None) -> tuple[float, dict]:
+    """Seconds to run the trials (serially, or as Ray Tune trials); each trial's final figures."""
+    t = time.perf_counter()
+    if cluster is None:
+        results = run_serial(sweep_trial, setup, trials, out, progress=False)
+    else:
+        results = run_ray(cluster, sweep_trial, setup, trials, out, spec, progress=False, max_concurrent=in_flight)
+    assert all(r.status == "done" for r in results), [(r.name, r.error) for r in results]
+    return time.perf_counter() - t, {r.name: r.figures for r in results}
+
+
+def _collect(plan: ExplorePlan, episodes: int, cluster: RayCluster | None, in_flight: int | None) -> tuple[float, np.ndarray]:
+    """Seconds to run ``episodes`` exploration episodes; their keypoint rows, in episode order."""
+    t = time.perf_counter()
+    if cluster is None:
+        x = [explore_episode(plan, e)["x"] for e in range(episodes)]
+    else:
+        report = cluster.map(explore_episode, range(episodes), key=str, args=lambda e: (plan, e), progress=False,
+                             max_in_flight=in_flight)
+        assert not report.failed, report.summary()
+        x = [report.done[str(e)]["x"] for e in range(episodes)]
+    return time.perf_counter() - t, np.array(x)
+
+
 def _same_episodes(a: Library, b: Library) -> bool:
     sa, sb = ({ep.meta["seed"]: ep for ep in lib.select()} for lib in (a, b))
     if sorted(sa) != sorted(sb):
@@ -142,11 +188,15 @@ def main() -> None:
     ap.add_argument("--record", type=int, default=8, help="sim episodes to record (default 8)")
     ap.add_argument("--extract", type=int, default=16, help="episodes to extract (default 16)")
     ap.add_argument("--embed", type=int, default=5000, help="frames to embed (default 5000)")
+    ap.add_argument("--sweep-iters", type=int, default=100, help="outer iterations per sweep trial (default 100)")
+    ap.add_argument("--collect", type=int, default=40, help="exploration episodes (default 40)")
     ap.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
     a = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
     res: dict = {"cores": os.cpu_count(), "workers": a.workers, "load_avg_start": round(os.getloadavg()[0], 2)}
     try:
+        if a.record < 4:
+            ap.error("--record must be at least 4 (the sweep trains, validates and tests on them)")
         libs = {m: Library.open(root / m, create=True) for m in ("serial", "ray", "ray1", "warm")}
         # warm the serial path (imports, scene) on seeds the timed runs do not use
         _record(libs["warm"], range(1000, 1001), None, None)
@@ -156,6 +206,19 @@ def main() -> None:
         cpu_record = time.process_time() - c
         release_env()
         frames = sum(ep.frame_count("cam0") for ep in libs["serial"].select())
+        # the sweep, serially (warmed by one trial: imports, TensorBoard)
+        spec, setup, trials = _sweep_inputs(libs["serial"], a.sweep_iters)
+        _sweep(root / "sweep-warm", spec, setup, trials[:1], None, None)
+        c = time.process_time()
+        s_serial, fig_serial = _sweep(root / "sweep-serial", spec, setup, trials, None, None)
+        cpu_sweep = time.process_time() - c
+        # dynamics exploration, serially (warmed by one episode: the scene)
+        plan = ExplorePlan(seed=0)
+        _collect(ExplorePlan(seed=99), 1, None, None)
+        c = time.process_time()
+        c_serial, x_serial = _collect(plan, a.collect, None, None)
+        cpu_collect = time.process_time() - c
+        release_explore_env()
         t = time.perf_counter()
         cluster = RayCluster.start(num_cpus=a.workers)
         res["ray_start_s"] = round(time.perf_counter() - t, 2)
@@ -190,6 +253,19 @@ def main() -> None:
                            for got in (got_ray, got_ray1) for k in got_serial)
             print(f"extract {len(episodes)} episodes ({ext_frames} frames): serial {e_serial:.2f} s, "
                   f"Ray x{a.workers} {e_ray:.2f} s, Ray x1 {e_ray1:.2f} s, identical {same_ext}")
+            # the sweep as Ray Tune trials (each Tuner starts its trial processes: counted)
+            s_ray, fig_ray = _sweep(root / "sweep-ray", spec, setup, trials, cluster, None)
+            s_ray1, fig_ray1 = _sweep(root / "sweep-ray1", spec, setup, trials, cluster, 1)
+            same_sweep = fig_ray == fig_serial and fig_ray1 == fig_serial
+            print(f"sweep {len(trials)} trials x {a.sweep_iters} iterations: serial {s_serial:.2f} s, Ray x{a.workers} "
+                  f"{s_ray:.2f} s, Ray x1 {s_ray1:.2f} s, identical {same_sweep}")
+            # dynamics exploration episodes as Ray tasks
+            _collect(ExplorePlan(seed=99), 2 * a.workers, cluster, None)
+            c_ray, x_ray = _collect(plan, a.collect, cluster, None)
+            c_ray1, x_ray1 = _collect(plan, a.collect, cluster, 1)
+            same_collect = np.array_equal(x_ray, x_serial) and np.array_equal(x_ray1, x_serial)
+            print(f"collect {a.collect} exploration episodes: serial {c_serial:.2f} s, Ray x{a.workers} {c_ray:.2f} s, "
+                  f"Ray x1 {c_ray1:.2f} s, identical {same_collect}")
             # embedding N frames with torch: serial at default threads, serial on 1 thread, Ray tasks on 1 thread each
             import torch
             default_threads = torch.get_num_threads()
@@ -234,8 +310,18 @@ def main() -> None:
             "wall_s_per_embedded_image": round(m_serial1 / a.embed, 5), "embed_max_abs_diff": emb_diff,
             "identical_embed": bool(np.array_equal(emb_ray, emb_serial1)),
         })
+        res.update({
+            "sweep_trials": len(trials), "sweep_iters": a.sweep_iters, "sweep_serial_s": round(s_serial, 2),
+            "sweep_ray_s": round(s_ray, 2), "sweep_ray1_s": round(s_ray1, 2), "speedup_sweep": round(s_serial / s_ray, 3),
+            "overhead_1worker_sweep": round(s_ray1 / s_serial, 3),
+            "cpu_s_per_irl_trial": round(cpu_sweep / len(trials), 2), "identical_sweep": same_sweep,
+            "collect_episodes": a.collect, "collect_serial_s": round(c_serial, 2), "collect_ray_s": round(c_ray, 2),
+            "collect_ray1_s": round(c_ray1, 2), "speedup_collect": round(c_serial / c_ray, 3),
+            "overhead_1worker_collect": round(c_ray1 / c_serial, 3),
+            "cpu_s_per_explore_episode": round(cpu_collect / a.collect, 4), "identical_collect": same_collect,
+        })
         res["overhead_1worker"] = max(res["overhead_1worker_record"], res["overhead_1worker_extract"],
-                                      res["overhead_1worker_embed"])
+                                      res["overhead_1worker_sweep"], res["overhead_1worker_embed"])
         res["load_avg_end"] = round(os.getloadavg()[0], 2)
     finally:
         shutil.rmtree(root, ignore_errors=True)

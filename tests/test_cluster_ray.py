@@ -4,6 +4,7 @@ fails): sim recording and keypoint extraction give exactly the serial path's res
 killed mid-extraction is retried while the library holds each result once."""
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -248,3 +249,68 @@ def test_extraction_on_two_nodes_survives_a_killed_worker_and_equals_serial(clus
     err = capsys.readouterr().err
     assert "--resume: 8 of 9 episode(s) already hold keypoints; skipped" in err
     assert f"failed: {broken}: " in err
+
+
+
+@pytest.fixture
+def driver_env(cluster, monkeypatch):
+    """This test process as the driver (it has torch and Ray imported already; a driver subprocess
+    would import both again, the larger part of these tests' time) with the cluster's token auth;
+    Ray caches auth settings once read, so its own test helper resets them, before and after."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
+    for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+        monkeypatch.setenv(key, cluster.env[key])
+    reset_auth_token_state()
+    yield cluster
+    monkeypatch.undo()
+    reset_auth_token_state()
+
+
+def test_dynamics_collect_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
+    from robot_irl.models.collect import collect_exploration
+
+    out = tmp_path / "explore.npz"
+    assert main(["dynamics", "collect", "--episodes", "6", "--rows", "4", "--extra", "1", "--seed", "2",
+                 "--out", str(out), "--quiet", "--ray", driver_env.address]) == 0
+    assert f"Ray cluster at {driver_env.address}: 3 CPU(s)" in capsys.readouterr().err
+    got = dict(np.load(out))
+    serial = collect_exploration(episodes=6, rows=4, extra=1, seed=2)
+    assert got.keys() == serial.keys()
+    for k in serial:
+        assert np.array_equal(got[k], serial[k]), k
+
+
+def test_grid_sweep_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
+    """A 4-trial grid (FIFO) as Ray Tune trials: every trial's losses, validation curve and cost
+    weights equal the serial sweep's, and so the best trial and its test figures."""
+    import torch
+
+    from test_irl_helpers import IIWA_Q0, IIWA_URDF, iiwa, l_demos
+
+    demos = l_demos(iiwa(), IIWA_Q0, n=4)
+    data = tmp_path / "demos.npz"
+    np.savez(data, keypoints=demos.keypoints, timestamps=demos.timestamps[0], q0=np.array(IIWA_Q0))
+    sweep = tmp_path / "sweep.yaml"
+    # two trials at once (one trial process fewer than the cluster's 3 CPUs: each imports torch and Tune)
+    sweep.write_text("search: grid\nscheduler: fifo\nreport_every: 2\nmax_concurrent: 2\n"
+                     "params:\n  cost: [timedep, weighted]\n  seed: [0, 1]\n  lr: 0.05\n  inner_steps: 1\n  iters: 4\n")
+    argv = ["train", "--sweep", str(sweep), "--demos", str(data), "--urdf", IIWA_URDF, "--keypoint-frames",
+            "a@lbr_iiwa_link_7:0,0,0.05;b@lbr_iiwa_link_7:0,0,0.1", "--val", "2", "--test", "3", "--json", "--quiet"]
+    capsys.readouterr()
+    assert main([*argv, "--out", str(tmp_path / "ray"), "--ray", driver_env.address]) == 0
+    printed = capsys.readouterr()
+    assert f"Ray cluster at {driver_env.address}: 3 CPU(s)" in printed.err
+    assert main([*argv, "--out", str(tmp_path / "serial")]) == 0
+    got, want = (json.loads((tmp_path / k / "trials.json").read_text()) for k in ("ray", "serial"))
+    assert got["best"] == want["best"] and len(got["trials"]) == 4
+    for a, b in zip(got["trials"], want["trials"]):
+        assert (a["name"], a["params"], a["status"]) == (b["name"], b["params"], "done")
+        assert a["figures"] == b["figures"] and a["curve"] == b["curve"]
+        wa, wb = (torch.load(Path(t["run"]) / "weights.pt", weights_only=True) for t in (a, b))
+        assert wa["history"] == wb["history"]
+        assert all(torch.equal(wa["state"][k], wb["state"][k]) for k in wb["state"])
+    ray_m, serial_m = (json.loads((tmp_path / k / "metrics.json").read_text()) for k in ("ray", "serial"))
+    assert ray_m == serial_m
+    assert json.loads(printed.out)["best_trial"] == got["best"]    # stdout: the JSON alone (Tune prints nothing)
+    assert (tmp_path / "ray" / "tune" / "tune").is_dir()              # Tune's own files in the sweep folder

@@ -66,3 +66,20 @@ def test_collect_train_cli_and_latents(tmp_path, capsys):
     bad = ap.parse_args(["dynamics", "train", "--data", str(tmp_path / "none.npz"), "--out", str(run)])
     with pytest.raises(InputError, match="not found"):
         bad.func(bad)
+
+
+def test_an_exploration_episode_depends_only_on_its_seed_and_index():
+    """What lets `dynamics collect --ray` run episodes anywhere in any order: episode e alone (a
+    fresh process-level env, nothing run before it) equals episode e of a whole collection."""
+    from robot_irl.models.collect import ExplorePlan, collect_exploration, explore_episode, release_env
+
+    whole = collect_exploration(episodes=3, rows=4, extra=1, seed=5, random_frac=0.5)
+    try:
+        alone = explore_episode(ExplorePlan(rows=4, extra=1, seed=5, random_frac=0.5), 2)
+    finally:
+        release_env()
+    for k in ("x", "q", "u"):
+        assert np.array_equal(alone[k], whole[k][2]), k
+    assert int(alone["seed"]) == whole["seeds"][2] == 5 * 100_003 + 2
+    other = collect_exploration(episodes=3, rows=4, extra=1, seed=6, random_frac=0.5)
+    assert not np.array_equal(other["u"], whole["u"])

@@ -9,6 +9,7 @@ features into the run folder every N outer iterations.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_irl.cliargs import add_library_arg, existing_file, format_table
+from robot_irl.core.cluster import add_ray_option
 from robot_irl.errors import InputError
 
 METHOD_CHOICES = ("default", "weighted", "timedep", "rbf", "feature_matching", "bc")
@@ -99,6 +101,30 @@ def _robot_urdf(robot: str | None) -> str:
     return os.path.join(pybullet_data.getDataPath(), ROBOTS[robot].urdf)
 
 
+def _apply_q0(demos, q0: str | None) -> None:
+    """``--q0``: one start joint state for every demo (comma separated)."""
+    if q0 is not None:
+        values = [float(v) for v in q0.split(",")]
+        demos.q0 = np.broadcast_to(np.array(values), (len(demos), len(values))).copy()
+
+
+def _dynamics(args: argparse.Namespace, spec, robot: str | None):
+    """The keypoint dynamics ``--dynamics`` names: kinematic (the URDF and keypoint frames, from the
+    library's spec and robot where not given) or a learned model file."""
+    from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
+
+    if args.dynamics == "kinematic":
+        if spec is None and (not args.urdf or not args.keypoint_frames):
+            raise InputError("--dynamics kinematic needs --urdf and --keypoint-frames", field="--urdf",
+                             expected="a URDF path and keypoint frames")
+        frames = parse_keypoint_frames(args.keypoint_frames) if args.keypoint_frames else frames_from_spec(spec)
+        return KinematicDynamics(args.urdf or _robot_urdf(robot), frames)
+    if not args.model:
+        raise InputError("--dynamics learned needs --model", field="--model",
+                         expected="a file written by robot-irl dynamics train")
+    return LearnedDynamics.load(args.model)
+
+
 def _diagnose_hook(train, n_goals: int):
     """on_log callback: latent maps of the cost's per-state features (cost_latents) into the run."""
     from robot_irl.diagnostics import EmbedConfig, Latents, diagnose
@@ -137,7 +163,7 @@ def _demos_from_search(text: str, k: int, library: str | None, within: str | Non
 
 
 # Train options that say how the run is written, not what it learns: never taken from a saved run.
-_RUN_OPTIONS = ("out", "resume", "force", "quiet", "json")
+_RUN_OPTIONS = ("out", "resume", "force", "quiet", "json", "sweep", "ray", "val")
 TRAIN_ARGS = "train_args.json"
 
 
@@ -198,6 +224,11 @@ def _learner_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.sweep:
+        return cmd_sweep(args)
+    for option, value in (("--val", args.val), ("--ray", args.ray)):
+        if value is not None:
+            print(f"note: {option} is for --sweep; ignored", file=sys.stderr)
     from robot_irl.runs import RunDir
 
     out = RunDir.claim(args.out, force=args.force, resume=args.resume)   # before anything slow
@@ -215,24 +246,12 @@ def cmd_train(args: argparse.Namespace) -> int:
                          expected="an existing .npz (keypoints [N,T,K,3]) or a library query")
 
     from robot_irl.irl import fit_bc, fit_cost, fit_feature_matching
-    from robot_irl.models import KinematicDynamics, LearnedDynamics, frames_from_spec, parse_keypoint_frames
 
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
                                            args.goals)
-    if args.q0 is not None:
-        demos.q0 = np.broadcast_to(np.array([float(v) for v in args.q0.split(",")]), (len(demos), len(args.q0.split(",")))).copy()
+    _apply_q0(demos, args.q0)
     train_idx, test_idx = _split(args.train, args.test, len(demos))
-    if args.dynamics == "kinematic":
-        if spec is None and (not args.urdf or not args.keypoint_frames):
-            raise InputError("--dynamics kinematic needs --urdf and --keypoint-frames", field="--urdf",
-                             expected="a URDF path and keypoint frames")
-        frames = parse_keypoint_frames(args.keypoint_frames) if args.keypoint_frames else frames_from_spec(spec)
-        dyn = KinematicDynamics(args.urdf or _robot_urdf(robot), frames)
-    else:
-        if not args.model:
-            raise InputError("--dynamics learned needs --model", field="--model",
-                             expected="a file written by robot-irl dynamics train")
-        dyn = LearnedDynamics.load(args.model)
+    dyn = _dynamics(args, spec, robot)
     cfg = _learner_config(args)
     info = {**info, "train_indices": train_idx, "test_indices": test_idx,
             "train_ids": [demos.names[i] for i in train_idx], "test_ids": [demos.names[i] for i in test_idx]}
@@ -312,6 +331,181 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- robot-irl train --sweep ---------------------------------------------------------------------
+_SWEEP_IGNORED = {"diagnose_every": "--diagnose-every", "diagnose_goals": "--diagnose-goals"}
+
+
+def _split_val(args: argparse.Namespace, n: int) -> tuple[list[int], list[int], list[int]]:
+    """Train, validation and test indices of a sweep: three disjoint sets of existing demos;
+    ``--train`` defaults to every demo in neither ``--val`` nor ``--test``."""
+    val = _indices(args.val, n, "--val")
+    test = _indices(args.test, n, "--test") if args.test else []
+    train = _indices(args.train, n, "--train") if args.train else [i for i in range(n) if i not in {*val, *test}]
+    sets = {"--train": train, "--val": val, "--test": test}
+    for option, idx in sets.items():
+        bad = sorted({i for i in idx if not 0 <= i < n})
+        if bad:
+            raise InputError(f"demo indices {bad} out of range", field=option, expected=f"indices 0-{n - 1} ({n} demos)")
+    for (a, ia), (b, ib) in itertools.combinations(sets.items(), 2):
+        both = sorted(set(ia) & set(ib))
+        if both:
+            raise InputError(f"demos {both} are in both {a} and {b}", field=b,
+                             expected="disjoint sets: train, validation (the best trial is chosen on it), test")
+    for option, idx in (("--train", train), ("--val", val)):
+        if not idx:
+            raise InputError("no demo", field=option, expected="at least one demo index")
+    return train, val, test
+
+
+def sweep_setup(args: argparse.Namespace, report_every: int):
+    """What every trial of a sweep shares, from `robot-irl train` options (demos already chosen):
+    ``(demos, setup, test indices)``; ``setup`` (plain data, shipped to the trials) holds the options,
+    the train and validation indices and ``report_every``. The dynamics' inputs are checked here,
+    once, not in every trial."""
+    demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows,
+                                           args.keypoint_names, args.goals)
+    _apply_q0(demos, args.q0)
+    train_idx, val_idx, test_idx = _split_val(args, len(demos))
+    _dynamics(args, spec, robot)
+    base = {**_saved_args(args), "diagnose_every": None}
+    # paths as every node sees them (a trial runs in another process, maybe on another node)
+    base["demos"] = info.get("file", args.demos)
+    if "library" in info:
+        base["library"] = info["library"]
+    for key in ("urdf", "model", "keypoint_frames"):
+        if base.get(key) and Path(base[key]).is_file():
+            base[key] = str(Path(base[key]).resolve())
+    return demos, {"args": base, "train": train_idx, "val": val_idx, "report_every": report_every}, test_idx
+
+
+def sweep_trial(setup: dict, params: dict, run_dir: str, report) -> dict:
+    """One trial of a sweep, the same whether it runs here or as a Ray Tune trial on another node:
+    `robot-irl train` with the trial's ``params`` on the sweep's training demos into ``run_dir`` (a
+    normal run folder: config, weights, metrics, TensorBoard), scored on the validation demos
+    (``val_*``; every ``report_every`` outer iterations and after the last
+    ``report({"iteration", "val_irl_loss", "last"})``, which ASHA stops on). The test demos are
+    not loaded. Returns the run's final figures."""
+    from robot_irl.core.io import atomic_write_json
+    from robot_irl.irl import fit_cost
+    from robot_irl.runs import RunDir
+
+    args = argparse.Namespace(**{**setup["args"], **params,
+                                 "train": ",".join(map(str, setup["train"])), "test": None})
+    demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
+                                           args.goals)
+    _apply_q0(demos, args.q0)
+    dyn = _dynamics(args, spec, robot)
+    cfg = _learner_config(args)
+    train, val = demos.subset(setup["train"]), demos.subset(setup["val"])
+    info = {**info, "train_indices": setup["train"], "val_indices": setup["val"],
+            "train_ids": [demos.names[i] for i in setup["train"]], "val_ids": [demos.names[i] for i in setup["val"]]}
+    out = RunDir(run_dir)
+    out.begin(what=f"sweep trial ({args.cost} cost)", resume=f"robot-irl train --out {run_dir} --resume",
+              clear=True)   # clear: a trial Tune runs again after its worker died starts afresh
+    atomic_write_json(out.path / TRAIN_ARGS, _saved_args(args))
+
+    def hook(iteration: int, trained) -> None:
+        report({"iteration": iteration, "val_irl_loss": float(trained.evaluate(val)["irl_loss"]),
+                "last": iteration == cfg.outer_iters})
+
+    run = fit_cost(train, dyn, args.cost, cfg, run_dir=out.path, eval_demos=val, eval_name="val", progress=False,
+                   demo_info=info, on_log=hook, on_log_every=setup["report_every"])
+    out.finish()
+    return {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """`robot-irl train --sweep FILE`: the trials (serially, or on Ray with --ray), the best on the
+    validation demos, scored on the test demos; a table (or --json), trials.json, metrics.json and
+    plots/sweep.png in --out, each trial's run folder under --out/trials/."""
+    from robot_irl.irl.sweep import COSTS, expand, load_sweep, trial_name
+
+    spec = load_sweep(args.sweep)   # before torch and Ray load
+    if spec.scheduler == "asha" and not args.ray:
+        raise InputError("scheduler: asha is Ray Tune's early stopping", file=spec.file, field="scheduler",
+                         expected="fifo without --ray (trials one after another), or --ray [ADDRESS] for asha")
+    if args.resume:
+        raise InputError("a sweep does not resume", field="--resume",
+                         expected="a new --out or --force (a trial's own folder resumes: robot-irl train --out "
+                                  "SWEEP/trials/tNN --resume)")
+    if args.val is None:
+        raise InputError("a sweep chooses its best trial on validation demos", field="--val",
+                         expected="held-out demo indices, e.g. --val 3,4 (neither trained on nor --test)")
+    costs = spec.params.get("cost", [args.cost])
+    if any(c not in COSTS for c in costs):
+        raise InputError(f"--cost {args.cost} has no IRL loss to sweep on", field="--cost",
+                         expected=f"one of {list(COSTS)}, or params.cost in {spec.file}")
+    d = args.train_defaults
+    for name in spec.params:
+        if getattr(args, name) != d.get(name):
+            print(f"note: --{name.replace('_', '-')} is swept ({spec.file}: params.{name}); the command line "
+                  f"value is not used", file=sys.stderr)
+    for name, option in _SWEEP_IGNORED.items():
+        if getattr(args, name) != d.get(name):
+            print(f"note: {option} is not used by --sweep", file=sys.stderr)
+    from robot_irl.runs import RunDir
+
+    out = RunDir.claim(args.out, force=args.force)
+    trials = expand(spec)
+    trials = [(trial_name(i, len(trials)), t) for i, t in enumerate(trials)]
+    if args.query:
+        args.demos = _demos_from_search(args.query, args.k, args.library, args.demos, as_json=args.json)
+        args.query = None
+    elif args.demos is None:
+        raise InputError("no demos selected", field="--demos", expected="--demos QUERY|FILE or --query TEXT")
+    demos, setup, test_idx = sweep_setup(args, spec.report_every)
+    out.begin(what="IRL sweep", resume=f"run it again with --force (robot-irl train --sweep {args.sweep} "
+                                       f"--out {out.path} --force ...)", clear=args.force)
+    RunDir.create(out.path, {"sweep": spec.to_dict(), "setup": setup, "test": test_idx,
+                             "trials": dict(trials)}, kind="irl_sweep")
+    where = out.path.resolve()   # the trials' folders as every node sees them
+    if args.ray:
+        from robot_irl.core.cluster import RayCluster
+        from robot_irl.irl.sweep import run_ray
+
+        with RayCluster.start(args.ray) as cluster:
+            iters = max(_learner_config(argparse.Namespace(**{**setup["args"], **t})).outer_iters for _, t in trials)
+            results = run_ray(cluster, sweep_trial, setup, trials, where, spec, progress=not args.quiet,
+                              max_iters=iters)
+    else:
+        from robot_irl.irl.sweep import run_serial
+
+        results = run_serial(sweep_trial, setup, trials, where, progress=not args.quiet)
+    return _sweep_report(args, out, results, demos, test_idx)
+
+
+def _sweep_report(args: argparse.Namespace, out, results, demos, test_idx: list[int]) -> int:
+    """Choose the best trial on validation, score it (only it) on the test demos, write and print."""
+    from robot_irl.core.io import atomic_write_json
+    from robot_irl.irl import load_run
+    from robot_irl.irl.sweep import plot_sweep, select_best, table_rows
+
+    best = select_best(results)
+    figures: dict = {"trials": len(results), "trials_done": sum(r.status == "done" for r in results),
+                     "trials_stopped": sum(r.status == "stopped" for r in results),
+                     "trials_failed": sum(r.status == "failed" for r in results), "best_trial": best.name,
+                     **{f"best_{k}": v for k, v in best.figures.items()}}
+    if test_idx:
+        m = load_run(best.run).evaluate(demos.subset(test_idx))
+        figures.update({f"test_{k}": m[k] for k in ("irl_loss", "final_err_cm", "path_err_cm")})
+    atomic_write_json(out.path / "trials.json", {"best": best.name, "trials": [
+        {"name": r.name, "params": r.params, "run": r.run, "status": r.status, "val_irl_loss": r.val_loss,
+         "figures": r.figures, "curve": r.curve, "error": r.error} for r in results]})
+    out.update_metrics(**figures)
+    plot = plot_sweep(results, best.name, out.path / "plots" / "sweep.png")
+    out.finish()
+    if args.json:
+        print(json.dumps({**figures, "params": best.params, "run": best.run}, indent=1))
+    else:
+        head, rows = table_rows(results, best.name)
+        print(format_table(head, rows))
+        print(f"best (lowest validation IRL loss): {best.name} {best.params}")
+        if test_idx:
+            print(_table({"test": {c: figures[f"test_{c}"] for c in ("irl_loss", "final_err_cm", "path_err_cm")}}))
+        print(f"sweep saved to {out.path} (plot {plot})")
+    return 1 if figures["trials_failed"] else 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="learn a cost from keypoint demos (model-based IRL)",
                               description="Learn a cost whose optimised trajectories reproduce the demos.")
@@ -363,6 +557,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="every N outer iterations, t-SNE latent maps of the cost's per-state features of optimised "
                    "trajectories (training goals + perturbed goals) into the run folder (plots/cost, metrics, TB)")
     p.add_argument("--diagnose-goals", type=int, default=8, help="goals planned per training demo for --diagnose-every")
+    p.add_argument("--sweep", metavar="FILE", help="a sweep (YAML: cost kinds, learning rates, inner steps, seeds; "
+                   "grid or random; FIFO or ASHA): each trial a run folder under --out/trials, the best chosen on "
+                   "--val demos and scored on --test demos; notes/scale.md")
+    p.add_argument("--val", help="with --sweep: validation demo indices the best trial is chosen on (never trained "
+                   "on; apart from --test)")
+    add_ray_option(p)
     p.set_defaults(func=cmd_train)
     p.set_defaults(train_defaults={a.dest: a.default for a in p._actions if a.dest != "help"})
 

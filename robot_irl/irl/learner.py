@@ -128,15 +128,17 @@ API_RESUME = "fit_cost(..., run_dir=..., resume=True) with the same demos"
 def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config: LearnerConfig | None = None, *,
              run_dir: str | Path | None = None, eval_demos: DemoSet | None = None, progress: bool = False,
              resume: bool = False, demo_info: dict[str, Any] | None = None,
-             on_log: Callable[[int, TrainedRun], None] | None = None, on_log_every: int | None = None) -> TrainedRun:
+             on_log: Callable[[int, TrainedRun], None] | None = None, on_log_every: int | None = None,
+             eval_name: str = "test") -> TrainedRun:
     """Learn a cost of ``cost_type`` (costs.py) whose optimised trajectories reproduce ``demos``.
 
     ``eval_demos`` are planned and scored every ``log_every`` iterations (TensorBoard only) and at the
     end (metrics). With ``run_dir`` the run is saved there (and resumed from its checkpoint if
     ``resume``). ``on_log(iteration, trained_run)`` is called after every ``on_log_every`` (default
     ``log_every``) outer steps and after the last one, with the run holding the current cost (for
-    diagnostics that look inside it, e.g. latent maps); it must not modify the cost. Returns the
-    :class:`TrainedRun`.
+    diagnostics that look inside it, e.g. latent maps); it must not modify the cost. ``eval_name``
+    names the ``eval_demos`` figures (``test_*``; a sweep's trials pass ``"val"``: they are scored on
+    validation demos and never see the test demos). Returns the :class:`TrainedRun`.
     """
     cfg = config or LearnerConfig()
     with torch_threads(cfg.num_threads):
@@ -214,7 +216,8 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
                     if log.writer and (it % cfg.log_every == 0 or it == cfg.outer_iters - 1):
                         log.scalars(it, **{"loss/train": history[-1]})
                         if ev is not None:
-                            log.scalars(it, **{"loss/eval": _eval_loss(tr, ev)})
+                            log.scalars(it, **{"loss/eval" if eval_name == "test" else f"loss/{eval_name}":
+                                               _eval_loss(tr, ev)})
                         log.weights(it, W)
                     if ckpt is not None and ((it + 1) % cfg.checkpoint_every == 0 or it == cfg.outer_iters - 1):
                         _save_checkpoint(ckpt, state(it + 1))
@@ -225,7 +228,7 @@ def fit_cost(demos: DemoSet, dynamics: KeypointDynamics, cost_type: str, config:
             finally:
                 log.close()
         tr.history = history
-        tr.metrics = summarise(tr, demos, eval_demos)
+        tr.metrics = summarise(tr, demos, eval_demos, eval_name)
         if rd is not None:
             tr.save(rd)
             if owns_marker:
@@ -245,10 +248,10 @@ def _eval_loss(tr: TrainedRun, ev: Batch) -> float:
         return irl_loss(s * r.x.reshape(ev.target.shape), ev.target, ev.mask).mean().item()
 
 
-def summarise(tr: TrainedRun, train: DemoSet, test: DemoSet | None) -> dict[str, Any]:
-    """Flat metrics: train_* and (with held-out demos) test_* figures."""
+def summarise(tr: TrainedRun, train: DemoSet, test: DemoSet | None, test_name: str = "test") -> dict[str, Any]:
+    """Flat metrics: train_* and (with held-out demos) test_* (or ``test_name``_*) figures."""
     out: dict[str, Any] = {}
-    for name, ds in (("train", train), ("test", test)):
+    for name, ds in (("train", train), (test_name, test)):
         if ds is None:
             continue
         m = tr.evaluate(ds)

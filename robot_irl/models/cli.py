@@ -1,7 +1,7 @@
 """`robot-irl dynamics collect|train`: exploration data in the sim, and a learned keypoint model.
 
 ``collect`` writes an .npz (x [N, T, K, 3], q [N, T, n], u [N, T-1, n], lower, upper, names, ...;
-see collect.py); ``train`` fits the MLP ensemble on it and writes a run folder: ``model.pt``
+see collect.py; ``--ray [ADDRESS]``: the episodes as Ray tasks, the same arrays); ``train`` fits the MLP ensemble on it and writes a run folder: ``model.pt``
 (what ``robot-irl train --dynamics learned --model`` takes), ``config.json`` and ``metrics.json``
 with the held-out one-step and multi-step keypoint errors (cm).
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from robot_irl.cliargs import format_table
+from robot_irl.core.cluster import add_ray_option
 from robot_irl.core.io import atomic_write_bytes
 from robot_irl.errors import InputError
 
@@ -25,9 +26,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     from robot_irl.models.collect import collect_exploration
 
     names = [n.strip() for n in args.keypoint_names.split(",")] if args.keypoint_names else None
-    data = collect_exploration(args.env, robot=args.robot, episodes=args.episodes, rows=args.rows, extra=args.extra,
-                               noise=args.noise, random_frac=args.random_frac, keypoint_names=names,
-                               seed=args.seed, progress=not args.quiet)
+    kwargs = dict(robot=args.robot, episodes=args.episodes, rows=args.rows, extra=args.extra, noise=args.noise,
+                  random_frac=args.random_frac, keypoint_names=names, seed=args.seed, progress=not args.quiet)
+    if args.ray:
+        from robot_irl.core.cluster import RayCluster
+
+        with RayCluster.start(args.ray) as cluster:
+            data = collect_exploration(args.env, cluster=cluster, **kwargs)
+    else:
+        data = collect_exploration(args.env, **kwargs)
     buf = io.BytesIO()
     np.savez_compressed(buf, **data)
     out = Path(args.out)
@@ -106,6 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="output .npz")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_option(c)
     c.set_defaults(func=cmd_collect)
     t = sub.add_parser("train", help="train the MLP ensemble; held-out one-step and multi-step errors",
                        description="Fit learned keypoint dynamics on collected data; write a run folder.")

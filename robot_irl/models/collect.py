@@ -16,11 +16,15 @@ Keypoints are the sim's ground truth, restricted to the chosen names (the learne
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from robot_irl.errors import InputError
+from robot_irl.errors import InputError, RobotIRLError
+
+if TYPE_CHECKING:
+    from robot_irl.core.cluster import RayCluster
 
 
 def settle_time(t: np.ndarray, q: np.ndarray, settle_rad: float = 2e-3) -> float:
@@ -96,54 +100,122 @@ def expert_rows(rollout: dict[str, np.ndarray], rows: int, settle_rad: float = 2
     return np.diff(path, axis=0)
 
 
+@dataclass(frozen=True)
+class ExplorePlan:
+    """What one exploration episode needs (picklable: it is shipped to Ray workers)."""
+
+    env_id: str = "robot_irl/Place-v0"
+    robot: str = "iiwa"
+    rows: int = 10
+    extra: int = 2
+    noise: float = 0.05
+    random_frac: float = 0.3
+    keypoint_names: tuple[str, ...] | None = None
+    regions: tuple[str, ...] = ("left", "right")
+    seed: int = 0
+
+
+_ENV: dict[tuple[str, str], Any] = {}   # this process's env per (env id, robot): a Ray worker runs many episodes
+
+
+def _env_for(env_id: str, robot: str):
+    """One env per process and robot: building the scene costs about as much as an episode."""
+    key = (env_id, robot)
+    if key not in _ENV:
+        import gymnasium as gym
+
+        import sim  # noqa: F401  (registers the env ids)
+
+        release_env()
+        _ENV[key] = gym.make(env_id, robot=robot, render_size=(64, 48))
+    return _ENV[key]
+
+
+def release_env() -> None:
+    """Close this process's cached env (the driver, after a serial run)."""
+    for env in _ENV.values():
+        env.close()
+    _ENV.clear()
+
+
+def episode_rng(seed: int, episode: int) -> np.random.Generator:
+    """The exploration noise of episode ``episode`` of a run seeded ``seed``: its own stream, so an
+    episode is the same whichever process runs it and whatever ran before it (a stream distinct from
+    the env's ``reset(seed=)`` stream, which is seeded by the episode seed alone)."""
+    return np.random.default_rng([seed, episode])
+
+
+def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
+    """Episode ``e`` of ``plan`` (a Ray task with ``--ray``): ``x [T, K, 3]``, ``q [T, n]``,
+    ``u [T-1, n]`` and its env seed; it depends only on ``plan`` and ``e``."""
+    env = _env_for(plan.env_id, plan.robot)
+    u = env.unwrapped
+    spec = u.keypoint_spec
+    names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
+    idx = [spec.index(n) for n in names]
+    lim = u.robot.joint_limits
+    rng = episode_rng(plan.seed, e)
+    rows = plan.rows
+    ep_seed = plan.seed * 100_003 + e
+    variant = {"goal_region": plan.regions[e % len(plan.regions)]}
+    if rng.random() < plan.random_frac:
+        obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
+        q0 = obs["joint_pos"]
+        q_goal = np.clip(q0 + rng.normal(0.0, 0.4, q0.shape), lim[:, 0], lim[:, 1])
+        deltas = np.repeat(((q_goal - q0) / (rows - 1))[None], rows - 1, 0)
+    else:
+        deltas = expert_rows(expert_rollout(env, ep_seed, variant), rows)
+        obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
+    deltas = deltas + rng.normal(0.0, plan.noise, deltas.shape)
+    deltas = np.concatenate([deltas, rng.normal(0.0, 2 * plan.noise, (plan.extra, deltas.shape[1]))])
+    out = execute_rows(env, obs, deltas)
+    return {"x": out["x_rows"][:, idx], "q": out["q_rows"], "u": deltas, "seed": np.array(ep_seed)}
+
+
+def _robot_arrays(plan: ExplorePlan) -> dict[str, np.ndarray]:
+    """What the robot is (limits, keypoint names, links and offsets, URDF), from this process's env."""
+    u = _env_for(plan.env_id, plan.robot).unwrapped
+    spec = u.keypoint_spec
+    names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
+    kps = [spec.keypoints[spec.index(n)] for n in names]
+    lim = u.robot.joint_limits
+    return {"lower": lim[:, 0].copy(), "upper": lim[:, 1].copy(), "names": np.array(names),
+            "robot": np.array(plan.robot), "env": np.array(plan.env_id), "rows": np.array(plan.rows),
+            "joint_names": np.array(u.robot.joint_names), "frame_links": np.array([k.link for k in kps]),
+            "frame_offsets": np.array([k.offset for k in kps], float), "urdf": np.array(u.robot.urdf_path)}
+
+
 def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiwa", episodes: int = 150,
                         rows: int = 10, extra: int = 2, noise: float = 0.05, random_frac: float = 0.3,
                         keypoint_names: list[str] | None = None, regions: tuple[str, ...] = ("left", "right"),
-                        seed: int = 0, progress: bool = False) -> dict[str, np.ndarray]:
+                        seed: int = 0, progress: bool = False, cluster: RayCluster | None = None) -> dict[str, np.ndarray]:
     """Exploration episodes (see module docstring). Returns arrays ``x [N, T, K, 3]`` (metres),
     ``q [N, T, n]``, ``u [N, T-1, n]`` (commanded row deltas), ``lower``/``upper [n]``, ``names [K]``,
     ``seeds [N]``, with ``T = rows + extra``; and what the robot is — ``joint_names [n]``,
     ``frame_links [K]`` / ``frame_offsets [K, 3]`` (each keypoint's link and offset) and ``urdf`` —
-    which a learned model keeps so a runner can drive the arm with it."""
-    import gymnasium as gym
-    from tqdm import tqdm
+    which a learned model keeps so a runner can drive the arm with it.
 
-    import sim  # noqa: F401  (registers the env ids)
+    Episode ``e`` depends only on ``seed`` and ``e`` (:func:`episode_rng`), so with ``cluster`` (a
+    :class:`robot_irl.core.cluster.RayCluster`; one Ray task per episode, gathered on the driver) the
+    arrays are the same as here. A failed episode raises (the data set is all episodes or none)."""
+    from tqdm import tqdm
 
     if episodes < 2 or rows < 2:
         raise InputError(f"episodes={episodes}, rows={rows}", field="episodes", expected="at least 2 of each")
-    env = gym.make(env_id, robot=robot, render_size=(64, 48))
-    u = env.unwrapped
-    spec = u.keypoint_spec
-    names = list(keypoint_names) if keypoint_names else spec.on_body("robot").names
-    idx = [spec.index(n) for n in names]
-    lim = u.robot.joint_limits
-    rng = np.random.default_rng(seed)
-    X, Q, U, seeds = [], [], [], []
+    plan = ExplorePlan(env_id, robot, rows, extra, noise, random_frac,
+                       tuple(keypoint_names) if keypoint_names else None, tuple(regions), seed)
     try:
-        for e in tqdm(range(episodes), desc="collect", disable=not progress):
-            ep_seed = seed * 100_003 + e
-            variant = {"goal_region": regions[e % len(regions)]}
-            if rng.random() < random_frac:
-                obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
-                q0 = obs["joint_pos"]
-                q_goal = np.clip(q0 + rng.normal(0.0, 0.4, q0.shape), lim[:, 0], lim[:, 1])
-                plan = np.repeat(((q_goal - q0) / (rows - 1))[None], rows - 1, 0)
-            else:
-                plan = expert_rows(expert_rollout(env, ep_seed, variant), rows)
-                obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
-            plan = plan + rng.normal(0.0, noise, plan.shape)
-            plan = np.concatenate([plan, rng.normal(0.0, 2 * noise, (extra, plan.shape[1]))])
-            out = execute_rows(env, obs, plan)
-            X.append(out["x_rows"][:, idx])
-            Q.append(out["q_rows"])
-            U.append(plan)
-            seeds.append(ep_seed)
+        robot_arrays = _robot_arrays(plan)   # also checks the env, robot and keypoint names before any task
+        if cluster is None:
+            done = [explore_episode(plan, e) for e in tqdm(range(episodes), desc="collect", disable=not progress)]
+        else:
+            release_env()
+            report = cluster.map(explore_episode, range(episodes), key=lambda e: f"episode {e}",
+                                 args=lambda e: (plan, e), verb="collected", unit="ep", progress=progress)
+            if report.failed:
+                raise RobotIRLError(f"exploration incomplete, nothing written: {report.summary()}")
+            done = [report.done[f"episode {e}"] for e in range(episodes)]
     finally:
-        env.close()
-    kps = [spec.keypoints[i] for i in idx]
-    return {"x": np.array(X), "q": np.array(Q), "u": np.array(U), "lower": lim[:, 0].copy(), "upper": lim[:, 1].copy(),
-            "names": np.array(names), "seeds": np.array(seeds), "robot": np.array(robot), "env": np.array(env_id),
-            "rows": np.array(rows), "joint_names": np.array(u.robot.joint_names),
-            "frame_links": np.array([k.link for k in kps]), "frame_offsets": np.array([k.offset for k in kps], float),
-            "urdf": np.array(u.robot.urdf_path)}
+        release_env()
+    return {"x": np.array([d["x"] for d in done]), "q": np.array([d["q"] for d in done]),
+            "u": np.array([d["u"] for d in done]), "seeds": np.array([int(d["seed"]) for d in done]), **robot_arrays}
