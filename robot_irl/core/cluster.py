@@ -63,7 +63,10 @@ class RayCluster:
         else join the cluster there (``ray.init(address=...)``; "auto" finds a local ``ray start``)."""
         usage_stats_off()
         local = address in (None, "", LOCAL)
-        if local:   # token auth on, as Ray's default for a new local runtime, without its warning each time
+        if local and "ray" not in sys.modules:
+            # token auth on, as Ray's default for a new local runtime, without its warning each time; only
+            # before Ray is imported: Ray reads its auth settings once, and a mode set after that mismatches
+            # the runtime it starts (a script that imported ray first keeps Ray's own default)
             os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray = _import_ray()
         out = stream or sys.stderr
