@@ -156,7 +156,7 @@ def _train(args) -> int:
               + (f"; resumed at step {fig['resumed_at_step']}" if fig["resumed_at_step"] else ""))
     print(f"trained on {fig['pairs']} frames of {fig['train_episodes']} episodes ({fig['heldout_episodes']} held out, "
           f"{fig['variants']} variants): {fig['steps']} steps, {fig['epochs']} epochs ({fig['stopped_by']}), "
-          f"{fig['pairs_per_s']:.0f} pairs/s, final loss {loss:.3f}")
+          f"{fig['pairs_per_s']:.0f} pairs/s ({fig['cpu_s_per_pair'] * 1000:.1f} CPU-ms per pair), final loss {loss:.3f}")
     print(f"{'':>13} {'text R@5':>9} {'image R@1':>9}   (held-out captions; held-out episodes' frames)")
     print(f"{'trained':>13} {_fmt(fig['text_recall5'])} {_fmt(fig['image_recall1'])}")
     print(f"{fig['baseline']:>13} {_fmt(fig['random_text_recall5'])} {_fmt(fig['random_image_recall1'])}")

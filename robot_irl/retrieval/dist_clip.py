@@ -26,7 +26,6 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.distributed.nn.functional import all_reduce as all_reduce_with_grad
 
 
 def shard_sizes(n: int, world: int) -> list[int]:
@@ -63,6 +62,23 @@ def global_clip_loss(img_f: torch.Tensor, txt_f: torch.Tensor, logit_scale: torc
     return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
+class _SumOverWorkers(torch.autograd.Function):
+    """all_reduce(SUM) whose backward is all_reduce(SUM) of the gradients: each worker's output
+    is the sum of all workers' inputs, so each input's gradient is the sum of every output's."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:   # type: ignore[override]
+        out = x.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:   # type: ignore[override]
+        out = grad.contiguous().clone()
+        dist.all_reduce(out)
+        return out
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm2d whose training statistics (and running estimates) are the global batch's."""
 
@@ -72,7 +88,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         c = x.shape[1]
         count = torch.tensor([x.shape[0] * x.shape[2] * x.shape[3]], dtype=x.dtype, device=x.device)
         moments = torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), count])
-        total = all_reduce_with_grad(moments)          # backward: the sum of every worker's gradients
+        total = _SumOverWorkers.apply(moments)
         n = total[-1]
         mean = total[:c] / n
         var = (total[c:2 * c] / n - mean * mean).clamp_min(0)

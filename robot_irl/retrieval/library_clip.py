@@ -337,6 +337,8 @@ def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, hel
         "episodes": len(frames), "train_episodes": len(train), "heldout_episodes": len(held),
         "variants": len({f.key for f in frames}), "pairs": len(images), "steps": res.steps,
         "epochs": len(res.history), "train_seconds": res.seconds, "pairs_per_s": res.pairs_per_s,
+        "pairs_seen": res.pairs_seen, "train_cpu_seconds": res.cpu_seconds,
+        "cpu_s_per_pair": res.cpu_seconds / max(res.pairs_seen, 1),
         "stopped_by": res.stopped_by, "workers": res.workers, "resumed_at_step": res.resumed_at_step, "final_loss": res.history[-1]["loss"] if res.history else None,
         "text_recall5": fig["text_recall5"], "random_text_recall5": random_fig["text_recall5"],
         "chance_text_recall5": fig["chance_text_recall5"],

@@ -53,6 +53,8 @@ class TrainResult:
     step_losses: list[float] = field(default_factory=list)  # the (global) batch loss of every step
     workers: int = 1
     resumed_at_step: int = 0  # where a resumed run (train_ray) took up its checkpoint
+    cpu_seconds: float = 0.0  # CPU time of the training loop, summed over workers
+    pairs_seen: int = 0       # pairs trained on (summed over steps: the samples seen)
 
 
 def distinct_key_batches(keys: Sequence[Hashable], batch_size: int, rng: np.random.Generator) -> Iterator[list[int]]:
@@ -181,7 +183,7 @@ def train_clip(encoder: ClipEncoder, images: np.ndarray | Sequence[np.ndarray], 
     max_log_scale = math.log(cfg.max_logit_scale)
     total_steps = cfg.epochs * steps_per_epoch(len(data), cfg.batch_size)
     result = TrainResult(encoder=encoder)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     step, pairs = 0, 0
     model.train()
     # a time-bounded run has no known step count: show steps and rate only
@@ -225,7 +227,8 @@ def train_clip(encoder: ClipEncoder, images: np.ndarray | Sequence[np.ndarray], 
         bar.close()
         model.eval()
     seconds = time.perf_counter() - start
-    result.steps, result.seconds = step, seconds
+    result.steps, result.seconds, result.cpu_seconds = step, seconds, time.process_time() - cpu_start
+    result.pairs_seen = pairs
     result.pairs_per_s = pairs / max(seconds, 1e-9)
     return finish_training(result, encoder, model, cfg, len(data), out_dir, info)
 

@@ -75,7 +75,7 @@ def train_clip_ray(encoder: ClipEncoder, data: PairData, *, config: TrainConfig,
     storage.mkdir(parents=True, exist_ok=True)
     with RayCluster.start(address) as cluster:
         import ray
-        from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+        from ray.train import CheckpointConfig, FailureConfig, LoggingConfig, RunConfig, ScalingConfig
         from ray.train.torch import TorchTrainer
 
         gpus = int(ray.cluster_resources().get("GPU", 0))
@@ -92,7 +92,8 @@ def train_clip_ray(encoder: ClipEncoder, data: PairData, *, config: TrainConfig,
                                          resources_per_worker=None if gpu else {"CPU": 1}),
             run_config=RunConfig(name=RUN_NAME, storage_path=str(storage.resolve()),
                                  checkpoint_config=CheckpointConfig(num_to_keep=KEEP_CHECKPOINTS),
-                                 failure_config=FailureConfig(max_failures=1)))
+                                 failure_config=FailureConfig(max_failures=1),
+                                 logging_config=LoggingConfig(log_level="WARNING")))   # a line per report otherwise
         fit = trainer.fit()
         if fit.error is not None:
             raise fit.error
@@ -104,7 +105,8 @@ def train_clip_ray(encoder: ClipEncoder, data: PairData, *, config: TrainConfig,
     result = TrainResult(encoder=encoder, history=state["history"], stopped_by=state["stopped_by"],
                          steps=state["step"], seconds=state["seconds"],
                          pairs_per_s=state["pairs"] / max(state["seconds"], 1e-9),
-                         step_losses=state["losses"], workers=workers, resumed_at_step=state["resumed_at_step"])
+                         step_losses=state["losses"], workers=workers, resumed_at_step=state["resumed_at_step"],
+                         cpu_seconds=state["cpu_seconds"], pairs_seen=state["pairs"])
     result = finish_training(result, encoder, model, config, len(data), out_dir() if callable(out_dir) else out_dir,
                              {**(info or {}), "workers": workers, "resumed_at_step": state["resumed_at_step"]})
     if not keep_staging:
@@ -132,8 +134,8 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
 
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    st: dict[str, Any] = {"epoch": 0, "step": 0, "pairs": 0, "seconds": 0.0, "history": [], "losses": [],
-                          "stopped_by": "epochs"}
+    st: dict[str, Any] = {"epoch": 0, "step": 0, "pairs": 0, "seconds": 0.0, "cpu_seconds": 0.0, "history": [],
+                          "losses": [], "stopped_by": "epochs"}
     opt_state = None
     checkpoint = ray.train.get_checkpoint()      # the run's newest, when it is resumed
     if checkpoint is not None:
@@ -154,6 +156,7 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
         opt.load_state_dict(opt_state)
     total_steps = cfg.epochs * steps_per_epoch(len(data), cfg.batch_size)
     start = time.perf_counter() - st["seconds"]
+    cpu_before, cpu_start = st["cpu_seconds"], time.process_time()
     bar = tqdm(total=None if cfg.max_seconds is not None else total_steps, initial=st["step"], desc="clip train",
                unit="step", disable=rank != 0 or not loop_config["progress"], mininterval=5.0)
     reported: list[int] = []
@@ -161,6 +164,9 @@ def _worker_loop(loop_config: dict[str, Any]) -> None:
     def report() -> None:
         """Every worker reports (Ray Train's barrier); worker 0 brings the checkpoint."""
         st["seconds"] = time.perf_counter() - start
+        cpu = torch.tensor([time.process_time() - cpu_start], dtype=torch.float64, device=device)
+        dist.all_reduce(cpu)                     # every worker's CPU time since it (re)started
+        st["cpu_seconds"] = cpu_before + float(cpu)
         metrics = {"epoch": st["epoch"], "step": st["step"], "loss": st["history"][-1]["loss"] if st["history"] else None}
         with tempfile.TemporaryDirectory() as d:
             if rank == 0:
