@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from robot_irl.cliargs import add_library_arg, existing_file, format_table, positive_float
-from robot_irl.core.cluster import add_ray_option
+from robot_irl.core.cluster import LOCAL, add_ray_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="train data-parallel with this many Ray Train workers (DDP: gloo on CPU, NCCL on GPUs; "
                          "the same global batches of --batch-size pairs, split across the workers, each "
                          "contrasting against the whole global batch). Default 1: one process, no Ray")
-    add_ray_option(tr)
+    tr.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
+                    help="with --workers: train on the Ray cluster at ADDRESS (host:port from `ray start --head`; "
+                         "every node must see the library at the same path); without ADDRESS, or without --ray, a "
+                         "local Ray runtime sized to this machine")
     tr.add_argument("--resume", action="store_true",
                     help="with --workers: continue an interrupted run with the same settings from its newest "
                          "checkpoint (kept under <library>/staging/ until the model is saved)")
