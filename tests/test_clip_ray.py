@@ -68,6 +68,15 @@ def pairs():
     return _pairs()
 
 
+@pytest.fixture
+def one_thread():
+    """torch on 1 thread, as the workers run, for the test; the suite's setting restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def start():
     return load_encoder(ARCH, seed=0)
@@ -110,7 +119,7 @@ def _step_worker(rank: int, world: int, port: int, folder: str) -> None:
         dist.destroy_process_group()
 
 
-def test_global_batch_loss_gradient_and_batchnorm_equal_one_process(pairs, start, tmp_path):
+def test_global_batch_loss_gradient_and_batchnorm_equal_one_process(pairs, start, tmp_path, one_thread):
     """Also: the modules of the one-worker path import no Ray (checked in the worker processes)."""
     images, caps, keys = pairs
     data = prepare_pairs(start, images, caps, keys)
@@ -120,7 +129,6 @@ def test_global_batch_loss_gradient_and_batchnorm_equal_one_process(pairs, start
     model = copy.deepcopy(start.model).train()
     torch.save((model, x, t), tmp_path / "in.pt")
 
-    torch.set_num_threads(1)
     img_f, txt_f, scale = model(x, t)[:3]
     from open_clip import ClipLoss
     loss = ClipLoss()(img_f, txt_f, scale)
@@ -291,10 +299,9 @@ def _batch_loss(model: torch.nn.Module, data, cfg: TrainConfig, epoch: int, inde
 
 
 @pytest.mark.slow
-def test_two_ray_train_workers_equal_one_process_checkpoint_and_resume(pairs, start, on_ray):
+def test_two_ray_train_workers_equal_one_process_checkpoint_and_resume(pairs, start, on_ray, one_thread):
     a, b, folder = on_ray["a"], on_ray["b"], on_ray["folder"]
     images, caps, keys = pairs
-    torch.set_num_threads(1)
     one = train_clip(start, images, caps, keys=keys, config=CFG1, progress=False)
     # same global batches, same losses: step 0 checks the gathered features and the global batch
     # norm, step 1 the update (one process's and two workers' models after one step)
