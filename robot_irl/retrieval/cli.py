@@ -9,7 +9,8 @@ import json
 import sys
 from pathlib import Path
 
-from robot_irl.cliargs import add_library_arg, existing_file, positive_float
+from robot_irl.cliargs import add_library_arg, existing_file, format_table, positive_float
+from robot_irl.core.cluster import LOCAL, add_ray_option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -50,7 +51,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--out", type=Path, default=None,
                     help="output folder (default: <library>/models/clip/<UTC time>-<model>)")
     tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.add_argument("--workers", type=int, default=1,
+                    help="train data-parallel with this many Ray Train workers (DDP: gloo on CPU, NCCL on GPUs; "
+                         "the same global batches of --batch-size pairs, split across the workers, each "
+                         "contrasting against the whole global batch). Default 1: one process, no Ray")
+    tr.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
+                    help="with --workers: train on the Ray cluster at ADDRESS (host:port from `ray start --head`; "
+                         "every node must see the library at the same path); without ADDRESS, or without --ray, a "
+                         "local Ray runtime sized to this machine")
+    tr.add_argument("--resume", action="store_true",
+                    help="with --workers: continue an interrupted run with the same settings from its newest "
+                         "checkpoint (kept under <library>/staging/ until the model is saved)")
     tr.set_defaults(func=_train)
+
+    em = clip_sub.add_parser(
+        "embed", help="embed library episodes for search (in this process, or as Ray tasks with --ray)",
+        description="Embed the selected episodes' keyframes and task texts with the model (default: the newest "
+                    "`clip train` made), store them with each episode, and bring the search index up to date. "
+                    "Episodes that already hold this model's embeddings are skipped (--force redoes them). With "
+                    "--ray each episode is a Ray task and the driver alone writes to the library; the embeddings "
+                    "are the same as without it.")
+    em.add_argument("query", nargs="*", help="library query selecting the episodes (default: all)")
+    add_library_arg(em)
+    em.add_argument("--model", default=None,
+                    help="open_clip architecture or local-dir:PATH (default: the newest model `clip train` made)")
+    em.add_argument("--pretrained", default=None, help="weights for --model (file, folder or cached tag)")
+    em.add_argument("--seed", type=int, default=0, help="initialisation seed for an --model architecture without weights")
+    em.add_argument("--force", action="store_true", help="embed episodes that already hold this model's embeddings")
+    em.add_argument("--threads", type=int, default=1, help="torch threads per process (default 1)")
+    em.add_argument("--index", choices=("auto", "exact", "ivf", "hnsw"), default="auto",
+                    help="index kind for a new index (default auto: exact up to 20k rows, then IVF)")
+    em.add_argument("--json", action="store_true", help="print JSON for scripts")
+    em.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_ray_option(em)
+    em.set_defaults(func=_embed)
 
     se = sub.add_parser(
         "search", help="find demos by text and/or image",
@@ -85,9 +119,28 @@ def _workspace_box(args):
     return "model" if args.workspace is None else parse_box(args.workspace, field="--workspace")
 
 
+def _check_train_args(args) -> None:
+    """Checks that answer before torch or Ray load."""
+    from robot_irl.errors import InputError
+
+    if args.workers < 1:
+        raise InputError(f"--workers {args.workers}", field="--workers", expected="1 or more")
+    if args.batch_size < 2 * args.workers:
+        raise InputError(f"--batch-size {args.batch_size} for {args.workers} workers", field="--batch-size",
+                         expected=f"at least 2 pairs per worker ({2 * args.workers})")
+    if args.threads < 1:
+        raise InputError(f"--threads {args.threads}", field="--threads", expected="1 or more")
+    if args.workers == 1:
+        for flag, given in (("--ray", args.ray is not None), ("--resume", args.resume)):
+            if given:
+                print(f"note: {flag} does nothing with one worker (the single-process trainer); ignored",
+                      file=sys.stderr)
+
+
 def _train(args) -> int:
     import math
 
+    _check_train_args(args)
     from robot_irl.library import Library
     from robot_irl.retrieval.library_clip import train_library_clip
     from robot_irl.retrieval.models import DEFAULT_DOMAIN_MODEL
@@ -98,11 +151,15 @@ def _train(args) -> int:
         lib, seconds=math.inf if args.minutes is None else 60 * args.minutes, epochs=args.epochs, query=query,
         heldout_query=args.heldout, seed=args.seed, out_dir=args.out, arch=args.model or DEFAULT_DOMAIN_MODEL,
         pretrained=args.pretrained, frames_per_episode=args.frames_per_episode, batch_size=args.batch_size,
-        lr=args.lr, threads=args.threads, workspace_box=_workspace_box(args), progress=not args.quiet)
+        lr=args.lr, threads=args.threads, workspace_box=_workspace_box(args), progress=not args.quiet,
+        workers=args.workers, ray_address=args.ray, resume=args.resume)
     loss = float("nan") if fig["final_loss"] is None else fig["final_loss"]
+    if fig["workers"] > 1:
+        print(f"{fig['workers']} Ray Train workers, global batch {args.batch_size} pairs"
+              + (f"; resumed at step {fig['resumed_at_step']}" if fig["resumed_at_step"] else ""))
     print(f"trained on {fig['pairs']} frames of {fig['train_episodes']} episodes ({fig['heldout_episodes']} held out, "
           f"{fig['variants']} variants): {fig['steps']} steps, {fig['epochs']} epochs ({fig['stopped_by']}), "
-          f"{fig['pairs_per_s']:.0f} pairs/s, final loss {loss:.3f}")
+          f"{fig['pairs_per_s']:.0f} pairs/s ({fig['cpu_s_per_pair'] * 1000:.1f} CPU-ms per pair), final loss {loss:.3f}")
     print(f"{'':>13} {'text R@5':>9} {'image R@1':>9}   (held-out captions; held-out episodes' frames)")
     print(f"{'trained':>13} {_fmt(fig['text_recall5'])} {_fmt(fig['image_recall1'])}")
     print(f"{fig['baseline']:>13} {_fmt(fig['random_text_recall5'])} {_fmt(fig['random_image_recall1'])}")
@@ -135,6 +192,40 @@ def chance_notes(fig: dict) -> list[str]:
             notes.append(f"{what} R@{k}: chance is {chance:.3f} with {fig['episodes']} "
                          f"episodes, so figures near 1 say little; record more episodes per variant for a sharper test")
     return notes
+
+
+def _embed(args) -> int:
+    from robot_irl.errors import InputError
+    from robot_irl.library import Library
+
+    if args.threads < 1:
+        raise InputError(f"--threads {args.threads}", field="--threads", expected="1 or more")
+    lib = Library.open(args.library)
+    query = " ".join(args.query)
+    if not lib.select(query):
+        raise InputError(f"no episode matches {query!r}" if query else "the library has no episodes", file=lib.path,
+                         field="query", expected="a query that selects recorded episodes (robot-irl record ...)")
+    from robot_irl.retrieval.embed_batch import embed_library   # torch (and with --ray, Ray) from here on
+
+    s = embed_library(lib, query, model=args.model, pretrained=args.pretrained, seed=args.seed, ray=args.ray,
+                      force=args.force, threads=args.threads, index_backend=args.index,
+                      progress=not (args.quiet or args.json))
+    if args.json:
+        json.dump(s.to_dict(), sys.stdout, indent=2)
+        print()
+    else:
+        print(format_table(["model", "selected", "embedded", "skipped", "no video", "failed", "index rows"],
+                           [[s.model_id, s.selected, len(s.embedded), len(s.skipped), len(s.no_video), len(s.failed),
+                             "not updated" if s.index_rows is None else s.index_rows]]))
+        if s.skipped:
+            print(f"note: {len(s.skipped)} episode(s) already held this model's embeddings (--force redoes them)")
+        if s.not_indexed:
+            print(f"note: index not updated: {len(s.not_indexed)} library episode(s) have no embeddings for this model "
+                  f"yet (e.g. {s.not_indexed[0]}); embed them (clip embed without a query) or `search` will")
+    if s.failed:   # each was printed as it failed
+        print(f"embedded {len(s.embedded)} of {len(s.embedded) + len(s.failed)}; {len(s.failed)} failed: "
+              + ", ".join(s.failed), file=sys.stderr)
+    return 1 if s.failed else 0
 
 
 def _search(args) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -217,7 +217,8 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
                        arch: str = DEFAULT_DOMAIN_MODEL, pretrained: str | None = None, epochs: int | None = None,
                        frames_per_episode: int = 12, batch_size: int = 64, lr: float = 1e-3,
                        warmup_steps: int = 20, threads: int | None = 1, workspace_box: Box | None | str = "model",
-                       held_per_variant: int = 1, progress: bool = False) -> dict[str, Any]:
+                       held_per_variant: int = 1, progress: bool = False, workers: int = 1,
+                       ray_address: str | None = None, resume: bool = False) -> dict[str, Any]:
     """Train the project's small CLIP on the selected episodes' frames + captions for at most
     `seconds` of training (math.inf with `epochs` for an epoch bound only), save it as the
     library's model (newest under <library>/models/clip unless out_dir), store its embeddings for
@@ -232,7 +233,11 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
     (see the module docstring).
     threads: torch intra-op threads during the call (restored after). 1 by default: on shared,
     loaded cores OpenMP spin-waiting made 2 threads ~9x slower than 1 (8.6 vs 78 pairs/s at load
-    average 7.7 on 2 cores); None leaves torch's setting.
+    average 7.7 on 2 cores); None leaves torch's setting. With workers, each worker's threads.
+    workers: more than 1 trains data-parallel on Ray Train (train_ray.py; the same global batches,
+    ``batch_size`` pairs each, split across the workers), on a local Ray runtime or the cluster at
+    ``ray_address``; ``resume`` continues an interrupted run with the same settings from its
+    newest checkpoint. 1 is the single-process trainer and imports no Ray.
     """
     import torch
 
@@ -248,14 +253,26 @@ def train_library_clip(lib: "Library", *, seconds: float, query: str | None = No
                           max_seconds=None if math.isinf(seconds) else float(seconds),
                           batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, seed=seed)
         return _train_library_clip(lib, cfg, query, heldout_query, out_dir, arch, pretrained, frames_per_episode,
-                                   workspace_box, progress, held_per_variant)
+                                   workspace_box, progress, held_per_variant,
+                                   _Workers(workers, ray_address, resume, threads or 1))
     finally:
         torch.set_num_threads(before)
 
 
+@dataclass
+class _Workers:
+    """Where the training runs: one process, or Ray Train workers."""
+
+    n: int = 1
+    address: str | None = None
+    resume: bool = False
+    threads: int = 1
+
+
 def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, heldout_query: str | None,
                         out_dir: str | Path | None, arch: str, pretrained: str | None, frames_per_episode: int,
-                        workspace_box: Box | None | str, progress: bool, held_per_variant: int = 1) -> dict[str, Any]:
+                        workspace_box: Box | None | str, progress: bool, held_per_variant: int = 1,
+                        workers: _Workers | None = None) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     episodes = lib.select(query or "")
@@ -288,10 +305,26 @@ def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, hel
             caps.append(captions(CaptionFacts(f.facts.task, f.facts.shape, f.facts.colour, f.facts.goal, ph,
                                               f.facts.task_text), "train"))
             keys.append(f.key)
-    out = Path(out_dir) if out_dir is not None else new_model_dir(lib, start.source.arch)
-    res = train_clip(start, np.stack(images), caps, keys=keys, config=cfg, out_dir=out, progress=progress,
-                     info={"library": str(lib.path), "query": query or "", "heldout": sorted(held),
-                           "episodes": len(train), "start": start.model_id})
+    info = {"library": str(lib.path), "query": query or "", "heldout": sorted(held), "episodes": len(train),
+            "start": start.model_id}
+    workers = workers or _Workers()
+    arch_name = start.source.arch
+    if workers.n > 1:
+        from robot_irl.retrieval.train import prepare_pairs
+        from robot_irl.retrieval.train_ray import staging_dir, train_clip_ray
+
+        data = prepare_pairs(start, np.stack(images), caps, keys)   # checked before Ray starts
+        settings = {"train": sorted(f.episode_id for f in train), "start": start.model_id, "arch": start.source.arch,
+                    "box": start.workspace_box, "frames_per_episode": frames_per_episode, "config": asdict(cfg),
+                    "workers": workers.n}
+        res = train_clip_ray(start, data, config=cfg, workers=workers.n, storage=staging_dir(lib.path, settings),
+                             resume=workers.resume, address=workers.address, threads=workers.threads,
+                             out_dir=Path(out_dir) if out_dir is not None else lambda: new_model_dir(lib, arch_name),
+                             progress=progress, info=info)
+    else:
+        out = Path(out_dir) if out_dir is not None else new_model_dir(lib, start.source.arch)
+        res = train_clip(start, np.stack(images), caps, keys=keys, config=cfg, out_dir=out, progress=progress,
+                         info=info)
     enc = res.encoder
 
     vecs = embed_keyframes(enc, frames)
@@ -304,7 +337,9 @@ def _train_library_clip(lib: "Library", cfg: TrainConfig, query: str | None, hel
         "episodes": len(frames), "train_episodes": len(train), "heldout_episodes": len(held),
         "variants": len({f.key for f in frames}), "pairs": len(images), "steps": res.steps,
         "epochs": len(res.history), "train_seconds": res.seconds, "pairs_per_s": res.pairs_per_s,
-        "stopped_by": res.stopped_by, "final_loss": res.history[-1]["loss"] if res.history else None,
+        "pairs_seen": res.pairs_seen, "train_cpu_seconds": res.cpu_seconds,
+        "cpu_s_per_pair": res.cpu_seconds / max(res.pairs_seen, 1),
+        "stopped_by": res.stopped_by, "workers": res.workers, "resumed_at_step": res.resumed_at_step, "final_loss": res.history[-1]["loss"] if res.history else None,
         "text_recall5": fig["text_recall5"], "random_text_recall5": random_fig["text_recall5"],
         "chance_text_recall5": fig["chance_text_recall5"],
         "image_recall1": fig["image_recall1"], "random_image_recall1": random_fig["image_recall1"],

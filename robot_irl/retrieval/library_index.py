@@ -149,8 +149,11 @@ def frames_at(ep: "Episode", camera: str, indices: Sequence[int]) -> list[np.nda
 
 
 # ---- embeddings as derived data -----------------------------------------------------------
-def embed_episode(ep: "Episode", encoder: ClipEncoder, camera: str = CAMERA) -> dict[str, np.ndarray]:
-    """Compute and store the episode's keyframe + task-text embeddings for this encoder."""
+def episode_embeddings(ep: "Episode", encoder: ClipEncoder,
+                       camera: str = CAMERA) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Compute the episode's keyframe + task-text embeddings for this encoder, storing nothing:
+    ``(arrays, meta)`` for :func:`write_embeddings`. The serial path and Ray workers (`clip embed
+    --ray`) both run it, so their vectors are the same."""
     if camera not in ep.cameras:
         raise InputError(f"episode {ep.id} has no camera {camera}", field="camera",
                          expected="one of " + ", ".join(ep.cameras))
@@ -158,13 +161,13 @@ def embed_episode(ep: "Episode", encoder: ClipEncoder, camera: str = CAMERA) -> 
     if len(kf) == 0:
         raise InputError(f"episode {ep.id} has no frames", field=f"cameras.{camera}", expected="at least one frame")
     pixels = crop_frames(frames_at(ep, camera, kf), episode_rect(ep, camera, encoder.workspace_box))
-    return store_embeddings(ep, encoder, kf, encoder.encode_images(pixels), camera)
+    return embedding_arrays(ep, encoder, kf, encoder.encode_images(pixels), camera)
 
 
-def store_embeddings(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: np.ndarray,
-                     camera: str = CAMERA) -> dict[str, np.ndarray]:
-    """Store keyframe vectors already computed (by a caller that decoded the frames once for
-    several uses) plus the task-text vector as the episode's derived embeddings."""
+def embedding_arrays(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: np.ndarray,
+                     camera: str = CAMERA) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Keyframe vectors already computed plus the task-text vector, as stored (fp16 rows, frame
+    indices, times, row kinds) with the derived data's meta."""
     ts = ep.timestamps(camera)
     txt = encoder.encode_texts([ep.task]) if ep.task.strip() else np.empty((0, encoder.embed_dim), np.float32)
     arrays = {
@@ -173,11 +176,27 @@ def store_embeddings(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: n
         "times": np.concatenate([ts[kf], np.full(len(txt), np.nan)]).astype(np.float64),
         "kinds": np.array([KINDS.index("keyframe")] * len(kf) + [KINDS.index("text")] * len(txt), np.int8),
     }
-    ep.write_derived(derived_name(encoder.model_id), arrays,
-                     meta={"model_id": encoder.model_id, "camera": camera, "kinds": list(KINDS),
-                           "crop": episode_rect(ep, camera, encoder.workspace_box)},
-                     version=DERIVED_VERSION)
+    meta = {"model_id": encoder.model_id, "camera": camera, "kinds": list(KINDS),
+            "crop": episode_rect(ep, camera, encoder.workspace_box)}
+    return arrays, meta
+
+
+def write_embeddings(ep: "Episode", arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Store embeddings as the episode's derived data (one atomic replace): the driver's step."""
+    ep.write_derived(derived_name(meta["model_id"]), arrays, meta=meta, version=DERIVED_VERSION)
     return arrays
+
+
+def embed_episode(ep: "Episode", encoder: ClipEncoder, camera: str = CAMERA) -> dict[str, np.ndarray]:
+    """Compute and store the episode's keyframe + task-text embeddings for this encoder."""
+    return write_embeddings(ep, *episode_embeddings(ep, encoder, camera))
+
+
+def store_embeddings(ep: "Episode", encoder: ClipEncoder, kf: np.ndarray, img: np.ndarray,
+                     camera: str = CAMERA) -> dict[str, np.ndarray]:
+    """Store keyframe vectors already computed (by a caller that decoded the frames once for
+    several uses) plus the task-text vector as the episode's derived embeddings."""
+    return write_embeddings(ep, *embedding_arrays(ep, encoder, kf, img, camera))
 
 
 def stored_embeddings(ep: "Episode", model_id: str) -> dict[str, np.ndarray] | None:
