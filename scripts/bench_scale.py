@@ -3,10 +3,11 @@ extraction, an IRL settings sweep (`train --sweep`: 8 trials, Ray Tune) and dyna
 (`dynamics collect`), serial vs Ray with 2 workers vs Ray with 1 worker, same seeds, results
 checked equal; and embedding frames with the library CLIP (torch, which already uses both cores serially):
 serial at default threads and on 1 thread vs Ray tasks on 1 thread each. The embedding workload
-runs the encoder through ``RayCluster.map`` here; no command embeds with `--ray` yet.
+runs the encoder through ``RayCluster.map`` (as `clip embed --ray` does, per episode).
 
 Work that runs on one core per item scales with workers; the engine's own cost shows in the
-1-worker run (one task in flight at a time on the same runtime). Ray's start-up is measured apart
+1-worker run (on the same runtime, each task asking for all its CPUs: one runs at a time, the next
+queued in Ray as on a one-CPU cluster). Ray's start-up is measured apart
 (it is paid once per command, not per item). Every run is warmed first (imports, the sim scene),
 serial and Ray alike, so the figures are the steady per-item cost a long batch sees.
 The sweep's Ray runs include Tune's start of its trial processes (their imports: a Tuner starts
@@ -61,6 +62,14 @@ def _timed(fn, *args):
     return out
 
 
+def _workers(cluster: RayCluster, n: int | None) -> dict:
+    """``RayCluster.map`` options for ``n`` workers (None: every CPU). One worker: each task asks
+    for all the runtime's CPUs, so one runs at a time while the next ones wait queued in Ray, as on
+    a one-CPU cluster (a window of one in flight would also serialise the driver's submit and commit
+    with the work, which no one-worker cluster does)."""
+    return {} if n is None else {"num_cpus": cluster.cpus / n}
+
+
 def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: int | None) -> float:
     """Seconds to record ``seeds`` into ``lib`` (serial when ``cluster`` is None)."""
     run_dir = lib.staging_dir / "bench"
@@ -72,7 +81,7 @@ def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: i
     else:
         report = cluster.map(stage_sim_episode, seeds, key=str, args=lambda s: (str(lib.path), str(run_dir), PLAN, s),
                              commit=lambda k, eid: _timed(lib.commit_staged, run_dir / eid), progress=False,
-                             max_in_flight=in_flight)
+                             **_workers(cluster, in_flight))
         assert not report.failed, report.summary()
     return time.perf_counter() - t
 
@@ -95,7 +104,7 @@ def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) 
     else:
         report = cluster.map(extract_task, episodes, key=lambda ep: ep.id,
                              args=lambda ep: (str(ep.path), args, None, None, False), commit=commit,
-                             progress=False, max_in_flight=in_flight)
+                             progress=False, **_workers(cluster, in_flight))
         assert not report.failed, report.summary()
     return time.perf_counter() - t, got
 
@@ -127,9 +136,10 @@ def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flig
     if cluster is None:
         out = [embed_chunk(c, threads) for c in chunks]
     else:
+        _ENCODER.clear()   # embed_chunk goes to the workers by value, with the globals it names: not the encoder
         refs = {str(i): c for i, c in enumerate(chunks)}
         report = cluster.map(embed_chunk, list(refs), key=str, args=lambda k: (refs[k], 1), progress=False,
-                             max_in_flight=in_flight)
+                             **_workers(cluster, in_flight))
         assert not report.failed, report.summary()
         out = [report.done[str(i)] for i in range(len(chunks))]
     return time.perf_counter() - t, np.concatenate(out)
@@ -166,7 +176,7 @@ def _collect(plan: ExplorePlan, episodes: int, cluster: RayCluster | None, in_fl
         x = [explore_episode(plan, e)["x"] for e in range(episodes)]
     else:
         report = cluster.map(explore_episode, range(episodes), key=str, args=lambda e: (plan, e), progress=False,
-                             max_in_flight=in_flight)
+                             **_workers(cluster, in_flight))
         assert not report.failed, report.summary()
         x = [report.done[str(e)]["x"] for e in range(episodes)]
     return time.perf_counter() - t, np.array(x)
