@@ -62,7 +62,7 @@ def run_method(name: str, trained, od, setup, reg, goals, ref_fine) -> dict:
     ok, errs, paths, clamps, refused = [], [], [], [], []
     for s, g, yaw in goals:
         try:
-            res = run_goal(trained, od, setup, reg, s, g, yaw_deg=yaw)
+            res = run_goal(trained, setup, reg, s, g, yaw_deg=yaw)
         except InputError as e:      # e.g. a grasp out of reach: the goal failed, said why
             ok.append(False)
             refused.append(str(e))

@@ -68,7 +68,7 @@ def test_person_demo_end_to_end_tiny(person_lib):
     assert np.median(np.linalg.norm(od.fine[:, :, 0] - truth.fine[:, :, 0], axis=-1)) < 0.015
     assert 0.06 < od.lift_m < 0.14
     for s, g in (((0.5, -0.02), (0.66, 0.05)), ((0.48, 0.0), (0.69, 0.0))):
-        res = pp.run_goal(trained, od, setup, reg, np.array(s), np.array(g), frames=2)
+        res = pp.run_goal(trained, setup, reg, np.array(s), np.array(g), frames=2)
         assert res.record.succeeded, (res.record.summary(), res.record.log)
         assert res.record.err_m < 0.02
         assert style_path_error(res.path, truth.fine) < 0.03

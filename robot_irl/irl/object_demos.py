@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from robot_irl.core.frames import transform
 from robot_irl.core.spec import WORLD_BODY, KeypointSpec, Marker
 from robot_irl.errors import InputError
 from robot_irl.irl.demos import DemoSet
@@ -49,6 +50,7 @@ class ObjectDemos:
     frame: str = "robot base (world frame registered to the base)"
     fine: np.ndarray | None = None        # [N, FINE_ROWS, K, 3] the same carries at a finer progress step (scoring)
     keypoints_source: str = "extracted"
+    cell_spec: KeypointSpec | None = None  # the demos' whole spec (reference marker + object): what a run's camera looks for
 
     @property
     def rest_height(self) -> float:
@@ -114,11 +116,6 @@ def world_track(ep: Any, names: list[str], where: str) -> tuple[np.ndarray, np.n
     return np.asarray(d.arrays["timestamps"], float), x
 
 
-def to_base(x_world: np.ndarray, T_base_world: np.ndarray) -> np.ndarray:
-    T = np.asarray(T_base_world, float)
-    return x_world @ T[:3, :3].T + T[:3, 3]
-
-
 def _fill(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Missing samples linearly filled from their neighbours (ends held), per coordinate."""
     out = x.copy()
@@ -177,6 +174,24 @@ def truth_track(ep: Any, names: list[str], all_names: list[str], where: str) -> 
     return np.asarray(a["timestamp"], float), np.asarray(a[TRUTH_COLUMN], float)[:, [all_names.index(n) for n in names]]
 
 
+def is_person_demo(ep: Any) -> bool:
+    """A person's demo (``robot-irl record --person`` / ``--env person``): its demonstrator says so."""
+    return (ep.meta.get("extra") or {}).get("demonstrator") == "person"
+
+
+def person_selection(lib: Any, query: str) -> bool:
+    """Whether ``query`` selects person demos (True) or robot demos (False); a mix is refused,
+    since the two are learned differently (object keypoints after a grasp vs. the robot's own)."""
+    episodes = lib.select(query)
+    person = [is_person_demo(e) for e in episodes]
+    if any(person) and not all(person):
+        ids = [e.id for e, p in zip(episodes, person) if p][:3]
+        raise InputError(f"the query '{query}' mixes person demos ({ids}...) with robot demos", file=lib.path,
+                         field="--demos", expected="only person demos (add `tag:person`) or only robot demos "
+                                                   "(add `-tag:person`)")
+    return bool(episodes) and all(person)
+
+
 def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | None, *, rows: int = 10,
                               names: list[str] | None = None, keypoints: str = "extracted") -> ObjectDemos:
     """Person demos selected by ``query`` → :class:`ObjectDemos` (see module docstring).
@@ -229,7 +244,7 @@ def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | N
             t, xw = truth_track(ep, names, [k.name for k in obj_kps], where)
         else:
             t, xw = world_track(ep, names, where)
-        x = _fill(t, to_base(xw, T))
+        x = _fill(t, transform(T, xw))
         i0, i1 = carry_segment(t, x)
         r = np.median(x[:3], 0)
         rest.append(r)
@@ -241,7 +256,7 @@ def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | N
     demos = DemoSet(np.array(kps), np.linspace(0.0, 1.0, rows), names=[e.id for e in episodes],
                     source=f"{where} (person demos, {keypoints} object keypoints, progress-aligned)")
     return ObjectDemos(demos, chosen, np.array(rest), float(np.median(lifts)), segs, fine=np.array(fine),
-                       keypoints_source=keypoints)
+                       keypoints_source=keypoints, cell_spec=spec)
 
 
 def style_path_error(path: np.ndarray, fine: np.ndarray, centre: int = 0) -> float:
