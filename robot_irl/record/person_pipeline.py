@@ -50,13 +50,13 @@ class PersonSetup:
 
 
 def person_demos(lib: Any, query: str, registration: WorldRegistration | None, setup: PersonSetup,
-                 keypoints: str = "extracted") -> tuple[DemoSet, Any, ObjectDemos, dict]:
+                 keypoints: str = "extracted", names: list[str] | None = None) -> tuple[DemoSet, Any, ObjectDemos, dict]:
     """Person demos (``query``) → (the carries as a DemoSet with start joints, the held-object
     dynamics, the demos as learned, the run's demo info: what ``robot-irl run`` needs to carry the
     object, see :class:`robot_irl.control.carry.PersonRun`). ``keypoints="truth"``: the sim's true
     object keypoints (the ceiling; privileged)."""
     od = object_demos_from_library(lib, query, None if registration is None else registration.T_base_world,
-                                   rows=setup.rows, keypoints=keypoints)
+                                   rows=setup.rows, keypoints=keypoints, names=names)
     grasp = TopDownGrasp(setup.grasp_depth)
     dyn = held_dynamics(setup.robot, grasp, od.spec, setup.limit_margin)
     d = od.demos
