@@ -226,6 +226,8 @@ def test_cli_train_and_run_person_demos(person_lib, tmp_path, capsys):
     assert figs["train_final_err_cm"] < 3.0
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["demos"]["person"]["robot"] == "iiwa" and cfg["demos"]["keypoints"] == "extracted"
+    assert cli.main(["eval", run, "--json"]) == 0                         # the run's own demos, as it learned them
+    assert json.loads(capsys.readouterr().out)["eval_train_final_err_cm"] == pytest.approx(figs["train_final_err_cm"], abs=0.05)
 
     go = ["run", "--arm", "pybullet", "--run", run, "--goal", "0.66,0.05", "--object", "0.5,-0.02",
           "--library", str(tmp_path / "runs"), "--sim-time"]

@@ -89,11 +89,10 @@ def run_person(args: argparse.Namespace, run_path: Path) -> int:
     """Carry the object under the person run at ``run_path`` (see module docstring); exit 0 when
     the camera sees it within ``--tolerance`` of the goal after release, else 1 saying why."""
     goal_xy, object_xy, yaw, cal = check_person_args(args)
-    from robot_irl.control import FakeClock, make_arm
-    from robot_irl.control.carry import PersonRun
+    from robot_irl.control.carry import CarryConfig, PersonRun
+    from robot_irl.control.clock import FakeClock
     from robot_irl.control.mpc import save_learned_run
-    from robot_irl.control.carry import CarryConfig
-    from robot_irl.control.registry import backend_config, parse_arm_options
+    from robot_irl.control.registry import backend_config, make_arm, parse_arm_options
     from robot_irl.control.safety import SafetyConfig
     from robot_irl.control.sim_cell import carry_in_cell
     from robot_irl.irl import load_run
