@@ -205,22 +205,22 @@ def _run(args: argparse.Namespace) -> int:
     from robot_irl.control.person_run import is_person_run, run_person
 
     run_path = Path(args.run)
-    if not (run_path / "config.json").is_file():
-        raise InputError("not a trained run folder", file=run_path / "config.json", field="--run",
-                         expected="a folder written by `robot-irl train` (config.json, weights.pt)")
     if args.sim_time and backend_entry(args.arm).physical:
         raise InputError(f"--sim-time with --arm {args.arm}", field="--sim-time",
                          expected="a simulated arm (--arm pybullet): a physical arm moves in real time")
-    if is_person_run(run_path):
+    if (run_path / "config.json").is_file() and is_person_run(run_path):
         return run_person(args, run_path)
     if args.object is not None:
         raise InputError("--object with a run trained on robot demos", field="--object",
                          expected="a run trained on person demos (`robot-irl train --demos tag:person "
                                   "--calibration ARM.json`), or no --object")
+    goal_arg = _goal_arg(args.goal)
+    if not (run_path / "config.json").is_file():
+        raise InputError("not a trained run folder", file=run_path / "config.json", field="--run",
+                         expected="a folder written by `robot-irl train` (config.json, weights.pt)")
     from robot_irl.control.mpc import joint_index, keypoints_at, planning_within_filter, run_learned, save_learned_run
     from robot_irl.irl import load_run
 
-    goal_arg = _goal_arg(args.goal)
     camera = _camera_arg(args)
     video = camera if args.camera and not args.dry_run else None     # record video only when asked
     if video is not None and args.arm != "pybullet":
