@@ -321,6 +321,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         dyn = _robot_dynamics(args, spec, robot)
     train_idx, test_idx = _split(args.train, args.test, len(demos))
     cfg = _learner_config(args)
+    if person is not None:
+        from robot_irl.record.person_pipeline import held_learner_config
+
+        cfg = held_learner_config(cfg)
     info = {**info, "train_indices": train_idx, "test_indices": test_idx,
             "train_ids": [demos.names[i] for i in train_idx], "test_ids": [demos.names[i] for i in test_idx]}
     train = demos.subset(train_idx)
