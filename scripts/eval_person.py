@@ -15,7 +15,11 @@ from above, lifts it by the demos' lift, carries it under the learned cost (``ru
 through the safety filter), lets go and retreats; success = the object's centre, extracted from
 the run's own camera frames after release, within 2 cm of the goal. Path error = mean distance
 (over equal steps of path length) of the carried object's path (model FK of the measured
-joints) to the demos' paths mapped to the run's start and goal (their true paths: scoring only).
+joints) to the demos' style carried to the run's start and end
+(``robot_irl.irl.object_demos.style_reference``: each coordinate's progress profile, fitted over
+the demos' true paths — scoring only). Beside it, for comparison with figures before that
+mapping: the same error against the demos' straight-line deviations moved unscaled onto the
+run's ends (``*_devmap``), which put a ~1 cm floor under every path.
 
 Beside it: the default cost (Euclidean to the goal, same pipeline) and the ceiling: the same
 learner on the demos' true object keypoints with the true registration (what a robot-recorded
@@ -54,29 +58,48 @@ def goals_for(seed: int, n: int) -> list[tuple[np.ndarray, np.ndarray, float]]:
     return out
 
 
-def run_method(name: str, trained, od, setup, reg, goals, ref_fine) -> dict:
+def devmap_path_error(path: np.ndarray, fine: np.ndarray) -> float:
+    """The earlier style mapping, kept here only to compare with figures before the change: each
+    demo's deviation from its own start-to-end line kept unscaled, its ends moved onto the path's,
+    compared at the demos' progress steps (m)."""
+    from robot_irl.irl.object_demos import progress_resample
+
+    p = progress_resample(np.asarray(path, float), fine.shape[1])[:, 0]
+    s = np.linspace(0.0, 1.0, fine.shape[1])[:, None]
+    d = fine[:, :, 0]
+    mapped = d + (1 - s) * (p[0] - d[:, :1]) + s * (p[-1] - d[:, -1:])
+    return float(np.mean(np.linalg.norm(p - mapped.mean(0), axis=-1)))
+
+
+def run_method(name: str, trained, setup, reg, goals, ref_fine) -> dict:
     from robot_irl.errors import InputError
     from robot_irl.irl.object_demos import style_path_error
     from robot_irl.record.person_pipeline import run_goal
 
-    ok, errs, paths, clamps, refused = [], [], [], [], []
+    ok, errs, paths, devmap, clamps, refused, per_goal = [], [], [], [], [], [], []
     for s, g, yaw in goals:
         try:
-            res = run_goal(trained, od, setup, reg, s, g, yaw_deg=yaw)
+            res = run_goal(trained, setup, reg, s, g, yaw_deg=yaw)
         except InputError as e:      # e.g. a grasp out of reach: the goal failed, said why
             ok.append(False)
             refused.append(str(e))
+            per_goal.append(None)
             continue
         ok.append(res.record.succeeded)
         errs.append(res.record.err_m * 100)
         paths.append(style_path_error(res.path, ref_fine) * 100)
+        per_goal.append(paths[-1])
+        devmap.append(devmap_path_error(res.path, ref_fine) * 100)
         clamps.append(res.record.run.summary()["clamped_steps"])
     r = {"success": float(np.mean(ok)), "err_cm_median": float(np.median(errs)) if errs else float("nan"),
          "err_cm_max": float(np.max(errs)) if errs else float("nan"),
-         "path_err_cm": float(np.mean(paths)) if paths else float("nan"), "goals": len(goals),
+         "path_err_cm": float(np.mean(paths)) if paths else float("nan"),
+         "path_err_cm_devmap": float(np.mean(devmap)) if devmap else float("nan"), "goals": len(goals),
+         "path_err_cm_per_goal": per_goal,
          "refused": refused, "clamped_steps_max": int(max(clamps)) if clamps else 0}
     print(f"  {name:10s} success {r['success']:.0%} ({len(goals)} goals, {len(refused)} refused)  final err median "
-          f"{r['err_cm_median']:.2f} max {r['err_cm_max']:.2f} cm  path err {r['path_err_cm']:.2f} cm"
+          f"{r['err_cm_median']:.2f} max {r['err_cm_max']:.2f} cm  path err {r['path_err_cm']:.2f} cm "
+          f"(devmap {r['path_err_cm_devmap']:.2f})"
           + "".join(f"\n    refused: {m}" for m in refused), flush=True)
     return r
 
@@ -114,9 +137,9 @@ def one_seed(seed: int, root: Path, n_demos: int, n_goals: int, n_base: int, ite
     goals = goals_for(seed, n_goals)
     out = {"seed": seed, "registration_rms_mm": reg.rms_m * 1000, "registration_err_cm": reg_err_cm,
            "demo_extraction_err_cm": float(np.median(ext_err)), "lift_cm": od.lift_m * 100}
-    out["learned"] = run_method("timedep", learned, od, setup, reg, goals, od_truth.fine)
-    out["default"] = run_method("default", default, od, setup, reg, goals[:n_base], od_truth.fine)
-    out["ceiling"] = run_method("ceiling", ceiling, od_truth, setup, truth_reg, goals[:n_base], od_truth.fine)
+    out["learned"] = run_method("timedep", learned, setup, reg, goals, od_truth.fine)
+    out["default"] = run_method("default", default, setup, reg, goals[:n_base], od_truth.fine)
+    out["ceiling"] = run_method("ceiling", ceiling, setup, truth_reg, goals[:n_base], od_truth.fine)
     out["seconds"] = time.time() - t0
     return out
 
@@ -138,6 +161,11 @@ def main() -> int:
         root = a.out or Path(tmp)
         for s in seeds:
             results.append(one_seed(s, root, a.demos, a.goals, n_base, a.iters, a.rows))
+    for r in results:   # the ratio on the goals both ran (the default cost runs on the first --baseline-goals)
+        pairs = [(a, b) for a, b in zip(r["learned"]["path_err_cm_per_goal"], r["default"]["path_err_cm_per_goal"])
+                 if a is not None and b is not None]
+        r["path_ratio_paired"] = float(np.mean([a for a, _ in pairs]) / max(np.mean([b for _, b in pairs]), 1e-9)) \
+            if pairs else float("nan")
     succ = [r["learned"]["success"] for r in results]
     path = [r["learned"]["path_err_cm"] for r in results]
     base = [r["default"]["path_err_cm"] for r in results]
@@ -147,7 +175,18 @@ def main() -> int:
                "obj_path_err_cm_worst": pw, "default_obj_path_err_cm": float(np.mean(base)),
                "path_ratio": float(np.mean(path) / max(np.mean(base), 1e-9)),
                "path_ratio_worst": float(max(p / max(b, 1e-9) for p, b in zip(path, base))),
+               "path_ratio_paired_worst": float(max(r["path_ratio_paired"] for r in results)),
+               "per_seed": [{"seed": r["seed"], "success": r["learned"]["success"],
+                             "obj_path_err_cm": r["learned"]["path_err_cm"],
+                             "default_obj_path_err_cm": r["default"]["path_err_cm"],
+                             "path_ratio": r["learned"]["path_err_cm"] / max(r["default"]["path_err_cm"], 1e-9),
+                             "path_ratio_paired": r["path_ratio_paired"],
+                             "ceiling_obj_path_err_cm": r["ceiling"]["path_err_cm"],
+                             "ceiling_success": r["ceiling"]["success"]} for r in results],
                "ceiling_obj_path_err_cm": float(np.mean(ceil)),
+               "obj_path_err_cm_devmap": float(np.mean([r["learned"]["path_err_cm_devmap"] for r in results])),
+               "default_obj_path_err_cm_devmap": float(np.mean([r["default"]["path_err_cm_devmap"] for r in results])),
+               "ceiling_obj_path_err_cm_devmap": float(np.mean([r["ceiling"]["path_err_cm_devmap"] for r in results])),
                "ceiling_success_min": min(r["ceiling"]["success"] for r in results),
                "default_success_min": min(r["default"]["success"] for r in results),
                "final_err_cm_median": float(np.median([r["learned"]["err_cm_median"] for r in results])),

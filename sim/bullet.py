@@ -166,6 +166,13 @@ class Bullet:
         states = p.getLinkStates(body, links, computeForwardKinematics=True, physicsClientId=self.client)
         return [(np.asarray(s[4]), np.asarray(s[5])) for s in states]
 
+    def link_inertial_poses(self, body: int, links: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """World pose of each link's centre-of-mass (inertial) frame: the frame a constraint's
+        ``parent_frame_pos/orn`` on that link are given in (PyBullet), which sits off the URDF
+        frame where the URDF says so (the iiwa's link 7: 2 cm along its z)."""
+        states = p.getLinkStates(body, links, computeForwardKinematics=True, physicsClientId=self.client)
+        return [(np.asarray(s[0]), np.asarray(s[1])) for s in states]
+
     def inverse_kinematics(self, body: int, link: int, position, orientation, lower, upper, rest,
                            n_dof: int, iterations: int = 100) -> np.ndarray:
         ranges = [u - l for l, u in zip(lower, upper)]

@@ -70,14 +70,15 @@ def person_path(rng: np.random.Generator, start_xy, goal_xy, fps: float, style: 
     u = lambda r: float(rng.uniform(*r))
     dt = 1.0 / fps
     n_rest0, n_lift = int(u(style.rest_before_s) * fps), int(u(style.lift_s) * fps)
-    n_carry, n_rest1 = int(u(style.carry_s) * fps), int(u(style.rest_after_s) * fps)
+    carry_s = u(style.carry_s)      # one draw: the carry's frame count and its pause's share both come from it
+    n_carry, n_rest1 = int(carry_s * fps), int(u(style.rest_after_s) * fps)
     start = np.array([*start_xy, REST_Z])
     goal = np.array([*goal_xy, REST_Z])
     lift = np.array([*(start[:2] + rng.normal(0, 0.002, 2)), REST_Z + u(style.lift)])
     rest0 = np.repeat(start[None], n_rest0, 0)
     a = _minjerk(np.linspace(0, 1, n_lift))[:, None]
     up = start + a * (lift - start)
-    s = _warp(rng, n_carry, rng.uniform(0.3, 0.6), u(style.pause_s) / max(u(style.carry_s), 1e-6))
+    s = _warp(rng, n_carry, rng.uniform(0.3, 0.6), u(style.pause_s) / carry_s)
     sx = _minjerk(s)
     sy = 1.0 - (1.0 - sx) ** style.y_rate
     sz = sx ** style.drop_power

@@ -51,7 +51,11 @@ class SimGripper:
         world, robot = self.backend.world, self.backend.robot
         for link in robot.links.values():
             world.no_collision(robot.body, self.body, link)
-        (pe, qe), (po, qo) = robot.ee_pose(), world.pose(self.body)
+        # relative to the flange link's inertial frame, the frame PyBullet reads a constraint's parent
+        # pose in (its URDF frame is 2 cm away on the iiwa: the object dropped 2 cm in the grasp, and
+        # the held-object model, which puts it at the grasp's depth, ended its carries pressing it
+        # into the table 1.6 cm short of the goal, dev seed 1)
+        (pe, qe), (po, qo) = world.link_inertial_poses(robot.body, [robot.ee_link])[0], world.pose(self.body)
         Re = Rotation.from_quat(qe)
         rel_pos = Re.inv().apply(po - pe)
         rel_orn = (Re.inv() * Rotation.from_quat(qo)).as_quat()
@@ -61,6 +65,51 @@ class SimGripper:
         if self._cid is not None:
             self.backend.world.remove_constraint(self._cid)
             self._cid = None
+
+
+PERSON_KEY = "person"   # a person run's block in its config's demo info (written by robot_irl.record.person_pipeline)
+
+
+@dataclass
+class PersonRun:
+    """What a run trained on person demos carries beyond the cost: how to find the object (the
+    demos' spec: reference marker + object), how it was grasped and lifted, where the demos set it
+    down (rest height), which keypoint success is judged on, and IK seeds (the demos' carry starts).
+    Stored in the run's ``config.json`` so ``robot-irl run`` can carry the object without the library."""
+
+    robot: str
+    grasp_depth: float
+    lift_m: float
+    rest_height_m: float
+    names: list[str]
+    cell_spec: KeypointSpec
+    ik_seeds: np.ndarray
+    judge: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"robot": self.robot, "grasp": {"kind": "top_down", "depth": self.grasp_depth}, "lift_m": self.lift_m,
+                "rest_height_m": self.rest_height_m, "keypoints": list(self.names), "judge": self.judge,
+                "cell_spec": self.cell_spec.to_dict(), "ik_seeds": np.asarray(self.ik_seeds).tolist()}
+
+    @classmethod
+    def from_run(cls, trained: Any) -> "PersonRun":
+        """The person block of a trained run; refused (naming how to make one) when the run was not
+        trained on person demos or predates the block."""
+        info = (getattr(trained, "demo_info", None) or {}).get(PERSON_KEY)
+        where = getattr(trained, "path", None)
+        if not isinstance(info, dict):
+            raise InputError("the run was not trained on person demos", file=where, field="demos.person",
+                             expected="a run from `robot-irl train --demos tag:person --calibration ARM.json`")
+        need = ("robot", "grasp", "lift_m", "rest_height_m", "keypoints", "cell_spec", "ik_seeds")
+        missing = [k for k in need if k not in info]
+        if missing:
+            raise InputError(f"the run's person block lacks {missing} (trained before runs stored it)", file=where,
+                             field="demos.person", expected="retrain with `robot-irl train --demos tag:person "
+                                                            "--calibration ARM.json`")
+        return cls(str(info["robot"]), float(info["grasp"]["depth"]), float(info["lift_m"]),
+                   float(info["rest_height_m"]), list(info["keypoints"]),
+                   KeypointSpec.from_dict(info["cell_spec"], file=str(where) if where else None),
+                   np.asarray(info["ik_seeds"], float), int(info.get("judge", 0)))
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 from robot_irl.cliargs import fmt3, format_table
 from robot_irl.control.arm import NO_WORKSPACE
 from robot_irl.control.calibration import ArmCalibration, parse_workspace
+from robot_irl.control.clock import FakeClock
 from robot_irl.control.registry import BACKEND_NAMES, backend_config, backend_entry, make_arm, parse_arm_options
 from robot_irl.control.safety import SafetyConfig
 from robot_irl.errors import InputError
@@ -201,14 +202,25 @@ def _run(args: argparse.Namespace) -> int:
     the arm's state, plays the plan on the arm's sim twin (the run's robot model) into a GIF,
     prints where it is and the planned path, and never moves the arm. A physical arm shows the
     same preview, then asks before its first move (unless ``--yes``)."""
-    from robot_irl.control.mpc import joint_index, keypoints_at, planning_within_filter, run_learned, save_learned_run
-    from robot_irl.irl import load_run
+    from robot_irl.control.person_run import is_person_run, run_person
 
-    goal_arg = _goal_arg(args.goal)
     run_path = Path(args.run)
+    if args.sim_time and backend_entry(args.arm).physical:
+        raise InputError(f"--sim-time with --arm {args.arm}", field="--sim-time",
+                         expected="a simulated arm (--arm pybullet): a physical arm moves in real time")
+    if (run_path / "config.json").is_file() and is_person_run(run_path):
+        return run_person(args, run_path)
+    if args.object is not None:
+        raise InputError("--object with a run trained on robot demos", field="--object",
+                         expected="a run trained on person demos (`robot-irl train --demos tag:person "
+                                  "--calibration ARM.json`), or no --object")
+    goal_arg = _goal_arg(args.goal)
     if not (run_path / "config.json").is_file():
         raise InputError("not a trained run folder", file=run_path / "config.json", field="--run",
                          expected="a folder written by `robot-irl train` (config.json, weights.pt)")
+    from robot_irl.control.mpc import joint_index, keypoints_at, planning_within_filter, run_learned, save_learned_run
+    from robot_irl.irl import load_run
+
     camera = _camera_arg(args)
     video = camera if args.camera and not args.dry_run else None     # record video only when asked
     if video is not None and args.arm != "pybullet":
@@ -230,7 +242,8 @@ def _run(args: argparse.Namespace) -> int:
     physical = backend_entry(args.arm).physical
     speed = args.speed_scale if args.speed_scale is not None else (0.1 if physical else 1.0)
     cal = ArmCalibration.load(args.calibration) if args.calibration else None
-    arm = make_arm(args.arm, backend_config(args.arm, opts), safety=_safety(args, speed), calibration=cal)
+    arm = make_arm(args.arm, backend_config(args.arm, opts), safety=_safety(args, speed), calibration=cal,
+                   clock=FakeClock() if args.sim_time else None)
     if physical and not arm.safety.has_workspace and not args.dry_run:
         raise InputError(f"--arm {args.arm} has no workspace box", field="--workspace", expected=NO_WORKSPACE)
     arm.estop.install_signal(signal.SIGUSR1)
@@ -390,7 +403,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="backend config field, e.g. host=172.16.0.2 or robot=panda (repeatable)")
     r.add_argument("--run", required=True, help="trained run folder (robot-irl train --out)")
     r.add_argument("--goal", required=True,
-                   help="x,y,z of the end-effector keypoint (m, base frame) or a .npy/.json of [K, 3] keypoints")
+                   help="x,y,z of the end-effector keypoint (m, base frame) or a .npy/.json of [K, 3] keypoints; "
+                   "a run trained on person demos: X,Y where the object's centre should rest on the table")
+    r.add_argument("--object", metavar="X,Y[,YAW_DEG]",
+                   help="a run trained on person demos on --arm pybullet: where the simulated cell puts the object "
+                   "(m, base frame); the arm finds it with the cell camera, grasps, carries and releases it")
+    r.add_argument("--sim-time", action="store_true",
+                   help="simulated arms: run on the simulation's own clock, as fast as it computes (no real-time waits)")
     r.add_argument("--like", metavar="EPISODE", help="library episode whose task and start pose (sim) to use")
     r.add_argument("--task", default="run", help="task label of the recorded episode (default: --like's, else 'run')")
     r.add_argument("--library", help="library folder (default $ROBOT_IRL_LIBRARY)")
@@ -409,7 +428,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     r.add_argument("--rate", type=float, default=10.0, help="control rate in Hz (default 10)")
     r.add_argument("--speed-scale", type=float, help="safety speed scale (default 1 in sim, 0.1 on a real arm)")
-    r.add_argument("--calibration", help="the arm's calibration JSON (offsets, limits, home, workspace box)")
+    r.add_argument("--calibration", help="the arm's calibration JSON (offsets, limits, home, workspace box; for a "
+                   "person run also the world-to-base registration of `robot-irl world`)")
     r.add_argument("--workspace", metavar="X0,X1,Y0,Y1,Z0,Z1",
                    help="workspace box (m, base frame) for the end effector and every keypoint of the run "
                    "(default: the calibration's; a physical arm refuses to move without one)")

@@ -21,7 +21,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from robot_irl.errors import InputError
-from robot_irl.keypoints.geometry import transform
+from robot_irl.core.frames import transform
 
 METHODS = ("touch", "hand-eye", "typed")
 #: a touch registration whose corners disagree with a rigid fit by more than this is refused (m)

@@ -162,6 +162,80 @@ def _demos_from_search(text: str, k: int, library: str | None, within: str | Non
     return "id:" + ",".join(h.episode_id for h in hits)
 
 
+def _selects_person_demos(args: argparse.Namespace) -> bool:
+    """Whether ``--demos`` is a library query selecting person demos (a mix with robot demos is refused)."""
+    if _is_file_source(args.demos):
+        return False
+    from robot_irl.irl.object_demos import person_selection
+    from robot_irl.library import Library
+
+    return person_selection(Library.open(args.library), args.demos)
+
+
+def _person_calibration(args: argparse.Namespace):
+    """The arm calibration person demos are learned for (its robot, its world-to-base registration);
+    refused, naming the command, when missing. Options that do nothing for person demos are said."""
+    from robot_irl.control.calibration import ArmCalibration
+
+    d = args.train_defaults
+    for given, text in ((args.goals != d["goals"], "--goals: a person demo's goal is where its object came to rest"),
+                        (args.q0 is not None, "--q0: person demos start where the grasp holds the object (IK)"),
+                        (bool(args.urdf or args.keypoint_frames),
+                         "--urdf/--keypoint-frames: person demos use the calibration's robot with the object held")):
+        if given:
+            print(f"note: {text}; ignored", file=sys.stderr)
+    if args.dynamics != "kinematic":
+        raise InputError("--dynamics learned with person demos", field="--dynamics",
+                         expected="--dynamics kinematic (the robot's kinematics with the object held after the grasp)")
+    if args.calibration is None:
+        raise InputError("person demos are in the reference marker's world frame: learning them for a robot needs "
+                         "its world-to-base registration", field="--calibration",
+                         expected="--calibration ARM.json with a registration (`robot-irl world touch|set "
+                                  "--calibration ARM.json`)")
+    if not Path(args.calibration).is_file():
+        raise InputError("calibration file not found", file=args.calibration, field="--calibration",
+                         expected="an arm calibration (`robot-irl arm check --arm NAME --write-calibration ARM.json`)")
+    cal = ArmCalibration.load(args.calibration)
+    if cal.world is None:
+        raise InputError("no world-to-base registration stored", file=args.calibration, field="world",
+                         expected=f"`robot-irl world touch --calibration {args.calibration} --spec SPEC.json --arm NAME` "
+                                  f"or `robot-irl world set --calibration {args.calibration} --pose X,Y,Z,YAW_DEG`")
+    return cal
+
+
+def _person_training_demos(args: argparse.Namespace, cal):
+    """(carries as a DemoSet, held-object dynamics, run info) for person demos: their object keypoints
+    in the base frame by the calibration's registration, aligned by progress (robot_irl.irl.object_demos)."""
+    from robot_irl.library import Library
+    from robot_irl.record.person_pipeline import PersonSetup, person_demos
+
+    lib = Library.open(args.library)
+    keypoints = "truth" if args.keypoints == "truth" else "extracted"
+    names = [n.strip() for n in args.keypoint_names.split(",") if n.strip()] if args.keypoint_names else None
+    demos, dyn, od, info = person_demos(lib, args.demos, cal.world, PersonSetup(robot=cal.robot, rows=args.rows or 10),
+                                        keypoints, names=names)
+    info.update({"library": str(lib.path), "query": args.demos, "keypoints": keypoints, "rows": args.rows or 10,
+                 "keypoint_names": od.spec.names, "calibration": str(Path(args.calibration).resolve())})
+    return demos, dyn, info
+
+
+def _person_eval_demos(query: str, library: str | None, info: dict):
+    """A person run's demos again, as it learned them: the registration, robot, grasp, rows and
+    keypoints stored in the run (so eval needs no calibration)."""
+    from robot_irl.control.registration import WorldRegistration
+    from robot_irl.library import Library
+    from robot_irl.record.person_pipeline import PersonSetup, person_demos
+
+    p = info["person"]
+    if p.get("registration") is None:
+        raise InputError("the person run stores no world-to-base registration", field="demos.person.registration",
+                         expected="a run from `robot-irl train --demos tag:person --calibration ARM.json`")
+    setup = PersonSetup(robot=p["robot"], rows=int(info.get("rows", 10)), grasp_depth=float(p["grasp"]["depth"]))
+    demos, *_ = person_demos(Library.open(library), query, WorldRegistration.from_dict(p["registration"]), setup,
+                             info.get("keypoints", "extracted"), names=info.get("keypoint_names"))
+    return demos
+
+
 # Train options that say how the run is written, not what it learns: never taken from a saved run.
 _RUN_OPTIONS = ("out", "resume", "force", "quiet", "json", "sweep", "ray", "val")
 TRAIN_ARGS = "train_args.json"
@@ -245,14 +319,24 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError("keypoint file not found", file=args.demos, field="--demos",
                          expected="an existing .npz (keypoints [N,T,K,3]) or a library query")
 
+    person = _person_calibration(args) if _selects_person_demos(args) else None   # before torch loads
     from robot_irl.irl import fit_bc, fit_cost, fit_feature_matching
 
-    demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
-                                           args.goals)
-    _apply_q0(demos, args.q0)
+    if person is not None:
+        demos, dyn, info = _person_training_demos(args, person)
+    else:
+        if args.calibration is not None:
+            print("note: --calibration is for person demos (their world-to-base registration); ignored", file=sys.stderr)
+        demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows,
+                                               args.keypoint_names, args.goals)
+        _apply_q0(demos, args.q0)
+        dyn = _dynamics(args, spec, robot)
     train_idx, test_idx = _split(args.train, args.test, len(demos))
-    dyn = _dynamics(args, spec, robot)
     cfg = _learner_config(args)
+    if person is not None:
+        from robot_irl.record.person_pipeline import held_learner_config
+
+        cfg = held_learner_config(cfg)
     info = {**info, "train_indices": train_idx, "test_indices": test_idx,
             "train_ids": [demos.names[i] for i in train_idx], "test_ids": [demos.names[i] for i in test_idx]}
     train = demos.subset(train_idx)
@@ -301,9 +385,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     stored = {k: info[f"{k}_ids"] for k in ("train", "test") if info.get(f"{k}_ids")}
     if info.get("query") and stored and not args.demos and not args.indices:  # the run's own library episodes, by id
         source = "id:" + ",".join(dict.fromkeys(stored.get("train", []) + stored.get("test", [])))
-    demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
-                            info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None,
-                            info.get("goals", "recorded"))
+    if "person" in info:
+        demos = _person_eval_demos(source, args.library or info.get("library"), info)
+    else:
+        demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
+                                info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None,
+                                info.get("goals", "recorded"))
     if args.indices:
         sets = {"eval": demos.subset(_indices(args.indices, len(demos), "--indices"))}
     elif stored and not args.demos:
@@ -523,6 +610,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(default: every keypoint on the robot)")
     p.add_argument("--goals", choices=("recorded", "final"), default="recorded",
                    help="library demos: goal = the recorded task goal (goal_3d, default) or where each demo ended")
+    p.add_argument("--calibration", help="person demos (tag:person): the arm calibration whose robot learns them "
+                   "and whose world-to-base registration (`robot-irl world`) puts them in its base frame; the cost is "
+                   "over the object's keypoints, held by a top-down grasp")
     p.add_argument("--train", help="demo indices to train on, e.g. 0-2 (default: all not in --test)")
     p.add_argument("--test", help="held-out demo indices, e.g. 3,4 (never trained on)")
     p.add_argument("--dynamics", choices=("kinematic", "learned"), default="kinematic")

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from robot_irl.core.frames import transform
 from robot_irl.core.spec import WORLD_BODY, KeypointSpec, Marker
 from robot_irl.errors import InputError
 from robot_irl.irl.demos import DemoSet
@@ -49,6 +50,7 @@ class ObjectDemos:
     frame: str = "robot base (world frame registered to the base)"
     fine: np.ndarray | None = None        # [N, FINE_ROWS, K, 3] the same carries at a finer progress step (scoring)
     keypoints_source: str = "extracted"
+    cell_spec: KeypointSpec | None = None  # the demos' whole spec (reference marker + object): what a run's camera looks for
 
     @property
     def rest_height(self) -> float:
@@ -114,11 +116,6 @@ def world_track(ep: Any, names: list[str], where: str) -> tuple[np.ndarray, np.n
     return np.asarray(d.arrays["timestamps"], float), x
 
 
-def to_base(x_world: np.ndarray, T_base_world: np.ndarray) -> np.ndarray:
-    T = np.asarray(T_base_world, float)
-    return x_world @ T[:3, :3].T + T[:3, 3]
-
-
 def _fill(t: np.ndarray, x: np.ndarray) -> np.ndarray:
     """Missing samples linearly filled from their neighbours (ends held), per coordinate."""
     out = x.copy()
@@ -177,6 +174,24 @@ def truth_track(ep: Any, names: list[str], all_names: list[str], where: str) -> 
     return np.asarray(a["timestamp"], float), np.asarray(a[TRUTH_COLUMN], float)[:, [all_names.index(n) for n in names]]
 
 
+def is_person_demo(ep: Any) -> bool:
+    """A person's demo (``robot-irl record --person`` / ``--env person``): its demonstrator says so."""
+    return (ep.meta.get("extra") or {}).get("demonstrator") == "person"
+
+
+def person_selection(lib: Any, query: str) -> bool:
+    """Whether ``query`` selects person demos (True) or robot demos (False); a mix is refused,
+    since the two are learned differently (object keypoints after a grasp vs. the robot's own)."""
+    episodes = lib.select(query)
+    person = [is_person_demo(e) for e in episodes]
+    if any(person) and not all(person):
+        ids = [e.id for e, p in zip(episodes, person) if p][:3]
+        raise InputError(f"the query '{query}' mixes person demos ({ids}...) with robot demos", file=lib.path,
+                         field="--demos", expected="only person demos (add `tag:person`) or only robot demos "
+                                                   "(add `-tag:person`)")
+    return bool(episodes) and all(person)
+
+
 def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | None, *, rows: int = 10,
                               names: list[str] | None = None, keypoints: str = "extracted") -> ObjectDemos:
     """Person demos selected by ``query`` → :class:`ObjectDemos` (see module docstring).
@@ -229,7 +244,7 @@ def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | N
             t, xw = truth_track(ep, names, [k.name for k in obj_kps], where)
         else:
             t, xw = world_track(ep, names, where)
-        x = _fill(t, to_base(xw, T))
+        x = _fill(t, transform(T, xw))
         i0, i1 = carry_segment(t, x)
         r = np.median(x[:3], 0)
         rest.append(r)
@@ -241,16 +256,44 @@ def object_demos_from_library(lib: Any, query: str, T_base_world: np.ndarray | N
     demos = DemoSet(np.array(kps), np.linspace(0.0, 1.0, rows), names=[e.id for e in episodes],
                     source=f"{where} (person demos, {keypoints} object keypoints, progress-aligned)")
     return ObjectDemos(demos, chosen, np.array(rest), float(np.median(lifts)), segs, fine=np.array(fine),
-                       keypoints_source=keypoints)
+                       keypoints_source=keypoints, cell_spec=spec)
+
+
+#: a coordinate the demos move less than this (m, rms over demos) has no progress profile to speak of
+STYLE_MIN_MOVE_M = 0.01
+
+
+def style_reference(start: np.ndarray, end: np.ndarray, fine: np.ndarray, centre: int = 0) -> np.ndarray:
+    """The demos' style carried to a new ``start`` → ``end`` (``[3]`` each): ``[R, 3]``, at equal
+    steps of its own path length.
+
+    The style is how each coordinate closes its gap as the motion progresses (the person's y early,
+    height late): per coordinate c, the demos' progress profile ``phi_c(s)`` = least-squares fit of
+    their displacement so far against their whole displacement, ``sum_n D_nc (x_nc(s) - x_nc(0)) /
+    sum_n D_nc^2`` (a demo that moved c further says more about how c moves), and the reference is
+    ``start_c + phi_c(s) (end_c - start_c)``. Why not the demos' deviations from their straight
+    lines, moved onto the new ends: a demo whose goal lay 12 cm to the side bulges 3 cm sideways,
+    and that bulge carried unscaled to a goal straight ahead is not how the person would move
+    there; averaged over demos with different goals it put a ~1 cm floor under every path (the
+    demos themselves scored 0.9-1.0 cm against it, dev seed 0). A coordinate the demos hardly move
+    (rms below STYLE_MIN_MOVE_M) keeps that older mapping: its mean deviation added to the line."""
+    d = np.asarray(fine, float)[:, :, centre]                      # [N, R, 3]
+    s = np.linspace(0.0, 1.0, d.shape[1])[:, None]
+    disp = d[:, -1] - d[:, 0]                                      # [N, 3]
+    so_far = d - d[:, :1]                                          # [N, R, 3]
+    denom = (disp ** 2).sum(0)                                     # [3]
+    phi = (so_far * disp[:, None]).sum(0) / np.maximum(denom, 1e-12)
+    ref = start + phi * (end - start)
+    flat = np.sqrt(denom / len(d)) < STYLE_MIN_MOVE_M
+    if flat.any():
+        dev = (so_far - s * disp[:, None]).mean(0)                 # deviation from each demo's own line
+        ref[:, flat] = (start + s * (end - start) + dev)[:, flat]
+    return progress_resample(ref[:, None], d.shape[1])[:, 0]
 
 
 def style_path_error(path: np.ndarray, fine: np.ndarray, centre: int = 0) -> float:
-    """How far (m, mean over progress) an object path ``[T, K, 3]`` is from the demos' style: each
-    demo's carry ``fine [N, R, K, 3]`` mapped to this path's start and end (the demo's deviation
-    from its own start-to-end line kept, its ends moved onto the new ones), averaged over demos,
-    compared at equal steps of path length with the path's ``centre`` keypoint."""
+    """How far (m, mean over progress) an object path ``[T, K, 3]`` is from the demos' style
+    (:func:`style_reference` from the path's own start to its own end; the demos' carries ``fine
+    [N, R, K, 3]``), both compared at equal steps of their own path length (``centre`` keypoint)."""
     p = progress_resample(np.asarray(path, float), fine.shape[1], centre)[:, centre]
-    s = np.linspace(0.0, 1.0, fine.shape[1])[:, None]
-    d = fine[:, :, centre]
-    mapped = d + (1 - s) * (p[0] - d[:, :1]) + s * (p[-1] - d[:, -1:])
-    return float(np.mean(np.linalg.norm(p - mapped.mean(0), axis=-1)))
+    return float(np.mean(np.linalg.norm(p - style_reference(p[0], p[-1], fine, centre), axis=-1)))

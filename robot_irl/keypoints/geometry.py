@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from robot_irl.core.camera import CameraModel
+from robot_irl.core.frames import transform  # noqa: F401  (re-exported: keypoints' users import it from here)
 from robot_irl.core.spec import KeypointDef, Marker
 from robot_irl.errors import InputError
 
@@ -23,11 +24,6 @@ def make_T(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     T = np.eye(4)
     T[:3, :3], T[:3, 3] = R, np.ravel(t)
     return T
-
-
-def transform(T: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Apply a 4×4 transform to points ``[..., 3]``."""
-    return np.asarray(p, np.float64) @ T[:3, :3].T + T[:3, 3]
 
 
 def marker_square(size: float) -> np.ndarray:

@@ -9,24 +9,45 @@ it is the sim stand-in for a real cell, where the same functions take a camera a
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from robot_irl.control import FakeClock, SafetyConfig, make_arm
-from robot_irl.control.carry import CarryConfig, CarryRecord, SimGripper, carry, observe_object
+from robot_irl.control.carry import PERSON_KEY, CarryConfig, CarryRecord, PersonRun
 from robot_irl.control.pybullet_arm import PyBulletConfig
 from robot_irl.control.registration import WorldRegistration, touch
-from robot_irl.core.camera import CameraModel
+from robot_irl.control.sim_cell import carry_in_cell
 from robot_irl.irl.demos import DemoSet
 from robot_irl.irl.object_demos import ObjectDemos, object_demos_from_library
-from robot_irl.models.held import TopDownGrasp, held_frames
-from robot_irl.record.person import CAMERA
+from robot_irl.models.held import TopDownGrasp, grasp_for, held_dynamics, start_joints
 
 ROBOT = "iiwa"
 #: the flange pointing at the upright reference marker (its z axis along base +y) while touching it
 TOUCH_ORIENTATION = np.array([-0.70710678, 0.0, 0.0, 0.70710678])
+
+
+#: rad per joint per Gauss-Newton update of the held-object planner (the inner loop's trust region)
+HELD_INNER_MAX_STEP = 0.3
+
+
+def held_learner_config(config: Any = None) -> Any:
+    """``config`` (a LearnerConfig; default when None) with the inner loop's trust region for the
+    held-object model, unless it sets one. Why: the inner loop solves each plan row's joints by
+    Gauss-Newton; near the iiwa's wrist limits, where top-down carries work, an unbounded step sent
+    one row of a plan to another arm configuration (2 rad away, the object 25 cm off its path) and
+    back in the next, and the run swung the object through the air before reaching the goal (report
+    seed 100: 7 of 20 carries, path error 16-90 cm, all still succeeding). A trust region of 0.3 rad
+    per update keeps rows on the branch they start on (those carries: 0.6-0.9 cm)."""
+    from robot_irl.irl import LearnerConfig
+    from robot_irl.irl.inner import InnerConfig
+
+    cfg = config or LearnerConfig()
+    if cfg.inner.method != "gn" or cfg.inner.max_step is not None:
+        return cfg
+    return dataclasses.replace(cfg, inner=InnerConfig(**{**cfg.inner.to_dict(), "max_step": HELD_INNER_MAX_STEP}))
 
 
 @dataclass
@@ -34,7 +55,7 @@ class PersonSetup:
     """What learning and running share: the robot, its grasp, the cell."""
 
     robot: str = ROBOT
-    grasp_depth: float = 0.1        # iiwa: object centre 10 cm below the flange (sim.robots.Iiwa.grasp_offset)
+    grasp_depth: float | None = None  # object centre below the flange (default: the sim robot's grasp, iiwa 10 cm)
     rows: int = 10
     touch_noise_m: float = 0.001    # a person's touch is not exact
     limit_margin: float = 0.06      # rad inside the URDF limits the plans keep (the filter keeps 0.05)
@@ -46,59 +67,38 @@ class PersonSetup:
 
         self.layout = self.layout or CellLayout()
         self.camera = self.camera or CELL_CAMERA
-
-    @property
-    def intrinsics(self) -> CameraModel:
-        m = self.camera.model()
-        return CameraModel(K=m.K, size=m.size, name=CAMERA)
+        if self.grasp_depth is None:
+            self.grasp_depth = grasp_for(self.robot).depth
 
 
-def held_dynamics(setup: PersonSetup, od_spec: Any):
-    """The robot's kinematic model with the object's keypoints on the flange (top-down grasp)."""
-    from robot_irl.models import KinematicDynamics
-    from sim.bullet import Bullet
-    from sim.robots import make_robot
-
-    b = Bullet()
-    try:
-        r = make_robot(setup.robot, b)
-        urdf, ee, joints = r.urdf_path, r.ee_link_name, list(r.joint_names)
-    finally:
-        b.close()
-    frames = held_frames(ee, TopDownGrasp(setup.grasp_depth), {k.name: tuple(k.offset) for k in od_spec})
-    dyn = KinematicDynamics(urdf, frames, joints=joints)
-    # Plan inside the safety filter's joint-limit margin: a top-down carry works near the iiwa's
-    # wrist limits, and a plan that asks past the margin is clamped by the filter row after row,
-    # bending the executed path away from the planned one (seen on dev seed 0: 44-121 clamps a carry).
-    dyn.lower, dyn.upper = dyn.lower + setup.limit_margin, dyn.upper - setup.limit_margin
-    return dyn
-
-
-def start_joints(dyn: Any, x0: np.ndarray, robot: str = ROBOT) -> np.ndarray:
-    """Joints ``[N, n]`` holding each demo's object at its carry start, by IK from the robot's rest pose."""
-    import torch
-    from sim.robots import ROBOTS
-
-    with torch.no_grad():
-        q_init = dyn.as_tensor(ROBOTS[robot].rest_pose)[None].expand(len(x0), -1)
-        return dyn.inverse_kinematics(dyn.as_tensor(x0), q_init, iters=200).numpy()
+def person_demos(lib: Any, query: str, registration: WorldRegistration | None, setup: PersonSetup,
+                 keypoints: str = "extracted", names: list[str] | None = None) -> tuple[DemoSet, Any, ObjectDemos, dict]:
+    """Person demos (``query``) → (the carries as a DemoSet with start joints, the held-object
+    dynamics, the demos as learned, the run's demo info: what ``robot-irl run`` needs to carry the
+    object, see :class:`robot_irl.control.carry.PersonRun`). ``keypoints="truth"``: the sim's true
+    object keypoints (the ceiling; privileged)."""
+    od = object_demos_from_library(lib, query, None if registration is None else registration.T_base_world,
+                                   rows=setup.rows, keypoints=keypoints, names=names)
+    grasp = TopDownGrasp(setup.grasp_depth)
+    dyn = held_dynamics(setup.robot, grasp, od.spec, setup.limit_margin)
+    d = od.demos
+    q0 = start_joints(dyn, d.keypoints[:, 0], setup.robot)
+    od.demos = DemoSet(d.keypoints, d.timestamps, q0=q0, names=d.names, source=d.source)
+    judge = next((i for i, k in enumerate(od.spec) if k.feature is not None), 0)   # the marker's own point
+    person = PersonRun(setup.robot, setup.grasp_depth, od.lift_m, od.rest_height, list(od.spec.names),
+                       od.cell_spec, q0, judge)
+    info = {PERSON_KEY: {**od.info(), **person.to_dict(),
+                         "registration": None if registration is None else registration.to_dict()}}
+    return od.demos, dyn, od, info
 
 
 def learn(lib: Any, query: str, registration: WorldRegistration | None, setup: PersonSetup, cost: str = "timedep",
           config: Any = None, run_dir: Any = None, keypoints: str = "extracted") -> tuple[Any, ObjectDemos]:
-    """Person demos (``query``) → (trained run over the object keypoints, the demos as learned).
-    ``keypoints="truth"``: from the sim's true object keypoints (the ceiling; privileged)."""
-    from robot_irl.irl import LearnerConfig, fit_cost
+    """Person demos (``query``) → (trained run over the object keypoints, the demos as learned)."""
+    from robot_irl.irl import fit_cost
 
-    od = object_demos_from_library(lib, query, None if registration is None else registration.T_base_world,
-                                   rows=setup.rows, keypoints=keypoints)
-    dyn = held_dynamics(setup, od.spec)
-    d = od.demos
-    demos = DemoSet(d.keypoints, d.timestamps, q0=start_joints(dyn, d.keypoints[:, 0], setup.robot),
-                    names=d.names, source=d.source)
-    od.demos = demos
-    cfg = config or LearnerConfig()
-    trained = fit_cost(demos, dyn, cost, cfg, run_dir=run_dir, demo_info={"person": od.info()})
+    demos, dyn, od, info = person_demos(lib, query, registration, setup, keypoints)
+    trained = fit_cost(demos, dyn, cost, held_learner_config(config), run_dir=run_dir, demo_info=info)
     return trained, od
 
 
@@ -136,36 +136,14 @@ class GoalResult:
     goal_centre: np.ndarray
 
 
-def run_goal(trained: Any, od: ObjectDemos, setup: PersonSetup, registration: WorldRegistration,
+def run_goal(trained: Any, setup: PersonSetup, registration: WorldRegistration,
              object_xy: np.ndarray, goal_xy: np.ndarray, *, yaw_deg: float = 0.0, frames: int = 3,
              config: CarryConfig | None = None) -> GoalResult:
     """One run in a fresh sim cell: the object at ``object_xy``, to be carried to ``goal_xy``."""
-    from sim.cell import add_marked_object, add_table, add_world_marker
-    from sim.person import REST_Z
-
-    cfg = config or CarryConfig()
     arm = make_arm("pybullet", PyBulletConfig(robot=setup.robot), safety=SafetyConfig(), clock=FakeClock())
-    names = [k.name for k in od.spec]
-    spec = setup.layout.spec()
+    person = PersonRun.from_run(trained)
     with arm:
-        w = arm.backend.world
-        add_table(w)
-        add_world_marker(w, setup.layout)
-        body = add_marked_object(w, setup.layout, [object_xy[0], object_xy[1], REST_Z], yaw_deg=yaw_deg)  # truth: on the table
-        arm.clock.sleep(0.3)
-        arm.get_observation()
-
-        def observe() -> np.ndarray:
-            shots = []
-            for _ in range(frames):
-                shots.append(arm.render(setup.camera))
-                arm.clock.sleep(1.0 / cfg.rate_hz)
-                arm.get_observation()
-            return observe_object(shots, np.arange(frames) / cfg.rate_hz, spec, setup.intrinsics, registration, names)
-
-        goal_centre = np.array([goal_xy[0], goal_xy[1], od.rest_height])   # on the table, as the demos saw it
-        judge = next((i for i, k in enumerate(od.spec) if k.feature is not None), 0)   # the marker's own point
-        rec = carry(arm, trained, SimGripper(arm.backend, body), observe, goal_centre, lift_m=od.lift_m, config=cfg,
-                    judge=judge, ik_seeds=od.demos.q0)
-    path = rec.run.keypoints if rec.run is not None else np.zeros((0, len(names), 3))
-    return GoalResult(rec, path, goal_centre)
+        rec = carry_in_cell(arm, trained, person, registration, object_xy, goal_xy, yaw_deg=yaw_deg, frames=frames,
+                            config=config, camera=setup.camera, layout=setup.layout)
+    path = rec.run.keypoints if rec.run is not None else np.zeros((0, len(person.names), 3))
+    return GoalResult(rec, path, rec.goal[0])
