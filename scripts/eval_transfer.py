@@ -87,6 +87,7 @@ def held_out(env, n: int, seed: int, robot_idx: list[int]) -> list[dict]:
         r = expert_rollout(env, s, {"goal_region": region})
         t_end = settle_time(r["t"], r["q"])
         out.append({"seed": s, "region": region, "goal": r["goal"][robot_idx], "path": resample(r["t"], r["x"][:, robot_idx], t_end),
+                    "expert_s": float(t_end - r["t"][0]),
                     "expert_final_m": float(np.linalg.norm(r["x"][-1, robot_idx] - r["goal"][robot_idx], axis=-1).max())})
     return out
 
@@ -126,7 +127,9 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
         ep = save_learned_run(ctx["library"], rec, run, robot="iiwa", task=ENV_ID, arm_name="pybullet-scene",
                               camera=ctx["camera"],
                               extra={"goal_seed": ref["seed"], "method": ctx["label"], "outcome": rec.outcome,
-                                     "model_final_err_cm": rec.final_err_m * 100, "released_at_s":
+                                     "model_final_err_cm": rec.final_err_m * 100, "expert_s": ref["expert_s"],
+                                     "replans": rec.replans, "plans": len(rec.planned_paths),
+                                     "approach_from_cm": rec.summary()["approach_from_cm"], "released_at_s":
                                      None if backend.released_at is None else backend.released_at - rec.t[0]})
         track = extract_and_store(ep, "cam0", spec=ctx["spec"], progress=False)
         state = ep.arrays("state")

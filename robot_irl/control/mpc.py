@@ -237,7 +237,7 @@ class LearnedPlanner:
     through a :class:`PlanTracker` (returns one row: the next target minus the measured joints)."""
 
     def __init__(self, trained: Any, arm_joints, *, horizon: int | None, replan_every: int | None,
-                 max_step: float, refresh: Any = None) -> None:
+                 max_step: float, refresh: Any = None, hold_facing: bool = True) -> None:
         from robot_irl.irl import plan
 
         self.trained = trained
@@ -245,7 +245,8 @@ class LearnedPlanner:
         self.idx = joint_index(trained, arm_joints)
         self.horizon = int(horizon or trained.horizon)
         self.goal: np.ndarray | None = None
-        self.tracker = PlanTracker(lambda qm: plan(self.trained, qm, self.goal, self.horizon), len(arm_joints),
+        self.tracker = PlanTracker(lambda qm: plan(self.trained, qm, self.goal, self.horizon, hold_facing=hold_facing),
+                                   len(arm_joints),
                                    self.idx, horizon=self.horizon, replan_every=int(replan_every or self.horizon),
                                    max_step=max_step)
 
@@ -284,11 +285,12 @@ def planning_within_filter(trained: Any, arm: Arm):
 
 def plan_once(trained: Any, q_arm: np.ndarray, arm_joints, goal_keypoints: Any,
               horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One plan from arm joints ``q_arm`` (for ``--dry-run``): (joint deltas [H, n_model], keypoints [H+1, K, 3])."""
+    """One plan from arm joints ``q_arm`` (for ``--dry-run``), as :func:`run_learned` plans it (facing
+    held): (joint deltas [H, n_model], keypoints [H+1, K, 3])."""
     from robot_irl.irl import plan
 
     idx = joint_index(trained, arm_joints)
-    return plan(trained, np.asarray(q_arm, float)[idx], check_goal(trained, goal_keypoints), horizon)
+    return plan(trained, np.asarray(q_arm, float)[idx], check_goal(trained, goal_keypoints), horizon, hold_facing=True)
 
 
 def tick_cap(arm: Arm, rate_hz: float) -> float:
@@ -311,7 +313,7 @@ APPROACH_M = 0.05
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
                 replan_every: int | None = None, steps: int | None = None, rate_hz: float = 10.0,
                 tolerance_m: float = 0.002, success_m: float = 0.02, settle_s: float = 0.3,
-                camera: Any = None) -> LearnedRunRecord:
+                camera: Any = None, hold_facing: bool = True) -> LearnedRunRecord:
     """Drive a connected ``arm`` with trained run ``trained`` to ``goal_keypoints [K, 3]`` and say how
     it ended (``rec.outcome``):
 
@@ -331,19 +333,22 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     ``success_m``. ``rec.planned_final_err_m`` is the first plan's own predicted error (the same
     figure ``--dry-run`` prints). ``camera``: a ``sim.camera.SceneCamera`` the arm renders once per
     tick (a simulated arm only), recorded in ``rec.frames``. Every plan stays within the joint range
-    the filter lets through (:func:`planning_within_filter`)."""
+    the filter lets through (:func:`planning_within_filter`). ``hold_facing`` (default): a link that
+    carries only two keypoints keeps its roll about them as it started (``robot_irl/irl/facing.py``:
+    the cost cannot see that roll, and plans that drifted in it turned the wrist marker away from
+    the camera)."""
     with planning_within_filter(trained, arm):
         return _run_learned(arm, trained, goal_keypoints, horizon=horizon, replan_every=replan_every, steps=steps,
                             rate_hz=rate_hz, tolerance_m=tolerance_m, success_m=success_m, settle_s=settle_s,
-                            camera=camera)
+                            camera=camera, hold_facing=hold_facing)
 
 
 def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None, replan_every: int | None,
                  steps: int | None, rate_hz: float, tolerance_m: float, success_m: float, settle_s: float,
-                 camera: Any) -> LearnedRunRecord:
+                 camera: Any, hold_facing: bool) -> LearnedRunRecord:
     goal = check_goal(trained, goal_keypoints)
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
-                             max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation)
+                             max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation, hold_facing=hold_facing)
     idx = planner.idx
     # The workspace box (when the arm has one) holds every keypoint of the run, not only the flange.
     arm.watch_points(lambda q: keypoints_at(trained, np.asarray(q)[idx]))
