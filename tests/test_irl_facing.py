@@ -12,7 +12,7 @@ import torch
 
 from robot_irl.irl import LearnerConfig
 from robot_irl.irl.costs import make_cost
-from robot_irl.irl.facing import facing_dynamics, facing_goals, facing_pairs, least_rotation
+from robot_irl.irl.facing import REACH_M, facing_dynamics, facing_pairs, least_rotation, roll_rows
 from robot_irl.irl.run import TrainedRun
 from robot_irl.models import KinematicDynamics
 from robot_irl.models.frames import KeypointFrame
@@ -41,22 +41,33 @@ def test_least_rotation_turns_one_direction_into_the_other():
     assert torch.allclose(R[0], torch.eye(3, dtype=torch.float64))
 
 
-def test_virtual_point_follows_a_link_that_only_moves(dyn):
+def test_roll_residual_sees_the_roll_and_nothing_else(dyn):
+    """Near zero for a pose turned about the base with the flange turned back (the roll kept, to the
+    2 degrees by which joint 7 is off vertical at START); 10 cm x sin(angle) for a roll."""
     assert facing_pairs(dyn.frames) == [(0, 1)]
     model, pairs = facing_dynamics(dyn)
-    start = model.keypoints(torch.tensor(START[None]))
-    shift = torch.tensor([0.05, -0.1, 0.02], dtype=torch.float64)
-    goal = facing_goals(start, start[:, :2] + shift, pairs)
-    assert torch.allclose(goal[:, 0], start[:, 2] + shift, atol=1e-12)
-    off = np.linalg.norm(np.cross(np.subtract(model.frames[2].offset, IIWA.marker_offset),
-                                  IIWA.blob_offset - IIWA.marker_offset)) / np.linalg.norm(IIWA.blob_offset - IIWA.marker_offset)
-    assert off > 0.05                                  # off the pair's line: the roll moves it
+    q0 = torch.tensor(START[None])
+    rows = roll_rows(model.keypoints(q0), pairs, 2, torch.ones(3, 6, dtype=torch.float64), 1.0)
+    kept = torch.tensor(START[None] + [0.5, 0.1, 0, 0, 0, 0, 0.5])
+    x, J = model.keypoints(kept, jacobian=True)
+    e, Je, We = rows(x.reshape(1, 1, -1), J[None])
+    assert e.abs().max() < 0.06 * REACH_M and Je.shape == (1, 1, 1, 7) and We.shape == (3, 1)
+    # a roll about the pair's line: turn the virtual point's offset about it by 0.2 rad
+    a, b = (np.asarray(f.offset) for f in model.frames[:2])
+    d = (b - a) / np.linalg.norm(b - a)
+    c = np.asarray(model.frames[2].offset) - (a + b) / 2
+    rolled = np.cos(0.2) * c + np.sin(0.2) * np.cross(d, c) + (1 - np.cos(0.2)) * (d @ c) * d
+    with_roll = KinematicDynamics(dyn.urdf, dyn.frames + [KeypointFrame("r", dyn.frames[0].link, tuple((a + b) / 2 + rolled))])
+    assert facing_pairs(with_roll.frames) == []            # three on one link: nothing left free
+    x_r = with_roll.keypoints(q0)
+    e, _, _ = rows(x_r.reshape(1, 1, -1), torch.zeros(1, 1, 9, 7, dtype=torch.float64))
+    assert abs(abs(float(e)) - REACH_M * np.sin(0.2)) < 1e-3
 
 
 def test_plan_with_the_facing_held_keeps_the_wrist_level(dyn):
     """Goal: the keypoints where the expert would put them, the base turned 0.5 rad and the flange
     turned back (orientation kept). The plain plan reaches them with a tilted flange; held, it does not."""
-    model, _ = facing_dynamics(dyn)
+    model, _ = facing_dynamics(dyn)       # its third keypoint: where the roll shows
     q_goal = START + np.array([0.5, 0.1, 0.0, 0.0, 0.0, 0.0, 0.5])
     x_goal = dyn.keypoints(torch.tensor(q_goal[None]))[0]
     cost = make_cost("timedep", 6, 9, init=0.4, nonneg=True).to(torch.float64)

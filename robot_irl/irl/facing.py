@@ -8,13 +8,12 @@ the table, its video lost it for the last 35-60 % of the run, and runs that reac
 failed on video (notes/irl.md). The demos (and any tool held level) keep that roll as it was.
 
 So the planner adds, per such link, a virtual keypoint off the line (``REACH_M`` from the pair's
-midpoint, along the link axis most perpendicular to it) whose goal keeps the link's roll: the
-smallest rotation that turns the pair's start direction into its goal direction, applied to where
-the virtual point sat at the start. It is weighted per row as the mean of the learned weights of
-that row, so it closes its gap at the pace the learned cost sets for the real keypoints. Nothing is
-learned for it, and it cannot change where the real keypoints go when their goal is reachable with
-the start's roll (its goal is consistent with theirs); it only chooses among the poses that reach
-them. Kinematic dynamics only (a learned keypoint model predicts its own keypoints and no others).
+midpoint, along the link axis most perpendicular to it); where it sits relative to the pair, against
+where the smallest rotation of the pair's start direction into its direction now would put it from
+the virtual point sat at the start, makes one more residual of the Gauss-Newton inner step: the
+roll, which the learned keypoints leave free (``roll_rows``). Nothing is learned for it; it only
+chooses among the poses that follow the learned path. Kinematic dynamics and the ``gn`` inner only
+(a learned keypoint model predicts its own keypoints and no others; ``gd`` plans without it).
 """
 from __future__ import annotations
 
@@ -86,19 +85,37 @@ def least_rotation(d0: torch.Tensor, d1: torch.Tensor) -> torch.Tensor:
     return R
 
 
-def facing_goals(start: torch.Tensor, goal: torch.Tensor, pairs: list[tuple[int, int]]) -> torch.Tensor:
-    """Goals ``[B, P, 3]`` (m) of the virtual points: ``start [B, K + P, 3]`` the augmented model's
-    keypoints at the start joints, ``goal [B, K, 3]`` the real keypoints' goals. Each virtual point
-    keeps its place relative to its pair, turned by the least rotation of the pair's direction."""
-    K = goal.shape[1]
-    out = []
-    for p, (a, b) in enumerate(pairs):
-        R = least_rotation(_unit(start[:, b] - start[:, a]), _unit(goal[:, b] - goal[:, a]))
-        rel = start[:, K + p] - (start[:, a] + start[:, b]) / 2
-        out.append((goal[:, a] + goal[:, b]) / 2 + (R @ rel[..., None]).squeeze(-1))
-    return torch.stack(out, 1)
+def roll_rows(start: torch.Tensor, pairs: list[tuple[int, int]], n_keypoints: int, W: torch.Tensor,
+              scale: float):
+    """The inner step's extra residuals (``inner.ExtraRows``) that hold each pair's roll as it was
+    at ``start [B, K + P, 3]`` (m; the facing model's keypoints at the start joints).
 
+    Per row and pair: ``v`` = virtual point - the pair's midpoint; ``v*`` = its start value turned
+    by the least rotation of the pair's start direction into its direction now; the residual is
+    ``(v - v*)`` along ``d x v*`` (``d`` the pair's direction): ``REACH_M`` x the roll angle, zero
+    for any translation or turn of the pair's line. Why not the virtual point's position as a
+    fourth keypoint with a goal: the Gauss-Newton step weighs every row it is given alike, and a
+    point rigidly tied to the learned ones, closing its own gap at its own rate, fought them (plans
+    2-12 cm off the expert's mid-path, dev seed 0); this residual only sees the roll they leave free.
+    Weighted per row as the mean of that row's learned weights (``W [H, D]``)."""
+    K = n_keypoints
+    v0 = torch.stack([start[:, K + p] - (start[:, a] + start[:, b]) / 2 for p, (a, b) in enumerate(pairs)], 1)
+    d0 = torch.stack([_unit(start[:, b] - start[:, a]) for a, b in pairs], 1)       # [B, P, 3]
+    We = W.mean(-1, keepdim=True).expand(-1, len(pairs))
 
-def facing_weights(W: torch.Tensor, n_pairs: int) -> torch.Tensor:
-    """``W [H, D]`` with ``3 * n_pairs`` columns appended, each the row's mean learned weight."""
-    return torch.cat([W, W.mean(-1, keepdim=True).expand(-1, 3 * n_pairs)], -1)
+    def rows(x: torch.Tensor, J: torch.Tensor):
+        B, H, n = x.shape[0], x.shape[1], J.shape[-1]
+        X, Jk = x.reshape(B, H, -1, 3), J.reshape(B, H, -1, 3, n)
+        es, js = [], []
+        for p, (a, b) in enumerate(pairs):
+            d = _unit(X[:, :, b] - X[:, :, a])
+            R = least_rotation(d0[:, None, p].expand(B, H, 3), d)
+            want = (R @ (scale * v0[:, None, p, :, None])).squeeze(-1)
+            axis = _unit(torch.cross(d, want, dim=-1))
+            v = X[:, :, K + p] - (X[:, :, a] + X[:, :, b]) / 2
+            Jv = Jk[:, :, K + p] - (Jk[:, :, a] + Jk[:, :, b]) / 2
+            es.append(((v - want) * axis).sum(-1))
+            js.append((axis[..., None] * Jv).sum(-2))
+        return torch.stack(es, -1), torch.stack(js, -2), We
+
+    return rows

@@ -79,14 +79,14 @@ class TrainedRun:
             aug = self._facing() if hold_facing else None
             if aug is None:
                 return optimise_actions(dyn, W, q0, g, H, self.config.inner, scale=s, x0=x0)
-            from robot_irl.irl.facing import facing_goals, facing_weights
+            from robot_irl.irl.facing import roll_rows
 
             model, pairs = aug
             model.lower, model.upper = dyn.lower, dyn.upper   # the runner may narrow the run's limits
             with torch.no_grad():
-                extra = facing_goals(model.keypoints(q0), goal.reshape(goal.shape[0], -1, 3), pairs)
-            g_aug = torch.cat([g, s * extra.reshape(goal.shape[0], -1)], -1)
-            u, _ = optimise_actions(model, facing_weights(W, len(pairs)), q0, g_aug, H, self.config.inner, scale=s)
+                start = model.keypoints(q0)
+            u, _ = optimise_actions(model, W, q0, g, H, self.config.inner, scale=s,
+                                    extra=roll_rows(start, pairs, dyn.n_keypoints, W, s))
             return u, dyn.rollout(q0, u, x0)
         pol = self.policy
         if hasattr(pol, "plan"):  # a policy that rolls itself out (irl.bc.BCMLPPolicy: action chunks)
