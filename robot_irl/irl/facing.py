@@ -8,10 +8,10 @@ the table, its video lost it for the last 35-60 % of the run, and runs that reac
 failed on video (notes/irl.md). The demos (and any tool held level) keep that roll as it was.
 
 So the planner adds, per such link, a virtual keypoint off the line (``REACH_M`` from the pair's
-midpoint, along the link axis most perpendicular to it); where it sits relative to the pair, against
-where the smallest rotation of the pair's start direction into its direction now would put it from
-the virtual point sat at the start, makes one more residual of the Gauss-Newton inner step: the
-roll, which the learned keypoints leave free (``roll_rows``). Nothing is learned for it; it only
+midpoint, along the link axis most perpendicular to it) and one more residual of the Gauss-Newton
+inner step (``roll_rows``): how far that point has rolled about the pair's line from where it would
+be had the link only turned by the least rotation taking the pair's start direction to its current
+one — the roll the learned keypoints leave free. Nothing is learned for it; it only
 chooses among the poses that follow the learned path. Kinematic dynamics and the ``gn`` inner only
 (a learned keypoint model predicts its own keypoints and no others; ``gd`` plans without it).
 """
