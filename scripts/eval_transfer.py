@@ -52,6 +52,7 @@ from evalkit import DEV_SEEDS, mean_worst, parse_seeds, seed_kind  # noqa: E402
 ENV_ID = "robot_irl/Place-v0"
 REGIONS = ("right", "left")
 SAMPLES = 50          # normalised-time samples for the path error
+DENSE = 300           # samples along each path for the time-free (spatial) path error
 SUCCESS_M = 0.02
 METHODS = ("default", "timedep", "rbf", "feature_matching", "bc", "bc_mlp")
 SMALL_METHODS = ("timedep", "rbf", "feature_matching")   # also learned from 1 and 3 demos
@@ -87,14 +88,29 @@ def held_out(env, n: int, seed: int, robot_idx: list[int]) -> list[dict]:
         r = expert_rollout(env, s, {"goal_region": region})
         t_end = settle_time(r["t"], r["q"])
         out.append({"seed": s, "region": region, "goal": r["goal"][robot_idx], "path": resample(r["t"], r["x"][:, robot_idx], t_end),
+                    "dense": resample(r["t"], r["x"][:, robot_idx], t_end, DENSE),
+                    "expert_s": float(t_end - r["t"][0]),
                     "expert_final_m": float(np.linalg.norm(r["x"][-1, robot_idx] - r["goal"][robot_idx], axis=-1).max())})
     return out
 
 
-def resample(t: np.ndarray, x: np.ndarray, t_end: float) -> np.ndarray:
-    tq = np.linspace(t[0], t_end, SAMPLES)
+def resample(t: np.ndarray, x: np.ndarray, t_end: float, n: int = SAMPLES) -> np.ndarray:
+    tq = np.linspace(t[0], t_end, n)
     flat = x.reshape(len(t), -1)
-    return np.stack([np.interp(tq, t, flat[:, c]) for c in range(flat.shape[1])], 1).reshape(SAMPLES, *x.shape[1:])
+    return np.stack([np.interp(tq, t, flat[:, c]) for c in range(flat.shape[1])], 1).reshape(n, *x.shape[1:])
+
+
+def spatial_error(a: np.ndarray, b: np.ndarray) -> float:
+    """Time-free path error: the mean over ``a``'s samples of the distance to the nearest of ``b``'s
+    and the other way round, averaged (per keypoint, then over keypoints; NaN samples left out).
+    Printed beside the time-normalised path error, which also charges a path followed at another
+    pace (the runner's rows of equal length, the wait at the drop point): the two apart say how much
+    of an error is timing and how much is where the keypoints went."""
+    ok_a, ok_b = np.isfinite(a).all(axis=(1, 2)), np.isfinite(b).all(axis=(1, 2))
+    if ok_a.sum() < 2 or ok_b.sum() < 2:
+        return np.inf
+    d = np.linalg.norm(a[ok_a][:, None] - b[ok_b][None], axis=-1)      # [Na, Nb, K]
+    return float((d.min(1).mean() + d.min(0).mean()) / 2)
 
 
 def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict[str, float]:
@@ -116,7 +132,8 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
     from robot_irl.models.collect import settle_time
 
     scores: dict[str, list[float]] = {k: [] for k in ("path", "final", "path_truth", "final_truth", "missing",
-                                                       "refused", "clamped", "model_final")}
+                                                       "refused", "clamped", "model_final", "spatial",
+                                                       "spatial_truth", "run_s")}
     for ref in refs:
         env.reset(seed=ref["seed"], options={"variant": {"goal_region": ref["region"]}})
         clock = FakeClock()
@@ -126,7 +143,9 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
         ep = save_learned_run(ctx["library"], rec, run, robot="iiwa", task=ENV_ID, arm_name="pybullet-scene",
                               camera=ctx["camera"],
                               extra={"goal_seed": ref["seed"], "method": ctx["label"], "outcome": rec.outcome,
-                                     "model_final_err_cm": rec.final_err_m * 100, "released_at_s":
+                                     "model_final_err_cm": rec.final_err_m * 100, "expert_s": ref["expert_s"],
+                                     "replans": rec.replans, "plans": len(rec.planned_paths),
+                                     "approach_from_cm": rec.summary()["approach_from_cm"], "released_at_s":
                                      None if backend.released_at is None else backend.released_at - rec.t[0]})
         track = extract_and_store(ep, "cam0", spec=ctx["spec"], progress=False)
         state = ep.arrays("state")
@@ -139,9 +158,12 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
             path = resample_track(t_kp, x, tq)
             d = np.linalg.norm(path - ref["path"], axis=-1)
             scores["path" + key].append(float(np.nanmean(d)) if np.isfinite(d).any() else np.inf)
+            scores["spatial" + key].append(spatial_error(resample_track(t_kp, x, np.linspace(tq[0], tq[-1], DENSE)),
+                                                         ref["dense"]))
             last = final_position(t_kp, x, t_end)
             scores["final" + key].append(float(np.linalg.norm(last - ref["goal"], axis=-1).max()))
         scores["missing"].append(float(np.mean(~np.isfinite(observed).all(-1))))
+        scores["run_s"].append(float(t_end - t_kp[0]) / ref["expert_s"])
         s = rec.summary()
         scores["refused"].append(s["refused_steps"])
         scores["clamped"].append(s["clamped_steps"])
@@ -151,6 +173,9 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
     return {"path_err_cm": float(np.mean(path) * 100), "final_err_cm": float(np.mean(final) * 100),
             "success_rate": float(np.mean(final < SUCCESS_M)),
             "path_err_truth_cm": float(np.mean(scores["path_truth"]) * 100),
+            "spatial_err_cm": float(np.mean(scores["spatial"]) * 100),
+            "spatial_err_truth_cm": float(np.mean(scores["spatial_truth"]) * 100),
+            "duration_ratio": float(np.median(scores["run_s"])),
             "final_err_truth_cm": float(np.mean(scores["final_truth"]) * 100),
             "success_rate_truth": float(np.mean(np.array(scores["final_truth"]) < SUCCESS_M)),
             "success_rate_model": float(np.mean(np.array(scores["model_final"]) < SUCCESS_M)),
@@ -238,13 +263,16 @@ def main() -> int:
     out["success_rate"], out["success_rate_min"] = mean_worst(over("success_rate"), higher_is_better=True)
     out["success_rate_truth_min"] = min(over("success_rate_truth"))
     out["path_ratio"] = float(np.mean([per[s]["path_err_cm"] / per[s]["default_path_err_cm"] for s in seeds]))
+    out["spatial_err_cm"], out["spatial_err_cm_max"] = mean_worst(over("spatial_err_cm"))
+    out["spatial_ratio"] = float(np.mean([per[s]["spatial_err_cm"] / per[s]["default_spatial_err_cm"] for s in seeds]))
     for k in small:
         out[f"success_{k}demo_min"] = min(over(f"timedep_{k}_success_rate"))
         out[f"fm_success_{k}demo_min"] = min(over(f"feature_matching_{k}_success_rate"))
         out[f"path_err_{k}demo_cm"] = float(np.mean(over(f"timedep_{k}_path_err_cm")))
     print(f"over seeds {seeds} ({seed_kind(seeds)}): timedep x{n} path error mean {out['path_err_cm']:.2f} cm, worst "
           f"{out['path_err_cm_max']:.2f} cm; success mean {out['success_rate']:.0%}, worst {out['success_rate_min']:.0%}; "
-          f"path / default cost's {out['path_ratio']:.2f}; "
+          f"path / default cost's {out['path_ratio']:.2f}; time-free (spatial) path error mean "
+          f"{out['spatial_err_cm']:.2f} cm, worst {out['spatial_err_cm_max']:.2f} cm, / default's {out['spatial_ratio']:.2f}; "
           + "; ".join(f"x{k} success worst: timedep {out[f'success_{k}demo_min']:.0%}, feature matching "
                       f"{out[f'fm_success_{k}demo_min']:.0%}" for k in small))
     for s in seeds:
@@ -337,13 +365,15 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
           f"{figures['expert_success_rate']:.0%} of them")
     print(f"training goals: {args.train_goals}; runs through run_learned + safety filter, judged on keypoints "
           f"extracted from each run's {args.render_size} video (truth: the simulator's keypoints at the same frames)")
-    head = (f"{'method':<18}{'demos':>6}{'path cm':>9}{'left':>7}{'right':>7}{'final cm':>10}{'success':>9}"
-            f"{'path truth':>11}{'succ truth':>11}{'missing':>8}{'fit CPU s':>10}")
+    print("path cm: over normalised time (both cut where the arm comes to rest); spatial cm: time-free (nearest "
+          "points, both ways); run/expert: median duration ratio")
+    head = (f"{'method':<18}{'demos':>6}{'path cm':>9}{'left':>7}{'right':>7}{'spatial':>8}{'final cm':>10}{'success':>9}"
+            f"{'path truth':>11}{'succ truth':>11}{'missing':>8}{'run/exp':>8}{'fit CPU s':>10}")
     print(head)
     for (method, n), m in table.items():
         print(f"{method:<18}{n:>6}{m['path_err_cm']:>9.2f}{m['path_err_left_cm']:>7.2f}{m['path_err_right_cm']:>7.2f}"
-              f"{m['final_err_cm']:>10.2f}{m['success_rate']:>9.0%}{m['path_err_truth_cm']:>11.2f}"
-              f"{m['success_rate_truth']:>11.0%}{m['missing_frac']:>8.0%}{m['fit_cpu_s']:>10.1f}")
+              f"{m['spatial_err_cm']:>8.2f}{m['final_err_cm']:>10.2f}{m['success_rate']:>9.0%}{m['path_err_truth_cm']:>11.2f}"
+              f"{m['success_rate_truth']:>11.0%}{m['missing_frac']:>8.0%}{m['duration_ratio']:>8.2f}{m['fit_cpu_s']:>10.1f}")
     if learned is not None:
         print(f"timedep through learned dynamics ({model.learns()}):")
         print(f"{'timedep (learned)':<18}{args.demos:>6}{learned['path_err_cm']:>9.2f}{learned['path_err_left_cm']:>7.2f}"
@@ -356,6 +386,7 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
     best = table[("timedep", args.demos)]
     default = table.get(("default", args.demos), {})
     out = {"path_err_cm": best["path_err_cm"], "default_path_err_cm": default.get("path_err_cm", float("nan")),
+           "spatial_err_cm": best["spatial_err_cm"], "default_spatial_err_cm": default.get("spatial_err_cm", float("nan")),
            "success_rate": best["success_rate"], "final_err_cm": best["final_err_cm"], **figures}
     if learned is not None:
         out.update(learned_path_err_cm=learned["path_err_cm"], learned_success_rate=learned["success_rate"],
@@ -365,6 +396,7 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
         out[f"{method}_{n}_path_err_cm"] = m["path_err_cm"]
         out[f"{method}_{n}_success_rate"] = m["success_rate"]
         out[f"{method}_{n}_success_rate_truth"] = m["success_rate_truth"]
+        out[f"{method}_{n}_spatial_err_cm"] = m["spatial_err_cm"]
     out.update(success_rate_truth=best["success_rate_truth"], path_err_truth_cm=best["path_err_truth_cm"])
     out["wall_s"] = t_end - t_start
     return out

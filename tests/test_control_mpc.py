@@ -310,7 +310,7 @@ def test_plans_that_settle_off_the_goal_are_closed_by_the_final_approach(run_dir
 
     real_plan = irl.plan
     off = np.array([0.0, 0.03, 0.0])
-    monkeypatch.setattr(irl, "plan", lambda trained, q, goal, h=None: real_plan(trained, q, goal + off, h))
+    monkeypatch.setattr(irl, "plan", lambda trained, q, goal, h=None, **kw: real_plan(trained, q, goal + off, h, **kw))
     trained = load_run(run_dir)
     with make_arm("pybullet", backend_config("pybullet", {"robot": "iiwa", "start": tuple(START)}),
                   safety=SafetyConfig(), clock=FakeClock()) as arm:

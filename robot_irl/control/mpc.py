@@ -237,7 +237,7 @@ class LearnedPlanner:
     through a :class:`PlanTracker` (returns one row: the next target minus the measured joints)."""
 
     def __init__(self, trained: Any, arm_joints, *, horizon: int | None, replan_every: int | None,
-                 max_step: float, refresh: Any = None) -> None:
+                 max_step: float, refresh: Any = None, hold_facing: bool = True) -> None:
         from robot_irl.irl import plan
 
         self.trained = trained
@@ -245,7 +245,8 @@ class LearnedPlanner:
         self.idx = joint_index(trained, arm_joints)
         self.horizon = int(horizon or trained.horizon)
         self.goal: np.ndarray | None = None
-        self.tracker = PlanTracker(lambda qm: plan(self.trained, qm, self.goal, self.horizon), len(arm_joints),
+        self.tracker = PlanTracker(lambda qm: plan(self.trained, qm, self.goal, self.horizon, hold_facing=hold_facing),
+                                   len(arm_joints),
                                    self.idx, horizon=self.horizon, replan_every=int(replan_every or self.horizon),
                                    max_step=max_step)
 
@@ -284,11 +285,12 @@ def planning_within_filter(trained: Any, arm: Arm):
 
 def plan_once(trained: Any, q_arm: np.ndarray, arm_joints, goal_keypoints: Any,
               horizon: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """One plan from arm joints ``q_arm`` (for ``--dry-run``): (joint deltas [H, n_model], keypoints [H+1, K, 3])."""
+    """One plan from arm joints ``q_arm`` (for ``--dry-run``), as :func:`run_learned` plans it (facing
+    held): (joint deltas [H, n_model], keypoints [H+1, K, 3])."""
     from robot_irl.irl import plan
 
     idx = joint_index(trained, arm_joints)
-    return plan(trained, np.asarray(q_arm, float)[idx], check_goal(trained, goal_keypoints), horizon)
+    return plan(trained, np.asarray(q_arm, float)[idx], check_goal(trained, goal_keypoints), horizon, hold_facing=True)
 
 
 def tick_cap(arm: Arm, rate_hz: float) -> float:
@@ -311,12 +313,13 @@ APPROACH_M = 0.05
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
                 replan_every: int | None = None, steps: int | None = None, rate_hz: float = 10.0,
                 tolerance_m: float = 0.002, success_m: float = 0.02, settle_s: float = 0.3,
-                camera: Any = None) -> LearnedRunRecord:
+                camera: Any = None, hold_facing: bool = True) -> LearnedRunRecord:
     """Drive a connected ``arm`` with trained run ``trained`` to ``goal_keypoints [K, 3]`` and say how
     it ended (``rec.outcome``):
 
     - ``reached``: every keypoint within ``tolerance_m`` (the arm is then held where it is);
-    - ``settled``: the plan is done and the arm made no progress for ``SETTLE_S`` s, and a fresh plan
+    - ``settled``: the plan is done and the arm made no progress for ``SETTLE_S`` s, and it is as close
+      as the run's model gets within the filter's joint range (then no plan is tried again), or a fresh plan
       from where it stopped (receding horizon, up to ``MAX_REPLANS``) no longer gets it closer —
       a plan from a start unlike the demos' can end short of the goal, and the next one, from
       nearer, ends nearer — and, when the plans have settled within ``APPROACH_M`` of the goal, a
@@ -331,19 +334,22 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     ``success_m``. ``rec.planned_final_err_m`` is the first plan's own predicted error (the same
     figure ``--dry-run`` prints). ``camera``: a ``sim.camera.SceneCamera`` the arm renders once per
     tick (a simulated arm only), recorded in ``rec.frames``. Every plan stays within the joint range
-    the filter lets through (:func:`planning_within_filter`)."""
+    the filter lets through (:func:`planning_within_filter`). ``hold_facing`` (default): a link that
+    carries only two keypoints keeps its roll about them as it started (``robot_irl/irl/facing.py``:
+    the cost cannot see that roll, and plans that drifted in it turned the wrist marker away from
+    the camera)."""
     with planning_within_filter(trained, arm):
         return _run_learned(arm, trained, goal_keypoints, horizon=horizon, replan_every=replan_every, steps=steps,
                             rate_hz=rate_hz, tolerance_m=tolerance_m, success_m=success_m, settle_s=settle_s,
-                            camera=camera)
+                            camera=camera, hold_facing=hold_facing)
 
 
 def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None, replan_every: int | None,
                  steps: int | None, rate_hz: float, tolerance_m: float, success_m: float, settle_s: float,
-                 camera: Any) -> LearnedRunRecord:
+                 camera: Any, hold_facing: bool) -> LearnedRunRecord:
     goal = check_goal(trained, goal_keypoints)
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
-                             max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation)
+                             max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation, hold_facing=hold_facing)
     idx = planner.idx
     # The workspace box (when the arm has one) holds every keypoint of the run, not only the flange.
     arm.watch_points(lambda q: keypoints_at(trained, np.asarray(q)[idx]))
@@ -355,7 +361,7 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
     plan_ticks = planner.tracker.start(arm.get_observation().q)
     limit = int(steps or 2 * plan_ticks + 3 * rate_hz)
     state = {"outcome": "time limit", "best": np.inf, "since": arm.clock.now(), "replans": 0,
-             "at_plan": np.inf, "approach_m": None}
+             "at_plan": np.inf, "approach_m": None, "reach_m": None}
 
     def done(o) -> bool:
         e, now = err(o.q), arm.clock.now()
@@ -367,6 +373,15 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
         state["best"] = min(state["best"], e)
         if now - state["since"] < SETTLE_S:
             return False
+        if state["reach_m"] is None:
+            # As close as the model gets within the filter's joint range: no plan gets closer, so a
+            # fresh one (each costs a plan's length and a settle) is needless. Seen on Place (dev
+            # seed 0): goals whose expert pose had joint 4 past the filter's margin ended 0.94 cm off
+            # after two replans and 17 s, where the expert took 4.5 s.
+            state["reach_m"] = solve_reach(trained, goal, o.q[idx])[2]
+        if e <= state["reach_m"] + 2 * PROGRESS_M:
+            state["outcome"] = "settled"
+            return True
         if state["replans"] < MAX_REPLANS and e < state["at_plan"] - PROGRESS_M and state["approach_m"] is None:
             planner.tracker.request_replan()      # settled short: plan again from here
             state.update(replans=state["replans"] + 1, at_plan=e, since=now)

@@ -20,7 +20,7 @@ Two update rules:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -63,23 +63,37 @@ def _gn_step(J: torch.Tensor, r_w: torch.Tensor, eye: torch.Tensor, cfg: InnerCo
     return dq
 
 
+#: extra residual rows for the ``gn`` step: ``f(x [B, H, D_model], J [B, H, D_model, n])`` (the
+#: model's keypoints in cost units) -> ``(residual [B, H, E], Jacobian [B, H, E, n], weights [H, E])``
+ExtraRows = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
 def optimise_actions(dynamics: KeypointDynamics, W: torch.Tensor, q0: torch.Tensor, goal: torch.Tensor,
                      horizon: int, cfg: InnerConfig, *, scale: float = 1.0, x0: torch.Tensor | None = None,
-                     create_graph: bool = False) -> tuple[torch.Tensor, Rollout]:
+                     create_graph: bool = False, extra: ExtraRows | None = None) -> tuple[torch.Tensor, Rollout]:
     """Optimise ``u [B, horizon, n]`` from zero under the weighted cost ``W [horizon, D]``.
 
     ``goal [B, D]`` and the cost are in units of ``scale`` x metres. Returns the actions and the
     rollout they produce. With ``create_graph`` the result stays differentiable in ``W``.
+    ``extra`` (``gn`` only): more weighted residuals (to be driven to zero) from the model's
+    keypoints, whose first ``D / 3`` are the cost's (``irl/facing.py``: a link's roll).
     """
     B, n = q0.shape[0], dynamics.n_joints
     u = torch.zeros(B, horizon, n, dtype=dynamics.dtype)
+    if extra is not None and cfg.method != "gn":
+        raise UnknownNameError("inner method with extra residuals", cfg.method, ("gn",))
+    D = W.shape[-1]
     if cfg.method == "gn":
         eye = torch.eye(n, dtype=dynamics.dtype)
         for _ in range(cfg.steps):
             r = dynamics.rollout(q0, u, x0, jacobian=True)
             x = scale * r.x[:, 1:].reshape(B, horizon, -1)
             J = scale * r.jac  # [B, H, D, n]
-            r_w = (2 * W * (x - goal[:, None]))[..., None]
+            r_w = (2 * W * (x[..., :D] - goal[:, None]))[..., None]
+            if extra is not None:
+                e, Je, We = extra(x, J)
+                J = torch.cat([J[..., :D, :], Je], -2)
+                r_w = torch.cat([r_w, (2 * We * e)[..., None]], -2)
             qv = q0[:, None] + torch.cumsum(u, 1)  # the joint path the actions ask for [B, H, n]
             dq = _gn_step(J, r_w, eye, cfg)
             # Active set: a joint at a limit that the step pushes further out cannot move (the

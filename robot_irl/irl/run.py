@@ -63,8 +63,12 @@ class TrainedRun:
         return (self.cost.horizon if self.cost is not None else self.policy.horizon)  # type: ignore[union-attr]
 
     def plan_tensors(self, q0: torch.Tensor, goal: torch.Tensor, horizon: int | None = None,
-                     x0: torch.Tensor | None = None):
-        """Batched planning on tensors: ``q0 [B, n]``, ``goal [B, K, 3]`` metres -> (u, Rollout)."""
+                     x0: torch.Tensor | None = None, *, hold_facing: bool = False):
+        """Batched planning on tensors: ``q0 [B, n]``, ``goal [B, K, 3]`` metres -> (u, Rollout).
+
+        ``hold_facing``: a cost's plan also keeps the roll of every link that carries only two
+        keypoints (``irl/facing.py``; kinematic dynamics only, otherwise ignored). What an arm
+        runner asks for: learning and evaluation on demos plan without it."""
         H = horizon or self.horizon
         s = self.config.length_scale
         g = s * goal.reshape(goal.shape[0], -1)
@@ -72,7 +76,18 @@ class TrainedRun:
         if self.cost is not None:
             with torch.no_grad():
                 W = self.cost.weights(H)
-            return optimise_actions(dyn, W, q0, g, H, self.config.inner, scale=s, x0=x0)
+            aug = self._facing() if hold_facing else None
+            if aug is None:
+                return optimise_actions(dyn, W, q0, g, H, self.config.inner, scale=s, x0=x0)
+            from robot_irl.irl.facing import roll_rows
+
+            model, pairs = aug
+            model.lower, model.upper = dyn.lower, dyn.upper   # the runner may narrow the run's limits
+            with torch.no_grad():
+                start = model.keypoints(q0)
+            u, _ = optimise_actions(model, W, q0, g, H, self.config.inner, scale=s,
+                                    extra=roll_rows(start, pairs, dyn.n_keypoints, W, s))
+            return u, dyn.rollout(q0, u, x0)
         pol = self.policy
         if hasattr(pol, "plan"):  # a policy that rolls itself out (irl.bc.BCMLPPolicy: action chunks)
             return pol.plan(dyn, q0, x0, g, H, s)
@@ -87,16 +102,26 @@ class TrainedRun:
             u = torch.stack(us, 1)
             return u, dyn.rollout(q0, u, x0)
 
-    def plan(self, q0: Any, goal_keypoints: Any, horizon: int | None = None, x0: Any = None):
+    def _facing(self):
+        """(The kinematic model with the virtual facing keypoints, their pairs), built once; None
+        where there is nothing to hold (``irl/facing.py``)."""
+        if not hasattr(self, "_facing_model"):
+            from robot_irl.irl.facing import facing_dynamics
+
+            self._facing_model = facing_dynamics(self.dynamics)
+        return self._facing_model
+
+    def plan(self, q0: Any, goal_keypoints: Any, horizon: int | None = None, x0: Any = None, *,
+             hold_facing: bool = False):
         """Actions ``[H, n]`` and keypoints ``[H+1, K, 3]`` (metres) for one start/goal, or batched
-        ``[B, ...]`` when ``q0`` is ``[B, n]``."""
+        ``[B, ...]`` when ``q0`` is ``[B, n]``; ``hold_facing`` as in :meth:`plan_tensors`."""
         dyn = self.dynamics
         q = dyn.as_tensor(q0)
         single = q.ndim == 1
         q = q.reshape(-1, dyn.n_joints)
         g = dyn.as_tensor(goal_keypoints).reshape(q.shape[0], dyn.n_keypoints, 3)
         xs = None if x0 is None else dyn.as_tensor(x0).reshape(q.shape[0], dyn.n_keypoints, 3)
-        u, r = self.plan_tensors(q, g, horizon, xs)
+        u, r = self.plan_tensors(q, g, horizon, xs, hold_facing=hold_facing)
         u, x = u.detach().numpy(), r.x.detach().numpy()
         return (u[0], x[0]) if single else (u, x)
 
@@ -161,6 +186,7 @@ def load_run(path: str | Path) -> TrainedRun:
     return tr
 
 
-def plan(trained: TrainedRun, q0: Any, goal_keypoints: Any, horizon: int | None = None, x0: Any = None):
+def plan(trained: TrainedRun, q0: Any, goal_keypoints: Any, horizon: int | None = None, x0: Any = None, *,
+         hold_facing: bool = False):
     """Module-level form of :meth:`TrainedRun.plan` -> (actions, keypoint trajectory), numpy."""
-    return trained.plan(q0, goal_keypoints, horizon, x0)
+    return trained.plan(q0, goal_keypoints, horizon, x0, hold_facing=hold_facing)
