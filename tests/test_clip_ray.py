@@ -204,7 +204,7 @@ def ray_head():
     temp_dir = tempfile.mkdtemp(prefix="rirl-clip-", dir="/tmp")    # short: Ray's socket paths must fit
     token = Path(temp_dir) / "auth_token"
     token.write_text(secrets.token_hex(32))
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     ports = _free_ports(10)
     cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={ports[0]}", "--num-cpus=2",

@@ -112,7 +112,7 @@ def cluster(tmp_path_factory):
     temp_dir = tempfile.mkdtemp(prefix="rirl-ray-", dir="/tmp")   # short: Ray's socket paths must fit
     token = Path(temp_dir) / "auth_token"
     token.write_text(secrets.token_hex(32))
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     ray_bin = str(Path(sys.executable).with_name("ray"))
     (gcs, client, dash, agent1, agent2, grpc1, grpc2, rte1, rte2, metrics1, metrics2, nm1, nm2, om1, om2) = \

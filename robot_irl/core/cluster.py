@@ -63,6 +63,12 @@ class RayCluster:
         else join the cluster there (``ray.init(address=...)``; "auto" finds a local ``ray start``)."""
         usage_stats_off()
         local = address in (None, "", LOCAL)
+        if local:
+            # Ray starts its workers at nice 15, below every ordinary process: on a machine doing anything
+            # else the command's own work then waits (bench_scale: one-worker extraction 4.75x the serial
+            # loop's time beside other jobs at load 11). A local runtime is the command's, so its workers
+            # run at the driver's priority; a cluster from `ray start` takes RAY_worker_niceness from its shell.
+            os.environ.setdefault("RAY_worker_niceness", "0")
         if local and "ray" not in sys.modules:
             # token auth on, as Ray's default for a new local runtime, without its warning each time; only
             # before Ray is imported: Ray reads its auth settings once, and a mode set after that mismatches
