@@ -18,12 +18,9 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +28,7 @@ import numpy as np
 import pytest
 import torch
 
+from ray_processes import free_ports, stop_processes
 from robot_irl.cli import main
 from robot_irl.retrieval.captions import CaptionFacts, captions
 from robot_irl.retrieval.encoders import load_encoder
@@ -83,17 +81,6 @@ def start():
 
 
 # ---- the distributed step, two gloo processes ---------------------------------------------------
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 def _step_worker(rank: int, world: int, port: int, folder: str) -> None:
     """One process of a 2-process gloo group: one global_step (lr 0, so the gradient stays to read)."""
     import torch.distributed as dist
@@ -136,7 +123,7 @@ def test_global_batch_loss_gradient_and_batchnorm_equal_one_process(pairs, start
     loss = float(loss)
     want = {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
 
-    port = _free_ports(1)[0]
+    port = free_ports(1)[0]
     torch.multiprocessing.start_processes(_step_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True,
                                           start_method="spawn")
     for rank in (0, 1):
@@ -151,39 +138,6 @@ def test_global_batch_loss_gradient_and_batchnorm_equal_one_process(pairs, start
 
 
 # ---- Ray: one single-node runtime for the module ------------------------------------------------
-def _ours(temp_dir: str) -> set[int]:
-    """This Ray's processes: those naming its temp dir, and their descendants."""
-    procs = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            procs[int(d.name)] = (ppid, cmd)
-    mine = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd}
-    while True:
-        kids = {pid for pid, (ppid, _) in procs.items() if ppid in mine} - mine
-        if not kids:
-            return mine
-        mine |= kids
-
-
-def _stop(temp_dir: str) -> None:
-    """Stop exactly this Ray's processes (never `ray stop`: it stops every Ray on the machine)."""
-    for sig, wait in ((signal.SIGTERM, 2.0), (signal.SIGKILL, 2.0)):
-        pids = _ours(temp_dir)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        end = time.monotonic() + wait
-        while time.monotonic() < end and _ours(temp_dir):
-            time.sleep(0.1)
-
-
 @dataclass
 class Head:
     address: str
@@ -206,7 +160,7 @@ def ray_head():
     token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    ports = _free_ports(10)
+    ports = free_ports(10)
     cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={ports[0]}", "--num-cpus=2",
            "--include-dashboard=false", f"--dashboard-port={ports[1]}", f"--ray-client-server-port={ports[2]}",
            f"--temp-dir={temp_dir}", f"--dashboard-agent-listen-port={ports[3]}",
@@ -218,7 +172,7 @@ def ray_head():
         assert done.returncode == 0, done.stdout + done.stderr
         yield Head(f"127.0.0.1:{ports[0]}", env)
     finally:
-        _stop(temp_dir)
+        stop_processes(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 

@@ -9,7 +9,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,7 @@ import pytest
 from robot_irl.cli import main
 from robot_irl.library import Library
 from robot_irl.record.sim_batch import SimPlan, record_sim_batch
+from ray_processes import free_ports, procs, stop_processes
 
 pytest.importorskip("ray", reason="Ray is not installed (robot-irl[ray])")
 
@@ -31,65 +31,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PLAN = SimPlan(env_id="robot_irl/Place-v0", render_size=(320, 240))
 SERIAL_SEEDS = range(9)   # seeds 0-7 extract; 8 gets a broken video in the extraction test
 VOLATILE_META = {"id", "created", "start_time", "end_time", "cameras", "streams"}   # times, ids, chunk layout
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-def _procs() -> dict[int, tuple[int, str]]:
-    """pid -> (parent pid, command line) of every process we can read."""
-    out = {}
-    for d in Path("/proc").iterdir():
-        if not d.name.isdigit():
-            continue
-        try:
-            cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        out[int(d.name)] = (ppid, cmd)
-    return out
-
-
-def _ours(temp_dir: str) -> set[int]:
-    """This cluster's processes: those naming its temp dir, and their descendants (workers)."""
-    procs = _procs()
-    mine = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd}
-    grew = True
-    while grew:
-        kids = {pid for pid, (ppid, _) in procs.items() if ppid in mine} - mine
-        mine |= kids
-        grew = bool(kids)
-    return mine
-
-
-def _stop(temp_dir: str) -> None:
-    """Stop exactly this cluster's processes (never `ray stop`, which stops every Ray on the machine)."""
-    for sig, wait in ((signal.SIGTERM, 1.0), (signal.SIGKILL, 2.0)):
-        pids = _ours(temp_dir)
-        for pid in pids:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        end = time.monotonic() + wait
-        while time.monotonic() < end and any(Path(f"/proc/{p}").exists() and not _zombie(p) for p in pids):
-            time.sleep(0.1)
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 @dataclass
@@ -116,7 +57,7 @@ def cluster(tmp_path_factory):
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     ray_bin = str(Path(sys.executable).with_name("ray"))
     (gcs, client, dash, agent1, agent2, grpc1, grpc2, rte1, rte2, metrics1, metrics2, nm1, nm2, om1, om2) = \
-        _free_ports(15)
+        free_ports(15)
     common = ["--node-ip-address=127.0.0.1", "--disable-usage-stats"]
     head = [ray_bin, "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=false",
             f"--dashboard-port={dash}", f"--ray-client-server-port={client}", f"--temp-dir={temp_dir}",
@@ -146,7 +87,7 @@ def cluster(tmp_path_factory):
         yield Cluster(f"127.0.0.1:{gcs}", temp_dir, env, serial)
     finally:
         booting.join()
-        _stop(temp_dir)
+        stop_processes(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -196,12 +137,12 @@ def _kill_one_task_worker(temp_dir: str, name: str, killed: list[int], stop: thr
     """Kill the first worker process seen running ``name`` in this cluster (SIGKILL, as a crash)."""
     title = f"ray::{name}"
     while not stop.is_set() and not killed:
-        procs = _procs()
-        raylets = {pid for pid, (_, cmd) in procs.items() if temp_dir in cmd and "raylet" in cmd}
-        for pid, (ppid, cmd) in procs.items():
+        table = procs()
+        raylets = {pid for pid, (_, cmd) in table.items() if temp_dir in cmd and "raylet" in cmd}
+        for pid, (ppid, cmd) in table.items():
             if cmd.startswith(title) and ppid in raylets:
                 time.sleep(0.1)          # mid-task: it has opened the episode and is extracting
-                if _procs().get(pid, (0, ""))[1].startswith(title):   # still on it (an idle worker reads ray::IDLE)
+                if procs().get(pid, (0, ""))[1].startswith(title):   # still on it (an idle worker reads ray::IDLE)
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
                     return

@@ -215,7 +215,7 @@ def test_cli_train_and_run_person_demos(person_lib, tmp_path, capsys):
     lib, cal, run = str(person_lib.path), str(tmp_path / "arm.json"), str(tmp_path / "run")
     train = ["train", "--library", lib, "--demos", "tag:person", "--out", run, "--iters", "20", "--quiet", "--json"]
     assert cli.main(train) == 2                                            # no calibration: named
-    assert "--calibration ARM.json with a registration" in capsys.readouterr().err
+    assert "--calibration ARM.json (`robot-irl arm check" in capsys.readouterr().err
     assert cli.main(["arm", "check", "--arm", "pybullet", "--write-calibration", cal]) == 0
     assert cli.main([*train, "--calibration", cal]) == 2                   # a calibration without the registration
     assert "robot-irl world set --calibration" in capsys.readouterr().err

@@ -150,3 +150,23 @@ def parse_workspace(raw: Any, file: str | Path | None = None) -> tuple[np.ndarra
         raise InputError("a corner more than 5 m from the base (centimetres or millimetres given as metres?)",
                          file=file, field="workspace", expected=expected)
     return lo, hi
+
+
+def load_registered(path: str | None, why: str, arm: str = "NAME") -> ArmCalibration:
+    """The arm calibration at ``path`` with its world-to-base registration, which every use of person
+    demos needs (their keypoints are in the reference marker's frame); a missing file, flag or
+    registration is an error naming the command that provides it. ``why`` says what needs it."""
+    if path is None:
+        raise InputError(f"{why}: the arm's calibration with its world-to-base registration is needed",
+                         field="--calibration", expected=f"--calibration ARM.json (`robot-irl arm check --arm {arm} "
+                         "--write-calibration ARM.json`, then `robot-irl world touch|set --calibration ARM.json`)")
+    if not Path(path).is_file():
+        raise InputError("calibration file not found", file=path, field="--calibration",
+                         expected=f"an arm calibration (`robot-irl arm check --arm {arm} --write-calibration ARM.json`)")
+    cal = ArmCalibration.load(path)
+    if cal.world is None:
+        raise InputError("no world-to-base registration stored: person demos are seen in the reference marker's "
+                         "frame and the robot needs that frame in its base frame", file=path, field="world",
+                         expected=f"`robot-irl world touch --calibration {path} --spec SPEC.json --arm {arm}` or "
+                                  f"`robot-irl world set --calibration {path} --pose X,Y,Z,YAW_DEG`")
+    return cal

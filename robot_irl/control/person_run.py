@@ -51,7 +51,7 @@ def _numbers(text: str | None, flag: str, counts: tuple[int, ...], what: str) ->
 
 def check_person_args(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, float, Any]:
     """(goal x,y; object x,y; object yaw (deg); the calibration) from the command line, or a clear refusal."""
-    from robot_irl.control.calibration import ArmCalibration
+    from robot_irl.control.calibration import load_registered
     from robot_irl.control.registry import backend_entry
 
     given = [flag for dest, flag in _NOT_FOR_PERSON if getattr(args, dest, None) not in (None, False)]
@@ -67,21 +67,7 @@ def check_person_args(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray,
                                                "(m, robot base frame)")
     obj = _numbers(args.object, "--object", (2, 3), "X,Y[,YAW_DEG]: where the simulated cell puts the object "
                                                     "(m, robot base frame)")
-    if args.calibration is None:
-        raise InputError("a person run needs the arm's calibration with the world-to-base registration",
-                         field="--calibration", expected="--calibration ARM.json (`robot-irl arm check --arm "
-                         "pybullet --write-calibration ARM.json`, then `robot-irl world touch|set --calibration "
-                         "ARM.json`)")
-    if not Path(args.calibration).is_file():
-        raise InputError("calibration file not found", file=args.calibration, field="--calibration",
-                         expected="`robot-irl arm check --arm pybullet --write-calibration ARM.json`")
-    cal = ArmCalibration.load(args.calibration)
-    if cal.world is None:
-        raise InputError("no world-to-base registration: the object is seen in the reference marker's frame and the "
-                         "robot needs that frame in its base frame", file=args.calibration, field="world",
-                         expected=f"`robot-irl world touch --calibration {args.calibration} --spec SPEC.json --arm "
-                                  f"{args.arm}` or `robot-irl world set --calibration {args.calibration} "
-                                  "--pose X,Y,Z,YAW_DEG`")
+    cal = load_registered(args.calibration, "a person run", args.arm)
     return goal, obj[:2], float(obj[2]) if len(obj) == 3 else 0.0, cal
 
 

@@ -175,7 +175,7 @@ def _selects_person_demos(args: argparse.Namespace) -> bool:
 def _person_calibration(args: argparse.Namespace):
     """The arm calibration person demos are learned for (its robot, its world-to-base registration);
     refused, naming the command, when missing. Options that do nothing for person demos are said."""
-    from robot_irl.control.calibration import ArmCalibration
+    from robot_irl.control.calibration import load_registered
 
     d = args.train_defaults
     for given, text in ((args.goals != d["goals"], "--goals: a person demo's goal is where its object came to rest"),
@@ -187,20 +187,7 @@ def _person_calibration(args: argparse.Namespace):
     if args.dynamics != "kinematic":
         raise InputError("--dynamics learned with person demos", field="--dynamics",
                          expected="--dynamics kinematic (the robot's kinematics with the object held after the grasp)")
-    if args.calibration is None:
-        raise InputError("person demos are in the reference marker's world frame: learning them for a robot needs "
-                         "its world-to-base registration", field="--calibration",
-                         expected="--calibration ARM.json with a registration (`robot-irl world touch|set "
-                                  "--calibration ARM.json`)")
-    if not Path(args.calibration).is_file():
-        raise InputError("calibration file not found", file=args.calibration, field="--calibration",
-                         expected="an arm calibration (`robot-irl arm check --arm NAME --write-calibration ARM.json`)")
-    cal = ArmCalibration.load(args.calibration)
-    if cal.world is None:
-        raise InputError("no world-to-base registration stored", file=args.calibration, field="world",
-                         expected=f"`robot-irl world touch --calibration {args.calibration} --spec SPEC.json --arm NAME` "
-                                  f"or `robot-irl world set --calibration {args.calibration} --pose X,Y,Z,YAW_DEG`")
-    return cal
+    return load_registered(args.calibration, "learning person demos for a robot")
 
 
 def _person_training_demos(args: argparse.Namespace, cal):
