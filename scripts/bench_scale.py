@@ -17,7 +17,7 @@ its threads) per rendered frame, per extracted frame, per embedded image (1 thre
 trial, which a
 busy machine does not inflate the way it inflates wall time; wall-clock per unit beside them.
 
-    nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16, sweep 8 trials
+    nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16, sweep 8 trials x 400 iterations
     .venv/bin/python scripts/bench_scale.py --record 4 --extract 8 --sweep-iters 30  # quicker
 
 Last line: one JSON object (speedup_record, speedup_extract, speedup_sweep, speedup_embed,
@@ -198,7 +198,8 @@ def main() -> None:
     ap.add_argument("--record", type=int, default=8, help="sim episodes to record (default 8)")
     ap.add_argument("--extract", type=int, default=16, help="episodes to extract (default 16)")
     ap.add_argument("--embed", type=int, default=5000, help="frames to embed (default 5000)")
-    ap.add_argument("--sweep-iters", type=int, default=100, help="outer iterations per sweep trial (default 100)")
+    ap.add_argument("--sweep-iters", type=int, default=400,
+                    help="outer iterations per sweep trial (default 400: what `robot-irl train` runs by default)")
     ap.add_argument("--collect", type=int, default=40, help="exploration episodes (default 40)")
     ap.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
     a = ap.parse_args()

@@ -252,7 +252,7 @@ def _batch_loss(model: torch.nn.Module, data, cfg: TrainConfig, epoch: int, inde
     raise AssertionError("no such batch")
 
 
-@pytest.mark.nightly   # ~2-3 min: a Ray head, two Ray Train fits (controller + 2 workers each)
+@pytest.mark.slow   # ~100 s on 2 quiet cores: a Ray head, two Ray Train fits (controller + 2 workers each)
 def test_two_ray_train_workers_equal_one_process_checkpoint_and_resume(pairs, start, on_ray, one_thread):
     a, b, folder = on_ray["a"], on_ray["b"], on_ray["folder"]
     images, caps, keys = pairs
@@ -272,7 +272,7 @@ def test_two_ray_train_workers_equal_one_process_checkpoint_and_resume(pairs, st
     assert not b["staging_left"]              # the driver saved the model and removed the run's staging
 
 
-@pytest.mark.nightly   # shares the Ray Train driver process above
+@pytest.mark.slow   # shares the Ray Train driver process above
 def test_clip_embed_on_ray_equals_serial(small_library, on_ray, capsys):
     lib, serial, got = small_library, on_ray["serial"], on_ray["embed"]
     assert serial["embedded"] == 3 and serial["where"] == "serial" and serial["index_rows"] > 3
