@@ -97,20 +97,30 @@ class SquarePoseSolver:
         else:
             self._prev.pop(key, None)
 
-    def solve(self, key: object, corners: np.ndarray, size: float, K: np.ndarray) -> Pose:
+    def candidates(self, corners: np.ndarray, size: float, K: np.ndarray) -> list[Pose]:
+        """Every pose IPPE fits to the corners, best first; ``ambiguous`` on each when the second
+        fits about as well as the first (then only other evidence can choose)."""
         obj = marker_square(size)
         n, rvecs, tvecs, errs = cv2.solvePnPGeneric(obj, np.asarray(corners, np.float64).reshape(4, 1, 2), K, None,
                                                    flags=cv2.SOLVEPNP_IPPE_SQUARE)
         errs = np.asarray(errs, np.float64).ravel()
-        Rs = [cv2.Rodrigues(r)[0] for r in rvecs]
         order = np.argsort(errs)
-        best = int(order[0])
-        ambiguous = n > 1 and errs[order[1]] <= max(self.ambiguity_ratio * errs[best], errs[best] + self.slack_px)
+        ambiguous = n > 1 and errs[order[1]] <= max(self.ambiguity_ratio * errs[order[0]],
+                                                    errs[order[0]] + self.slack_px)
+        return [Pose(make_T(cv2.Rodrigues(rvecs[i])[0], tvecs[i]), float(errs[i]), bool(ambiguous)) for i in order]
+
+    def solve(self, key: object, corners: np.ndarray, size: float, K: np.ndarray) -> Pose:
+        poses = self.candidates(corners, size, K)
+        best = poses[0]
         prev = self._prev.get(key)
-        if ambiguous and prev is not None:
-            best = min(range(n), key=lambda i: rotation_angle(prev, Rs[i]))
-        self._prev[key] = Rs[best]
-        return Pose(make_T(Rs[best], tvecs[best]), float(errs[best]), bool(ambiguous))
+        if best.ambiguous and prev is not None:
+            best = min(poses, key=lambda p: rotation_angle(prev, p.T_cam_obj[:3, :3]))
+        self.remember(key, best.T_cam_obj[:3, :3])
+        return best
+
+    def remember(self, key: object, R: np.ndarray) -> None:
+        """The rotation this frame settled on for ``key`` (continuity for the next frame's flip)."""
+        self._prev[key] = R
 
 
 def rigid_pose(obj_pts: np.ndarray, img_pts: np.ndarray, K: np.ndarray, T_init: np.ndarray) -> Pose:

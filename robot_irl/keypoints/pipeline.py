@@ -175,7 +175,7 @@ class _Lifter:
                 T_cam_link = pose.T_cam_obj @ self.link_marker[k.name]
                 side = float(np.abs(c[[1, 2, 3, 0]] - c).sum())
                 if best is None or side > best[1]:
-                    best = (T_cam_link, side, pose.reproj_px)
+                    best = (T_cam_link, side, pose.reproj_px, k, c)
                 obj.append(self.corners_link[k.name])
                 img.append(c)
             if len(seen) == 1:
@@ -183,6 +183,10 @@ class _Lifter:
             else:
                 fit = rigid_pose(np.concatenate(obj), np.concatenate(img), cam.K, best[0])
                 T_cam_link, reproj = fit.T_cam_obj, fit.reproj_px
+            points = self._points_seen(idx, obs)
+            if points is not None:
+                T_cam_link = self._with_points(T_cam_link, reproj, best, np.concatenate(obj), np.concatenate(img),
+                                               *points)
             if key == self.world_key and all(s == DETECTED for _, (s, _) in seen):
                 world = (T_cam_link, reproj)
             status = TRACKED if any(s == TRACKED for _, (s, _) in seen) else DETECTED
@@ -211,6 +215,50 @@ class _Lifter:
             uv = undistort_points(d.uv, cam.K, cam.dist) if self.undistort else d.uv
             out[name] = (ray_plane(cam, uv, np.array([0.0, 0.0, z]), np.array([0.0, 0.0, 1.0])), status, d.confidence)
         return out
+
+    POINT_PULL_PX = 1.0   # a seen point may raise the corners' RMS error by this much, else it is ignored
+
+    def _points_seen(self, idx: list[int], obs: dict[str, tuple[int, Detection]]
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The body's non-marker keypoints its detector saw in this frame (not carried by flow):
+        their link-frame offsets and (undistorted) pixels, or None."""
+        off, uv = [], []
+        for i in idx:
+            k = self.spec.keypoints[i]
+            if isinstance(k.feature, Marker) or k.name not in obs:
+                continue
+            status, d = obs[k.name]
+            if status != DETECTED or not np.all(np.isfinite(d.uv)):
+                continue
+            off.append(np.asarray(k.offset, np.float64))
+            uv.append(undistort_points(d.uv, self.camera.K, self.camera.dist) if self.undistort else d.uv)
+        return (np.stack(off), np.stack(uv).reshape(-1, 2)) if off else None
+
+    def _with_points(self, T_cam_link: np.ndarray, reproj: float, best: tuple, obj: np.ndarray, img: np.ndarray,
+                     off: np.ndarray, uv: np.ndarray) -> np.ndarray:
+        """The link's pose refined with its seen blobs' pixels beside the marker corners.
+
+        Why: a marker seen nearly face-on fixes its own position well but its tilt poorly (IPPE's two
+        mirror poses fit the corners almost equally), and a point 5 cm off the marker on the same
+        link then lands 1-3 cm off along the camera ray. A blob's pixel is a point off the marker's
+        plane the tilt must also explain: the pose is refined (Levenberg-Marquardt) from the corners'
+        pose and from each IPPE candidate of the largest marker, with the blob pixels as extra
+        points, and the best fit kept. A blob that
+        pulls the corners' RMS error up by more than ``POINT_PULL_PX`` (a wrong detection) is ignored.
+        """
+        cam = self.camera
+        _, _, _, k, c = best
+        inits = [T_cam_link] + [p.T_cam_obj @ self.link_marker[k.name]
+                                for p in self.solver.candidates(c, k.feature.size, cam.K)]
+        P, Q = np.concatenate([obj, off]), np.concatenate([img, uv])
+        fit = min((rigid_pose(P, Q, cam.K, T0) for T0 in inits), key=lambda f: f.reproj_px)
+        pc = transform(fit.T_cam_obj, obj)
+        corner_err = float(np.sqrt(np.mean(np.sum((pc[:, :2] / pc[:, 2:] @ cam.K[:2, :2].T + cam.K[:2, 2] - img) ** 2,
+                                                  axis=1))))
+        if corner_err > reproj + self.POINT_PULL_PX:
+            return T_cam_link
+        self.solver.remember(k.name, (fit.T_cam_obj @ np.linalg.inv(self.link_marker[k.name]))[:3, :3])
+        return fit.T_cam_obj
 
     MAX_WORLD_REPROJ_PX = 1.5
 
