@@ -31,7 +31,10 @@ mean and worst over the seeds.
 Last line: one JSON object: path_err_cm (mean over seeds), path_err_cm_max, success_rate_min,
 path_ratio (timedep / default cost, mean over seeds), success_{1,3}demo_min (timedep),
 fm_success_{1,3}demo_min (feature matching), the per-seed figures, seeds, data.
-Usage: nice -n 10 .venv/bin/python scripts/eval_transfer.py [--seeds 0-2] [--counts 1,3] [--methods ...] [--out DIR]
+With ``--out`` each seed's figures are kept (``seedS/figures.json``); ``--resume`` reuses those made
+with the same settings, so seeds run apart (``--jobs N`` runs N at once) end in one summary.
+Usage: nice -n 10 .venv/bin/python scripts/eval_transfer.py [--seeds 0-2] [--counts 1,3] [--methods ...]
+       [--out DIR [--resume]] [--jobs 2]
 """
 from __future__ import annotations
 
@@ -241,7 +244,12 @@ def main() -> int:
                     help="training goals: where each demo's extracted keypoints ended (default), or the "
                          "simulator's recorded goal_3d (privileged)")
     ap.add_argument("--render-size", default="640x480", help="the runs' video size, WIDTHxHEIGHT")
-    ap.add_argument("--out", help="keep the libraries and learned models here (default: a temporary folder)")
+    ap.add_argument("--out", help="keep the libraries, learned models and each seed's figures here (default: a "
+                                  "temporary folder)")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the figures of seeds already finished under --out with the same settings (their "
+                         "own --methods/--counts; the summary says which seed has which columns)")
+    ap.add_argument("--jobs", type=int, default=1, help="seeds run in this many processes at once (one core each)")
     args = ap.parse_args()
     methods = [m for m in args.methods.split(",") if m]        # checked now, not after hours of recording
     unknown = sorted(set(methods) - set(METHODS))
@@ -250,13 +258,32 @@ def main() -> int:
         ap.error(f"--methods {args.methods}: " + (f"unknown {unknown} (known: {', '.join(METHODS)})" if unknown else
                  f"needs {', '.join(sorted(needed - set(methods)))} (the figures compare against it)"))
     seeds = parse_seeds(args.seeds)
+    if args.resume and not args.out:
+        ap.error("--resume needs --out (where the finished seeds' figures are)")
+    if args.jobs < 1:
+        ap.error(f"--jobs {args.jobs}: expected a positive number of processes")
     root = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="eval_transfer_"))
-    per = {seed: run_seed(args, seed, root / f"seed{seed}") for seed in seeds}
+    per = {seed: stored for seed in seeds if args.resume and (stored := load_seed(args, root / f"seed{seed}"))}
+    todo = [seed for seed in seeds if seed not in per]
+    if args.jobs > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(min(args.jobs, len(todo)), mp_context=mp.get_context("spawn")) as pool:
+            done = dict(zip(todo, pool.map(run_seed, [args] * len(todo), todo,
+                                           [root / f"seed{seed}" for seed in todo])))
+    else:
+        done = {seed: run_seed(args, seed, root / f"seed{seed}") for seed in todo}
+    per.update(done)
+    for seed in seeds:            # every seed's table, reused or not, in seed order
+        print(per[seed].pop("table"))
     n = args.demos
-    small = sorted({min(c, n) for c in parse_counts(args.counts)} - {n})
+    # the smaller demo counts over the seeds that have them (a reused seed keeps its own --counts)
+    small = sorted({int(k.split("_")[1]) for s in seeds for k in per[s]
+                    if k.startswith("timedep_") and k.endswith("_success_rate") and k.split("_")[1] != str(n)})
 
     def over(key: str) -> list[float]:
-        return [per[s][key] for s in seeds]
+        return [per[s][key] for s in seeds if key in per[s]]
 
     out: dict = {}
     out["path_err_cm"], out["path_err_cm_max"] = mean_worst(over("path_err_cm"))
@@ -269,12 +296,17 @@ def main() -> int:
         out[f"success_{k}demo_min"] = min(over(f"timedep_{k}_success_rate"))
         out[f"fm_success_{k}demo_min"] = min(over(f"feature_matching_{k}_success_rate"))
         out[f"path_err_{k}demo_cm"] = float(np.mean(over(f"timedep_{k}_path_err_cm")))
+        out[f"seeds_{k}demo"] = [s for s in seeds if f"timedep_{k}_success_rate" in per[s]]
+    for method in ("feature_matching", "bc_mlp"):
+        if over(f"{method}_{n}_path_err_cm"):
+            out[f"{method}_path_err_cm"] = float(np.mean(over(f"{method}_{n}_path_err_cm")))
+            out[f"{method}_success_rate_min"] = min(over(f"{method}_{n}_success_rate"))
     print(f"over seeds {seeds} ({seed_kind(seeds)}): timedep x{n} path error mean {out['path_err_cm']:.2f} cm, worst "
           f"{out['path_err_cm_max']:.2f} cm; success mean {out['success_rate']:.0%}, worst {out['success_rate_min']:.0%}; "
           f"path / default cost's {out['path_ratio']:.2f}; time-free (spatial) path error mean "
           f"{out['spatial_err_cm']:.2f} cm, worst {out['spatial_err_cm_max']:.2f} cm, / default's {out['spatial_ratio']:.2f}; "
-          + "; ".join(f"x{k} success worst: timedep {out[f'success_{k}demo_min']:.0%}, feature matching "
-                      f"{out[f'fm_success_{k}demo_min']:.0%}" for k in small))
+          + "; ".join(f"x{k} success worst (seeds {out[f'seeds_{k}demo']}): timedep {out[f'success_{k}demo_min']:.0%}, "
+                      f"feature matching {out[f'fm_success_{k}demo_min']:.0%}" for k in small))
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
     out.update(seeds=seeds, seed_kind=seed_kind(seeds), data="place-sim-video", train_goals=args.train_goals,
@@ -359,29 +391,30 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
     env.close()
     t_end = time.perf_counter()
 
-    print(f"seed {seed}: {args.demos} demos recorded as video + OpenCV keypoints (robot keypoint 3D error median "
+    lines: list[str] = []   # the seed's table, printed by main in seed order
+    lines.append(f"seed {seed}: {args.demos} demos recorded as video + OpenCV keypoints (robot keypoint 3D error median "
           f"{figures['extract_median_3d_err_mm']:.1f} mm, p90 {figures['extract_p90_3d_err_mm']:.1f} mm); "
           f"{args.goals} held-out goals, {args.goals // 2} per region; expert reaches 2 cm on "
           f"{figures['expert_success_rate']:.0%} of them")
-    print(f"training goals: {args.train_goals}; runs through run_learned + safety filter, judged on keypoints "
+    lines.append(f"training goals: {args.train_goals}; runs through run_learned + safety filter, judged on keypoints "
           f"extracted from each run's {args.render_size} video (truth: the simulator's keypoints at the same frames)")
-    print("path cm: over normalised time (both cut where the arm comes to rest); spatial cm: time-free (nearest "
+    lines.append("path cm: over normalised time (both cut where the arm comes to rest); spatial cm: time-free (nearest "
           "points, both ways); run/expert: median duration ratio")
     head = (f"{'method':<18}{'demos':>6}{'path cm':>9}{'left':>7}{'right':>7}{'spatial':>8}{'final cm':>10}{'success':>9}"
             f"{'path truth':>11}{'succ truth':>11}{'missing':>8}{'run/exp':>8}{'fit CPU s':>10}")
-    print(head)
+    lines.append(head)
     for (method, n), m in table.items():
-        print(f"{method:<18}{n:>6}{m['path_err_cm']:>9.2f}{m['path_err_left_cm']:>7.2f}{m['path_err_right_cm']:>7.2f}"
+        lines.append(f"{method:<18}{n:>6}{m['path_err_cm']:>9.2f}{m['path_err_left_cm']:>7.2f}{m['path_err_right_cm']:>7.2f}"
               f"{m['spatial_err_cm']:>8.2f}{m['final_err_cm']:>10.2f}{m['success_rate']:>9.0%}{m['path_err_truth_cm']:>11.2f}"
               f"{m['success_rate_truth']:>11.0%}{m['missing_frac']:>8.0%}{m['duration_ratio']:>8.2f}{m['fit_cpu_s']:>10.1f}")
     if learned is not None:
-        print(f"timedep through learned dynamics ({model.learns()}):")
-        print(f"{'timedep (learned)':<18}{args.demos:>6}{learned['path_err_cm']:>9.2f}{learned['path_err_left_cm']:>7.2f}"
+        lines.append(f"timedep through learned dynamics ({model.learns()}):")
+        lines.append(f"{'timedep (learned)':<18}{args.demos:>6}{learned['path_err_cm']:>9.2f}{learned['path_err_left_cm']:>7.2f}"
               f"{learned['path_err_right_cm']:>7.2f}{learned['final_err_cm']:>10.2f}{learned['success_rate']:>9.0%}")
-        print(f"learned dynamics: {args.explore} exploration episodes, held-out one-step "
+        lines.append(f"learned dynamics: {args.explore} exploration episodes, held-out one-step "
               f"{dyn_err['one_step_err_cm']:.2f} cm, {dyn_err['multistep_steps']:.0f}-step "
               f"{dyn_err['multistep_err_cm']:.2f} cm")
-    print(f"wall time: record+extract {t_rec - t_start:.0f} s, learn+execute {t_learn - t_rec:.0f} s, "
+    lines.append(f"wall time: record+extract {t_rec - t_start:.0f} s, learn+execute {t_learn - t_rec:.0f} s, "
           f"collect {t_col - t_learn:.0f} s, dynamics+learned MBIRL {t_end - t_col:.0f} s")
     best = table[("timedep", args.demos)]
     default = table.get(("default", args.demos), {})
@@ -399,7 +432,33 @@ def run_seed(args: argparse.Namespace, seed: int, root: Path) -> dict:
         out[f"{method}_{n}_spatial_err_cm"] = m["spatial_err_cm"]
     out.update(success_rate_truth=best["success_rate_truth"], path_err_truth_cm=best["path_err_truth_cm"])
     out["wall_s"] = t_end - t_start
+    out["table"] = "\n".join(lines)
+    if args.out:
+        from robot_irl.core.io import atomic_write_json
+        atomic_write_json(root / "figures.json", {"settings": settings(args), "methods": methods,
+                                                  "counts": counts, "figures": out})
     return out
+
+
+SAME_RUN = ("demos", "goals", "iters", "explore", "dynamics_structure", "train_goals", "render_size")
+
+
+def settings(args: argparse.Namespace) -> dict:
+    """What must match for a finished seed's figures to be reused (``--resume``)."""
+    return {k: getattr(args, k) for k in SAME_RUN}
+
+
+def load_seed(args: argparse.Namespace, root: Path) -> dict | None:
+    """A finished seed's figures under ``root`` when they were made with the same settings, else None."""
+    path = root / "figures.json"
+    if not path.exists():
+        return None
+    stored = json.loads(path.read_text())
+    if stored.get("settings") != settings(args):
+        log(f"{path}: made with {stored.get('settings')}, not {settings(args)}: run again")
+        return None
+    log(f"{path}: reused (methods {','.join(stored['methods'])}, demo counts {stored['counts']})")
+    return stored["figures"]
 
 
 if __name__ == "__main__":

@@ -48,3 +48,17 @@ def test_final_position_is_the_median_at_rest_and_unseen_is_a_failure(et):
     assert et.final_position(t, x, 0.5)[0, 0] == pytest.approx(0.11)
     x[:] = np.nan
     assert np.isinf(et.final_position(t, x, 0.5)).all()
+
+
+def test_resume_reuses_only_a_seed_made_with_the_same_settings(et, tmp_path):
+    """``--resume`` takes a finished seed's figures only when the settings that change them match."""
+    import argparse
+    import json
+
+    args = argparse.Namespace(demos=5, goals=20, iters=400, explore=0, dynamics_structure="fk", train_goals="final",
+                              render_size="640x480")
+    (tmp_path / "figures.json").write_text(json.dumps({"settings": et.settings(args), "methods": ["timedep"],
+                                                       "counts": [5], "figures": {"path_err_cm": 1.5}}))
+    assert et.load_seed(args, tmp_path) == {"path_err_cm": 1.5}
+    assert et.load_seed(argparse.Namespace(**{**vars(args), "goals": 6}), tmp_path) is None
+    assert et.load_seed(args, tmp_path / "missing") is None
