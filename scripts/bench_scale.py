@@ -110,25 +110,21 @@ def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) 
     return time.perf_counter() - t, got
 
 
-_ENCODER: dict = {}
-
-
 def _noop(x: int) -> int:
     """An empty task: what the engine costs per item, from submission to the driver's commit."""
     return x
 
 
 def embed_chunk(frames: np.ndarray, threads: int) -> np.ndarray:
-    """The library CLIP's image embeddings of ``frames`` on ``threads`` torch threads (the encoder
-    is built once per process; random init: speed does not depend on the weights)."""
+    """The library CLIP's image embeddings of ``frames`` on ``threads`` torch threads, with the
+    process's encoder (``embed_batch.process_encoder``, as `clip embed` tasks use: built once per
+    process; random init: speed does not depend on the weights)."""
     import torch
 
-    from robot_irl.retrieval.encoders import load_encoder
+    from robot_irl.retrieval.embed_batch import process_encoder
     torch.set_num_threads(threads)
-    if "enc" not in _ENCODER:
-        _ENCODER["enc"] = load_encoder(EMBED_MODEL, seed=0)
     with torch.inference_mode():
-        return _ENCODER["enc"].encode_images(frames, batch_size=EMBED_CHUNK)
+        return process_encoder(EMBED_MODEL, None, 0).encode_images(frames, batch_size=EMBED_CHUNK)
 
 
 def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flight: int | None) -> tuple[float, np.ndarray]:
@@ -137,7 +133,6 @@ def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flig
     if cluster is None:
         out = [embed_chunk(c, threads) for c in chunks]
     else:
-        _ENCODER.clear()   # embed_chunk goes to the workers by value, with the globals it names: not the encoder
         refs = {str(i): c for i, c in enumerate(chunks)}
         report = cluster.map(embed_chunk, list(refs), key=str, args=lambda k: (refs[k], 1), progress=False,
                              **_workers(cluster, in_flight))
@@ -190,7 +185,6 @@ def _embed_workload(n: int, cluster: RayCluster, workers: int) -> dict:
     import torch
     default_threads = torch.get_num_threads()
     images = np.random.default_rng(0).integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
-    # Ray first: embed_chunk is shipped by value from __main__, before this process holds an encoder
     _embed(images[:2 * workers * EMBED_CHUNK], cluster, 1, None)
     embed_chunk(images[:EMBED_CHUNK], default_threads)
     m_serial, emb_serial = _embed(images, None, default_threads, None)
