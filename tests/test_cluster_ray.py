@@ -208,6 +208,19 @@ def driver_env(cluster, monkeypatch):
     reset_auth_token_state()
 
 
+def test_a_task_sizes_opencv_to_the_cpus_it_was_given(driver_env):
+    """OpenCV ignores Ray's OMP_NUM_THREADS: left alone, each one-CPU worker ran OpenCV's pool over
+    every core (extraction workers used ~1.5 cores each). A task's pools follow its CPUs."""
+    import cv2
+
+    from robot_irl.core.cluster import RayCluster
+
+    with RayCluster.start(driver_env.address) as cluster:
+        one = cluster.map(cv2.getNumThreads, range(3), key=str, args=lambda i: (), progress=False)
+        two = cluster.map(cv2.getNumThreads, range(2), key=str, args=lambda i: (), progress=False, num_cpus=2)
+    assert sorted(one.done.values()) == [1, 1, 1] and sorted(two.done.values()) == [2, 2]
+
+
 def test_dynamics_collect_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
     from robot_irl.models.collect import collect_exploration
 
