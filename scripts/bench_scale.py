@@ -5,6 +5,9 @@ checked equal; and embedding frames with the library CLIP (torch, which already 
 serial at default threads and on 1 thread vs Ray tasks on 1 thread each. The embedding workload
 runs the encoder through ``RayCluster.map`` (as `clip embed --ray` does, per episode).
 
+Extraction runs serially twice: with OpenCV and the video decoder at their default thread pools
+(what `robot-irl extract` does: the baseline) and on one thread each (what a one-CPU Ray task runs,
+``robot_irl.core.threads``); ``efficiency_extract`` is the second against Ray per worker.
 Work that runs on one core per item scales with workers; the engine's own cost shows in the
 1-worker run (on the same runtime, each task asking for all its CPUs: one runs at a time, the next
 queued in Ray as on a one-CPU cluster). Ray's start-up is measured apart
@@ -19,6 +22,7 @@ busy machine does not inflate the way it inflates wall time; wall-clock per unit
 
     nice .venv/bin/python scripts/bench_scale.py                    # record 8, extract 16, sweep 8 trials x 400 iterations
     .venv/bin/python scripts/bench_scale.py --record 4 --extract 8 --sweep-iters 30  # quicker
+    nice -n 5 .venv/bin/python scripts/bench_scale.py --skip sweep,collect,embed    # record and extract only
 
 Last line: one JSON object (speedup_record, speedup_extract, speedup_sweep, speedup_embed,
 efficiency_embed, overhead_1worker (the worst of record, extract, sweep and embed), speedup_collect
