@@ -3,8 +3,9 @@
 - the distributed step (two gloo processes, no Ray): the global batch's loss and gradient, and the
   batch-norm running statistics, equal one process's on the same batch, with shards of unequal size;
 - Ray Train (one single-node Ray started for the module with `ray start --head`, stopped at its end
-  even when a test fails): 2 workers give one process's losses on the same global batches, write a
-  checkpoint, and `resume` continues from it (model, optimiser, both random generators);
+  even when a test fails), one fit: 2 workers give one process's losses on the same global batches
+  and write a checkpoint after the epoch; the workers killed then are restarted by Ray Train, which
+  resumes from the newest checkpoint (model, optimiser, both random generators);
 - `clip embed --ray` stores the serial path's embeddings bit for bit;
 - the one-worker path's modules import no Ray; bad `--workers` / `--batch-size` are refused before
   torch loads.
@@ -18,9 +19,12 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +32,7 @@ import numpy as np
 import pytest
 import torch
 
-from ray_processes import free_ports, stop_processes
+from ray_processes import free_ports, ours, procs, stop_processes
 from robot_irl.cli import main
 from robot_irl.retrieval.captions import CaptionFacts, captions
 from robot_irl.retrieval.encoders import load_encoder
@@ -37,8 +41,8 @@ from robot_irl.retrieval.train import (TrainConfig, apply_shift, epoch_plan, pre
 
 ROOT = Path(__file__).resolve().parents[1]
 ARCH = "robot-irl-rn-64"      # the default: a ResNet image tower, so batch norm is part of what is checked
-CFG2 = TrainConfig(epochs=2, batch_size=8, lr=1e-3, warmup_steps=2, seed=0)
-CFG1 = TrainConfig(epochs=1, batch_size=8, lr=1e-3, warmup_steps=2, seed=0)
+CFG3 = TrainConfig(epochs=3, batch_size=8, lr=1e-3, warmup_steps=2, seed=0)   # the Ray Train fit: 6 steps
+CFG1 = TrainConfig(epochs=1, batch_size=8, lr=1e-3, warmup_steps=2, seed=0)   # its first 2 steps, one process
 
 
 def _scene(f: CaptionFacts, rng: np.random.Generator) -> np.ndarray:
@@ -141,13 +145,8 @@ def test_global_batch_loss_gradient_and_batchnorm_equal_one_process(pairs, start
 @dataclass
 class Head:
     address: str
+    temp_dir: str                # the Ray's own temp dir: its processes name it
     env: dict[str, str]          # what a driver needs: this Ray's token, the worktree on PYTHONPATH
-
-    def run(self, *argv: str) -> subprocess.CompletedProcess:
-        """A driver as its own process (Ray reads its auth settings when a process first loads it)."""
-        done = subprocess.run([sys.executable, *argv], env=self.env, capture_output=True, text=True, timeout=600)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        return done
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +158,8 @@ def ray_head():
     token = Path(temp_dir) / "auth_token"
     token.write_text(secrets.token_hex(32))
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_worker_niceness": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}   # Ray Train's controller polls (and registers reports) this often
     ports = free_ports(10)
     cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={ports[0]}", "--num-cpus=2",
            "--include-dashboard=false", f"--dashboard-port={ports[1]}", f"--ray-client-server-port={ports[2]}",
@@ -170,16 +170,61 @@ def ray_head():
     try:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
         assert done.returncode == 0, done.stdout + done.stderr
-        yield Head(f"127.0.0.1:{ports[0]}", env)
+        yield Head(f"127.0.0.1:{ports[0]}", temp_dir, env)
     finally:
         stop_processes(temp_dir)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _drive(address: str, folder: str, library: str) -> None:
-    """The Ray side of the tests, as one driver process (one Python and torch start): 1 epoch on 2
-    Ray Train workers (run A, its staging kept), `resume` of the same run to 2 epochs (run B), and
-    `clip embed --force` of the library as Ray tasks; figures to folder/ray.json."""
+def _train_workers(temp_dir: str) -> list[int]:
+    """The Ray Train worker processes of this Ray."""
+    table = procs()
+    return [pid for pid in ours(temp_dir) if table.get(pid, (0, ""))[1].startswith("ray::RayTrainWorker")]
+
+
+def _kill_the_workers_after_the_first_checkpoint(staging: Path, temp_dir: str, copies: Path, killed: list[int],
+                                                 stop: threading.Event) -> None:
+    """Once Ray Train has registered the run's first checkpoint (it writes its checkpoint list into
+    the run's storage then), SIGKILL the Ray Train workers, as a crash of the group, and copy the
+    checkpoints in storage (Ray Train deletes old ones as newer come). Both at once: a survivor
+    could still write and report a checkpoint after the copies were taken. Ray Train registers
+    reports when its controller polls (every 0.2 s here: RAY_TRAIN_HEALTH_CHECK_INTERVAL_S), so the
+    workers may be a checkpoint further on when the kill lands: the restart resumes from the newest
+    registered, and the test reads which from the result."""
+    pids: list[int] = []
+    while not stop.is_set():
+        pids = pids or _train_workers(temp_dir)          # found before the checkpoint: killed without a scan
+        if pids and any(staging.glob("*/checkpoint_manager_snapshot.json")):
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            killed.extend(pids)
+            copies.mkdir()
+            for i, state in enumerate(sorted(staging.glob("*/checkpoint_*/state.pt"))):   # names sort by time
+                with contextlib.suppress(OSError):       # removed meanwhile: not the newest, not restored
+                    shutil.copy(state, copies / f"{i}.pt")
+            return
+        time.sleep(0.02)
+
+
+def _checkpoints(folder: Path) -> dict[int, dict]:
+    """The copied checkpoints by step; one cut short by the kill (never registered) is left out."""
+    out = {}
+    for path in folder.glob("*.pt"):
+        try:
+            state = torch.load(path, weights_only=False)
+        except (RuntimeError, EOFError):
+            continue
+        out[state["step"]] = state
+    return out
+
+
+def _drive(address: str, temp_dir: str, folder: str, library: str) -> dict:
+    """The Ray side of the tests, driven from the test process (torch and the model loaded already; a
+    driver process of its own spent 13 s of the module's setup at load 6 importing them): one fit of 3
+    epochs on 2 Ray Train workers, killed once the first epoch's checkpoint is registered (Ray Train
+    restarts the group from its newest checkpoint, ``FailureConfig(max_failures=1)``), then
+    `clip embed --force` of the library as Ray tasks; the figures."""
     from robot_irl.library import Library
     from robot_irl.retrieval.embed_batch import embed_library
     from robot_irl.retrieval.train_ray import train_clip_ray
@@ -188,19 +233,22 @@ def _drive(address: str, folder: str, library: str) -> None:
     start = load_encoder(ARCH, seed=0)
     data = prepare_pairs(start, images, caps, keys)
     root = Path(folder)
-    a = train_clip_ray(start, data, config=CFG1, workers=2, storage=root / "staging", address=address,
-                       progress=False, keep_staging=True, out_dir=root / "a")
-    checkpoints = sorted((root / "staging").glob("run/checkpoint_*/state.pt"))
-    ckpt_step = torch.load(checkpoints[-1], weights_only=False)["step"] if checkpoints else None
-    b = train_clip_ray(start, data, config=CFG2, workers=2, storage=root / "staging", resume=True, address=address,
-                       progress=False, out_dir=root / "b")
+    killed: list[int] = []
+    stop = threading.Event()
+    killer = threading.Thread(target=_kill_the_workers_after_the_first_checkpoint,
+                              args=(root / "staging", temp_dir, root / "checkpoints", killed, stop))
+    killer.start()
+    try:
+        fit = train_clip_ray(start, data, config=CFG3, workers=2, storage=root / "staging", address=address,
+                             progress=False, out_dir=root / "model")
+    finally:
+        stop.set()
+        killer.join()
     embedded = embed_library(Library.open(library), model=ARCH, ray=address, force=True, progress=False)
-    (root / "ray.json").write_text(json.dumps({
-        "a": {"workers": a.workers, "steps": a.steps, "losses": a.step_losses, "model_id": a.encoder.model_id},
-        "checkpoint_step": ckpt_step,
-        "b": {"steps": b.steps, "losses": b.step_losses, "resumed_at": b.resumed_at_step, "model_id": b.encoder.model_id,
-              "staging_left": (root / "staging").exists()},
-        "embed": embedded.to_dict()}))
+    return {"fit": {"workers": fit.workers, "steps": fit.steps, "losses": fit.step_losses,
+                    "resumed_at": fit.resumed_at_step, "model_id": fit.encoder.model_id,
+                    "staging_left": (root / "staging").exists()},
+            "killed": killed, "embed": embedded.to_dict()}
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +264,10 @@ def small_library(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def on_ray(ray_head, small_library, tmp_path_factory):
-    """The serial `clip embed` (its stored arrays kept), then the driver process above."""
+    """The serial `clip embed` (its stored arrays kept), then the Ray side above, with this Ray's token
+    auth; Ray caches auth settings once read, so its own test helper resets them before and after."""
+    from ray._private.authentication_test_utils import reset_auth_token_state
+
     from robot_irl.retrieval.library_index import derived_name
 
     lib = small_library
@@ -227,10 +278,15 @@ def on_ray(ray_head, small_library, tmp_path_factory):
     name = derived_name(serial["model_id"])
     arrays = {e: lib.episode(e).read_derived(name, 1).arrays for e in lib.ids()}
     folder = tmp_path_factory.mktemp("ray")
-    ray_head.run("-c", f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_clip_ray as t; "
-                       f"t._drive({ray_head.address!r}, {str(folder)!r}, {str(lib.path)!r})")
-    return {"folder": folder, "serial": serial, "serial_arrays": arrays, "name": name,
-            **json.loads((folder / "ray.json").read_text())}
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
+                env.setenv(key, ray_head.env[key])
+            reset_auth_token_state()
+            got = _drive(ray_head.address, ray_head.temp_dir, str(folder), str(lib.path))
+    finally:
+        reset_auth_token_state()
+    return {"folder": folder, "serial": serial, "serial_arrays": arrays, "name": name, **got}
 
 
 def _batch_loss(model: torch.nn.Module, data, cfg: TrainConfig, epoch: int, index: int) -> float:
@@ -252,24 +308,32 @@ def _batch_loss(model: torch.nn.Module, data, cfg: TrainConfig, epoch: int, inde
     raise AssertionError("no such batch")
 
 
-@pytest.mark.slow   # ~100 s on 2 quiet cores: a Ray head, two Ray Train fits (controller + 2 workers each)
+@pytest.mark.slow   # the module setup: a Ray head, one Ray Train fit (restarted once), a Ray embed
 def test_two_ray_train_workers_equal_one_process_checkpoint_and_resume(pairs, start, on_ray, one_thread):
-    a, b, folder = on_ray["a"], on_ray["b"], on_ray["folder"]
+    fit, folder = on_ray["fit"], on_ray["folder"]
     images, caps, keys = pairs
     one = train_clip(start, images, caps, keys=keys, config=CFG1, progress=False)
     # same global batches, same losses: step 0 checks the gathered features and the global batch
-    # norm, step 1 the update (one process's and two workers' models after one step)
-    assert a["workers"] == 2 and a["steps"] == one.steps == 2
-    np.testing.assert_allclose(a["losses"], one.step_losses, rtol=2e-4)
-    assert on_ray["checkpoint_step"] == 2                   # a Ray Train checkpoint after the epoch
-    assert b["resumed_at"] == 2 and b["steps"] == 4 and b["losses"][:2] == a["losses"]
-    # its first step after resuming is A's model on the batch the restored generators give
-    a_model = load_encoder(f"local-dir:{folder / 'a'}")
-    assert a_model.model_id == a["model_id"]
+    # norm, step 1 the update (one process's and two workers' models after one step; the learning
+    # rate of steps 0 and 1 does not depend on the epochs)
+    assert fit["workers"] == 2 and one.steps == 2 and fit["steps"] == 6
+    np.testing.assert_allclose(fit["losses"][:2], one.step_losses, rtol=2e-4)
+    saved = _checkpoints(folder / "checkpoints")
+    assert on_ray["killed"] and 2 in saved                          # a Ray Train checkpoint after the epoch
+    # the workers killed then: Ray Train restarted the group from its newest registered checkpoint
+    # (step 2, or 4 when the kill landed after the next epoch's report), which kept the losses before it
+    at = fit["resumed_at"]
+    assert at in (2, 4) and at in saved and fit["losses"][:at] == saved[at]["losses"]
+    assert saved[2]["losses"] == fit["losses"][:2]
+    # its first step after resuming is the checkpoint's model on the batch the restored generators give
+    resumed = copy.deepcopy(start.model)
+    resumed.load_state_dict(saved[at]["model"])
     data = prepare_pairs(start, images, caps, keys)
-    assert b["losses"][2] == pytest.approx(_batch_loss(a_model.model, data, CFG2, 1, 0), rel=2e-4)
-    assert load_encoder(f"local-dir:{folder / 'b'}").model_id == b["model_id"] != a["model_id"]
-    assert not b["staging_left"]              # the driver saved the model and removed the run's staging
+    assert fit["losses"][at] == pytest.approx(_batch_loss(resumed, data, CFG3, at // 2, 0), rel=2e-4)
+    final = load_encoder(f"local-dir:{folder / 'model'}")          # the driver wrote the model folder
+    assert final.model_id == fit["model_id"]
+    assert any(not torch.equal(v, saved[at]["model"][k]) for k, v in final.model.state_dict().items())   # trained on
+    assert not fit["staging_left"]            # the driver saved the model and removed the run's staging
 
 
 @pytest.mark.slow   # shares the Ray Train driver process above

@@ -208,6 +208,19 @@ def driver_env(cluster, monkeypatch):
     reset_auth_token_state()
 
 
+def test_a_task_sizes_opencv_to_the_cpus_it_was_given(driver_env):
+    """OpenCV ignores Ray's OMP_NUM_THREADS: left alone, each one-CPU worker ran OpenCV's pool over
+    every core (extraction workers used ~1.5 cores each). A task's pools follow its CPUs."""
+    import cv2
+
+    from robot_irl.core.cluster import RayCluster
+
+    with RayCluster.start(driver_env.address) as cluster:
+        one = cluster.map(cv2.getNumThreads, range(3), key=str, args=lambda i: (), progress=False)
+        two = cluster.map(cv2.getNumThreads, range(2), key=str, args=lambda i: (), progress=False, num_cpus=2)
+    assert sorted(one.done.values()) == [1, 1, 1] and sorted(two.done.values()) == [2, 2]
+
+
 def test_dynamics_collect_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
     from robot_irl.models.collect import collect_exploration
 
@@ -255,3 +268,53 @@ def test_grid_sweep_on_two_nodes_equals_serial(driver_env, tmp_path, capsys):
     assert ray_m == serial_m
     assert json.loads(printed.out)["best_trial"] == got["best"]    # stdout: the JSON alone (Tune prints nothing)
     assert (tmp_path / "ray" / "tune" / "tune").is_dir()              # Tune's own files in the sweep folder
+
+
+def test_asha_sweep_on_ray_stops_poor_trials_early_and_picks_the_best_on_validation(driver_env, tmp_path, capsys):
+    """ASHA on the validation IRL loss: 4 trials one at a time (deterministic rungs), two at a learning
+    rate too small to learn (1e-6: validation loss 631 at the first rung, against 481 for lr 0.05).
+    Each of those reaches the first rung (iteration 2) below the median of the trials recorded there
+    before it and is stopped; the two that learn run to the end. The best is the finished trial with
+    the lowest validation loss, scored on test; every trial folder is a run folder (finished ones
+    open, stopped ones are marked incomplete with the command that finishes them)."""
+    from robot_irl.irl import load_run
+    from robot_irl.runs import IncompleteRunError, RunDir
+    from test_irl_helpers import IIWA_Q0, IIWA_URDF, iiwa, l_demos
+
+    demos = l_demos(iiwa(), IIWA_Q0, n=4)
+    data = tmp_path / "demos.npz"
+    np.savez(data, keypoints=demos.keypoints, timestamps=demos.timestamps[0], q0=np.array(IIWA_Q0))
+    sweep = tmp_path / "asha.yaml"
+    sweep.write_text("search: grid\nscheduler: asha\nasha: {grace_period: 2, reduction_factor: 2}\nreport_every: 2\n"
+                     "max_concurrent: 1\nparams:\n  cost: timedep\n  lr: [0.05, 0.000001]\n  seed: [0, 1]\n"
+                     "  inner_steps: 1\n  iters: 6\n")
+    out = tmp_path / "asha"
+    capsys.readouterr()
+    assert main(["train", "--sweep", str(sweep), "--demos", str(data), "--urdf", IIWA_URDF, "--keypoint-frames",
+                 "a@lbr_iiwa_link_7:0,0,0.05;b@lbr_iiwa_link_7:0,0,0.1", "--val", "2", "--test", "3", "--json",
+                 "--quiet", "--out", str(out), "--ray", driver_env.address]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    got = json.loads((out / "trials.json").read_text())
+    assert [(t["params"]["lr"], t["status"]) for t in got["trials"]] == \
+        [(0.05, "done"), (0.05, "done"), (1e-06, "stopped"), (1e-06, "stopped")]
+    for t in got["trials"]:
+        iters = [i for i, _ in t["curve"]]
+        if t["status"] == "done":
+            assert iters == [2, 4, 6] and t["figures"]["iterations"] == 6
+            load_run(t["run"])                                   # a finished run folder opens
+            assert json.loads((Path(t["run"]) / "metrics.json").read_text())["val_irl_loss"] == t["val_irl_loss"]
+        else:                                                    # stopped at the first rung: fewer iterations
+            assert iters == [2] and t["figures"] == {} and t["val_irl_loss"] == t["curve"][-1][1]
+            assert RunDir(t["run"]).incomplete()["resume"] == f"robot-irl train --out {t['run']} --resume"
+            with pytest.raises(IncompleteRunError):
+                load_run(t["run"])
+        assert (Path(t["run"]) / "config.json").is_file()
+    done = [t for t in got["trials"] if t["status"] == "done"]
+    stopped_at_rung = [t["curve"][0][1] for t in got["trials"] if t["status"] == "stopped"]
+    assert min(stopped_at_rung) > max(t["curve"][0][1] for t in done)   # stopped on validation loss, not at random
+    best = min(done, key=lambda t: t["val_irl_loss"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert got["best"] == best["name"] == metrics["best_trial"] == printed["best_trial"]
+    assert metrics["best_val_irl_loss"] == best["val_irl_loss"]
+    assert (metrics["trials_done"], metrics["trials_stopped"], metrics["trials_failed"]) == (2, 2, 0)
+    assert {"test_irl_loss", "test_final_err_cm"} <= metrics.keys()

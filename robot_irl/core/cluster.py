@@ -129,7 +129,7 @@ class RayCluster:
         keys = [key(it) for it in items]
         if len(set(keys)) != len(keys):
             raise InputError("items share a key", field="key", expected="one key per item")
-        remote = ray.remote(work).options(num_cpus=num_cpus, max_retries=retries, retry_exceptions=False)
+        remote = ray.remote(_sized_to_task(work)).options(num_cpus=num_cpus, max_retries=retries, retry_exceptions=False)
         report = BatchReport(verb, stream=self.stream)
         window = max_in_flight or max(1, 4 * max(self.cpus, 1))
         pending: dict[Any, str] = {}
@@ -160,6 +160,22 @@ class RayCluster:
         finally:
             bar.close()
         return report
+
+
+def _sized_to_task(work: Callable[..., Any]) -> Callable[..., Any]:
+    """``work`` run with the worker's native thread pools (OpenCV, the video decoder) sized to the
+    CPUs Ray assigned the task (:mod:`robot_irl.core.threads`): left at their defaults, every worker
+    runs pools over every core, and N one-CPU workers on N cores oversubscribe them. Nothing is
+    restored after the task: the worker process is the command's, and the next task sets its own."""
+    def task(*args: Any) -> Any:
+        import ray
+
+        from robot_irl.core.threads import set_cpu_budget
+        set_cpu_budget(ray.get_runtime_context().get_assigned_resources().get("CPU"))
+        return work(*args)
+
+    task.__name__ = task.__qualname__ = getattr(work, "__name__", "task")   # Ray names the task by it
+    return task
 
 
 def _init_local(ray, num_cpus: int, out: TextIO):

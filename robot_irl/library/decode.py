@@ -21,6 +21,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from robot_irl.core.threads import cpu_budget
 from robot_irl.errors import InputError
 
 
@@ -101,6 +102,7 @@ def decode(path: Path, *, field: str = "video", bgr: bool = False, start_time: f
     try:
         s = c.streams.video[0]
         s.thread_type = "AUTO"
+        s.thread_count = cpu_budget() or 0   # 0: FFmpeg's own choice (every core); a Ray task: its CPUs
         tb = float(s.time_base) if s.time_base else 0.0
         if start_time is not None and start_time > 0:
             c.seek(int(start_time / tb) if tb else 0, stream=s, backward=True, any_frame=False)

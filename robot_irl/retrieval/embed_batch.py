@@ -51,7 +51,13 @@ class EmbedSummary:
                 "not_indexed": len(self.not_indexed), "index_rows": self.index_rows, "index_kind": self.index_kind, "where": self.where}
 
 
-def _encoder(model: str, pretrained: str | None, seed: int) -> "ClipEncoder":
+def process_encoder(model: str, pretrained: str | None, seed: int) -> "ClipEncoder":
+    """This process's encoder for ``model``, built on first use and kept: a Ray worker builds it once
+    for every task of every command it serves, not once per task (building the library CLIP is
+    ~0.1-0.3 s, a tenth of a task of 250 frames). Kept here, in a module Ray imports by name, and
+    not in a task function's own globals: a function shipped by value (a script's) gets fresh
+    globals with each ``RayCluster.map``, so a cache there is rebuilt by every run (bench_scale's
+    embedding did that: +2 encoder builds in each timed run)."""
     from robot_irl.retrieval.encoders import load_encoder
 
     key = repr((model, pretrained, seed))
@@ -71,7 +77,7 @@ def embed_task(episode_path: str, model: str, pretrained: str | None, seed: int,
     from robot_irl.library import Episode
     from robot_irl.retrieval.library_index import episode_embeddings
 
-    enc = _encoder(model, pretrained, seed)
+    enc = process_encoder(model, pretrained, seed)
     if enc.model_id != model_id:
         raise InputError(f"this node loads {model!r} as {enc.model_id}, the driver as {model_id}", field="model",
                          expected="the same model files on every node (a path every node sees)")
