@@ -13,6 +13,7 @@ Last line: one JSON object.
 
     nice -n 10 .venv/bin/python scripts/bench_retrieval.py            # 100k + 1M (heavy: ~5 GB)
     .venv/bin/python scripts/bench_retrieval.py --quick               # 20k + 100k
+    nice -n 10 .venv/bin/python scripts/bench_retrieval.py --library LIB --sets clustered,real   # the real set beside the headline
 """
 from __future__ import annotations
 
@@ -160,14 +161,21 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="20k and 100k vectors instead of 100k and 1M")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--library", help="also a set from this library's real CLIP keyframe embeddings (jittered copies)")
+    ap.add_argument("--sets", default="clustered,unclustered,real",
+                    help="which vector sets to time (real only with --library), e.g. clustered,real")
     args = ap.parse_args()
+    wanted = set(args.sets.split(","))
+    if not wanted <= {"clustered", "unclustered", "real"} or "clustered" not in wanted:
+        ap.error(f"--sets {args.sets}: expected a comma list of clustered (always: the headline), unclustered, real")
     small, large = (20_000, 100_000) if args.quick else (100_000, 1_000_000)
     real = library_vectors(args.library) if args.library else None
     if real is not None:
         print(f"real set: {len(real)} keyframe embeddings ({real.shape[1]}-d) from {args.library}")
     rows = []
     for n in (small, large):
-        for clustered in (True, False) + (("real",) if real is not None else ()):
+        kinds = {"clustered": True, "unclustered": False, "real": "real"}
+        for clustered in [kinds[k] for k in ("clustered", "unclustered", "real") if k in wanted
+                          and (k != "real" or real is not None)]:
             r = bench_index(n, clustered, args.seed, numpy_queries=20 if n >= 1_000_000 else 50, real=real)
             rows.append(r)
             label = {True: "clustered  ", False: "unclustered", "real": "real CLIP  "}[clustered]
@@ -179,21 +187,22 @@ def main() -> None:
     enc = bench_encoders(args.quick)
     for k, v in enc.items():
         print(f"{k}: {v:.1f}")
-    big_c = next(r for r in rows if r["n"] == large and r["clustered"])
-    big_u = next(r for r in rows if r["n"] == large and not r["clustered"])
-    small_c = next(r for r in rows if r["n"] == small and r["clustered"])
+    big_c = next(r for r in rows if r["n"] == large and r["clustered"] is True)
+    big_u = next((r for r in rows if r["n"] == large and r["clustered"] is False), None)
+    small_c = next(r for r in rows if r["n"] == small and r["clustered"] is True)
     tag = "1m" if large == 1_000_000 else "100k"
     summary = {
         "quick": args.quick,
         f"p50_ms_{tag}": big_c["p50_ms"], f"p99_ms_{tag}": big_c["p99_ms"],
         f"recall10_{tag}": big_c["recall10"], f"numpy_p50_ms_{tag}": big_c["numpy_p50_ms"],
         f"build_s_{tag}": big_c["build_s"],
-        f"unclustered_p50_ms_{tag}": big_u["p50_ms"], f"unclustered_recall10_{tag}": big_u["recall10"],
-        f"unclustered_numpy_p50_ms_{tag}": big_u["numpy_p50_ms"],
         "p50_ms_small": small_c["p50_ms"], "recall10_small": small_c["recall10"], "n_small": small,
         **{k: round(v, 1) for k, v in enc.items()},
     }
-    if real is not None:
+    if big_u is not None:
+        summary.update({f"unclustered_p50_ms_{tag}": big_u["p50_ms"], f"unclustered_recall10_{tag}": big_u["recall10"],
+                        f"unclustered_numpy_p50_ms_{tag}": big_u["numpy_p50_ms"]})
+    if real is not None and "real" in wanted:
         big_r = next(r for r in rows if r["n"] == large and r["clustered"] == "real")
         summary.update({f"real_p50_ms_{tag}": big_r["p50_ms"], f"real_p99_ms_{tag}": big_r["p99_ms"],
                         f"real_recall10_{tag}": big_r["recall10"], f"real_numpy_p50_ms_{tag}": big_r["numpy_p50_ms"],
