@@ -56,17 +56,17 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def make_env(size: tuple[int, int]):
+def make_env(size: tuple[int, int], camera: str):
     import sim
-    return sim.make(ENV_ID, robot="iiwa", render_size=size, markers=False, blobs=False)
+    return sim.make(ENV_ID, robot="iiwa", render_size=size, markers=False, blobs=False, camera=camera)
 
 
-def record_plain_demos(lib, n: int, seed: int, size: tuple[int, int]) -> list:
+def record_plain_demos(lib, n: int, seed: int, size: tuple[int, int], camera: str) -> list:
     from robot_irl.record.sim import record_sim
     if len(lib.select("tag:train")) >= n:
         return sorted(lib.select("tag:train"), key=lambda e: e.meta["seed"])[:n]
     return [record_sim(lib, ENV_ID, episodes=1, seed=seed + i, variant={"goal_region": REGIONS[i % 2]},
-                       render_size=size, tags=["train"], plain=True)[0] for i in range(n)]
+                       render_size=size, tags=["train"], plain=True, camera=camera)[0] for i in range(n)]
 
 
 def learned_demos(eps: list, observer, rows: int):
@@ -87,7 +87,7 @@ def explore_and_fit(args, seed: int, observer, size, root: Path):
         return LearnedDynamics.load(path), json.loads((root / "dynamics_metrics.json").read_text())
     t0 = time.perf_counter()
     data = collect_exploration(ENV_ID, robot="iiwa", episodes=args.explore, seed=seed + 7, observe=observer,
-                               render_size=size, plain=True, progress=True)
+                               render_size=size, plain=True, camera=args.camera, progress=True)
     t_col = time.perf_counter() - t0
     model, err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"],
                                 cfg=DynamicsTrainConfig(seed=seed), **robot_description(data))
@@ -190,16 +190,18 @@ def run_seed(args, seed: int, root: Path) -> dict:
     t0 = time.perf_counter()
     det = LearnedDetector.load(args.detector)
     size = det.source_size
-    env = make_env(size)
+    env = make_env(size, args.camera)
     space = ImageSpace.facing(env.unwrapped.camera_model(), args.depth)
     observer = LearnedObserver(args.detector, space)
     lib = Library.open(root / "library", create=True)
-    eps = record_plain_demos(lib, args.demos, 1000 * (seed + 1), size)
+    eps = record_plain_demos(lib, args.demos, 1000 * (seed + 1), size, args.camera)
     demos = learned_demos(eps, observer, rows=10)
     log(f"seed {seed}: {len(eps)} plain demos, learned keypoints {observer.names}, depth {space.depth:.3f} m")
     model, dyn_err = explore_and_fit(args, seed, observer, size, root)
     log(f"dynamics on learned keypoints: {dyn_err}")
-    run = fit_cost(demos, model, "timedep", LearnerConfig(rows=10, outer_iters=args.iters, seed=seed))
+    from robot_irl.irl.inner import InnerConfig
+    run = fit_cost(demos, model, "timedep", LearnerConfig(rows=10, outer_iters=args.iters, seed=seed,
+                                                          inner=InnerConfig(damping=args.damping)))
     log(f"timedep fitted: train path {run.metrics.get('train_path_err_cm', float('nan')):.2f} cm (learned-keypoint space)")
     spec = env.unwrapped.keypoint_spec
     robot_idx = [spec.index(k.name) for k in spec.on_body("robot")]
@@ -235,8 +237,13 @@ def main() -> int:
     ap.add_argument("--goals", type=int, default=20)
     ap.add_argument("--explore", type=int, default=150, help="exploration episodes for the learned dynamics")
     ap.add_argument("--iters", type=int, default=400, help="MBIRL outer iterations")
+    ap.add_argument("--damping", type=float, default=0.1,
+                    help="the inner Gauss-Newton step's Levenberg damping (relative; the learner's default is 1e-3: "
+                         "on learned keypoints 0.1 was chosen on dev seed 0, notes/keypoints.md)")
     ap.add_argument("--depth", type=float, help="depth (m) of the plane the pixels are put on (default: where the "
                                                 "optical axis meets the ground)")
+    ap.add_argument("--camera", default="front", help="the sim camera the demos, exploration and goal images are "
+                                                      "rendered from (the detector's)")
     ap.add_argument("--markers", action="store_true", help="also run the marker pipeline on the same goals")
     ap.add_argument("--out", help="keep libraries and models here (reused on a rerun)")
     args = ap.parse_args()

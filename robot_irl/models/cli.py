@@ -64,7 +64,8 @@ def _learned_observation(args: argparse.Namespace) -> dict:
 
     det = LearnedDetector.load(args.detector)
     space = ImageSpace.facing(get_camera(args.camera, det.source_size).model(), args.depth)
-    return {"observe": LearnedObserver(det.path, space), "render_size": det.source_size, "plain": True}
+    return {"observe": LearnedObserver(det.path, space), "render_size": det.source_size, "plain": True,
+            "camera": args.camera}
 
 
 def load_exploration(path: str | Path) -> dict[str, np.ndarray]:
@@ -141,7 +142,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "the scene camera's frames, rendered without markers at its frame size, instead of the sim's")
     c.add_argument("--depth", type=float, help="with --detector: depth (m) of the plane facing the camera its pixels "
                    "are put on (default: where the optical axis meets the ground)")
-    c.add_argument("--camera", default="front", help="with --detector: the sim camera (default front)")
+    c.add_argument("--camera", default="front", help="with --detector: the sim camera it sees through (default front; "
+                   "the one its demos were recorded with)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_option(c)
     c.set_defaults(func=cmd_collect)

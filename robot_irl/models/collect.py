@@ -128,14 +128,16 @@ class ExplorePlan:
     observe: Any = None                       # frames [T, H, W, 3] -> keypoints [T, K, 3] (see module doc)
     render_size: tuple[int, int] | None = None  # the frames' (W, H); needed with observe
     plain: bool = False                       # render without markers and blobs
+    camera: str = "front"                     # the sim camera rendered
 
 
 _ENV: dict[tuple, Any] = {}   # this process's env per (env id, robot, rendering): a Ray worker runs many episodes
 
 
-def _env_for(env_id: str, robot: str, render_size: tuple[int, int] | None = None, plain: bool = False):
+def _env_for(env_id: str, robot: str, render_size: tuple[int, int] | None = None, plain: bool = False,
+             camera: str = "front"):
     """One env per process and robot: building the scene costs about as much as an episode."""
-    key = (env_id, robot, render_size, plain)
+    key = (env_id, robot, render_size, plain, camera)
     if key not in _ENV:
         import gymnasium as gym
 
@@ -143,7 +145,7 @@ def _env_for(env_id: str, robot: str, render_size: tuple[int, int] | None = None
 
         release_env()
         _ENV[key] = gym.make(env_id, robot=robot, render_size=tuple(render_size or (64, 48)),
-                             markers=not plain, blobs=not plain)
+                             markers=not plain, blobs=not plain, camera=camera)
     return _ENV[key]
 
 
@@ -165,7 +167,7 @@ def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
     """Episode ``e`` of ``plan`` (a Ray task with ``--ray``): ``x [T, K, 3]``, ``q [T, n]``,
     ``u [T-1, n]`` and its env seed; it depends only on ``plan`` and ``e``. With ``plan.observe``,
     ``x`` is what it sees in the frames rendered at the row boundaries."""
-    env = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain)
+    env = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain, plan.camera)
     u = env.unwrapped
     spec = u.keypoint_spec
     names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
@@ -192,7 +194,7 @@ def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
 
 def _robot_arrays(plan: ExplorePlan) -> dict[str, np.ndarray]:
     """What the robot is (limits, keypoint names, links and offsets, URDF), from this process's env."""
-    u = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain).unwrapped
+    u = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain, plan.camera).unwrapped
     lim = u.robot.joint_limits
     out = {"lower": lim[:, 0].copy(), "upper": lim[:, 1].copy(), "robot": np.array(plan.robot),
            "env": np.array(plan.env_id), "rows": np.array(plan.rows), "joint_names": np.array(u.robot.joint_names),
@@ -212,13 +214,13 @@ def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiw
                         keypoint_names: list[str] | None = None, regions: tuple[str, ...] = ("left", "right"),
                         seed: int = 0, progress: bool = False, cluster: RayCluster | None = None,
                         observe: Any = None, render_size: tuple[int, int] | None = None,
-                        plain: bool = False) -> dict[str, np.ndarray]:
+                        plain: bool = False, camera: str = "front") -> dict[str, np.ndarray]:
     """Exploration episodes (see module docstring). Returns arrays ``x [N, T, K, 3]`` (metres),
     ``q [N, T, n]``, ``u [N, T-1, n]`` (commanded row deltas), ``lower``/``upper [n]``, ``names [K]``,
     ``seeds [N]``, with ``T = rows + extra``; and what the robot is — ``joint_names [n]``,
     ``frame_links [K]`` / ``frame_offsets [K, 3]`` (each keypoint's link and offset) and ``urdf`` —
     which a learned model keeps so a runner can drive the arm with it. With ``observe`` (and
-    ``render_size``, ``plain``) ``x`` is what the observer sees in the rendered frames and, instead
+    ``render_size``, ``plain``, ``camera``) ``x`` is what the observer sees in the rendered frames and, instead
     of the keypoints' links, ``observation`` holds its description (JSON).
 
     Episode ``e`` depends only on ``seed`` and ``e`` (:func:`episode_rng`), so with ``cluster`` (a
@@ -233,7 +235,8 @@ def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiw
                          expected="the frames' size for the observer, keypoints named by the observer")
     plan = ExplorePlan(env_id, robot, rows, extra, noise, random_frac,
                        tuple(keypoint_names) if keypoint_names else None, tuple(regions), seed,
-                       observe, None if render_size is None else (int(render_size[0]), int(render_size[1])), plain)
+                       observe, None if render_size is None else (int(render_size[0]), int(render_size[1])), plain,
+                       camera)
     try:
         robot_arrays = _robot_arrays(plan)   # also checks the env, robot and keypoint names before any task
         if cluster is None:
