@@ -58,10 +58,6 @@ CAMERAS: dict[str, SceneCamera] = {
     "front": SceneCamera(),
     "close": SceneCamera(eye=(0.55, -0.55, 0.35), target=(0.55, 0.0, 0.1), name="close"),
     "top": SceneCamera(eye=(0.55, -0.05, 1.3), target=(0.55, 0.0, 0.0), up=(1.0, 0.0, 0.0), name="top"),
-    # looking down at ~58 deg with a narrower field: one image's pixels pin where a point is on the table
-    # ~4x better than front's 25 deg (a point on a pixel's ray off by h in height is off by h cot(elevation)
-    # across the table), which learned keypoints without depth need (notes/keypoints.md, issue 18)
-    "high": SceneCamera(eye=(0.55, -0.5, 0.85), target=(0.55, 0.0, 0.05), fov_y=45.0, name="high"),
 }
 
 
