@@ -1,7 +1,7 @@
-"""The learner on learned keypoints (issue 18 item 4): the image space pixels are lifted into, the
-observer, demos from arrays, and one tiny end-to-end pass through the CLI (a detector trained a few
-steps, exploration seen through it, a tiny dynamics fit, a cost, one plan toward a goal image) with
-the mismatches it must refuse."""
+"""The learner on learned keypoints (issue 18 item 4): the image space pixels are lifted into and demos
+from arrays. The observer and the tiny end-to-end pass through the CLI (exploration seen through a
+detector, a dynamics fit, a cost, one plan toward a goal image) are in test_keypoints_learned.py,
+on that module's plain library and detector."""
 from __future__ import annotations
 
 import json
@@ -58,90 +58,3 @@ def test_demos_from_arrays_cut_where_the_joints_rest_and_end_at_the_last_keypoin
     assert np.allclose(demos.q0, 0.0) and np.allclose(demos.goal_keypoints()[0], x[-1])
     with pytest.raises(InputError, match="demo b"):
         demos_from_arrays([{"name": "b", "t": t, "x": x[:, :, :2], "t_state": t, "q": q}])
-
-
-@pytest.fixture(scope="module")
-def plain_lib(tmp_path_factory):
-    """Two plain (marker-less) place demos at 64x48, one per goal region."""
-    from robot_irl.library import Library
-    from robot_irl.record.sim import record_sim
-    lib = Library.open(tmp_path_factory.mktemp("lkirl") / "lib", create=True)
-    for i, region in enumerate(("right", "left")):
-        record_sim(lib, "robot_irl/Place-v0", episodes=1, seed=i, variant={"goal_region": region},
-                   render_size=(64, 48), plain=True, tags=["train"])
-    return lib.path
-
-
-@pytest.fixture(scope="module")
-def detector(plain_lib, tmp_path_factory):
-    """A detector trained for a few steps (K = 4, 32 px wide) on the demos' frames."""
-    from robot_irl.keypoints.learned.frames import library_frames
-    from robot_irl.keypoints.learned.train import TrainConfig, train_detector
-    from robot_irl.library import Library
-    out = tmp_path_factory.mktemp("lkirl") / "det"
-    train_detector(library_frames(Library.open(plain_lib).select("tag:plain"), 32), out, k=4,
-                   config=TrainConfig(steps=3, batch=4, image_every=100), progress=False)
-    return out
-
-
-def test_observer_checks_camera_keypoints_and_detector(detector):
-    from robot_irl.keypoints.learned.observe import LearnedObserver
-    from robot_irl.keypoints.learned.space import ImageSpace
-    with pytest.raises(InputError, match="camera is 320x240, the detector's frames 64x48"):
-        LearnedObserver(detector, ImageSpace.facing(_front((320, 240))))
-    with pytest.raises(InputError, match="keypoints to keep"):
-        LearnedObserver(detector, ImageSpace.facing(_front()), keep=["lk9"])
-    obs = LearnedObserver(detector, ImageSpace.facing(_front()), keep=["lk1", "lk3"])
-    x = obs(np.zeros((3, 48, 64, 3), np.uint8))
-    assert x.shape == (3, 2, 3) and np.isfinite(x).all()
-    d = obs.to_dict()
-    assert d["names"] == ["lk1", "lk3"] and d["k"] == 4 and d["source_size"] == [64, 48]
-    with pytest.raises(InputError, match="now has K = 4.*made with K = 8"):
-        LearnedObserver.from_dict({**d, "k": 8}, file="model.pt")
-    with pytest.raises(InputError, match="frames are 80x60"):
-        obs(np.zeros((1, 60, 80, 3), np.uint8), origin="goal.png")
-
-
-def test_cli_learned_keypoints_end_to_end(plain_lib, detector, tmp_path, capsys):
-    """dynamics collect --detector -> dynamics train -> train --keypoints learned -> run --goal-image."""
-    import cv2
-
-    from robot_irl.cli import main
-    from robot_irl.library import Library
-    from robot_irl.models import LearnedDynamics
-    data, dyn_dir, run_dir = tmp_path / "explore.npz", tmp_path / "dyn", tmp_path / "run"
-    assert main(["dynamics", "collect", "--detector", str(detector), "--episodes", "3", "--rows", "3", "--extra", "0",
-                 "--random-frac", "0", "--out", str(data), "--quiet"]) == 0
-    arrays = np.load(data)
-    assert arrays["x"].shape == (3, 3, 4, 3) and "frame_links" not in arrays
-    assert json.loads(str(arrays["observation"]))["names"] == ["lk0", "lk1", "lk2", "lk3"]
-    assert main(["dynamics", "train", "--data", str(data), "--out", str(dyn_dir), "--epochs", "2", "--json"]) == 0
-    model = LearnedDynamics.load(dyn_dir / "model.pt")
-    assert model.frames is None and model.observation["model"] == str(detector.resolve())
-    capsys.readouterr()
-    assert main(["train", "--demos", "tag:train", "--library", str(plain_lib), "--keypoints", "learned",
-                 "--dynamics", "learned", "--model", str(dyn_dir / "model.pt"), "--iters", "2", "--out", str(run_dir),
-                 "--quiet", "--json"]) == 0
-    cfg = json.loads((run_dir / "config.json").read_text())
-    assert cfg["demos"]["keypoints"] == "learned" and cfg["demos"]["keypoint_names"] == ["lk0", "lk1", "lk2", "lk3"]
-    ep = sorted(Library.open(plain_lib).select("tag:train"), key=lambda e: e.meta["seed"])[1]
-    goal_png = tmp_path / "goal.png"
-    cv2.imwrite(str(goal_png), cv2.cvtColor(list(ep.video_frames("cam0"))[-1], cv2.COLOR_RGB2BGR))
-    capsys.readouterr()
-    start = ",".join(f"{v:.4f}" for v in ep.arrays("state")["joint_pos"][0])
-    assert main(["run", "--run", str(run_dir), "--goal-image", str(goal_png), "--dry-run", "--json", "--sim-time",
-                 "--arm-opt", f"start=[{start}]", "--preview", str(tmp_path / "p.gif")]) in (0, 1)
-    shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert np.asarray(shown["goal_keypoints"]).shape == (4, 3) and np.asarray(shown["planned_keypoints"]).shape[1:] == (4, 3)
-    # the mismatches: an image of another size, a goal point for learned keypoints, both goals, none
-    small = tmp_path / "small.png"
-    cv2.imwrite(str(small), np.zeros((24, 32, 3), np.uint8))
-    for argv, message in ((["--goal-image", str(small)], "frames are 32x24"),
-                          (["--goal", "0.6,0,0.2"], "with a run on learned keypoints"),
-                          (["--goal", "0.6,0,0.2", "--goal-image", str(goal_png)], "both given"),
-                          ([], "no goal")):
-        assert main(["run", "--run", str(run_dir), "--dry-run", "--sim-time", *argv]) == 2
-        assert message in capsys.readouterr().err
-    assert main(["train", "--demos", "tag:train", "--library", str(plain_lib), "--keypoints", "learned",
-                 "--out", str(tmp_path / "r2")]) == 2
-    assert "--keypoints learned with --dynamics kinematic" in capsys.readouterr().err

@@ -309,7 +309,8 @@ def _learner_config(args: argparse.Namespace):
     if args.inner is not None and args.inner != inner.method:
         inner = InnerConfig(method=args.inner, step_size=0.5 if args.inner == "gn" else 1e-3)
     inner = InnerConfig(**{**inner.to_dict(), **({"steps": args.inner_steps} if args.inner_steps else {}),
-                           **({"step_size": args.inner_step_size} if args.inner_step_size is not None else {})})
+                           **({"step_size": args.inner_step_size} if args.inner_step_size is not None else {}),
+                           **({"damping": args.inner_damping} if getattr(args, "inner_damping", None) is not None else {})})
     given = {k: v for k, v in (("outer_iters", args.iters), ("lr", args.lr)) if v is not None}
     if args.signed_weights:
         given["nonneg"] = False
@@ -658,6 +659,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inner", choices=("gn", "gd"), help="inner update rule (default gn / gd)")
     p.add_argument("--inner-steps", type=int, help="inner steps (default 10 / 1)")
     p.add_argument("--inner-step-size", type=float, help="default 0.5 (gn) or 1e-3 (gd)")
+    p.add_argument("--inner-damping", type=float, help="gn: Levenberg damping relative to the mean diagonal of J^T J "
+                   "(default 1e-3; learned keypoints: 0.1, see notes/keypoints.md)")
     p.add_argument("--signed-weights", action="store_true",
                    help="let cost weights go negative (default recipe keeps them >= 0; the paper recipe never bounds them)")
     p.add_argument("--seed", type=int, default=0)
