@@ -34,8 +34,10 @@ def cmd_collect(args: argparse.Namespace) -> int:
             raise InputError("--keypoint-names with --detector", field="--keypoint-names",
                              expected="no names: a learned detector's keypoints are lk0.. (all of them)")
         kwargs.update(_learned_observation(args))
-    elif args.depth is not None:
-        print("note: --depth is for --detector; ignored", file=sys.stderr)
+    else:
+        for option, given in (("--depth", args.depth is not None), ("--camera", args.camera != "front")):
+            if given:
+                print(f"note: {option} is for --detector; ignored", file=sys.stderr)
     if args.ray:
         from robot_irl.core.cluster import RayCluster
 
