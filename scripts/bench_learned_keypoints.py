@@ -14,8 +14,12 @@ frame (`cv2.inpaint` over its detected quad, grown by --inpaint-grow to cover th
 a detector trained on those frames; a linear map to the tag's detected centre fitted on the
 first half, median error (px at 640 wide) on the second half.
 
-Transfer (acceptance 3) is not measured here: the learner on learned keypoints is not built yet,
-so its keys are null (with `transfer_status`).
+Transfer (acceptance 3, with --transfer-detector DIR): scripts/eval_learned_transfer.py for --transfer-seeds
+(MBIRL on learned keypoints from 5 plain demos, 20 held-out goals given as target images, run through the
+runner, judged on simulator truth; the marker pipeline on the same goals for the path-error ratio).
+`transfer_success` and `path_err_ratio_vs_markers` are its figures (mean over those seeds); without
+--transfer-detector they are null and `transfer_status` says so. The detector is an argument, not the
+sim section's own: that one is trained on right-region episodes only, the transfer goals use both.
 
     nice -n 10 /work/main/.venv/bin/python scripts/bench_learned_keypoints.py [--work /tmp/blk]
         [--seed 100] [--episodes 30] [--train 20] [--steps 1500] [--size 64] [--no-real]
@@ -189,6 +193,24 @@ def real_section(args, out: dict) -> None:
                real_tag_left_after_inpaint=int(sum(q is not None for q in left)))
 
 
+def transfer_section(args, out: dict) -> None:
+    """Acceptance 3 through scripts/eval_learned_transfer.py (its defaults), markers on the same goals."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import eval_learned_transfer as elt
+    from evalkit import parse_seeds
+    seeds = parse_seeds(args.transfer_seeds)
+    ns = argparse.Namespace(detector=str(args.transfer_detector), demos=5, goals=20, explore=150, iters=400,
+                            damping=0.1, depth=None, camera="front", markers=True)
+    per = {s: elt.run_seed(ns, s, args.work / f"transfer{s}") for s in seeds}
+    out.update(transfer_success=float(np.mean([per[s]["success_rate"] for s in seeds])),
+               path_err_ratio_vs_markers=float(np.mean([per[s]["path_err_ratio_vs_markers"] for s in seeds])),
+               transfer_seeds=seeds, transfer_detector=str(args.transfer_detector),
+               transfer_path_err_truth_cm=float(np.mean([per[s]["path_err_truth_cm"] for s in seeds])),
+               transfer_marker_path_err_truth_cm=float(np.mean([per[s]["marker_path_err_truth_cm"] for s in seeds])),
+               transfer_status="success: task.is_success on simulator truth; path: robot keypoints' true path vs the "
+                               "expert's, learned / markers (eval_transfer) on the same goals")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench_learned_keypoints"),
@@ -207,6 +229,9 @@ def main() -> None:
                     help="grow the tag quad by this fraction of its half-size before inpainting (white margin)")
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--no-sim", action="store_true", help="the real-video section only")
+    ap.add_argument("--transfer-detector", type=Path, help="a detector folder for the transfer section (acceptance 3; "
+                                                            "trained on plain front renders of both goal regions)")
+    ap.add_argument("--transfer-seeds", default="100", help="seeds of the transfer section (report: >= 100)")
     args = ap.parse_args()
     out: dict = {"seed": args.seed, "episodes": args.episodes, "size": args.size, "steps": args.steps,
                  "load_avg_1min_start": os.getloadavg()[0], "cpus": os.cpu_count()}
@@ -217,9 +242,12 @@ def main() -> None:
     else:
         out["real_err_px_median"] = None
         print(f"\nreal: skipped ({'--no-real' if args.no_real else f'{args.real} absent'})")
-    out.update(transfer_success=None, path_err_ratio_vs_markers=None,
-               transfer_status="not measured: the learner on learned keypoints (issue 18 item 4) is not built yet",
-               load_avg_1min_end=os.getloadavg()[0])
+    if args.transfer_detector:
+        transfer_section(args, out)
+    else:
+        out.update(transfer_success=None, path_err_ratio_vs_markers=None,
+                   transfer_status="not run: give --transfer-detector DIR (scripts/eval_learned_transfer.py)")
+    out["load_avg_1min_end"] = os.getloadavg()[0]
     print(json.dumps({k: (round(v, 5) if isinstance(v, float) else v) for k, v in out.items()}))
 
 

@@ -155,3 +155,75 @@ def test_keep_subset_and_drop_flagged_needs_a_report(plain_lib, model, capsys):
     assert main(["extract", "tag:plain", "--library", str(plain_lib), "--detector", "learned", "--model", str(model),
                  "--drop-flagged", "--quiet"]) == 2
     assert "keypoints report --model" in capsys.readouterr().err
+
+
+# --- the learner on learned keypoints (issue 18 item 4); more in test_learned_keypoints_irl.py ---
+
+def _front_camera(size=(64, 48)):
+    from sim.camera import get_camera
+    return get_camera("front", size).model()
+
+
+def test_observer_checks_camera_keypoints_and_detector(model):
+    from robot_irl.keypoints.learned.observe import LearnedObserver
+    from robot_irl.keypoints.learned.space import ImageSpace
+    detector = model
+    with pytest.raises(InputError, match="camera is 320x240, the detector's frames 64x48"):
+        LearnedObserver(detector, ImageSpace.facing(_front_camera((320, 240))))
+    with pytest.raises(InputError, match="keypoints to keep"):
+        LearnedObserver(detector, ImageSpace.facing(_front_camera()), keep=["lk9"])
+    obs = LearnedObserver(detector, ImageSpace.facing(_front_camera()), keep=["lk1", "lk3"])
+    x = obs(np.zeros((3, 48, 64, 3), np.uint8))
+    assert x.shape == (3, 2, 3) and np.isfinite(x).all()
+    d = obs.to_dict()
+    assert d["names"] == ["lk1", "lk3"] and d["k"] == 4 and d["source_size"] == [64, 48]
+    with pytest.raises(InputError, match="now has K = 4.*made with K = 8"):
+        LearnedObserver.from_dict({**d, "k": 8}, file="model.pt")
+    with pytest.raises(InputError, match="frames are 80x60"):
+        obs(np.zeros((1, 60, 80, 3), np.uint8), origin="goal.png")
+
+
+def test_cli_learned_keypoints_end_to_end(plain_lib, model, tmp_path, capsys):
+    """dynamics collect --detector -> dynamics train -> train --keypoints learned -> run --goal-image."""
+    import cv2
+    detector = model
+
+    from robot_irl.cli import main
+    from robot_irl.library import Library
+    from robot_irl.models import LearnedDynamics
+    data, dyn_dir, run_dir = tmp_path / "explore.npz", tmp_path / "dyn", tmp_path / "run"
+    assert main(["dynamics", "collect", "--detector", str(detector), "--episodes", "3", "--rows", "3", "--extra", "0",
+                 "--random-frac", "0", "--out", str(data), "--quiet"]) == 0
+    arrays = np.load(data)
+    assert arrays["x"].shape == (3, 3, 4, 3) and "frame_links" not in arrays
+    assert json.loads(str(arrays["observation"]))["names"] == ["lk0", "lk1", "lk2", "lk3"]
+    assert main(["dynamics", "train", "--data", str(data), "--out", str(dyn_dir), "--epochs", "2", "--json"]) == 0
+    dyn = LearnedDynamics.load(dyn_dir / "model.pt")
+    assert dyn.frames is None and dyn.observation["model"] == str(detector.resolve())
+    capsys.readouterr()
+    assert main(["train", "--demos", "tag:plain", "--library", str(plain_lib), "--keypoints", "learned",
+                 "--dynamics", "learned", "--model", str(dyn_dir / "model.pt"), "--iters", "2", "--out", str(run_dir),
+                 "--quiet", "--json"]) == 0
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["demos"]["keypoints"] == "learned" and cfg["demos"]["keypoint_names"] == ["lk0", "lk1", "lk2", "lk3"]
+    ep = sorted(Library.open(plain_lib).select("tag:plain"), key=lambda e: e.meta["seed"])[1]
+    goal_png = tmp_path / "goal.png"
+    cv2.imwrite(str(goal_png), cv2.cvtColor(list(ep.video_frames("cam0"))[-1], cv2.COLOR_RGB2BGR))
+    capsys.readouterr()
+    start = ",".join(f"{v:.4f}" for v in ep.arrays("state")["joint_pos"][0])
+    assert main(["run", "--run", str(run_dir), "--goal-image", str(goal_png), "--dry-run", "--json", "--sim-time",
+                 "--arm-opt", f"start=[{start}]", "--preview", str(tmp_path / "p.gif")]) in (0, 1)
+    shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert np.asarray(shown["goal_keypoints"]).shape == (4, 3) and np.asarray(shown["planned_keypoints"]).shape[1:] == (4, 3)
+    # the mismatches: an image of another size, a goal point for learned keypoints, both goals, none
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((24, 32, 3), np.uint8))
+    for argv, message in ((["--goal-image", str(small)], "frames are 32x24"),
+                          (["--goal", "0.6,0,0.2"], "with a run on learned keypoints"),
+                          (["--goal", "0.6,0,0.2", "--goal-image", str(goal_png)], "both given"),
+                          ([], "no goal")):
+        assert main(["run", "--run", str(run_dir), "--dry-run", "--sim-time", *argv]) == 2
+        assert message in capsys.readouterr().err
+    assert main(["train", "--demos", "tag:plain", "--library", str(plain_lib), "--keypoints", "learned",
+                 "--out", str(tmp_path / "r2")]) == 2
+    assert "--keypoints learned with --dynamics kinematic" in capsys.readouterr().err

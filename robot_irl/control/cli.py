@@ -131,6 +131,35 @@ def _goal_arg(text: str) -> np.ndarray | Path:
     return xyz
 
 
+def _goal_image_arg(text: str) -> Path:
+    """``--goal-image``: an image file that exists (read once the run is loaded)."""
+    path = Path(text)
+    if not path.is_file():
+        raise InputError("goal image not found", file=path, field="--goal-image",
+                         expected="an image file (PNG/JPEG) of the scene camera showing the goal")
+    return path
+
+
+def _goal_from_image(path: Path, trained, run_path: Path) -> np.ndarray:
+    """Goal keypoints ``[K, 3]``: the run's learned detector on the image, lifted as its demos were.
+    Refused for a run whose keypoints are not a learned detector's, an image of another size than the
+    detector's frames, or a detector folder that no longer holds the detector the run was made with."""
+    import cv2
+
+    from robot_irl.control.mpc import image_keypoints
+    from robot_irl.keypoints.learned.observe import LearnedObserver
+
+    if not image_keypoints(trained):
+        raise InputError("--goal-image with a run on marker/sim keypoints", file=run_path, field="--goal-image",
+                         expected="a run trained on learned keypoints (`robot-irl train --keypoints learned "
+                                  "--dynamics learned --model M`), or --goal keypoints")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise InputError("cannot read the image", file=path, field="--goal-image", expected="a PNG or JPEG image")
+    observer = LearnedObserver.from_dict(trained.dynamics.observation, file=str(trained.dynamics.path))
+    return observer(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None], origin=str(path))[0]
+
+
 def _goal_keypoints(goal: np.ndarray | Path, trained, current: np.ndarray) -> np.ndarray:
     """Goal keypoints [K, 3]: from the file, or the current keypoints shifted so the end-effector
     keypoint (named ``ee``, else the first) lands on ``x,y,z``."""
@@ -148,6 +177,12 @@ def _goal_keypoints(goal: np.ndarray | Path, trained, current: np.ndarray) -> np
             raise InputError(f"goal keypoints have shape {g.shape}", file=goal, field="goal",
                              expected=f"[{K}, 3] metres, one row per keypoint of the run")
         return g
+    from robot_irl.control.mpc import image_keypoints
+
+    if image_keypoints(trained):
+        raise InputError(f"--goal {','.join(f'{v:g}' for v in goal)} with a run on learned keypoints", field="--goal",
+                         expected="--goal-image FRAME.png (or a .npy/.json of the run's [K, 3] keypoints): learned "
+                                  "keypoints have no end-effector point to move")
     names = [f.name for f in trained.dynamics.frames]
     ee = names.index("ee") if "ee" in names else 0
     return current + (goal - current[ee])
@@ -209,12 +244,19 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--sim-time with --arm {args.arm}", field="--sim-time",
                          expected="a simulated arm (--arm pybullet): a physical arm moves in real time")
     if (run_path / "config.json").is_file() and is_person_run(run_path):
+        if args.goal is None or args.goal_image is not None:
+            raise InputError("--goal-image with a person run" if args.goal_image else "no --goal", field="--goal",
+                             expected="--goal X,Y: where the object's centre should rest on the table")
         return run_person(args, run_path)
     if args.object is not None:
         raise InputError("--object with a run trained on robot demos", field="--object",
                          expected="a run trained on person demos (`robot-irl train --demos tag:person "
                                   "--calibration ARM.json`), or no --object")
-    goal_arg = _goal_arg(args.goal)
+    if (args.goal is None) == (args.goal_image is None):
+        raise InputError("--goal and --goal-image both given" if args.goal else "no goal", field="--goal",
+                         expected="one of --goal (keypoints) or --goal-image (a frame showing the goal; runs on "
+                                  "learned keypoints)")
+    goal_arg = _goal_arg(args.goal) if args.goal is not None else _goal_image_arg(args.goal_image)
     if not (run_path / "config.json").is_file():
         raise InputError("not a trained run folder", file=run_path / "config.json", field="--run",
                          expected="a folder written by `robot-irl train` (config.json, weights.pt)")
@@ -227,6 +269,7 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--camera with --arm {args.arm}", field="--camera",
                          expected="--arm pybullet (the simulated scene camera is rendered in process)")
     trained = load_run(run_path)
+    image_goal = _goal_from_image(goal_arg, trained, run_path) if args.goal_image is not None else None
     opts = parse_arm_options(args.arm_opt)
     task, like = args.task, None
     library = None
@@ -251,7 +294,8 @@ def _run(args: argparse.Namespace) -> int:
         with arm:
             q = arm.get_observation().q
             joints = arm.capabilities.joint_names
-            goal = _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[joint_index(trained, joints)]))
+            goal = image_goal if image_goal is not None else \
+                _goal_keypoints(goal_arg, trained, keypoints_at(trained, q[joint_index(trained, joints)]))
             with planning_within_filter(trained, arm):     # the joint range run_learned plans in
                 _check_goal_reachable(trained, goal, q[joint_index(trained, joints)], args.tolerance, arm.safety)
                 shown = (_preview(args, trained, run_path, q, joints, goal, camera)
@@ -279,6 +323,7 @@ def _run(args: argparse.Namespace) -> int:
     ep = save_learned_run(library, rec, trained, robot=robot, task=task, arm_name=args.arm,
                           camera=video,
                           extra={"run": str(run_path.resolve()), "goal_keypoints": goal.tolist(),
+                                 "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
                                  "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100,
                                  "scene_camera": video.name if video else None})
     out = {"episode": ep.id, "final_err_cm": rec.final_err_m * 100, "final_keypoints": rec.final_keypoints.tolist(),
@@ -332,10 +377,10 @@ DETOUR_NOTE_CM = 5.0
 def _check_goal_reachable(trained, goal: np.ndarray, q_model: np.ndarray, tolerance_m: float, safety) -> None:
     """Refuse, before the arm moves, a goal the run's robot cannot reach (naming the nearest point it
     can) or that lies outside the workspace box."""
-    from robot_irl.control.mpc import nearest_reachable
+    from robot_irl.control.mpc import image_keypoints, nearest_reachable, run_keypoint_spec
 
-    names = [f.name for f in trained.dynamics.frames]
-    if safety.has_workspace:
+    names = run_keypoint_spec(trained).names
+    if safety.has_workspace and not image_keypoints(trained):   # learned keypoints lie on a plane facing the camera
         lo, hi = np.asarray(safety.workspace_lo), np.asarray(safety.workspace_hi)
         out = [n for n, p in zip(names, goal) if np.any(p < lo) or np.any(p > hi)]
         if out:
@@ -402,9 +447,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--arm-opt", action="append", default=[], metavar="KEY=VALUE",
                    help="backend config field, e.g. host=172.16.0.2 or robot=panda (repeatable)")
     r.add_argument("--run", required=True, help="trained run folder (robot-irl train --out)")
-    r.add_argument("--goal", required=True,
+    r.add_argument("--goal",
                    help="x,y,z of the end-effector keypoint (m, base frame) or a .npy/.json of [K, 3] keypoints; "
                    "a run trained on person demos: X,Y where the object's centre should rest on the table")
+    r.add_argument("--goal-image", metavar="FRAME.png",
+                   help="a run on learned keypoints: a frame of the scene camera showing the goal (its size the "
+                   "detector's frames'); the goal is its learned keypoints")
     r.add_argument("--object", metavar="X,Y[,YAW_DEG]",
                    help="a run trained on person demos on --arm pybullet: where the simulated cell puts the object "
                    "(m, base frame); the arm finds it with the cell camera, grasps, carries and releases it")

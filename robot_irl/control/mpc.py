@@ -53,7 +53,8 @@ def check_runnable(trained: Any) -> None:
     """Refuse a run whose dynamics cannot drive an arm: it must name its joints and keypoint frames
     (every kinematic model does; learned ones since they store them) and give keypoints from joints."""
     dyn = trained.dynamics
-    missing = [name for name in ("joints", "frames") if getattr(dyn, name, None) is None]
+    missing = [name for name in ("joints", "frames") if getattr(dyn, name, None) is None
+               and not (name == "frames" and image_keypoints(trained))]
     if missing:
         raise InputError(f"the run's {dyn.kind} dynamics model does not name its {' and '.join(missing)} "
                          "(a model file written before they were stored)", file=getattr(dyn, "path", None),
@@ -62,6 +63,12 @@ def check_runnable(trained: Any) -> None:
     if not hasattr(dyn, "keypoints") or getattr(dyn, "fk", True) is False:
         raise InputError(f"the run's {dyn.kind} dynamics cannot tell keypoints from joint angles", field="dynamics",
                          expected="a kinematic model or a learned model with --structure fk")
+
+
+def image_keypoints(trained: Any) -> bool:
+    """Whether the run's keypoints are a learned detector's, seen in images (``observation`` on the
+    dynamics) rather than points on the robot's links."""
+    return getattr(trained.dynamics, "observation", None) is not None
 
 
 def joint_index(trained: Any, arm_joints: tuple[str, ...] | list[str]) -> np.ndarray:
@@ -86,7 +93,11 @@ def keypoints_at(trained: Any, q_model: np.ndarray) -> np.ndarray:
 
 
 def run_keypoint_spec(trained: Any) -> KeypointSpec:
-    """The run's keypoints as a spec (robot body, link + offset), so a run episode names them."""
+    """The run's keypoints as a spec (robot body, link + offset), so a run episode names them.
+    Learned image keypoints sit on no known link: the spec names them on a body ``scene``, link
+    ``image``."""
+    if image_keypoints(trained):
+        return KeypointSpec(tuple(KeypointDef(n, "scene", "image") for n in trained.dynamics.observation["names"]))
     return KeypointSpec(tuple(KeypointDef(f.name, ROBOT_BODY, f.link, tuple(float(v) for v in f.offset))
                               for f in trained.dynamics.frames))
 
@@ -351,8 +362,10 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
                              max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation, hold_facing=hold_facing)
     idx = planner.idx
-    # The workspace box (when the arm has one) holds every keypoint of the run, not only the flange.
-    arm.watch_points(lambda q: keypoints_at(trained, np.asarray(q)[idx]))
+    # The workspace box (when the arm has one) holds every keypoint of the run, not only the flange;
+    # learned image keypoints are not where the points are (they lie on a plane facing the camera).
+    if not image_keypoints(trained):
+        arm.watch_points(lambda q: keypoints_at(trained, np.asarray(q)[idx]))
 
     def err(q: np.ndarray) -> float:
         return float(np.max(np.linalg.norm(keypoints_at(trained, q[idx]) - goal, axis=-1)))
@@ -433,7 +446,7 @@ def save_learned_run(library, rec: LearnedRunRecord, trained: Any, *, robot: str
     from robot_irl.library import Column
 
     T, K = len(rec), trained.dynamics.n_keypoints
-    names = tuple(f.name for f in trained.dynamics.frames)
+    names = tuple(run_keypoint_spec(trained).names)
     cols = {"keypoints_3d": (Column((K, 3), "float64", "m", names), rec.keypoints),
             "goal_3d": (Column((K, 3), "float64", "m", names), np.repeat(rec.goal_keypoints[None], T, 0))}
     cam = None

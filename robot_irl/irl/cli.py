@@ -68,22 +68,55 @@ def _is_file_source(text: str) -> bool:
 
 
 def _load_demos(demos_arg: str, library: str | None, keypoints: str, rows: int | None,
-                names: str | None, goals: str = "recorded"):
+                names: str | None, goals: str = "recorded", model: str | None = None):
     """(DemoSet, keypoint spec or None, robot name or None, info for the run config)."""
     from robot_irl.irl import load_keypoint_file
     from robot_irl.irl.library_demos import demos_from_library, library_robot
 
+    if keypoints == "learned" and _is_file_source(demos_arg):
+        raise InputError(f"--keypoints learned with the keypoint file {demos_arg}", field="--keypoints",
+                         expected="a library query (the learned detector runs on the episodes' video)")
     if _is_file_source(demos_arg):
         return load_keypoint_file(demos_arg), None, None, {"file": str(Path(demos_arg).resolve())}
     from robot_irl.library import Library
 
     lib = Library.open(library)
+    if keypoints == "learned":
+        return _learned_demos(lib, demos_arg, rows, model)
     kp_names = [n.strip() for n in names.split(",") if n.strip()] if names else None
     demos, spec = demos_from_library(lib, demos_arg, rows=rows or 10, keypoints=keypoints, names=kp_names,
                                      goals=goals)
     info = {"library": str(lib.path), "query": demos_arg, "keypoints": keypoints, "rows": rows or 10,
             "keypoint_names": spec.names, "goals": goals}
     return demos, spec, library_robot(lib, demos_arg), info
+
+
+def _learned_demos(lib, query: str, rows: int | None, model: str | None):
+    """Demos on learned keypoints: the detector of the learned dynamics ``model`` (``robot-irl dynamics
+    collect --detector``) run on the selected episodes' video, lifted as its exploration data was.
+    Goals: where each demo's keypoints ended (a recorded goal is in the sim's keypoints, not these)."""
+    from robot_irl.irl.library_demos import demos_from_arrays, library_robot
+    from robot_irl.keypoints.learned.observe import LearnedObserver, observe_episodes
+    from robot_irl.models import LearnedDynamics
+
+    if not model:
+        raise InputError("--keypoints learned needs --dynamics learned --model", field="--model",
+                         expected="a model from `robot-irl dynamics collect --detector DIR` + `dynamics train`")
+    dyn = LearnedDynamics.load(model)
+    if dyn.observation is None:
+        raise InputError("the dynamics model was trained on the simulator's keypoints, not a learned detector's",
+                         file=model, field="--model",
+                         expected="a model from `robot-irl dynamics collect --detector DIR` + `dynamics train`")
+    observer = LearnedObserver.from_dict(dyn.observation, file=str(model))
+    episodes = lib.select(query)
+    if not episodes:
+        raise InputError(f"the query '{query}' selects no episode", file=lib.path, field="--demos",
+                         expected="a query matching recorded episodes (see `robot-irl demos list`)")
+    demos = demos_from_arrays(observe_episodes(observer, episodes), rows=rows or 10,
+                              source=f"library {lib.path}, query '{query}' (learned keypoints, {observer.model})")
+    info = {"library": str(lib.path), "query": query, "keypoints": "learned", "rows": rows or 10,
+            "keypoint_names": observer.names, "goals": "final", "detector": observer.model}
+    return demos, None, library_robot(lib, query), info
 
 
 def _robot_urdf(robot: str | None) -> str:
@@ -276,7 +309,8 @@ def _learner_config(args: argparse.Namespace):
     if args.inner is not None and args.inner != inner.method:
         inner = InnerConfig(method=args.inner, step_size=0.5 if args.inner == "gn" else 1e-3)
     inner = InnerConfig(**{**inner.to_dict(), **({"steps": args.inner_steps} if args.inner_steps else {}),
-                           **({"step_size": args.inner_step_size} if args.inner_step_size is not None else {})})
+                           **({"step_size": args.inner_step_size} if args.inner_step_size is not None else {}),
+                           **({"damping": args.inner_damping} if getattr(args, "inner_damping", None) is not None else {})})
     given = {k: v for k, v in (("outer_iters", args.iters), ("lr", args.lr)) if v is not None}
     if args.signed_weights:
         given["nonneg"] = False
@@ -306,6 +340,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError("keypoint file not found", file=args.demos, field="--demos",
                          expected="an existing .npz (keypoints [N,T,K,3]) or a library query")
 
+    if args.keypoints == "learned" and (args.dynamics != "learned" or not args.model):
+        raise InputError(f"--keypoints learned with --dynamics {args.dynamics}" + ("" if args.model else ", no --model"),
+                         field="--dynamics", expected="--dynamics learned --model M.pt (a model from `robot-irl "
+                         "dynamics collect --detector DIR` + `dynamics train`: it knows the detector)")
     person = _person_calibration(args) if _selects_person_demos(args) else None   # before torch loads
     from robot_irl.irl import fit_bc, fit_cost, fit_feature_matching
 
@@ -315,7 +353,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.calibration is not None:
             print("note: --calibration is for person demos (their world-to-base registration); ignored", file=sys.stderr)
         demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows,
-                                               args.keypoint_names, args.goals)
+                                               args.keypoint_names, args.goals, args.model)
         _apply_q0(demos, args.q0)
         dyn = _dynamics(args, spec, robot)
     train_idx, test_idx = _split(args.train, args.test, len(demos))
@@ -377,7 +415,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         demos, *_ = _load_demos(source, args.library or info.get("library"), info.get("keypoints", "auto"),
                                 info.get("rows"), ",".join(info["keypoint_names"]) if info.get("keypoint_names") else None,
-                                info.get("goals", "recorded"))
+                                info.get("goals", "recorded"), str(getattr(run.dynamics, "path", "") or "") or None)
     if args.indices:
         sets = {"eval": demos.subset(_indices(args.indices, len(demos), "--indices"))}
     elif stored and not args.demos:
@@ -437,7 +475,7 @@ def sweep_setup(args: argparse.Namespace, report_every: int):
     the train and validation indices and ``report_every``. The dynamics' inputs are checked here,
     once, not in every trial."""
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows,
-                                           args.keypoint_names, args.goals)
+                                           args.keypoint_names, args.goals, args.model)
     _apply_q0(demos, args.q0)
     train_idx, val_idx, test_idx = _split_val(args, len(demos))
     _dynamics(args, spec, robot)
@@ -466,7 +504,7 @@ def sweep_trial(setup: dict, params: dict, run_dir: str, report) -> dict:
     args = argparse.Namespace(**{**setup["args"], **params,
                                  "train": ",".join(map(str, setup["train"])), "test": None})
     demos, spec, robot, info = _load_demos(args.demos, args.library, args.keypoints, args.rows, args.keypoint_names,
-                                           args.goals)
+                                           args.goals, args.model)
     _apply_q0(demos, args.q0)
     dyn = _dynamics(args, spec, robot)
     cfg = _learner_config(args)
@@ -590,9 +628,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(e.g. \"place the red cube on the right\")")
     p.add_argument("--k", type=int, default=5, help="with --query: how many demos to learn from")
     add_library_arg(p)
-    p.add_argument("--keypoints", choices=("extracted", "truth", "auto"), default="auto",
+    p.add_argument("--keypoints", choices=("extracted", "truth", "auto", "learned"), default="auto",
                    help="library demos: OpenCV-extracted keypoints (robot-irl extract), the sim's ground truth, "
-                   "or extracted where present (default)")
+                   "or extracted where present (default); learned: the detector of the learned dynamics "
+                   "--model (robot-irl dynamics collect --detector) on the demos' video, goals where they ended")
     p.add_argument("--keypoint-names", help="library demos: keypoints to model, comma separated "
                    "(default: every keypoint on the robot)")
     p.add_argument("--goals", choices=("recorded", "final"), default="recorded",
@@ -620,6 +659,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--inner", choices=("gn", "gd"), help="inner update rule (default gn / gd)")
     p.add_argument("--inner-steps", type=int, help="inner steps (default 10 / 1)")
     p.add_argument("--inner-step-size", type=float, help="default 0.5 (gn) or 1e-3 (gd)")
+    p.add_argument("--inner-damping", type=float, help="gn: Levenberg damping relative to the mean diagonal of J^T J "
+                   "(default 1e-3; learned keypoints: 0.1, see notes/keypoints.md)")
     p.add_argument("--signed-weights", action="store_true",
                    help="let cost weights go negative (default recipe keeps them >= 0; the paper recipe never bounds them)")
     p.add_argument("--seed", type=int, default=0)

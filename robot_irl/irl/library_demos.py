@@ -129,6 +129,33 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
     return demos, chosen
 
 
+def demos_from_arrays(items: list[dict[str, Any]], *, rows: int = 10, trim: bool = True,
+                      settle_rad: float = 2e-3, source: str = "arrays") -> DemoSet:
+    """A :class:`DemoSet` from per-demo arrays, cut and resampled as :func:`demos_from_library` does
+    (cut where the joints come to rest, ``rows`` rows by time; q0 = the first joints; goals = where
+    each demo's keypoints ended). For keypoints that are not in an episode's spec, e.g. a learned
+    detector's (``keypoints.learned.observe``). Each item: ``name``, ``t [T]`` and ``x [T, K, 3]``
+    (the keypoints' times and values), ``t_state [S]`` and ``q [S, n]`` (the joints')."""
+    if not items:
+        raise InputError("no demos", field="demos", expected="at least one demo")
+    kps, ts, q0 = [], [], []
+    for it in items:
+        t_kp, x = np.asarray(it["t"], float), np.asarray(it["x"], float)
+        t_q, q = np.asarray(it["t_state"], float), np.asarray(it["q"], float)
+        if x.ndim != 3 or x.shape[-1] != 3 or len(x) != len(t_kp) or len(q) != len(t_q) or not len(q):
+            raise InputError(f"demo {it.get('name')}: t {t_kp.shape}, x {x.shape}, t_state {t_q.shape}, q {q.shape}",
+                             field="demos", expected="t [T], x [T, K, 3], t_state [S], q [S, n] with S >= 1")
+        t_end = t_kp[-1]
+        if trim:
+            t_end = min(t_end, max(settle_time(t_q, q, settle_rad), t_kp[0] + 1e-6))
+        t_new = np.linspace(t_kp[0], t_end, rows)
+        kps.append(resample_track(t_kp, x, t_new))
+        ts.append(t_new - t_new[0])
+        q0.append(q[0])
+    return DemoSet(np.array(kps), np.array(ts), q0=np.array(q0), goals=None,
+                   names=[str(it.get("name", i)) for i, it in enumerate(items)], source=source)
+
+
 def library_robot(lib: Any, query: str) -> str:
     """The one robot the selected episodes were recorded with (for choosing a URDF)."""
     robots = sorted({str(r.get("robot")) for r in lib.rows(query)})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.keypoint_names.split(",")] if args.keypoint_names else None
     kwargs = dict(robot=args.robot, episodes=args.episodes, rows=args.rows, extra=args.extra, noise=args.noise,
                   random_frac=args.random_frac, keypoint_names=names, seed=args.seed, progress=not args.quiet)
+    if args.detector:
+        if names:
+            raise InputError("--keypoint-names with --detector", field="--keypoint-names",
+                             expected="no names: a learned detector's keypoints are lk0.. (all of them)")
+        kwargs.update(_learned_observation(args))
+    else:
+        for option, given in (("--depth", args.depth is not None), ("--camera", args.camera != "front")):
+            if given:
+                print(f"note: {option} is for --detector; ignored", file=sys.stderr)
     if args.ray:
         from robot_irl.core.cluster import RayCluster
 
@@ -43,6 +53,21 @@ def cmd_collect(args: argparse.Namespace) -> int:
     x = data["x"]
     print(f"{x.shape[0]} episodes x {x.shape[1]} rows, keypoints {list(data['names'])} -> {out}")
     return 0
+
+
+def _learned_observation(args: argparse.Namespace) -> dict:
+    """``collect_exploration`` options for keypoints a learned detector sees: the scene camera
+    rendered plain (no markers or blobs) at the size the detector was trained on, its pixels put on
+    the plane facing the camera (``keypoints.learned.space``)."""
+    from robot_irl.keypoints.learned.detector import LearnedDetector
+    from robot_irl.keypoints.learned.observe import LearnedObserver
+    from robot_irl.keypoints.learned.space import ImageSpace
+    from sim.camera import get_camera
+
+    det = LearnedDetector.load(args.detector)
+    space = ImageSpace.facing(get_camera(args.camera, det.source_size).model(), args.depth)
+    return {"observe": LearnedObserver(det.path, space), "render_size": det.source_size, "plain": True,
+            "camera": args.camera}
 
 
 def load_exploration(path: str | Path) -> dict[str, np.ndarray]:
@@ -65,6 +90,9 @@ def robot_description(data: dict[str, np.ndarray]) -> dict:
 
     if "joint_names" not in data:
         return {}
+    if "observation" in data:       # keypoints seen by a learned detector: on no link
+        return {"joints": [str(j) for j in data["joint_names"]], "urdf": str(data["urdf"]),
+                "observation": json.loads(str(data["observation"]))}
     frames = [KeypointFrame(str(n), str(link), tuple(float(v) for v in off))
               for n, link, off in zip(data["names"], data["frame_links"], data["frame_offsets"])]
     return {"joints": [str(j) for j in data["joint_names"]], "frames": frames, "urdf": str(data["urdf"])}
@@ -112,6 +140,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--keypoint-names", help="comma separated (default: every keypoint on the robot)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="output .npz")
+    c.add_argument("--detector", metavar="DIR", help="keypoints a learned detector (robot-irl keypoints train) sees in "
+                   "the scene camera's frames, rendered without markers at its frame size, instead of the sim's")
+    c.add_argument("--depth", type=float, help="with --detector: depth (m) of the plane facing the camera its pixels "
+                   "are put on (default: where the optical axis meets the ground)")
+    c.add_argument("--camera", default="front", help="with --detector: the sim camera it sees through (default front; "
+                   "the one its demos were recorded with)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_option(c)
     c.set_defaults(func=cmd_collect)

@@ -11,10 +11,15 @@ at row boundaries. A learned model must predict exactly those row transitions, s
 - random plans: a straight joint-space move to a random nearby configuration with noisy rows,
 
 each followed by ``extra`` random rows (so open-loop errors over 10 steps can be measured).
-Keypoints are the sim's ground truth, restricted to the chosen names (the learner's keypoints).
+Keypoints are the sim's ground truth, restricted to the chosen names (the learner's keypoints), or,
+with an ``observe`` callable (frames -> ``[T, K, 3]``, e.g. a learned detector's
+``keypoints.learned.observe.LearnedObserver``), what it sees in the scene camera's frames rendered
+at every row boundary (``render_size``; ``plain``: markers and blobs hidden, as the demos it is
+meant for were recorded). The callable is passed in, not imported: this layer knows no detector.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,14 +43,15 @@ def settle_time(t: np.ndarray, q: np.ndarray, settle_rad: float = 2e-3) -> float
 
 
 def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gripper: float = 1.0,
-                 settle_steps: int = 0, release: bool = False) -> dict[str, np.ndarray]:
+                 settle_steps: int = 0, release: bool = False, render: bool = False) -> dict[str, np.ndarray]:
     """Execute joint-delta rows ``deltas [H, n]`` from the env's current state ``obs``.
 
     Each row becomes ``m = ceil(max |delta| / cap)`` equal env steps (the same ``m`` for all rows);
     then ``settle_steps`` steps holding the last target (gripper opened if ``release``).
     Returns per row boundary ``x_rows [H+1, K, 3]`` keypoints and ``q_rows [H+1, n]`` joint
     positions, per env step ``x_steps [S+1, K, 3]``, ``q_steps [S+1, n]``, ``t_steps [S+1]`` (s),
-    and ``success`` (the env's flag after the last step).
+    and ``success`` (the env's flag after the last step); with ``render`` also ``frames [H+1, h, w, 3]``,
+    the env's camera image at every row boundary.
     """
     u = env.unwrapped
     cap = float(np.min(u.action_space.high[:-1]))
@@ -53,6 +59,7 @@ def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gr
     m = max(1, int(math.ceil(float(np.abs(deltas).max(initial=0.0)) / cap - 1e-9)))
     xs, qs = [obs["keypoints"].copy()], [obs["joint_pos"].copy()]
     rows = [0]
+    frames = [env.render()] if render else []
     success = False
     for d in deltas:
         for _ in range(m):
@@ -61,14 +68,19 @@ def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gr
             qs.append(obs["joint_pos"].copy())
             success = bool(info.get("success", False))
         rows.append(len(xs) - 1)
+        if render:
+            frames.append(env.render())
     for _ in range(settle_steps):
         obs, _, _, _, info = env.step(np.r_[np.zeros(deltas.shape[1]), -1.0 if release else gripper])
         xs.append(obs["keypoints"].copy())
         qs.append(obs["joint_pos"].copy())
         success = bool(info.get("success", False))
     x_steps, q_steps = np.array(xs), np.array(qs)
-    return {"x_rows": x_steps[rows], "q_rows": q_steps[rows], "x_steps": x_steps, "q_steps": q_steps,
-            "t_steps": np.arange(len(xs)) * u.control_dt, "success": np.array(success), "substeps": np.array(m)}
+    out = {"x_rows": x_steps[rows], "q_rows": q_steps[rows], "x_steps": x_steps, "q_steps": q_steps,
+           "t_steps": np.arange(len(xs)) * u.control_dt, "success": np.array(success), "substeps": np.array(m)}
+    if render:
+        out["frames"] = np.array(frames)
+    return out
 
 
 def expert_rollout(env: Any, seed: int, variant: dict[str, Any] | None = None) -> dict[str, np.ndarray]:
@@ -113,21 +125,27 @@ class ExplorePlan:
     keypoint_names: tuple[str, ...] | None = None
     regions: tuple[str, ...] = ("left", "right")
     seed: int = 0
+    observe: Any = None                       # frames [T, H, W, 3] -> keypoints [T, K, 3] (see module doc)
+    render_size: tuple[int, int] | None = None  # the frames' (W, H); needed with observe
+    plain: bool = False                       # render without markers and blobs
+    camera: str = "front"                     # the sim camera rendered
 
 
-_ENV: dict[tuple[str, str], Any] = {}   # this process's env per (env id, robot): a Ray worker runs many episodes
+_ENV: dict[tuple, Any] = {}   # this process's env per (env id, robot, rendering): a Ray worker runs many episodes
 
 
-def _env_for(env_id: str, robot: str):
+def _env_for(env_id: str, robot: str, render_size: tuple[int, int] | None = None, plain: bool = False,
+             camera: str = "front"):
     """One env per process and robot: building the scene costs about as much as an episode."""
-    key = (env_id, robot)
+    key = (env_id, robot, render_size, plain, camera)
     if key not in _ENV:
         import gymnasium as gym
 
         import sim  # noqa: F401  (registers the env ids)
 
         release_env()
-        _ENV[key] = gym.make(env_id, robot=robot, render_size=(64, 48))
+        _ENV[key] = gym.make(env_id, robot=robot, render_size=tuple(render_size or (64, 48)),
+                             markers=not plain, blobs=not plain, camera=camera)
     return _ENV[key]
 
 
@@ -147,8 +165,9 @@ def episode_rng(seed: int, episode: int) -> np.random.Generator:
 
 def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
     """Episode ``e`` of ``plan`` (a Ray task with ``--ray``): ``x [T, K, 3]``, ``q [T, n]``,
-    ``u [T-1, n]`` and its env seed; it depends only on ``plan`` and ``e``."""
-    env = _env_for(plan.env_id, plan.robot)
+    ``u [T-1, n]`` and its env seed; it depends only on ``plan`` and ``e``. With ``plan.observe``,
+    ``x`` is what it sees in the frames rendered at the row boundaries."""
+    env = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain, plan.camera)
     u = env.unwrapped
     spec = u.keypoint_spec
     names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
@@ -168,32 +187,41 @@ def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
         obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
     deltas = deltas + rng.normal(0.0, plan.noise, deltas.shape)
     deltas = np.concatenate([deltas, rng.normal(0.0, 2 * plan.noise, (plan.extra, deltas.shape[1]))])
-    out = execute_rows(env, obs, deltas)
-    return {"x": out["x_rows"][:, idx], "q": out["q_rows"], "u": deltas, "seed": np.array(ep_seed)}
+    out = execute_rows(env, obs, deltas, render=plan.observe is not None)
+    x = out["x_rows"][:, idx] if plan.observe is None else plan.observe(out["frames"], origin=f"exploration episode {e}")
+    return {"x": x, "q": out["q_rows"], "u": deltas, "seed": np.array(ep_seed)}
 
 
 def _robot_arrays(plan: ExplorePlan) -> dict[str, np.ndarray]:
     """What the robot is (limits, keypoint names, links and offsets, URDF), from this process's env."""
-    u = _env_for(plan.env_id, plan.robot).unwrapped
+    u = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain, plan.camera).unwrapped
+    lim = u.robot.joint_limits
+    out = {"lower": lim[:, 0].copy(), "upper": lim[:, 1].copy(), "robot": np.array(plan.robot),
+           "env": np.array(plan.env_id), "rows": np.array(plan.rows), "joint_names": np.array(u.robot.joint_names),
+           "urdf": np.array(u.robot.urdf_path)}
+    if plan.observe is not None:
+        # keypoints seen in images sit on no link: what they are is the observer's description
+        return {**out, "names": np.array(plan.observe.names), "observation": np.array(json.dumps(plan.observe.to_dict()))}
     spec = u.keypoint_spec
     names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
     kps = [spec.keypoints[spec.index(n)] for n in names]
-    lim = u.robot.joint_limits
-    return {"lower": lim[:, 0].copy(), "upper": lim[:, 1].copy(), "names": np.array(names),
-            "robot": np.array(plan.robot), "env": np.array(plan.env_id), "rows": np.array(plan.rows),
-            "joint_names": np.array(u.robot.joint_names), "frame_links": np.array([k.link for k in kps]),
-            "frame_offsets": np.array([k.offset for k in kps], float), "urdf": np.array(u.robot.urdf_path)}
+    return {**out, "names": np.array(names), "frame_links": np.array([k.link for k in kps]),
+            "frame_offsets": np.array([k.offset for k in kps], float)}
 
 
 def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiwa", episodes: int = 150,
                         rows: int = 10, extra: int = 2, noise: float = 0.05, random_frac: float = 0.3,
                         keypoint_names: list[str] | None = None, regions: tuple[str, ...] = ("left", "right"),
-                        seed: int = 0, progress: bool = False, cluster: RayCluster | None = None) -> dict[str, np.ndarray]:
+                        seed: int = 0, progress: bool = False, cluster: RayCluster | None = None,
+                        observe: Any = None, render_size: tuple[int, int] | None = None,
+                        plain: bool = False, camera: str = "front") -> dict[str, np.ndarray]:
     """Exploration episodes (see module docstring). Returns arrays ``x [N, T, K, 3]`` (metres),
     ``q [N, T, n]``, ``u [N, T-1, n]`` (commanded row deltas), ``lower``/``upper [n]``, ``names [K]``,
     ``seeds [N]``, with ``T = rows + extra``; and what the robot is — ``joint_names [n]``,
     ``frame_links [K]`` / ``frame_offsets [K, 3]`` (each keypoint's link and offset) and ``urdf`` —
-    which a learned model keeps so a runner can drive the arm with it.
+    which a learned model keeps so a runner can drive the arm with it. With ``observe`` (and
+    ``render_size``, ``plain``, ``camera``) ``x`` is what the observer sees in the rendered frames and, instead
+    of the keypoints' links, ``observation`` holds its description (JSON).
 
     Episode ``e`` depends only on ``seed`` and ``e`` (:func:`episode_rng`), so with ``cluster`` (a
     :class:`robot_irl.core.cluster.RayCluster`; one Ray task per episode, gathered on the driver) the
@@ -202,8 +230,13 @@ def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiw
 
     if episodes < 2 or rows < 2:
         raise InputError(f"episodes={episodes}, rows={rows}", field="episodes", expected="at least 2 of each")
+    if observe is not None and (render_size is None or keypoint_names):
+        raise InputError("observe needs render_size and takes no keypoint_names", field="observe",
+                         expected="the frames' size for the observer, keypoints named by the observer")
     plan = ExplorePlan(env_id, robot, rows, extra, noise, random_frac,
-                       tuple(keypoint_names) if keypoint_names else None, tuple(regions), seed)
+                       tuple(keypoint_names) if keypoint_names else None, tuple(regions), seed,
+                       observe, None if render_size is None else (int(render_size[0]), int(render_size[1])), plain,
+                       camera)
     try:
         robot_arrays = _robot_arrays(plan)   # also checks the env, robot and keypoint names before any task
         if cluster is None:

@@ -12,6 +12,7 @@ keypoint errors in centimetres, split by episode so held-out transitions come fr
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -100,7 +101,7 @@ class LearnedDynamics(KeypointDynamics):
     def __init__(self, n_joints: int, n_keypoints: int, lower: Any, upper: Any,
                  cfg: DynamicsTrainConfig | None = None, dtype: torch.dtype = torch.float64, *,
                  joints: list[str] | None = None, frames: list[KeypointFrame] | None = None,
-                 urdf: str | Path | None = None) -> None:
+                 urdf: str | Path | None = None, observation: dict[str, Any] | None = None) -> None:
         self.cfg = cfg or DynamicsTrainConfig()
         if joints is not None and len(joints) != n_joints:
             raise InputError(f"{len(joints)} joint names for {n_joints} joints", field="joints",
@@ -111,6 +112,9 @@ class LearnedDynamics(KeypointDynamics):
         self.joints = None if joints is None else [str(j) for j in joints]
         self.frames = None if frames is None else list(frames)
         self.urdf = None if urdf is None else Path(urdf)
+        # keypoints seen by a detector in images (keypoints.learned.observe) sit on no link: their
+        # description (detector folder, K, names, camera and depth) stands in for the frames
+        self.observation = None if observation is None else dict(observation)
         self.n_joints, self.n_keypoints, self.dtype = n_joints, n_keypoints, dtype
         self.lower = torch.as_tensor(lower, dtype=dtype)
         self.upper = torch.as_tensor(upper, dtype=dtype)
@@ -230,7 +234,8 @@ class LearnedDynamics(KeypointDynamics):
                     "norm": [self.in_mean, self.in_std, self.out_mean, self.out_std],
                     "tnet": None if self.tnet is None else self.tnet.state_dict(), "t_norm": self.t_norm,
                     "joints": self.joints, "frames": None if self.frames is None else [f.to_dict() for f in self.frames],
-                    "urdf": None if self.urdf is None else str(self.urdf)}, buf)
+                    "urdf": None if self.urdf is None else str(self.urdf),
+                    "observation": None if self.observation is None else json.dumps(self.observation)}, buf)
         atomic_write_bytes(path, buf.getvalue())
         self.path = Path(path).resolve()
         return self.path
@@ -246,7 +251,8 @@ class LearnedDynamics(KeypointDynamics):
         frames = blob.get("frames")
         m = cls(blob["n_joints"], blob["n_keypoints"], blob["lower"], blob["upper"], DynamicsTrainConfig(**cfg),
                 joints=blob.get("joints"), frames=None if frames is None else frames_from_dicts(frames, file=str(p)),
-                urdf=blob.get("urdf"))
+                urdf=blob.get("urdf"),
+                observation=None if blob.get("observation") is None else json.loads(blob["observation"]))
         m.net.load_state_dict(blob["net"])
         m.in_mean, m.in_std, m.out_mean, m.out_std = blob["norm"]
         if m.tnet is not None:
@@ -296,12 +302,13 @@ def _states(x: np.ndarray, q: np.ndarray):
 
 def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, upper: Any,
                    cfg: DynamicsTrainConfig | None = None, joints: list[str] | None = None,
-                   frames: list[KeypointFrame] | None = None, urdf: str | Path | None = None
-                   ) -> tuple[LearnedDynamics, dict[str, float]]:
+                   frames: list[KeypointFrame] | None = None, urdf: str | Path | None = None,
+                   observation: dict[str, Any] | None = None) -> tuple[LearnedDynamics, dict[str, float]]:
     """Fit on episodes ``x [N, T, K, 3]`` (metres), ``q [N, T, n]``, ``u [N, T-1, n]``; returns the
     model and held-out errors (cm): ``one_step_err_cm`` and ``multistep_err_cm`` (open loop, mean
     keypoint distance at step ``cfg.multistep``). ``joints``/``frames``/``urdf``: what the data's
-    robot is (from ``collect_exploration``), kept in the model so ``robot-irl run`` can drive it."""
+    robot is (from ``collect_exploration``), kept in the model so ``robot-irl run`` can drive it;
+    ``observation``: for keypoints seen by a learned detector, its description instead of frames."""
     cfg = cfg or DynamicsTrainConfig()
     x, q, u = (np.asarray(a, dtype=np.float64) for a in (x, q, u))
     if x.ndim != 4 or q.shape[:2] != x.shape[:2] or u.shape[:2] != (x.shape[0], x.shape[1] - 1):
@@ -319,7 +326,8 @@ def train_dynamics(x: np.ndarray, q: np.ndarray, u: np.ndarray, *, lower: Any, u
         raise InputError("too few complete transitions to train on", field="episodes",
                          expected="episodes with observed keypoints")
     torch.manual_seed(cfg.seed)
-    model = LearnedDynamics(q.shape[-1], x.shape[2], lower, upper, cfg, joints=joints, frames=frames, urdf=urdf)
+    model = LearnedDynamics(q.shape[-1], x.shape[2], lower, upper, cfg, joints=joints, frames=frames, urdf=urdf,
+                            observation=observation)
     Xt, Yt = torch.as_tensor(Xtr), torch.as_tensor(Ytr)
     model.in_mean, model.in_std = Xt.mean(0), Xt.std(0).clamp(min=1e-6)
     model.out_mean, model.out_std = Yt.mean(0), Yt.std(0).clamp(min=1e-6)

@@ -35,15 +35,17 @@ def state_columns(n: int, k: int, joint_names: list[str], kp_names: list[str]) -
 def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: str = "iiwa",
                variant: Mapping[str, Any] | None = None, render_size: tuple[int, int] = (320, 240),
                tags: list[str] | None = None, chunk_frames: int = 150,
-               progress: Callable[[Episode], None] | None = None, plain: bool = False) -> list[Episode]:
+               progress: Callable[[Episode], None] | None = None, plain: bool = False,
+               camera: str = "front") -> list[Episode]:
     """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed.
 
     ``plain``: render the scene without its ArUco plates and coloured spheres (the objects bare),
     so that only detectors that need no markers can find anything; the episodes get the tag
     ``plain`` and ``extra.plain = true``. The ground-truth pixels are recorded as always (the
     projection of each keypoint); its ``keypoints_visible`` column is then all false, since no
-    feature is drawn to be seen."""
-    env = make_env(env_id, robot, variant, render_size, plain=plain)
+    feature is drawn to be seen. ``camera``: the sim camera recorded as ``cam0`` (``robot-irl sim
+    list`` names them; default the front view)."""
+    env = make_env(env_id, robot, variant, render_size, plain=plain, camera=camera)
     out = []
     try:
         for i in range(episodes):
@@ -58,13 +60,13 @@ def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: st
 
 
 def make_env(env_id: str, robot: str, variant: Mapping[str, Any] | None, render_size: tuple[int, int], *,
-             plain: bool = False):
+             plain: bool = False, camera: str = "front"):
     """The env an expert is recorded in; an episode depends on its seed only, not on what the env
     ran before (``reset(seed=...)`` rebuilds the scene), so one env serves many episodes.
     ``plain``: markers and blobs hidden (see :func:`record_sim`)."""
     import sim
     return sim.make(env_id, robot=robot, variant=dict(variant or {}), render_size=render_size,
-                    markers=not plain, blobs=not plain)
+                    markers=not plain, blobs=not plain, camera=camera)
 
 
 def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_id: str, robot: str,
