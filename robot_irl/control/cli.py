@@ -452,7 +452,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "a run trained on person demos: X,Y where the object's centre should rest on the table")
     r.add_argument("--goal-image", metavar="FRAME.png",
                    help="a run on learned keypoints: a frame of the scene camera showing the goal (its size the "
-                   "detector's frames'); the goal is its learned keypoints")
+                   "detector's frames'); the goal is its learned keypoints. Experimental: one camera leaves the "
+                   "depth along its rays free; on the Place task 10-15 %% of goals are reached (notes/keypoints.md)")
     r.add_argument("--object", metavar="X,Y[,YAW_DEG]",
                    help="a run trained on person demos on --arm pybullet: where the simulated cell puts the object "
                    "(m, base frame); the arm finds it with the cell camera, grasps, carries and releases it")

@@ -631,7 +631,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--keypoints", choices=("extracted", "truth", "auto", "learned"), default="auto",
                    help="library demos: OpenCV-extracted keypoints (robot-irl extract), the sim's ground truth, "
                    "or extracted where present (default); learned: the detector of the learned dynamics "
-                   "--model (robot-irl dynamics collect --detector) on the demos' video, goals where they ended")
+                   "--model (robot-irl dynamics collect --detector) on the demos' video, goals where they ended "
+                   "(experimental: see notes/keypoints.md)")
     p.add_argument("--keypoint-names", help="library demos: keypoints to model, comma separated "
                    "(default: every keypoint on the robot)")
     p.add_argument("--goals", choices=("recorded", "final"), default="recorded",
