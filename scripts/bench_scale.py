@@ -36,7 +36,10 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,11 +78,10 @@ def _workers(cluster: RayCluster, n: int | None) -> dict:
     return {} if n is None else {"num_cpus": cluster.cpus / n}
 
 
-def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: int | None) -> float:
-    """Seconds to record ``seeds`` into ``lib`` (serial when ``cluster`` is None)."""
+def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: int | None) -> None:
+    """Record ``seeds`` into ``lib`` (serially when ``cluster`` is None)."""
     run_dir = lib.staging_dir / "bench"
     run_dir.mkdir(exist_ok=True)
-    t = time.perf_counter()
     if cluster is None:   # record_sim_batch's serial loop, keeping this process's warm env between runs
         for s in seeds:
             _timed(lib.commit_staged, run_dir / stage_sim_episode(str(lib.path), str(run_dir), PLAN, s))
@@ -88,11 +90,10 @@ def _record(lib: Library, seeds: range, cluster: RayCluster | None, in_flight: i
                              commit=lambda k, eid: _timed(lib.commit_staged, run_dir / eid), progress=False,
                              **_workers(cluster, in_flight))
         assert not report.failed, report.summary()
-    return time.perf_counter() - t
 
 
-def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) -> tuple[float, dict]:
-    """Seconds to extract and store ``episodes``; the stored keypoints by episode id."""
+def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) -> dict:
+    """Extract and store ``episodes``; the stored keypoints by episode id."""
     args = build_parser().parse_args(["extract", "x", "--quiet"])
     by_id = {ep.id: ep for ep in episodes}
     got = {}
@@ -102,7 +103,6 @@ def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) 
         _timed(store, by_id[eid], raw, cleaned, "cam0")
         got[eid] = cleaned.xyz
 
-    t = time.perf_counter()
     if cluster is None:
         for ep in episodes:
             commit(ep.id, extract_task(str(ep.path), args, None, None, False))
@@ -111,7 +111,122 @@ def _extract(episodes: list, cluster: RayCluster | None, in_flight: int | None) 
                              args=lambda ep: (str(ep.path), args, None, None, False), commit=commit,
                              progress=False, **_workers(cluster, in_flight))
         assert not report.failed, report.summary()
-    return time.perf_counter() - t, got
+    return got
+
+
+@dataclass
+class Runs:
+    """One side's repeated runs: wall seconds, this process's CPU-seconds (all its threads; the
+    serial sides' cost, since Ray's work is in other processes) and what each run returned."""
+
+    wall: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+    results: list = field(default_factory=list)
+
+    @property
+    def s(self) -> float:
+        return float(np.median(self.wall))
+
+    @property
+    def cpu_s(self) -> float:
+        return float(np.median(self.cpu))
+
+
+def _rounds(sides: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, Runs]:
+    """Every side run ``repeats`` times, interleaved (a b c, a b c, ...), each called with the
+    round's index: a change in the machine's load between rounds then falls on every side alike,
+    and the medians compare like with like (a single timing of a 4-s workload moved by 25 % between
+    runs minutes apart on this machine, notes/scale.md)."""
+    runs = {k: Runs() for k in sides}
+    for r in range(repeats):
+        for k, side in sides.items():
+            t, c = time.perf_counter(), time.process_time()
+            out = side(r)
+            runs[k].wall.append(time.perf_counter() - t)
+            runs[k].cpu.append(time.process_time() - c)
+            runs[k].results.append(out)
+    return runs
+
+
+def _figures(name: str, runs: dict[str, Runs]) -> dict:
+    """Each side's median seconds (``{name}_{side}_s``) and every run (``..._runs_s``)."""
+    out = {}
+    for side, r in runs.items():
+        out[f"{name}_{side}_s"] = round(r.s, 2)
+        out[f"{name}_{side}_runs_s"] = [round(w, 2) for w in r.wall]
+    return out
+
+
+def _record_workload(root: Path, n: int, cluster: RayCluster, workers: int,
+                     repeats: int) -> tuple[dict, list, Library]:
+    """Recording ``n`` sim episodes serially (this process's warm env, as `record --source sim`
+    without --ray), as Ray tasks on every worker, and on Ray x1; every episode recorded, and the
+    first serial run's library."""
+    libs: dict[str, Library] = {}
+
+    def side(mode: str, in_flight: int | None) -> Callable[[int], None]:
+        def run(r: int) -> None:
+            libs[f"{mode}{r}"] = lib = Library.open(root / f"{mode}{r}", create=True)
+            _record(lib, range(n), None if mode == "serial" else cluster, in_flight)
+        return run
+
+    warm = Library.open(root / "warm", create=True)   # imports and scenes, on seeds the timed runs do not use
+    _record(warm, range(1000, 1001), None, None)
+    _record(warm, range(1001, 1001 + 2 * workers), cluster, None)   # every worker warm
+    COMMIT_S.clear()
+    runs = _rounds({"serial": side("serial", None), "ray": side("ray", None), "ray1": side("ray1", 1)}, repeats)
+    release_env()
+    frames = sum(ep.frame_count("cam0") for ep in libs["serial0"].select())
+    same = all(_same_episodes(libs["serial0"], lib) for k, lib in libs.items() if k != "serial0")
+    r = runs
+    print(f"record {n} episodes ({frames} frames), median of {repeats}: serial {r['serial'].s:.2f} s, "
+          f"Ray x{workers} {r['ray'].s:.2f} s, Ray x1 {r['ray1'].s:.2f} s, identical {same}")
+    fig = {"record_episodes": n, "record_frames": frames, **_figures("record", runs),
+           "speedup_record": round(r["serial"].s / r["ray"].s, 3),
+           "overhead_1worker_record": round(r["ray1"].s / r["serial"].s, 3),
+           "cpu_s_per_rendered_frame": round(r["serial"].cpu_s / frames, 4),
+           "wall_s_per_rendered_frame": round(r["serial"].s / frames, 4), "identical_record": same,
+           "driver_commit_ms_record": round(1000 * float(np.median(COMMIT_S)), 2)}
+    episodes = [ep for lib in [warm, *libs.values()] for ep in lib.select()]
+    return fig, episodes, libs["serial0"]
+
+
+def _extract_workload(episodes: list, cluster: RayCluster, workers: int, repeats: int) -> dict:
+    """Extraction serially (OpenCV and the decoder at their default threads: what `extract` runs; and
+    on one thread each, as a one-CPU task runs them) vs Ray tasks of one CPU each and Ray x1."""
+    frames = sum(ep.frame_count("cam0") for ep in episodes)
+
+    def one_thread(r: int) -> dict:
+        set_cpu_budget(1)
+        try:
+            return _extract(episodes, None, None)
+        finally:
+            set_cpu_budget(None)
+
+    _extract(episodes[:1], None, None)
+    _extract(episodes[:2 * workers], cluster, None)
+    COMMIT_S.clear()
+    runs = _rounds({"serial": lambda r: _extract(episodes, None, None), "serial_1thread": one_thread,
+                    "ray": lambda r: _extract(episodes, cluster, None),
+                    "ray1": lambda r: _extract(episodes, cluster, 1)}, repeats)
+    ref = runs["serial"].results[0]
+    same = all(np.array_equal(ref[k], got[k], equal_nan=True)
+               for r in runs.values() for got in r.results for k in ref)
+    r = runs
+    print(f"extract {len(episodes)} episodes ({frames} frames), median of {repeats}: serial {r['serial'].s:.2f} s "
+          f"({r['serial'].cpu_s:.2f} CPU-s), serial 1 thread {r['serial_1thread'].s:.2f} s "
+          f"({r['serial_1thread'].cpu_s:.2f} CPU-s), Ray x{workers} {r['ray'].s:.2f} s, Ray x1 {r['ray1'].s:.2f} s, "
+          f"identical {same}")
+    return {
+        "extract_episodes": len(episodes), "extract_frames": frames, **_figures("extract", runs),
+        "speedup_extract": round(r["serial"].s / r["ray"].s, 3),
+        "efficiency_extract": round(r["serial_1thread"].s / (workers * r["ray"].s), 3),
+        "overhead_1worker_extract": round(r["ray1"].s / r["serial"].s, 3),
+        "cpu_s_per_extracted_frame": round(r["serial"].cpu_s / frames, 4),
+        "cpu_s_per_extracted_frame_1thread": round(r["serial_1thread"].cpu_s / frames, 4),
+        "wall_s_per_extracted_frame": round(r["serial"].s / frames, 4), "identical_extract": same,
+        "driver_commit_ms_extract": round(1000 * float(np.median(COMMIT_S)), 2),
+    }
 
 
 def _noop(x: int) -> int:
@@ -131,88 +246,54 @@ def embed_chunk(frames: np.ndarray, threads: int) -> np.ndarray:
         return process_encoder(EMBED_MODEL, None, 0).encode_images(frames, batch_size=EMBED_CHUNK)
 
 
-def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flight: int | None) -> tuple[float, np.ndarray]:
+def _embed(frames: np.ndarray, cluster: RayCluster | None, threads: int, in_flight: int | None) -> np.ndarray:
     chunks = [frames[i:i + EMBED_CHUNK] for i in range(0, len(frames), EMBED_CHUNK)]
-    t = time.perf_counter()
     if cluster is None:
-        out = [embed_chunk(c, threads) for c in chunks]
-    else:
-        refs = {str(i): c for i, c in enumerate(chunks)}
-        report = cluster.map(embed_chunk, list(refs), key=str, args=lambda k: (refs[k], 1), progress=False,
-                             **_workers(cluster, in_flight))
-        assert not report.failed, report.summary()
-        out = [report.done[str(i)] for i in range(len(chunks))]
-    return time.perf_counter() - t, np.concatenate(out)
+        return np.concatenate([embed_chunk(c, threads) for c in chunks])
+    refs = {str(i): c for i, c in enumerate(chunks)}
+    report = cluster.map(embed_chunk, list(refs), key=str, args=lambda k: (refs[k], 1), progress=False,
+                         **_workers(cluster, in_flight))
+    assert not report.failed, report.summary()
+    return np.concatenate([report.done[str(i)] for i in range(len(chunks))])
 
 
-def _extract_workload(episodes: list, cluster: RayCluster, workers: int) -> dict:
-    """Extraction serially (OpenCV and the decoder at their default threads: what `extract` runs; and
-    on one thread each, as a one-CPU task runs them) vs Ray tasks of one CPU each and Ray x1."""
-    frames = sum(ep.frame_count("cam0") for ep in episodes)
-    _extract(episodes[:1], None, None)
-    _extract(episodes[:2 * workers], cluster, None)
-    COMMIT_S.clear()
-    c = time.process_time()
-    e_serial, got_serial = _extract(episodes, None, None)
-    cpu_serial = time.process_time() - c
-    set_cpu_budget(1)
-    try:
-        c = time.process_time()
-        e_serial1, got_serial1 = _extract(episodes, None, None)
-        cpu_serial1 = time.process_time() - c
-    finally:
-        set_cpu_budget(None)
-    e_ray, got_ray = _extract(episodes, cluster, None)
-    e_ray1, got_ray1 = _extract(episodes, cluster, 1)
-    commit_ms = 1000 * float(np.median(COMMIT_S))
-    same = all(np.array_equal(got_serial[k], got[k], equal_nan=True)
-               for got in (got_serial1, got_ray, got_ray1) for k in got_serial)
-    print(f"extract {len(episodes)} episodes ({frames} frames): serial {e_serial:.2f} s ({cpu_serial:.2f} CPU-s), "
-          f"serial 1 thread {e_serial1:.2f} s ({cpu_serial1:.2f} CPU-s), Ray x{workers} {e_ray:.2f} s, "
-          f"Ray x1 {e_ray1:.2f} s, identical {same}")
-    return {
-        "extract_episodes": len(episodes), "extract_frames": frames, "extract_serial_s": round(e_serial, 2),
-        "extract_serial_1thread_s": round(e_serial1, 2), "extract_ray_s": round(e_ray, 2),
-        "extract_ray1_s": round(e_ray1, 2), "speedup_extract": round(e_serial / e_ray, 3),
-        "efficiency_extract": round(e_serial1 / (workers * e_ray), 3),
-        "overhead_1worker_extract": round(e_ray1 / e_serial, 3),
-        "cpu_s_per_extracted_frame": round(cpu_serial / frames, 4),
-        "cpu_s_per_extracted_frame_1thread": round(cpu_serial1 / frames, 4),
-        "wall_s_per_extracted_frame": round(e_serial / frames, 4), "identical_extract": same,
-        "driver_commit_ms_extract": round(commit_ms, 2),
-    }
-
-
-def _embed_workload(n: int, cluster: RayCluster, workers: int) -> dict:
+def _embed_workload(n: int, cluster: RayCluster, workers: int, repeats: int) -> dict:
     """Embedding ``n`` frames with torch: serial at default threads, serial on 1 thread, Ray tasks on 1
     thread each, and Ray x1."""
     import torch
     default_threads = torch.get_num_threads()
     images = np.random.default_rng(0).integers(0, 256, (n, 96, 96, 3), dtype=np.uint8)
+
+    def serial(threads: int) -> Callable[[int], np.ndarray]:
+        def run(r: int) -> np.ndarray:
+            try:
+                return _embed(images, None, threads, None)
+            finally:
+                torch.set_num_threads(default_threads)
+        return run
+
     _embed(images[:2 * workers * EMBED_CHUNK], cluster, 1, None)
     embed_chunk(images[:EMBED_CHUNK], default_threads)
-    m_serial, emb_serial = _embed(images, None, default_threads, None)
-    c = time.process_time()
-    m_serial1, emb_serial1 = _embed(images, None, 1, None)
-    cpu_embed = time.process_time() - c
-    torch.set_num_threads(default_threads)
-    m_ray, emb_ray = _embed(images, cluster, 1, None)
-    m_ray1, _ = _embed(images, cluster, 1, 1)
-    diff = float(max(np.abs(emb_ray - emb_serial1).max(), np.abs(emb_ray - emb_serial).max()))
-    print(f"embed {n} frames ({EMBED_MODEL}): serial {m_serial:.2f} s ({default_threads} threads), "
-          f"serial 1 thread {m_serial1:.2f} s, Ray x{workers} {m_ray:.2f} s, Ray x1 {m_ray1:.2f} s; "
-          f"max |diff| {diff:.2g}, Ray = serial 1-thread exactly: {np.array_equal(emb_ray, emb_serial1)}")
+    runs = _rounds({"serial": serial(default_threads), "serial_1thread": serial(1),
+                    "ray": lambda r: _embed(images, cluster, 1, None),
+                    "ray1": lambda r: _embed(images, cluster, 1, 1)}, repeats)
+    one = runs["serial_1thread"].results[0]
+    same = all(np.array_equal(got, one) for k in ("serial_1thread", "ray", "ray1") for got in runs[k].results)
+    diff = float(max(np.abs(got - runs["serial"].results[0]).max() for r in runs.values() for got in r.results))
+    r = runs
+    print(f"embed {n} frames ({EMBED_MODEL}), median of {repeats}: serial {r['serial'].s:.2f} s "
+          f"({default_threads} threads), serial 1 thread {r['serial_1thread'].s:.2f} s, Ray x{workers} "
+          f"{r['ray'].s:.2f} s, Ray x1 {r['ray1'].s:.2f} s; max |diff| {diff:.2g}, Ray = serial 1-thread "
+          f"exactly: {same}")
     return {
-        "embed_frames": n, "embed_threads_default": default_threads, "embed_serial_s": round(m_serial, 2),
-        "embed_serial_1thread_s": round(m_serial1, 2), "embed_ray_s": round(m_ray, 2),
-        "embed_ray1_s": round(m_ray1, 2), "speedup_embed": round(m_serial / m_ray, 3),
-        "efficiency_embed": round(m_serial1 / (workers * m_ray), 3),
-        "overhead_1worker_embed": round(m_ray1 / m_serial1, 3),
-        "cpu_s_per_embedded_image": round(cpu_embed / n, 5),
-        "wall_s_per_embedded_image": round(m_serial1 / n, 5), "embed_max_abs_diff": diff,
-        "identical_embed": bool(np.array_equal(emb_ray, emb_serial1)),
+        "embed_frames": n, "embed_threads_default": default_threads, **_figures("embed", runs),
+        "speedup_embed": round(r["serial"].s / r["ray"].s, 3),
+        "efficiency_embed": round(r["serial_1thread"].s / (workers * r["ray"].s), 3),
+        "overhead_1worker_embed": round(r["ray1"].s / r["serial_1thread"].s, 3),
+        "cpu_s_per_embedded_image": round(r["serial_1thread"].cpu_s / n, 5),
+        "wall_s_per_embedded_image": round(r["serial_1thread"].s / n, 5), "embed_max_abs_diff": diff,
+        "identical_embed": same,
     }
-
 
 def _sweep_inputs(lib: Library, iters: int):
     """An 8-trial grid (cost x lr x seed) over the library's recorded episodes (sim truth keypoints:
@@ -227,20 +308,18 @@ def _sweep_inputs(lib: Library, iters: int):
     return spec, setup, [(trial_name(i, len(trials)), t) for i, t in enumerate(trials)]
 
 
-def _sweep(out: Path, spec, setup, trials, cluster: RayCluster | None, in_flight: int | None) -> tuple[float, dict]:
-    """Seconds to run the trials (serially, or as Ray Tune trials); each trial's final figures."""
-    t = time.perf_counter()
+def _sweep(out: Path, spec, setup, trials, cluster: RayCluster | None, in_flight: int | None) -> dict:
+    """Run the trials (serially, or as Ray Tune trials); each trial's final figures."""
     if cluster is None:
         results = run_serial(sweep_trial, setup, trials, out, progress=False)
     else:
         results = run_ray(cluster, sweep_trial, setup, trials, out, spec, progress=False, max_concurrent=in_flight)
     assert all(r.status == "done" for r in results), [(r.name, r.error) for r in results]
-    return time.perf_counter() - t, {r.name: r.figures for r in results}
+    return {r.name: r.figures for r in results}
 
 
-def _collect(plan: ExplorePlan, episodes: int, cluster: RayCluster | None, in_flight: int | None) -> tuple[float, np.ndarray]:
-    """Seconds to run ``episodes`` exploration episodes; their keypoint rows, in episode order."""
-    t = time.perf_counter()
+def _collect(plan: ExplorePlan, episodes: int, cluster: RayCluster | None, in_flight: int | None) -> np.ndarray:
+    """Run ``episodes`` exploration episodes; their keypoint rows, in episode order."""
     if cluster is None:
         x = [explore_episode(plan, e)["x"] for e in range(episodes)]
     else:
@@ -248,7 +327,7 @@ def _collect(plan: ExplorePlan, episodes: int, cluster: RayCluster | None, in_fl
                              **_workers(cluster, in_flight))
         assert not report.failed, report.summary()
         x = [report.done[str(e)]["x"] for e in range(episodes)]
-    return time.perf_counter() - t, np.array(x)
+    return np.array(x)
 
 
 def _same_episodes(a: Library, b: Library) -> bool:
@@ -260,6 +339,52 @@ def _same_episodes(a: Library, b: Library) -> bool:
         if not all(np.array_equal(x[k], y[k], equal_nan=True) for k in x):
             return False
     return True
+
+
+def _sweep_workload(root: Path, lib: Library, iters: int, cluster: RayCluster, workers: int, repeats: int) -> dict:
+    """The 8-trial sweep serially (warmed by one trial: imports, TensorBoard) and as Ray Tune trials
+    (each Tuner starts its trial processes: counted, a longer sweep amortises it)."""
+    spec, setup, trials = _sweep_inputs(lib, iters)
+    _sweep(root / "sweep-warm", spec, setup, trials[:1], None, None)
+
+    def side(mode: str, in_flight: int | None) -> Callable[[int], dict]:
+        return lambda r: _sweep(root / f"sweep-{mode}{r}", spec, setup, trials,
+                                None if mode == "serial" else cluster, in_flight)
+
+    runs = _rounds({"serial": side("serial", None), "ray": side("ray", None), "ray1": side("ray1", 1)}, repeats)
+    ref = runs["serial"].results[0]
+    same = all(got == ref for r in runs.values() for got in r.results)
+    r = runs
+    print(f"sweep {len(trials)} trials x {iters} iterations, median of {repeats}: serial {r['serial'].s:.2f} s, "
+          f"Ray x{workers} {r['ray'].s:.2f} s, Ray x1 {r['ray1'].s:.2f} s, identical {same}")
+    return {
+        "sweep_trials": len(trials), "sweep_iters": iters, **_figures("sweep", runs),
+        "speedup_sweep": round(r["serial"].s / r["ray"].s, 3),
+        "overhead_1worker_sweep": round(r["ray1"].s / r["serial"].s, 3),
+        "cpu_s_per_irl_trial": round(r["serial"].cpu_s / len(trials), 2), "identical_sweep": same,
+    }
+
+
+def _collect_workload(n: int, cluster: RayCluster, workers: int, repeats: int) -> dict:
+    """Dynamics exploration: ``n`` episodes serially (warmed by one: the scene) and as Ray tasks."""
+    plan = ExplorePlan(seed=0)
+    _collect(ExplorePlan(seed=99), 1, None, None)
+    _collect(ExplorePlan(seed=99), 2 * workers, cluster, None)
+    runs = _rounds({"serial": lambda r: _collect(plan, n, None, None),
+                    "ray": lambda r: _collect(plan, n, cluster, None),
+                    "ray1": lambda r: _collect(plan, n, cluster, 1)}, repeats)
+    release_explore_env()
+    ref = runs["serial"].results[0]
+    same = all(np.array_equal(got, ref) for r in runs.values() for got in r.results)
+    r = runs
+    print(f"collect {n} exploration episodes, median of {repeats}: serial {r['serial'].s:.2f} s, "
+          f"Ray x{workers} {r['ray'].s:.2f} s, Ray x1 {r['ray1'].s:.2f} s, identical {same}")
+    return {
+        "collect_episodes": n, **_figures("collect", runs),
+        "speedup_collect": round(r["serial"].s / r["ray"].s, 3),
+        "overhead_1worker_collect": round(r["ray1"].s / r["serial"].s, 3),
+        "cpu_s_per_explore_episode": round(r["serial"].cpu_s / n, 4), "identical_collect": same,
+    }
 
 
 WORKLOADS = ("extract", "sweep", "collect", "embed")   # recording always runs: the others use its episodes
@@ -274,6 +399,11 @@ def main() -> None:
                     help="outer iterations per sweep trial (default 400: what `robot-irl train` runs by default)")
     ap.add_argument("--collect", type=int, default=40, help="exploration episodes (default 40)")
     ap.add_argument("--workers", type=int, default=2, help="Ray workers (default 2)")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="timed runs of each side of record, extract, collect and embed, interleaved; medians "
+                         "reported (default 3)")
+    ap.add_argument("--sweep-repeats", type=int, default=1,
+                    help="timed runs of each side of the sweep (default 1: ~8 minutes a round here)")
     ap.add_argument("--skip", default="", metavar="LIST",
                     help=f"comma-separated workloads not to run, of {','.join(WORKLOADS)} (a short measurement of "
                          "one; the acceptance run skips none)")
@@ -283,87 +413,31 @@ def main() -> None:
         ap.error(f"--skip {a.skip!r}: expected a comma-separated list of {', '.join(WORKLOADS)}")
     if a.record < 4:
         ap.error("--record must be at least 4 (the sweep trains, validates and tests on them)")
+    if a.repeats < 1 or a.sweep_repeats < 1:
+        ap.error("--repeats and --sweep-repeats must be at least 1")
     root = Path(tempfile.mkdtemp(prefix="bench_scale_"))
-    res: dict = {"cores": os.cpu_count(), "workers": a.workers, "load_avg_start": round(os.getloadavg()[0], 2),
+    res: dict = {"cores": os.cpu_count(), "workers": a.workers, "repeats": a.repeats,
+                 "sweep_repeats": a.sweep_repeats, "load_avg_start": round(os.getloadavg()[0], 2),
                  "skipped": sorted(skip)}
     try:
-        libs = {m: Library.open(root / m, create=True) for m in ("serial", "ray", "ray1", "warm")}
-        # warm the serial path (imports, scene) on seeds the timed runs do not use
-        _record(libs["warm"], range(1000, 1001), None, None)
-        seeds = range(a.record)
-        c = time.process_time()
-        t_serial = _record(libs["serial"], seeds, None, None)
-        cpu_record = time.process_time() - c
-        release_env()
-        frames = sum(ep.frame_count("cam0") for ep in libs["serial"].select())
-        if "sweep" not in skip:   # the sweep, serially (warmed by one trial: imports, TensorBoard)
-            spec, setup, trials = _sweep_inputs(libs["serial"], a.sweep_iters)
-            _sweep(root / "sweep-warm", spec, setup, trials[:1], None, None)
-            c = time.process_time()
-            s_serial, fig_serial = _sweep(root / "sweep-serial", spec, setup, trials, None, None)
-            cpu_sweep = time.process_time() - c
-        if "collect" not in skip:   # dynamics exploration, serially (warmed by one episode: the scene)
-            plan = ExplorePlan(seed=0)
-            _collect(ExplorePlan(seed=99), 1, None, None)
-            c = time.process_time()
-            c_serial, x_serial = _collect(plan, a.collect, None, None)
-            cpu_collect = time.process_time() - c
-            release_explore_env()
         t = time.perf_counter()
         cluster = RayCluster.start(num_cpus=a.workers)
-        res["ray_start_s"] = round(time.perf_counter() - t, 2)
+        res["ray_start_s"] = round(time.perf_counter() - t, 2)   # paid once per command, apart from the work
         try:
             cluster.map(_noop, range(20), key=str, progress=False)
             t = time.perf_counter()
             cluster.map(_noop, range(200), key=str, progress=False)
             res["ray_task_overhead_ms"] = round(1000 * (time.perf_counter() - t) / 200, 2)   # submit to commit
-            _record(libs["warm"], range(1001, 1001 + 2 * a.workers), cluster, None)   # every worker warm
-            COMMIT_S.clear()
-            t_ray = _record(libs["ray"], seeds, cluster, None)
-            t_ray1 = _record(libs["ray1"], seeds, cluster, 1)
-            commit_record_ms = 1000 * float(np.median(COMMIT_S))
-            COMMIT_S.clear()
-            same_rec = _same_episodes(libs["serial"], libs["ray"]) and _same_episodes(libs["serial"], libs["ray1"])
-            print(f"record {a.record} episodes ({frames} frames): serial {t_serial:.2f} s, Ray x{a.workers} "
-                  f"{t_ray:.2f} s, Ray x1 {t_ray1:.2f} s, identical {same_rec}")
-            res.update({
-                "record_episodes": a.record, "record_frames": frames, "record_serial_s": round(t_serial, 2),
-                "record_ray_s": round(t_ray, 2), "record_ray1_s": round(t_ray1, 2),
-                "speedup_record": round(t_serial / t_ray, 3), "overhead_1worker_record": round(t_ray1 / t_serial, 3),
-                "cpu_s_per_rendered_frame": round(cpu_record / frames, 4),
-                "wall_s_per_rendered_frame": round(t_serial / frames, 4), "identical_record": same_rec,
-                "driver_commit_ms_record": round(commit_record_ms, 2),
-            })
-            if "extract" not in skip:   # extraction over the recorded episodes (repeated to --extract episodes)
-                pool = libs["serial"].select() + libs["ray"].select() + libs["ray1"].select() + libs["warm"].select()
-                res.update(_extract_workload(pool[:a.extract], cluster, a.workers))
-            if "sweep" not in skip:   # the sweep as Ray Tune trials (each Tuner starts its trial processes: counted)
-                s_ray, fig_ray = _sweep(root / "sweep-ray", spec, setup, trials, cluster, None)
-                s_ray1, fig_ray1 = _sweep(root / "sweep-ray1", spec, setup, trials, cluster, 1)
-                same_sweep = fig_ray == fig_serial and fig_ray1 == fig_serial
-                print(f"sweep {len(trials)} trials x {a.sweep_iters} iterations: serial {s_serial:.2f} s, "
-                      f"Ray x{a.workers} {s_ray:.2f} s, Ray x1 {s_ray1:.2f} s, identical {same_sweep}")
-                res.update({
-                    "sweep_trials": len(trials), "sweep_iters": a.sweep_iters, "sweep_serial_s": round(s_serial, 2),
-                    "sweep_ray_s": round(s_ray, 2), "sweep_ray1_s": round(s_ray1, 2),
-                    "speedup_sweep": round(s_serial / s_ray, 3), "overhead_1worker_sweep": round(s_ray1 / s_serial, 3),
-                    "cpu_s_per_irl_trial": round(cpu_sweep / len(trials), 2), "identical_sweep": same_sweep,
-                })
-            if "collect" not in skip:   # dynamics exploration episodes as Ray tasks
-                _collect(ExplorePlan(seed=99), 2 * a.workers, cluster, None)
-                c_ray, x_ray = _collect(plan, a.collect, cluster, None)
-                c_ray1, x_ray1 = _collect(plan, a.collect, cluster, 1)
-                same_collect = np.array_equal(x_ray, x_serial) and np.array_equal(x_ray1, x_serial)
-                print(f"collect {a.collect} exploration episodes: serial {c_serial:.2f} s, Ray x{a.workers} "
-                      f"{c_ray:.2f} s, Ray x1 {c_ray1:.2f} s, identical {same_collect}")
-                res.update({
-                    "collect_episodes": a.collect, "collect_serial_s": round(c_serial, 2),
-                    "collect_ray_s": round(c_ray, 2), "collect_ray1_s": round(c_ray1, 2),
-                    "speedup_collect": round(c_serial / c_ray, 3), "overhead_1worker_collect": round(c_ray1 / c_serial, 3),
-                    "cpu_s_per_explore_episode": round(cpu_collect / a.collect, 4), "identical_collect": same_collect,
-                })
+            fig, episodes, lib = _record_workload(root, a.record, cluster, a.workers, a.repeats)
+            res.update(fig)
+            if "extract" not in skip:   # extraction over the recorded episodes
+                res.update(_extract_workload(episodes[:a.extract], cluster, a.workers, a.repeats))
+            if "sweep" not in skip:
+                res.update(_sweep_workload(root, lib, a.sweep_iters, cluster, a.workers, a.sweep_repeats))
+            if "collect" not in skip:
+                res.update(_collect_workload(a.collect, cluster, a.workers, a.repeats))
             if "embed" not in skip:
-                res.update(_embed_workload(a.embed, cluster, a.workers))
+                res.update(_embed_workload(a.embed, cluster, a.workers, a.repeats))
         finally:
             cluster.close()
         res["overhead_1worker"] = max(res[f"overhead_1worker_{w}"] for w in ("record", "extract", "sweep", "embed")
