@@ -30,6 +30,7 @@ This module reads YAML and numpy only at import (the file is checked before torc
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 import sys
@@ -259,20 +260,30 @@ def run_serial(task: Task, setup: dict, trials: list[tuple[str, dict]], out: Pat
     return results
 
 
-def _tune_trial(config: dict, task: Task, setup: dict, out: str) -> None:
-    """One Tune trial: the task, reporting validation losses to Tune (ASHA stops on them), then its
-    final figures marked ``final``. The report after the last iteration is not sent: the final one
-    carries it once the run folder is finished (a scheduler stopping the trial at it — ASHA does at
-    ``max_t`` — would leave the folder unfinished)."""
+def _tune_trial(config: dict, task: Task, setup: dict, out: str, stream: bool) -> None:
+    """One Tune trial: the task, then its final figures marked ``final``. With ``stream`` (a scheduler
+    that stops trials: ASHA) each validation loss goes to Tune as it comes; without (FIFO: nothing
+    acts on them) they travel with the final figures as ``curve``, since every ``tune.report`` is a
+    round trip to the driver that the trial waits on (~1 s per 40 reports here, notes/scale.md).
+    The report after the last iteration is not sent: the final one carries it once the run folder
+    is finished (a scheduler stopping the trial at it — ASHA does at ``max_t`` — would leave the
+    folder unfinished)."""
     from ray import tune
 
+    curve: list[list[float]] = []
+
     def report(m: dict) -> None:
-        if not m.get("last"):
+        if m.get("last"):
+            return
+        if stream:
             tune.report({k: v for k, v in m.items() if k != "last"})
+        else:
+            curve.append([int(m["iteration"]), float(m[METRIC])])
 
     name, params = config["trial"]["name"], config["trial"]["params"]
     final = task(setup, params, str(Path(out) / "trials" / name), report)
-    tune.report({**final, "iteration": int(final["iterations"]), "final": 1})
+    tune.report({**final, "iteration": int(final["iterations"]), "final": 1,
+                 **({} if stream else {"curve": json.dumps(curve)})})
 
 
 def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str, dict]], out: Path,
@@ -285,6 +296,9 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
     their worker processes (``reuse_actors``): a new process per trial costs seconds of imports."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # with verbose=0 the legacy reporter prints nothing
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    # no JSON/CSV/TensorBoard result files of Tune's own: each trial's run folder has its TensorBoard
+    # and metrics, and the driver (the library's writer) does not spend a core's time on duplicates
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from tqdm.auto import tqdm
@@ -300,6 +314,7 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
             r = by_name[trial.config["trial"]["name"]]
             if result.get("final"):
                 r.figures = {k: v for k, v in result.items() if k.startswith(("val_", "train_")) or k == "iterations"}
+                r.curve.extend((int(i), float(v)) for i, v in json.loads(result.get("curve", "[]")))
                 r.curve.append((int(result["iteration"]), float(result[METRIC])))
             elif METRIC in result:
                 r.curve.append((int(result["iteration"]), float(result[METRIC])))
@@ -324,8 +339,8 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
                                   reduction_factor=spec.reduction_factor)
     else:
         scheduler = FIFOScheduler()
-    trainable = tune.with_resources(tune.with_parameters(_tune_trial, task=task, setup=setup, out=str(out)),
-                                    {"cpu": 1})
+    trainable = tune.with_resources(tune.with_parameters(_tune_trial, task=task, setup=setup, out=str(out),
+                                                         stream=spec.scheduler == "asha"), {"cpu": 1})
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([{"name": n, "params": p} for n, p in trials])},
