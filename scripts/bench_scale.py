@@ -12,9 +12,13 @@ Work that runs on one core per item scales with workers; the engine's own cost s
 1-worker run (on the same runtime, each task asking for all its CPUs: one runs at a time, the next
 queued in Ray as on a one-CPU cluster). Ray's start-up is measured apart
 (it is paid once per command, not per item). Every run is warmed first (imports, the sim scene),
-serial and Ray alike, so the figures are the steady per-item cost a long batch sees.
+serial and Ray alike (each Ray run just before it, on a few items: an x1 run's tasks leave x2 to
+start fresh workers), so the figures are the steady per-item cost a long batch sees.
 The sweep's Ray runs include Tune's start of its trial processes (their imports: a Tuner starts
 fresh worker processes each time), which a longer sweep amortises.
+Each side of a workload runs ``--repeats`` times (the sweep ``--sweep-repeats``), interleaved
+(serial, Ray x2, Ray x1, serial, ...), and the medians are reported, every run's time beside them
+(``*_runs_s``): single timings of these few-second workloads moved by 25 % between runs.
 Per-unit costs feed notes/scale.md: CPU-seconds of the serial process (``time.process_time``, all
 its threads) per rendered frame, per extracted frame, per embedded image (1 thread) and per IRL
 trial, which a
@@ -132,14 +136,20 @@ class Runs:
         return float(np.median(self.cpu))
 
 
-def _rounds(sides: dict[str, Callable[[int], Any]], repeats: int) -> dict[str, Runs]:
+def _rounds(sides: dict[str, Callable[[int], Any]], repeats: int,
+            warm: dict[str, Callable[[int], Any]] | None = None) -> dict[str, Runs]:
     """Every side run ``repeats`` times, interleaved (a b c, a b c, ...), each called with the
     round's index: a change in the machine's load between rounds then falls on every side alike,
     and the medians compare like with like (a single timing of a 4-s workload moved by 25 % between
-    runs minutes apart on this machine, notes/scale.md)."""
+    runs minutes apart on this machine, notes/scale.md). ``warm[side](round)``, untimed, runs just
+    before a side's timed run: Ray x1's tasks (all the CPUs each) leave Ray x2 to start fresh worker
+    processes, whose imports the first x2 run after them paid (3.2-3.5 s warm vs 4.5-5.3 s next to
+    an x1 run: notes/scale.md); a batch of one setting keeps its workers warm after its first tasks."""
     runs = {k: Runs() for k in sides}
     for r in range(repeats):
         for k, side in sides.items():
+            if warm and k in warm:
+                warm[k](r)
             t, c = time.perf_counter(), time.process_time()
             out = side(r)
             runs[k].wall.append(time.perf_counter() - t)
@@ -172,9 +182,14 @@ def _record_workload(root: Path, n: int, cluster: RayCluster, workers: int,
 
     warm = Library.open(root / "warm", create=True)   # imports and scenes, on seeds the timed runs do not use
     _record(warm, range(1000, 1001), None, None)
-    _record(warm, range(1001, 1001 + 2 * workers), cluster, None)   # every worker warm
+
+    def warm_ray(mode: str, in_flight: int | None) -> Callable[[int], None]:   # every worker warm
+        return lambda r: _record(Library.open(root / f"warm-{mode}{r}", create=True),
+                                 range(1001, 1001 + 2 * workers), cluster, in_flight)
+
     COMMIT_S.clear()
-    runs = _rounds({"serial": side("serial", None), "ray": side("ray", None), "ray1": side("ray1", 1)}, repeats)
+    runs = _rounds({"serial": side("serial", None), "ray": side("ray", None), "ray1": side("ray1", 1)}, repeats,
+                   warm={"ray": warm_ray("ray", None), "ray1": warm_ray("ray1", 1)})
     release_env()
     frames = sum(ep.frame_count("cam0") for ep in libs["serial0"].select())
     same = all(_same_episodes(libs["serial0"], lib) for k, lib in libs.items() if k != "serial0")
@@ -204,11 +219,12 @@ def _extract_workload(episodes: list, cluster: RayCluster, workers: int, repeats
             set_cpu_budget(None)
 
     _extract(episodes[:1], None, None)
-    _extract(episodes[:2 * workers], cluster, None)
     COMMIT_S.clear()
     runs = _rounds({"serial": lambda r: _extract(episodes, None, None), "serial_1thread": one_thread,
                     "ray": lambda r: _extract(episodes, cluster, None),
-                    "ray1": lambda r: _extract(episodes, cluster, 1)}, repeats)
+                    "ray1": lambda r: _extract(episodes, cluster, 1)}, repeats,
+                   warm={"ray": lambda r: _extract(episodes[:2 * workers], cluster, None),
+                         "ray1": lambda r: _extract(episodes[:2 * workers], cluster, 1)})
     ref = runs["serial"].results[0]
     same = all(np.array_equal(ref[k], got[k], equal_nan=True)
                for r in runs.values() for got in r.results for k in ref)
@@ -272,11 +288,12 @@ def _embed_workload(n: int, cluster: RayCluster, workers: int, repeats: int) -> 
                 torch.set_num_threads(default_threads)
         return run
 
-    _embed(images[:2 * workers * EMBED_CHUNK], cluster, 1, None)
     embed_chunk(images[:EMBED_CHUNK], default_threads)
     runs = _rounds({"serial": serial(default_threads), "serial_1thread": serial(1),
                     "ray": lambda r: _embed(images, cluster, 1, None),
-                    "ray1": lambda r: _embed(images, cluster, 1, 1)}, repeats)
+                    "ray1": lambda r: _embed(images, cluster, 1, 1)}, repeats,
+                   warm={"ray": lambda r: _embed(images[:2 * workers * EMBED_CHUNK], cluster, 1, None),
+                         "ray1": lambda r: _embed(images[:2 * workers * EMBED_CHUNK], cluster, 1, 1)})
     one = runs["serial_1thread"].results[0]
     same = all(np.array_equal(got, one) for k in ("serial_1thread", "ray", "ray1") for got in runs[k].results)
     diff = float(max(np.abs(got - runs["serial"].results[0]).max() for r in runs.values() for got in r.results))
@@ -369,10 +386,11 @@ def _collect_workload(n: int, cluster: RayCluster, workers: int, repeats: int) -
     """Dynamics exploration: ``n`` episodes serially (warmed by one: the scene) and as Ray tasks."""
     plan = ExplorePlan(seed=0)
     _collect(ExplorePlan(seed=99), 1, None, None)
-    _collect(ExplorePlan(seed=99), 2 * workers, cluster, None)
     runs = _rounds({"serial": lambda r: _collect(plan, n, None, None),
                     "ray": lambda r: _collect(plan, n, cluster, None),
-                    "ray1": lambda r: _collect(plan, n, cluster, 1)}, repeats)
+                    "ray1": lambda r: _collect(plan, n, cluster, 1)}, repeats,
+                   warm={"ray": lambda r: _collect(ExplorePlan(seed=99), 2 * workers, cluster, None),
+                         "ray1": lambda r: _collect(ExplorePlan(seed=99), 2 * workers, cluster, 1)})
     release_explore_env()
     ref = runs["serial"].results[0]
     same = all(np.array_equal(got, ref) for r in runs.values() for got in r.results)

@@ -296,9 +296,6 @@ def run_ray(cluster: RayCluster, task: Task, setup: dict, trials: list[tuple[str
     their worker processes (``reuse_actors``): a new process per trial costs seconds of imports."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")   # with verbose=0 the legacy reporter prints nothing
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
-    # no JSON/CSV/TensorBoard result files of Tune's own: each trial's run folder has its TensorBoard
-    # and metrics, and the driver (the library's writer) does not spend a core's time on duplicates
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from tqdm.auto import tqdm
