@@ -76,3 +76,32 @@ def test_record_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     args = parser.parse_args(["demos", "list", "tag:cli", "--library", lib, "--json"])
     assert args.func(args) == 0
     assert '"source": "sim"' in capsys.readouterr().out
+
+
+def test_exploration_episodes_are_dynamics_collect_motions_kept_out_of_demo_queries(tmp_path: Path) -> None:
+    """`record --source sim --explore`: models.collect's exploration episodes, every control step
+    recorded; kind 'explore', so a demo query never picks them up and `kind:explore` does."""
+    from robot_irl.models.collect import ExplorePlan, explore_episode, release_env
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(required=True)
+    register_record(sub)
+    lib_path = str(tmp_path / "lib")
+    args = parser.parse_args(["record", "--source", "sim", "--explore", "--episodes", "2", "--seed", "3",
+                              "--size", "64x48", "--library", lib_path])
+    assert args.func(args) == 0
+    lib = Library.open(lib_path)
+    assert lib.select(None) == [] and lib.select("tag:explore") == []
+    eps = sorted(lib.select("kind:explore"), key=lambda e: e.meta["seed"])
+    assert len(eps) == 2 and all(e.meta["kind"] == "explore" and "explore" in e.meta["tags"] for e in eps)
+    try:
+        for e, ep in enumerate(eps):
+            want = explore_episode(ExplorePlan(seed=3), e)
+            assert ep.meta["seed"] == int(want["seed"])
+            q = ep.arrays("state")["joint_pos"]
+            assert ep.frame_count("cam0") == len(q)
+            m = (len(q) - 1) // (len(want["q"]) - 1)       # every row split into m control steps
+            assert len(q) == m * (len(want["q"]) - 1) + 1
+            np.testing.assert_allclose(q[::m], want["q"], atol=1e-9)
+    finally:
+        release_env()

@@ -256,8 +256,9 @@ class Library:
                chunk_frames: int = 150, flush_seconds: float = 2.0) -> EpisodeWriter:
         """Start recording a new episode (see :class:`EpisodeWriter`). A chunk is flushed every
         ``chunk_frames`` frames/rows or ``flush_seconds``, bounding what a crash can lose.
-        ``kind`` is "demo" (a demonstration) or "run" (a learned policy's run, kept out of demo
-        queries unless they ask for ``kind:run``)."""
+        ``kind`` is "demo" (a demonstration), "run" (a learned policy's run) or "explore" (the arm
+        moved through exploration plans); runs and exploration stay out of demo queries unless
+        they ask for ``kind:run`` / ``kind:explore``."""
         return self._start(self.staging_dir, self._adopt, task=task, source=source, fps=fps, kind=kind, robot=robot,
                            env=env, seed=seed, variant=variant, tags=tags, keypoint_spec=keypoint_spec, extra=extra,
                            chunk_frames=chunk_frames, flush_seconds=flush_seconds)

@@ -18,7 +18,9 @@ from robot_irl.errors import InputError
 SCHEMA_VERSION = 2
 LIBRARY_FORMAT = "robot-irl demo library"
 SOURCES = ("sim", "camera", "arm", "lerobot")
-KINDS = ("demo", "run")   # a demonstration, or a run of a learned policy recorded for evaluation
+# a demonstration; a run of a learned policy recorded for evaluation; the arm moved through
+# exploration plans (frames and joints, no task shown: data for detectors and dynamics, never demos)
+KINDS = ("demo", "run", "explore")
 DTYPES = ("float64", "float32", "int64", "int32", "uint8", "bool")
 
 

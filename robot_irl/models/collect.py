@@ -42,6 +42,13 @@ def settle_time(t: np.ndarray, q: np.ndarray, settle_rad: float = 2e-3) -> float
     return float(t[min(moving[-1] + 1, len(t) - 1)])
 
 
+def steps_per_row(env: Any, deltas: np.ndarray) -> int:
+    """How many env steps every row of ``deltas`` is split into: enough that no step exceeds the
+    env's per-step delta cap on any joint (the same count for all rows, so rows keep equal durations)."""
+    cap = float(np.min(env.unwrapped.action_space.high[:-1]))
+    return max(1, int(math.ceil(float(np.abs(np.asarray(deltas, float)).max(initial=0.0)) / cap - 1e-9)))
+
+
 def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gripper: float = 1.0,
                  settle_steps: int = 0, release: bool = False, render: bool = False) -> dict[str, np.ndarray]:
     """Execute joint-delta rows ``deltas [H, n]`` from the env's current state ``obs``.
@@ -54,9 +61,8 @@ def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gr
     the env's camera image at every row boundary.
     """
     u = env.unwrapped
-    cap = float(np.min(u.action_space.high[:-1]))
     deltas = np.asarray(deltas, dtype=np.float64)
-    m = max(1, int(math.ceil(float(np.abs(deltas).max(initial=0.0)) / cap - 1e-9)))
+    m = steps_per_row(env, deltas)
     xs, qs = [obs["keypoints"].copy()], [obs["joint_pos"].copy()]
     rows = [0]
     frames = [env.render()] if render else []
@@ -163,19 +169,21 @@ def episode_rng(seed: int, episode: int) -> np.random.Generator:
     return np.random.default_rng([seed, episode])
 
 
-def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
-    """Episode ``e`` of ``plan`` (a Ray task with ``--ray``): ``x [T, K, 3]``, ``q [T, n]``,
-    ``u [T-1, n]`` and its env seed; it depends only on ``plan`` and ``e``. With ``plan.observe``,
-    ``x`` is what it sees in the frames rendered at the row boundaries."""
-    env = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain, plan.camera)
+def exploration_seed(plan: ExplorePlan, e: int) -> int:
+    """The env seed of episode ``e`` of ``plan``."""
+    return plan.seed * 100_003 + e
+
+
+def exploration_rows(env: Any, plan: ExplorePlan, e: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Reset ``env`` to episode ``e`` of ``plan`` and return its first observation and joint-delta
+    rows ``[rows - 1 + extra, n]``: the expert's path resampled to ``plan.rows`` rows with Gaussian
+    noise on every row (or, with probability ``random_frac``, a straight move to a random joint
+    goal), then ``extra`` rows of twice that noise. They depend only on ``plan.seed`` and ``e``."""
     u = env.unwrapped
-    spec = u.keypoint_spec
-    names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
-    idx = [spec.index(n) for n in names]
     lim = u.robot.joint_limits
     rng = episode_rng(plan.seed, e)
     rows = plan.rows
-    ep_seed = plan.seed * 100_003 + e
+    ep_seed = exploration_seed(plan, e)
     variant = {"goal_region": plan.regions[e % len(plan.regions)]}
     if rng.random() < plan.random_frac:
         obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
@@ -187,9 +195,21 @@ def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
         obs, _ = env.reset(seed=ep_seed, options={"variant": variant})
     deltas = deltas + rng.normal(0.0, plan.noise, deltas.shape)
     deltas = np.concatenate([deltas, rng.normal(0.0, 2 * plan.noise, (plan.extra, deltas.shape[1]))])
+    return obs, deltas
+
+
+def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
+    """Episode ``e`` of ``plan`` (a Ray task with ``--ray``): ``x [T, K, 3]``, ``q [T, n]``,
+    ``u [T-1, n]`` and its env seed; it depends only on ``plan`` and ``e``. With ``plan.observe``,
+    ``x`` is what it sees in the frames rendered at the row boundaries."""
+    env = _env_for(plan.env_id, plan.robot, plan.render_size, plan.plain, plan.camera)
+    spec = env.unwrapped.keypoint_spec
+    names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
+    idx = [spec.index(n) for n in names]
+    obs, deltas = exploration_rows(env, plan, e)
     out = execute_rows(env, obs, deltas, render=plan.observe is not None)
     x = out["x_rows"][:, idx] if plan.observe is None else plan.observe(out["frames"], origin=f"exploration episode {e}")
-    return {"x": x, "q": out["q_rows"], "u": deltas, "seed": np.array(ep_seed)}
+    return {"x": x, "q": out["q_rows"], "u": deltas, "seed": np.array(exploration_seed(plan, e))}
 
 
 def _robot_arrays(plan: ExplorePlan) -> dict[str, np.ndarray]:

@@ -34,6 +34,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_ray_option(g)
     g.add_argument("--plain", action="store_true",
                    help="render without markers and blobs (objects bare; tag 'plain'): for learned keypoints")
+    g.add_argument("--explore", action="store_true",
+                   help="record exploration, not demos (kind 'explore', tag 'explore'): the arm moved through "
+                        "dynamics collect's plans (noisy expert paths, random joint goals), for training a keypoint "
+                        "detector on poses no demo reaches; demo queries leave them out (select with kind:explore)")
     c = p.add_argument_group("camera")
     c.add_argument("--device", help="camera index (0, 1, ...), video file, or stream URL")
     c.add_argument("--duration", type=float, help="stop after this many seconds")
@@ -69,13 +73,28 @@ def _note_ignored(args, names: tuple[str, ...], where: str) -> None:
             print(f"note: --{name} does nothing for {where}; ignored", file=sys.stderr)
 
 
+def _record_exploration(args, lib, tags: list[str], variant: dict, size: tuple[int, int]) -> int:
+    """``record --source sim --explore``: one process, episode by episode (no --ray or --resume)."""
+    from robot_irl.record.sim import record_exploration
+    _note_ignored(args, ("ray", "resume"), "--explore")
+    if variant:
+        print("note: --variant does nothing for --explore (its plans alternate the goal regions); ignored",
+              file=sys.stderr)
+    record_exploration(lib, args.env, episodes=args.episodes, seed=args.seed, robot=args.robot, render_size=size,
+                       tags=tags, plain=args.plain,
+                       progress=lambda ep: print(f"{ep.id}  seed {ep.meta['seed']}  {ep.frame_count('cam0')} frames  "
+                                                 "exploration", file=sys.stderr))
+    print(f"{args.episodes} exploration episodes recorded (kind:explore)", file=sys.stderr)
+    return 0
+
+
 def _record(args) -> int:
     from robot_irl.library import Library
     tags = [t for t in args.tags.split(",") if t]
     lib = Library.open(args.library, create=True)
     if args.source == "sim" and args.env == "person":
         from robot_irl.record.person import record_person_sim
-        _note_ignored(args, ("ray", "resume", "plain", "person"), "--env person")
+        _note_ignored(args, ("ray", "resume", "plain", "person", "explore"), "--env person")
         for name, default in (("robot", "iiwa"), ("variant", "{}"), ("size", "320x240")):
             if getattr(args, name) != default:        # the person's cell has no robot, variants or size choice
                 print(f"note: --{name} does nothing for --env person; ignored", file=sys.stderr)
@@ -91,6 +110,8 @@ def _record(args) -> int:
         variant, (w, h) = parse_render_options(args.variant, args.size)
         if args.episodes < 1:
             raise InputError(f"--episodes {args.episodes}", field="--episodes", expected=">= 1")
+        if args.explore:
+            return _record_exploration(args, lib, tags, variant, (w, h))
         warned: list[bool] = []
 
         def committed(seed: int, ep) -> None:
@@ -106,7 +127,7 @@ def _record(args) -> int:
         if args.episodes > 1 or report.failed:
             print(report.summary(), file=sys.stderr)
         return report.exit_code
-    _note_ignored(args, ("ray", "resume", "plain") + (("person",) if args.source == "arm" else ()),
+    _note_ignored(args, ("ray", "resume", "plain", "explore") + (("person",) if args.source == "arm" else ()),
                   f"--source {args.source}")
     if args.source == "arm":
         return _record_arm(args, lib, tags)

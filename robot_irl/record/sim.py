@@ -77,20 +77,65 @@ def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_
     commit); returns the committed episode."""
     from sim.expert import expert_for
 
-    u = env.unwrapped
-    obs, info = env.reset(seed=seed)
+    obs, _ = env.reset(seed=seed)
     expert = expert_for(env)
+    return _write_episode(writer, env, obs, expert.act, seed=seed, env_id=env_id, robot=robot,
+                          render_size=render_size, tags=tags, chunk_frames=chunk_frames, plain=plain)
+
+
+def record_exploration(lib: Library, env_id: str, *, episodes: int, seed: int, robot: str = "iiwa",
+                       render_size: tuple[int, int] = (320, 240), tags: list[str] | None = None,
+                       chunk_frames: int = 150, progress: Callable[[Episode], None] | None = None,
+                       plain: bool = False, camera: str = "front") -> list[Episode]:
+    """Record ``episodes`` exploration episodes (kind ``explore``): the arm moved through
+    ``models.collect``'s plans (the expert's path with noise on every row, or a straight move to a
+    random joint goal, then random rows), every control step recorded as a demo is. They show the
+    arm in poses no demonstration reaches, which a keypoint detector learned from video must see
+    to place its keypoints on what moves (``robot-irl keypoints train --demos "kind:demo,explore"``);
+    a query without a ``kind`` term leaves them out, so they never become demonstrations.
+    Episode ``e`` is ``models.collect``'s exploration episode ``e`` of a plan seeded ``seed``
+    (the same motion ``dynamics collect --seed`` runs)."""
+    from robot_irl.models.collect import ExplorePlan, exploration_rows, exploration_seed, steps_per_row
+
+    plan = ExplorePlan(env_id=env_id, robot=robot, seed=seed)
+    env = make_env(env_id, robot, None, render_size, plain=plain, camera=camera)
+    tags = list(dict.fromkeys([*(tags or []), "explore"]))
+    out = []
+    try:
+        for e in range(episodes):
+            obs, deltas = exploration_rows(env, plan, e)
+            m = steps_per_row(env, deltas)
+            actions = iter([np.r_[d / m, 1.0] for d in deltas for _ in range(m)])
+            ep = _write_episode(lib.writer, env, obs, lambda _obs: next(actions, None), seed=exploration_seed(plan, e),
+                                env_id=env_id, robot=robot, render_size=render_size, tags=tags,
+                                chunk_frames=chunk_frames, plain=plain, kind="explore", until_success=False)
+            out.append(ep)
+            if progress:
+                progress(ep)
+    finally:
+        env.close()
+    return out
+
+
+def _write_episode(writer: Callable[..., EpisodeWriter], env, obs: dict[str, np.ndarray],
+                   act: Callable[[dict[str, np.ndarray]], np.ndarray | None], *, seed: int, env_id: str, robot: str,
+                   render_size: tuple[int, int], tags: list[str] | None, chunk_frames: int, plain: bool,
+                   kind: str = "demo", until_success: bool = True) -> Episode:
+    """Write the episode the env is in (just reset, first observation ``obs``): a frame and a state
+    row per control step, ``act(obs)`` choosing each action until it returns None, the episode is
+    truncated, or (``until_success``) the task succeeds."""
+    u = env.unwrapped
     spec, cam = u.keypoint_spec, u.camera_model()
     n, k = len(obs["joint_pos"]), len(spec)
     dt = u.control_dt
     if plain:
         tags = list(dict.fromkeys([*(tags or []), "plain"]))
-    with writer(task=info["task_text"], source="sim", fps=1.0 / dt, robot=robot, env=env_id, seed=seed,
-                variant=info["variant"], tags=tags, keypoint_spec=spec, extra={"control_dt": dt, "plain": plain},
-                chunk_frames=chunk_frames) as w:
+    with writer(task=u.task.text(), source="sim", fps=1.0 / dt, kind=kind, robot=robot, env=env_id, seed=seed,
+                variant=u.variant.to_dict(), tags=tags, keypoint_spec=spec,
+                extra={"control_dt": dt, "plain": plain}, chunk_frames=chunk_frames) as w:
         w.add_camera(CAMERA, render_size, codec="ffv1", model=cam)
         w.add_stream("state", state_columns(n, k, list(u.robot.joint_names), spec.names))
-        step, last, success = 0, False, False
+        step, success, truncated = 0, False, False
         nan = np.full(n, np.nan)
         while True:
             t = step * dt
@@ -100,15 +145,14 @@ def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_
                        ee_quat=obs["ee_quat"], keypoints_3d=obs["keypoints"], goal_3d=obs["goal"],
                        success=np.bool_(success), **{f"keypoints_2d_{CAMERA}": uv,
                                                      f"keypoints_visible_{CAMERA}": visible})
-            if last:
+            a = None if (success and until_success) or truncated else act(obs)
+            if a is None:
                 w.write_row("state", t, action_delta=nan, target_requested=nan, target_sent=nan,
                             gripper=np.nan, **row)
                 break
-            a = expert.act(obs)
-            requested = info["joint_target"] + a[:-1]
+            requested = u.joint_target + a[:-1]
             obs, _, success, truncated, info = env.step(a)
             w.write_row("state", t, action_delta=a[:-1], target_requested=requested,
                         target_sent=info["joint_target"], gripper=float(a[-1]), **row)
-            last = bool(success or truncated)
             step += 1
         return w.commit(success=bool(success))
