@@ -93,6 +93,15 @@ class ArmEnv(gym.Env):
         self._seg, self._seg_step = seg, self.steps
         return rgb
 
+    def render_view(self, camera: SceneCamera | str) -> np.ndarray:
+        """RGB of the current scene through another camera (a name from ``sim.camera.CAMERAS`` at
+        this env's render size, or a :class:`SceneCamera` at its own): a second view of the same
+        instant, e.g. for keypoints seen from two sides."""
+        cam = camera if isinstance(camera, SceneCamera) else get_camera(camera, self.camera.size)
+        self.scene.sync_features()
+        w, h = cam.size
+        return self.bullet.camera_image(cam.view_matrix, cam.projection_matrix, w, h, False)[0]
+
     def close(self) -> None:
         self.bullet.close()
 

@@ -227,3 +227,64 @@ def test_cli_learned_keypoints_end_to_end(plain_lib, model, tmp_path, capsys):
     assert main(["train", "--demos", "tag:plain", "--library", str(plain_lib), "--keypoints", "learned",
                  "--out", str(tmp_path / "r2")]) == 2
     assert "--keypoints learned with --dynamics kinematic" in capsys.readouterr().err
+
+
+def test_two_views_from_recording_to_goal_images(plain_lib, model, tmp_path, capsys):
+    """Keypoints seen from two cameras: demos recorded with a second view, dynamics collected through
+    a detector per camera, the learner on both, and a goal given as one image per camera."""
+    import cv2
+
+    from robot_irl.cli import main
+    from robot_irl.keypoints.learned.observe import ViewsObserver, observer_from_dict
+    from robot_irl.library import Library
+    from robot_irl.record.sim import record_sim
+    lib_path = tmp_path / "lib"
+    record_sim(Library.open(lib_path, create=True), "robot_irl/Place-v0", episodes=2, seed=0, render_size=(64, 48),
+               plain=True, views=("top",))
+    ep = sorted(Library.open(lib_path).select("tag:plain"), key=lambda e: e.meta["seed"])[1]
+    assert [ep.camera_model(c).name for c in ep.cameras] == ["front", "top"]
+    assert ep.frame_count("cam1") == ep.frame_count("cam0")
+    data, dyn_dir, run_dir = tmp_path / "explore.npz", tmp_path / "dyn", tmp_path / "run"
+    assert main(["dynamics", "collect", "--detector", str(model), "--detector", str(model), "--camera", "front",
+                 "--episodes", "2", "--rows", "3", "--extra", "0", "--out", str(data), "--quiet"]) == 2
+    assert "one sim camera per --detector" in capsys.readouterr().err
+    assert main(["dynamics", "collect", "--detector", str(model), "--detector", str(model), "--camera", "front,top",
+                 "--episodes", "2", "--rows", "3", "--extra", "0", "--random-frac", "0", "--out", str(data),
+                 "--quiet"]) == 0
+    arrays = np.load(data)
+    observation = json.loads(str(arrays["observation"]))
+    assert arrays["x"].shape == (2, 3, 8, 3)
+    assert list(arrays["names"]) == [f"{c}.lk{i}" for c in ("front", "top") for i in range(4)]
+    observer = observer_from_dict(observation)
+    assert isinstance(observer, ViewsObserver) and observer.cameras == ["front", "top"]
+    front, top = list(ep.video_frames("cam0"))[-1], list(ep.video_frames("cam1"))[-1]
+    both = observer({"front": front[None], "top": top[None]})[0]
+    np.testing.assert_allclose(both[:4], observer.views[0](front[None])[0])   # the views side by side
+    assert not np.allclose(both[:4], both[4:])                                # the same net, another camera
+    with pytest.raises(InputError, match="no frames of camera 'top'"):
+        observer({"front": front[None]})
+    assert main(["dynamics", "train", "--data", str(data), "--out", str(dyn_dir), "--epochs", "2", "--json"]) == 0
+    assert main(["train", "--demos", "tag:plain", "--library", str(lib_path), "--keypoints", "learned",
+                 "--dynamics", "learned", "--model", str(dyn_dir / "model.pt"), "--iters", "2", "--out", str(run_dir),
+                 "--quiet", "--json"]) == 0
+    assert len(json.loads((run_dir / "config.json").read_text())["demos"]["keypoint_names"]) == 8
+    pngs = {}
+    for cam, frame in (("front", front), ("top", top)):
+        pngs[cam] = tmp_path / f"{cam}.png"
+        cv2.imwrite(str(pngs[cam]), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    capsys.readouterr()
+    start = ",".join(f"{v:.4f}" for v in ep.arrays("state")["joint_pos"][0])
+    assert main(["run", "--run", str(run_dir), "--goal-image", f"front={pngs['front']}", "--goal-image",
+                 f"top={pngs['top']}", "--dry-run", "--json", "--sim-time", "--arm-opt", f"start=[{start}]"]) in (0, 1)
+    shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    np.testing.assert_allclose(shown["goal_keypoints"], both, atol=1e-6)
+    for argv, message in ((["--goal-image", str(pngs["front"])], "one image per camera"),
+                          (["--goal-image", f"front={pngs['front']}", "--goal-image", f"side={pngs['top']}"],
+                           "one image per camera")):
+        assert main(["run", "--run", str(run_dir), "--dry-run", "--sim-time", *argv]) == 2
+        assert message in capsys.readouterr().err
+    # demos recorded without the second camera cannot be seen by a two-view model
+    assert main(["train", "--demos", "tag:plain", "--library", str(plain_lib), "--keypoints", "learned",
+                 "--dynamics", "learned", "--model", str(dyn_dir / "model.pt"), "--iters", "2",
+                 "--out", str(tmp_path / "r2"), "--quiet"]) == 2
+    assert "episode has no camera named ['top']" in capsys.readouterr().err

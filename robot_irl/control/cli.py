@@ -131,33 +131,52 @@ def _goal_arg(text: str) -> np.ndarray | Path:
     return xyz
 
 
-def _goal_image_arg(text: str) -> Path:
-    """``--goal-image``: an image file that exists (read once the run is loaded)."""
-    path = Path(text)
-    if not path.is_file():
-        raise InputError("goal image not found", file=path, field="--goal-image",
-                         expected="an image file (PNG/JPEG) of the scene camera showing the goal")
-    return path
+def _goal_image_arg(items: list[str]) -> dict[str | None, Path]:
+    """``--goal-image``: ``FRAME.png`` (a run seen through one camera) or ``CAMERA=FRAME.png`` once
+    per camera; every file must exist (read once the run is loaded)."""
+    out: dict[str | None, Path] = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name, path = (name, Path(text)) if sep and not Path(item).is_file() else (None, Path(item))
+        if not path.is_file():
+            raise InputError("goal image not found", file=path, field="--goal-image",
+                             expected="an image file (PNG/JPEG) of the scene camera showing the goal")
+        if name in out:
+            raise InputError(f"two goal images for {'one camera' if name is None else repr(name)}", file=path,
+                             field="--goal-image", expected="one image per camera (CAMERA=FRAME.png for each)")
+        out[name] = path
+    return out
 
 
-def _goal_from_image(path: Path, trained, run_path: Path) -> np.ndarray:
-    """Goal keypoints ``[K, 3]``: the run's learned detector on the image, lifted as its demos were.
+def _goal_from_image(images: dict[str | None, Path], trained, run_path: Path) -> np.ndarray:
+    """Goal keypoints ``[K, 3]``: the run's learned detector(s) on the image(s), lifted as its demos were.
     Refused for a run whose keypoints are not a learned detector's, an image of another size than the
-    detector's frames, or a detector folder that no longer holds the detector the run was made with."""
+    detector's frames, images that are not one per camera the run sees through, or a detector folder
+    that no longer holds the detector the run was made with."""
     import cv2
 
     from robot_irl.control.mpc import image_keypoints
-    from robot_irl.keypoints.learned.observe import LearnedObserver
+    from robot_irl.keypoints.learned.observe import observer_from_dict
 
     if not image_keypoints(trained):
         raise InputError("--goal-image with a run on marker/sim keypoints", file=run_path, field="--goal-image",
                          expected="a run trained on learned keypoints (`robot-irl train --keypoints learned "
                                   "--dynamics learned --model M`), or --goal keypoints")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError("cannot read the image", file=path, field="--goal-image", expected="a PNG or JPEG image")
-    observer = LearnedObserver.from_dict(trained.dynamics.observation, file=str(trained.dynamics.path))
-    return observer(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None], origin=str(path))[0]
+    observer = observer_from_dict(trained.dynamics.observation, file=str(trained.dynamics.path))
+    cams = observer.cameras
+    if list(images) == [None] and len(cams) == 1:
+        images = {cams[0]: images[None]}
+    if set(images) != set(cams):
+        raise InputError(f"goal images for {sorted(str(k) for k in images)}", file=run_path, field="--goal-image",
+                         expected="one image per camera the run sees through: "
+                                  + " ".join(f"--goal-image {c}=FRAME.png" for c in cams))
+    frames = {}
+    for cam, path in images.items():
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise InputError("cannot read the image", file=path, field="--goal-image", expected="a PNG or JPEG image")
+        frames[cam] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)[None]
+    return observer(frames, origin=", ".join(str(p) for p in images.values()))[0]
 
 
 def _goal_keypoints(goal: np.ndarray | Path, trained, current: np.ndarray) -> np.ndarray:
@@ -323,7 +342,8 @@ def _run(args: argparse.Namespace) -> int:
     ep = save_learned_run(library, rec, trained, robot=robot, task=task, arm_name=args.arm,
                           camera=video,
                           extra={"run": str(run_path.resolve()), "goal_keypoints": goal.tolist(),
-                                 "goal_image": str(Path(args.goal_image).resolve()) if args.goal_image else None,
+                                 "goal_image": {k or "cam0": str(v.resolve()) for k, v in goal_arg.items()}
+                                 if args.goal_image else None,
                                  "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100,
                                  "scene_camera": video.name if video else None})
     out = {"episode": ep.id, "final_err_cm": rec.final_err_m * 100, "final_keypoints": rec.final_keypoints.tolist(),
@@ -450,10 +470,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--goal",
                    help="x,y,z of the end-effector keypoint (m, base frame) or a .npy/.json of [K, 3] keypoints; "
                    "a run trained on person demos: X,Y where the object's centre should rest on the table")
-    r.add_argument("--goal-image", metavar="FRAME.png",
+    r.add_argument("--goal-image", metavar="[CAMERA=]FRAME.png", action="append",
                    help="a run on learned keypoints: a frame of the scene camera showing the goal (its size the "
-                   "detector's frames'); the goal is its learned keypoints. Experimental: one camera leaves the "
-                   "depth along its rays free; on the Place task 10-15 %% of goals are reached (notes/keypoints.md)")
+                   "detector's frames'); the goal is its learned keypoints. A run seen through several cameras "
+                   "takes one per camera: --goal-image front=A.png --goal-image top=B.png. Experimental: see "
+                   "notes/keypoints.md for how often goals are reached (one camera leaves depth along its rays free)")
     r.add_argument("--object", metavar="X,Y[,YAW_DEG]",
                    help="a run trained on person demos on --arm pybullet: where the simulated cell puts the object "
                    "(m, base frame); the arm finds it with the cell camera, grasps, carries and releases it")

@@ -96,7 +96,7 @@ def _learned_demos(lib, query: str, rows: int | None, model: str | None):
     collect --detector``) run on the selected episodes' video, lifted as its exploration data was.
     Goals: where each demo's keypoints ended (a recorded goal is in the sim's keypoints, not these)."""
     from robot_irl.irl.library_demos import demos_from_arrays, library_robot
-    from robot_irl.keypoints.learned.observe import LearnedObserver, observe_episodes
+    from robot_irl.keypoints.learned.observe import observe_episodes, observer_from_dict
     from robot_irl.models import LearnedDynamics
 
     if not model:
@@ -107,7 +107,7 @@ def _learned_demos(lib, query: str, rows: int | None, model: str | None):
         raise InputError("the dynamics model was trained on the simulator's keypoints, not a learned detector's",
                          file=model, field="--model",
                          expected="a model from `robot-irl dynamics collect --detector DIR` + `dynamics train`")
-    observer = LearnedObserver.from_dict(dyn.observation, file=str(model))
+    observer = observer_from_dict(dyn.observation, file=str(model))
     episodes = lib.select(query)
     if not episodes:
         raise InputError(f"the query '{query}' selects no episode", file=lib.path, field="--demos",

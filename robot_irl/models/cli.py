@@ -56,18 +56,28 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def _learned_observation(args: argparse.Namespace) -> dict:
-    """``collect_exploration`` options for keypoints a learned detector sees: the scene camera
-    rendered plain (no markers or blobs) at the size the detector was trained on, its pixels put on
-    the plane facing the camera (``keypoints.learned.space``)."""
+    """``collect_exploration`` options for keypoints learned detectors see: each ``--detector``
+    through its ``--camera`` (comma list, one per detector, all at one frame size), rendered plain
+    (no markers or blobs) at the size the detectors were trained on, pixels put on the plane facing
+    each camera (``keypoints.learned.space``); several detectors see the scene side by side."""
     from robot_irl.keypoints.learned.detector import LearnedDetector
-    from robot_irl.keypoints.learned.observe import LearnedObserver
+    from robot_irl.keypoints.learned.observe import LearnedObserver, ViewsObserver
     from robot_irl.keypoints.learned.space import ImageSpace
     from sim.camera import get_camera
 
-    det = LearnedDetector.load(args.detector)
-    space = ImageSpace.facing(get_camera(args.camera, det.source_size).model(), args.depth)
-    return {"observe": LearnedObserver(det.path, space), "render_size": det.source_size, "plain": True,
-            "camera": args.camera}
+    cams = [c.strip() for c in args.camera.split(",") if c.strip()]
+    if len(cams) != len(args.detector):
+        raise InputError(f"{len(args.detector)} --detector and cameras {cams}", field="--camera",
+                         expected="one sim camera per --detector, comma separated, in the same order")
+    dets = [LearnedDetector.load(d) for d in args.detector]
+    sizes = {tuple(d.source_size) for d in dets}
+    if len(sizes) > 1:
+        raise InputError(f"detectors trained on frames of sizes {sorted(sizes)}", field="--detector",
+                         expected="detectors trained on frames of one size (the sim renders every camera at one size)")
+    views = [LearnedObserver(d.path, ImageSpace.facing(get_camera(c, d.source_size).model(), args.depth))
+             for d, c in zip(dets, cams)]
+    return {"observe": views[0] if len(views) == 1 else ViewsObserver(views), "render_size": dets[0].source_size,
+            "plain": True, "camera": cams[0], "views": tuple(cams[1:])}
 
 
 def load_exploration(path: str | Path) -> dict[str, np.ndarray]:
@@ -140,12 +150,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("--keypoint-names", help="comma separated (default: every keypoint on the robot)")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--out", required=True, help="output .npz")
-    c.add_argument("--detector", metavar="DIR", help="keypoints a learned detector (robot-irl keypoints train) sees in "
-                   "the scene camera's frames, rendered without markers at its frame size, instead of the sim's")
+    c.add_argument("--detector", metavar="DIR", action="append",
+                   help="keypoints a learned detector (robot-irl keypoints train) sees in the scene camera's frames, "
+                   "rendered without markers at its frame size, instead of the sim's; repeat it, with one --camera "
+                   "each, for keypoints seen from several sides")
     c.add_argument("--depth", type=float, help="with --detector: depth (m) of the plane facing the camera its pixels "
                    "are put on (default: where the optical axis meets the ground)")
     c.add_argument("--camera", default="front", help="with --detector: the sim camera it sees through (default front; "
-                   "the one its demos were recorded with)")
+                   "the one its demos were recorded with); with several, a comma list in --detector order (front,top)")
     c.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_option(c)
     c.set_defaults(func=cmd_collect)

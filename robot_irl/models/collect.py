@@ -12,10 +12,11 @@ at row boundaries. A learned model must predict exactly those row transitions, s
 
 each followed by ``extra`` random rows (so open-loop errors over 10 steps can be measured).
 Keypoints are the sim's ground truth, restricted to the chosen names (the learner's keypoints), or,
-with an ``observe`` callable (frames -> ``[T, K, 3]``, e.g. a learned detector's
-``keypoints.learned.observe.LearnedObserver``), what it sees in the scene camera's frames rendered
-at every row boundary (``render_size``; ``plain``: markers and blobs hidden, as the demos it is
-meant for were recorded). The callable is passed in, not imported: this layer knows no detector.
+with an ``observe`` callable (``{camera name: frames [T, H, W, 3]}`` -> ``[T, K, 3]``, e.g. a learned
+detector's ``keypoints.learned.observe.LearnedObserver``), what it sees in the frames of the scene
+camera, and of any more ``views``, rendered at every row boundary (``render_size``; ``plain``: markers
+and blobs hidden, as the demos it is meant for were recorded). The callable is passed in, not
+imported: this layer knows no detector.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ def steps_per_row(env: Any, deltas: np.ndarray) -> int:
 
 
 def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gripper: float = 1.0,
-                 settle_steps: int = 0, release: bool = False, render: bool = False) -> dict[str, np.ndarray]:
+                 settle_steps: int = 0, release: bool = False, render: bool = False,
+                 views: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Execute joint-delta rows ``deltas [H, n]`` from the env's current state ``obs``.
 
     Each row becomes ``m = ceil(max |delta| / cap)`` equal env steps (the same ``m`` for all rows);
@@ -58,14 +60,23 @@ def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gr
     Returns per row boundary ``x_rows [H+1, K, 3]`` keypoints and ``q_rows [H+1, n]`` joint
     positions, per env step ``x_steps [S+1, K, 3]``, ``q_steps [S+1, n]``, ``t_steps [S+1]`` (s),
     and ``success`` (the env's flag after the last step); with ``render`` also ``frames [H+1, h, w, 3]``,
-    the env's camera image at every row boundary.
+    the env's camera image at every row boundary, and ``frames_<name>`` through each sim camera in ``views``.
     """
     u = env.unwrapped
     deltas = np.asarray(deltas, dtype=np.float64)
     m = steps_per_row(env, deltas)
     xs, qs = [obs["keypoints"].copy()], [obs["joint_pos"].copy()]
     rows = [0]
-    frames = [env.render()] if render else []
+    frames: list[np.ndarray] = []
+    seen: dict[str, list[np.ndarray]] = {v: [] for v in views} if render else {}
+
+    def snap() -> None:
+        if render:
+            frames.append(env.render())
+            for v in views:
+                seen[v].append(u.render_view(v))
+
+    snap()
     success = False
     for d in deltas:
         for _ in range(m):
@@ -74,8 +85,7 @@ def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gr
             qs.append(obs["joint_pos"].copy())
             success = bool(info.get("success", False))
         rows.append(len(xs) - 1)
-        if render:
-            frames.append(env.render())
+        snap()
     for _ in range(settle_steps):
         obs, _, _, _, info = env.step(np.r_[np.zeros(deltas.shape[1]), -1.0 if release else gripper])
         xs.append(obs["keypoints"].copy())
@@ -86,6 +96,7 @@ def execute_rows(env: Any, obs: dict[str, np.ndarray], deltas: np.ndarray, *, gr
            "t_steps": np.arange(len(xs)) * u.control_dt, "success": np.array(success), "substeps": np.array(m)}
     if render:
         out["frames"] = np.array(frames)
+        out.update({f"frames_{v}": np.array(f) for v, f in seen.items()})
     return out
 
 
@@ -135,6 +146,7 @@ class ExplorePlan:
     render_size: tuple[int, int] | None = None  # the frames' (W, H); needed with observe
     plain: bool = False                       # render without markers and blobs
     camera: str = "front"                     # the sim camera rendered
+    views: tuple[str, ...] = ()               # more sim cameras rendered beside it (keypoints seen from several sides)
 
 
 _ENV: dict[tuple, Any] = {}   # this process's env per (env id, robot, rendering): a Ray worker runs many episodes
@@ -207,8 +219,12 @@ def explore_episode(plan: ExplorePlan, e: int) -> dict[str, np.ndarray]:
     names = list(plan.keypoint_names) if plan.keypoint_names else spec.on_body("robot").names
     idx = [spec.index(n) for n in names]
     obs, deltas = exploration_rows(env, plan, e)
-    out = execute_rows(env, obs, deltas, render=plan.observe is not None)
-    x = out["x_rows"][:, idx] if plan.observe is None else plan.observe(out["frames"], origin=f"exploration episode {e}")
+    out = execute_rows(env, obs, deltas, render=plan.observe is not None, views=plan.views)
+    if plan.observe is None:
+        x = out["x_rows"][:, idx]
+    else:
+        frames = {plan.camera: out["frames"], **{v: out[f"frames_{v}"] for v in plan.views}}
+        x = plan.observe(frames, origin=f"exploration episode {e}")
     return {"x": x, "q": out["q_rows"], "u": deltas, "seed": np.array(exploration_seed(plan, e))}
 
 
@@ -234,13 +250,14 @@ def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiw
                         keypoint_names: list[str] | None = None, regions: tuple[str, ...] = ("left", "right"),
                         seed: int = 0, progress: bool = False, cluster: RayCluster | None = None,
                         observe: Any = None, render_size: tuple[int, int] | None = None,
-                        plain: bool = False, camera: str = "front") -> dict[str, np.ndarray]:
+                        plain: bool = False, camera: str = "front",
+                        views: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
     """Exploration episodes (see module docstring). Returns arrays ``x [N, T, K, 3]`` (metres),
     ``q [N, T, n]``, ``u [N, T-1, n]`` (commanded row deltas), ``lower``/``upper [n]``, ``names [K]``,
     ``seeds [N]``, with ``T = rows + extra``; and what the robot is — ``joint_names [n]``,
     ``frame_links [K]`` / ``frame_offsets [K, 3]`` (each keypoint's link and offset) and ``urdf`` —
     which a learned model keeps so a runner can drive the arm with it. With ``observe`` (and
-    ``render_size``, ``plain``, ``camera``) ``x`` is what the observer sees in the rendered frames and, instead
+    ``render_size``, ``plain``, ``camera``, ``views``) ``x`` is what the observer sees in the rendered frames and, instead
     of the keypoints' links, ``observation`` holds its description (JSON).
 
     Episode ``e`` depends only on ``seed`` and ``e`` (:func:`episode_rng`), so with ``cluster`` (a
@@ -256,7 +273,7 @@ def collect_exploration(env_id: str = "robot_irl/Place-v0", *, robot: str = "iiw
     plan = ExplorePlan(env_id, robot, rows, extra, noise, random_frac,
                        tuple(keypoint_names) if keypoint_names else None, tuple(regions), seed,
                        observe, None if render_size is None else (int(render_size[0]), int(render_size[1])), plain,
-                       camera)
+                       camera, tuple(views))
     try:
         robot_arrays = _robot_arrays(plan)   # also checks the env, robot and keypoint names before any task
         if cluster is None:

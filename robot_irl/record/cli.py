@@ -34,6 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_ray_option(g)
     g.add_argument("--plain", action="store_true",
                    help="render without markers and blobs (objects bare; tag 'plain'): for learned keypoints")
+    g.add_argument("--view", action="append", default=[], metavar="CAMERA",
+                   help="also record this sim camera (robot-irl sim list) beside the front one, as cam1, cam2 .. "
+                        "(repeatable): keypoints seen from two sides")
     g.add_argument("--explore", action="store_true",
                    help="record exploration, not demos (kind 'explore', tag 'explore'): the arm moved through "
                         "dynamics collect's plans (noisy expert paths, random joint goals), for training a keypoint "
@@ -81,7 +84,7 @@ def _record_exploration(args, lib, tags: list[str], variant: dict, size: tuple[i
         print("note: --variant does nothing for --explore (its plans alternate the goal regions); ignored",
               file=sys.stderr)
     record_exploration(lib, args.env, episodes=args.episodes, seed=args.seed, robot=args.robot, render_size=size,
-                       tags=tags, plain=args.plain,
+                       tags=tags, plain=args.plain, views=tuple(args.view),
                        progress=lambda ep: print(f"{ep.id}  seed {ep.meta['seed']}  {ep.frame_count('cam0')} frames  "
                                                  "exploration", file=sys.stderr))
     print(f"{args.episodes} exploration episodes recorded (kind:explore)", file=sys.stderr)
@@ -94,7 +97,7 @@ def _record(args) -> int:
     lib = Library.open(args.library, create=True)
     if args.source == "sim" and args.env == "person":
         from robot_irl.record.person import record_person_sim
-        _note_ignored(args, ("ray", "resume", "plain", "person", "explore"), "--env person")
+        _note_ignored(args, ("ray", "resume", "plain", "person", "explore", "view"), "--env person")
         for name, default in (("robot", "iiwa"), ("variant", "{}"), ("size", "320x240")):
             if getattr(args, name) != default:        # the person's cell has no robot, variants or size choice
                 print(f"note: --{name} does nothing for --env person; ignored", file=sys.stderr)
@@ -121,13 +124,13 @@ def _record(args) -> int:
                 _warn_small_markers(ep, args.size)
 
         plan = SimPlan(env_id=args.env, robot=args.robot, variant=variant, render_size=(w, h), tags=tuple(tags),
-                       plain=args.plain)
+                       plain=args.plain, views=tuple(args.view))
         report = record_sim_batch(lib, plan, range(args.seed, args.seed + args.episodes), ray=args.ray,
                                   resume=args.resume, progress=bool(args.ray), on_commit=committed)
         if args.episodes > 1 or report.failed:
             print(report.summary(), file=sys.stderr)
         return report.exit_code
-    _note_ignored(args, ("ray", "resume", "plain", "explore") + (("person",) if args.source == "arm" else ()),
+    _note_ignored(args, ("ray", "resume", "plain", "explore", "view") + (("person",) if args.source == "arm" else ()),
                   f"--source {args.source}")
     if args.source == "arm":
         return _record_arm(args, lib, tags)

@@ -36,7 +36,7 @@ def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: st
                variant: Mapping[str, Any] | None = None, render_size: tuple[int, int] = (320, 240),
                tags: list[str] | None = None, chunk_frames: int = 150,
                progress: Callable[[Episode], None] | None = None, plain: bool = False,
-               camera: str = "front") -> list[Episode]:
+               camera: str = "front", views: tuple[str, ...] = ()) -> list[Episode]:
     """Record ``episodes`` expert episodes with seeds ``seed, seed+1, ...``; returns them committed.
 
     ``plain``: render the scene without its ArUco plates and coloured spheres (the objects bare),
@@ -44,13 +44,14 @@ def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: st
     ``plain`` and ``extra.plain = true``. The ground-truth pixels are recorded as always (the
     projection of each keypoint); its ``keypoints_visible`` column is then all false, since no
     feature is drawn to be seen. ``camera``: the sim camera recorded as ``cam0`` (``robot-irl sim
-    list`` names them; default the front view)."""
+    list`` names them; default the front view); ``views``: more sim cameras recorded beside it as
+    ``cam1``, ``cam2`` .. (the same instants; ground-truth pixels are recorded for ``cam0`` only)."""
     env = make_env(env_id, robot, variant, render_size, plain=plain, camera=camera)
     out = []
     try:
         for i in range(episodes):
             ep = record_episode(lib.writer, env, seed=seed + i, env_id=env_id, robot=robot, render_size=render_size,
-                                tags=tags, chunk_frames=chunk_frames, plain=plain)
+                                tags=tags, chunk_frames=chunk_frames, plain=plain, views=views)
             out.append(ep)
             if progress:
                 progress(ep)
@@ -71,7 +72,7 @@ def make_env(env_id: str, robot: str, variant: Mapping[str, Any] | None, render_
 
 def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_id: str, robot: str,
                    render_size: tuple[int, int], tags: list[str] | None, chunk_frames: int,
-                   plain: bool = False) -> Episode:
+                   plain: bool = False, views: tuple[str, ...] = ()) -> Episode:
     """One expert episode from ``env.reset(seed=seed)`` through ``writer(...)`` (``Library.writer``
     commits into the library; a staging ``Batch.writer`` finalizes it in place for a driver to
     commit); returns the committed episode."""
@@ -80,13 +81,13 @@ def record_episode(writer: Callable[..., EpisodeWriter], env, *, seed: int, env_
     obs, _ = env.reset(seed=seed)
     expert = expert_for(env)
     return _write_episode(writer, env, obs, expert.act, seed=seed, env_id=env_id, robot=robot,
-                          render_size=render_size, tags=tags, chunk_frames=chunk_frames, plain=plain)
+                          render_size=render_size, tags=tags, chunk_frames=chunk_frames, plain=plain, views=views)
 
 
 def record_exploration(lib: Library, env_id: str, *, episodes: int, seed: int, robot: str = "iiwa",
                        render_size: tuple[int, int] = (320, 240), tags: list[str] | None = None,
                        chunk_frames: int = 150, progress: Callable[[Episode], None] | None = None,
-                       plain: bool = False, camera: str = "front") -> list[Episode]:
+                       plain: bool = False, camera: str = "front", views: tuple[str, ...] = ()) -> list[Episode]:
     """Record ``episodes`` exploration episodes (kind ``explore``): the arm moved through
     ``models.collect``'s plans (the expert's path with noise on every row, or a straight move to a
     random joint goal, then random rows), every control step recorded as a demo is. They show the
@@ -94,7 +95,7 @@ def record_exploration(lib: Library, env_id: str, *, episodes: int, seed: int, r
     to place its keypoints on what moves (``robot-irl keypoints train --demos "kind:demo,explore"``);
     a query without a ``kind`` term leaves them out, so they never become demonstrations.
     Episode ``e`` is ``models.collect``'s exploration episode ``e`` of a plan seeded ``seed``
-    (the same motion ``dynamics collect --seed`` runs)."""
+    (the same motion ``dynamics collect --seed`` runs). ``camera``, ``views``: as :func:`record_sim`."""
     from robot_irl.models.collect import ExplorePlan, exploration_rows, exploration_seed, steps_per_row
 
     plan = ExplorePlan(env_id=env_id, robot=robot, seed=seed)
@@ -108,7 +109,8 @@ def record_exploration(lib: Library, env_id: str, *, episodes: int, seed: int, r
             actions = iter([np.r_[d / m, 1.0] for d in deltas for _ in range(m)])
             ep = _write_episode(lib.writer, env, obs, lambda _obs: next(actions, None), seed=exploration_seed(plan, e),
                                 env_id=env_id, robot=robot, render_size=render_size, tags=tags,
-                                chunk_frames=chunk_frames, plain=plain, kind="explore", until_success=False)
+                                chunk_frames=chunk_frames, plain=plain, kind="explore", until_success=False,
+                                views=views)
             out.append(ep)
             if progress:
                 progress(ep)
@@ -120,11 +122,14 @@ def record_exploration(lib: Library, env_id: str, *, episodes: int, seed: int, r
 def _write_episode(writer: Callable[..., EpisodeWriter], env, obs: dict[str, np.ndarray],
                    act: Callable[[dict[str, np.ndarray]], np.ndarray | None], *, seed: int, env_id: str, robot: str,
                    render_size: tuple[int, int], tags: list[str] | None, chunk_frames: int, plain: bool,
-                   kind: str = "demo", until_success: bool = True) -> Episode:
+                   kind: str = "demo", until_success: bool = True, views: tuple[str, ...] = ()) -> Episode:
     """Write the episode the env is in (just reset, first observation ``obs``): a frame and a state
     row per control step, ``act(obs)`` choosing each action until it returns None, the episode is
-    truncated, or (``until_success``) the task succeeds."""
+    truncated, or (``until_success``) the task succeeds; ``views``: more sim cameras as ``cam1`` ..."""
+    from sim.camera import get_camera
+
     u = env.unwrapped
+    extra = [(f"cam{i + 1}", get_camera(v, tuple(render_size))) for i, v in enumerate(views)]
     spec, cam = u.keypoint_spec, u.camera_model()
     n, k = len(obs["joint_pos"]), len(spec)
     dt = u.control_dt
@@ -134,12 +139,16 @@ def _write_episode(writer: Callable[..., EpisodeWriter], env, obs: dict[str, np.
                 variant=u.variant.to_dict(), tags=tags, keypoint_spec=spec,
                 extra={"control_dt": dt, "plain": plain}, chunk_frames=chunk_frames) as w:
         w.add_camera(CAMERA, render_size, codec="ffv1", model=cam)
+        for name, view in extra:
+            w.add_camera(name, render_size, codec="ffv1", model=view.model())
         w.add_stream("state", state_columns(n, k, list(u.robot.joint_names), spec.names))
         step, success, truncated = 0, False, False
         nan = np.full(n, np.nan)
         while True:
             t = step * dt
             w.write_frame(CAMERA, env.render(), t)
+            for name, view in extra:
+                w.write_frame(name, u.render_view(view), t)
             uv, visible = u.keypoints_2d()
             row = dict(joint_pos=obs["joint_pos"], joint_vel=obs["joint_vel"], ee_pos=obs["ee_pos"],
                        ee_quat=obs["ee_quat"], keypoints_3d=obs["keypoints"], goal_3d=obs["goal"],

@@ -50,6 +50,7 @@ class SimPlan:
     tags: tuple[str, ...] = ()
     chunk_frames: int = 150
     plain: bool = False            # markers and blobs hidden (record_sim's ``plain``)
+    views: tuple[str, ...] = ()    # more sim cameras recorded as cam1 .. (record_sim's ``views``)
 
     def key(self) -> str:
         """Names the settings (not the seeds): a rerun with the same ones finds its run folder."""
@@ -85,7 +86,7 @@ def stage_sim_episode(library_path: str, run_dir: str, plan: SimPlan, seed: int)
     env = _env_for(plan)
     ep = record_episode(Batch(lib, Path(run_dir)).writer, env, seed=seed, env_id=plan.env_id, robot=plan.robot,
                         render_size=plan.render_size, tags=list(plan.tags), chunk_frames=plan.chunk_frames,
-                        plain=plan.plain)
+                        plain=plan.plain, views=plan.views)
     return ep.id
 
 
