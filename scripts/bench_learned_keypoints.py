@@ -14,12 +14,13 @@ frame (`cv2.inpaint` over its detected quad, grown by --inpaint-grow to cover th
 a detector trained on those frames; a linear map to the tag's detected centre fitted on the
 first half, median error (px at 640 wide) on the second half.
 
-Transfer (acceptance 3, with --transfer-detector DIR): scripts/eval_learned_transfer.py for --transfer-seeds
-(MBIRL on learned keypoints from 5 plain demos, 20 held-out goals given as target images, run through the
-runner, judged on simulator truth; the marker pipeline on the same goals for the path-error ratio).
-`transfer_success` and `path_err_ratio_vs_markers` are its figures (mean over those seeds); without
---transfer-detector they are null and `transfer_status` says so. The detector is an argument, not the
-sim section's own: that one is trained on right-region episodes only, the transfer goals use both.
+Transfer (acceptance 3, with --transfer-detector DIR, once per --transfer-cameras camera):
+scripts/eval_learned_transfer.py for --transfer-seeds (MBIRL on learned keypoints from 5 plain demos, 20
+held-out goals given as target images, run through the runner, judged on simulator truth; the marker
+pipeline on the same goals for the path-error ratio). `transfer_success` and `path_err_ratio_vs_markers`
+are its figures (mean over those seeds); without --transfer-detector they are null and `transfer_status`
+says so. The detectors are arguments, not the sim section's own (that one sees one camera and is trained
+on right-region demos only): scripts/train_view_detectors.py trains them.
 
     nice -n 10 /work/main/.venv/bin/python scripts/bench_learned_keypoints.py [--work /tmp/blk]
         [--seed 100] [--episodes 30] [--train 20] [--steps 1500] [--size 64] [--no-real]
@@ -199,12 +200,13 @@ def transfer_section(args, out: dict) -> None:
     import eval_learned_transfer as elt
     from evalkit import parse_seeds
     seeds = parse_seeds(args.transfer_seeds)
-    ns = argparse.Namespace(detector=str(args.transfer_detector), demos=5, goals=20, explore=150, iters=400,
-                            damping=0.1, depth=None, camera="front", markers=True)
+    ns = argparse.Namespace(detector=[str(d) for d in args.transfer_detector], demos=5, goals=20, explore=400,
+                            iters=400, damping=0.1, depth=None, camera=args.transfer_cameras, markers=True)
     per = {s: elt.run_seed(ns, s, args.work / f"transfer{s}") for s in seeds}
     out.update(transfer_success=float(np.mean([per[s]["success_rate"] for s in seeds])),
                path_err_ratio_vs_markers=float(np.mean([per[s]["path_err_ratio_vs_markers"] for s in seeds])),
-               transfer_seeds=seeds, transfer_detector=str(args.transfer_detector),
+               transfer_seeds=seeds, transfer_detector=[str(d) for d in args.transfer_detector],
+               transfer_cameras=args.transfer_cameras,
                transfer_path_err_truth_cm=float(np.mean([per[s]["path_err_truth_cm"] for s in seeds])),
                transfer_marker_path_err_truth_cm=float(np.mean([per[s]["marker_path_err_truth_cm"] for s in seeds])),
                transfer_status="success: task.is_success on simulator truth; path: robot keypoints' true path vs the "
@@ -229,8 +231,10 @@ def main() -> None:
                     help="grow the tag quad by this fraction of its half-size before inpainting (white margin)")
     ap.add_argument("--no-real", action="store_true")
     ap.add_argument("--no-sim", action="store_true", help="the real-video section only")
-    ap.add_argument("--transfer-detector", type=Path, help="a detector folder for the transfer section (acceptance 3; "
-                                                            "trained on plain front renders of both goal regions)")
+    ap.add_argument("--transfer-detector", type=Path, action="append",
+                    help="a detector folder for the transfer section (acceptance 3), once per --transfer-cameras "
+                         "camera (scripts/train_view_detectors.py)")
+    ap.add_argument("--transfer-cameras", default="front,top", help="the sim cameras of --transfer-detector, in order")
     ap.add_argument("--transfer-seeds", default="100", help="seeds of the transfer section (report: >= 100)")
     args = ap.parse_args()
     out: dict = {"seed": args.seed, "episodes": args.episodes, "size": args.size, "steps": args.steps,

@@ -2,18 +2,21 @@
 
 Per seed (``--seeds``; 0-2 development, >= 100 report):
 1. Record ``--demos`` scripted-expert Place-v0 demos rendered plain (no markers, no blobs) at the
-   detector's frame size, alternating the goal regions (the seeds eval_transfer.py's demos use).
-2. Keypoints: the trained detector (``--detector``, a ``robot-irl keypoints train`` folder) on
-   their frames, each pixel put on its camera ray at the depth where the optical axis meets the
-   ground (``keypoints.learned.space``: the image in metres, a plane facing the camera).
+   detector's frame size through every ``--camera`` (the first as ``cam0``), alternating the goal
+   regions (the seeds eval_transfer.py's demos use).
+2. Keypoints: the trained detectors (``--detector``, ``robot-irl keypoints train`` folders, one per
+   camera; ``scripts/train_view_detectors.py`` trains them) on their camera's frames, each pixel put
+   on its camera ray at the depth where the optical axis meets the ground
+   (``keypoints.learned.space``: the image in metres, a plane facing the camera); with several
+   cameras the keypoints of all of them side by side (``ViewsObserver``).
 3. Dynamics: ``--explore`` exploration episodes (``models.collect``: perturbed-expert and random
-   row plans) rendered plain at every row boundary, the detector run on those frames, and the
-   ``fk``-structured learned model (keypoints = g(joints)) fitted on them.
+   row plans) rendered plain through every camera at every row boundary, the detectors run on
+   those frames, and the ``fk``-structured learned model (keypoints = g(joints)) fitted on them.
 4. MBIRL: the time-dependent cost (timedep) from the demos' learned tracks through that model
    (training goals: where each demo's learned keypoints ended).
 5. Held-out goals (eval_transfer.py's: 20 seeds, half per region): the expert's run for the goal
-   rendered plain; its final frame is the **target image**; the goal keypoints are the detector's
-   keypoints of that image. Each goal is run through ``robot_irl.control.mpc.run_learned`` on the
+   rendered plain; its final frame (one per camera) is the **target image**; the goal keypoints are
+   the detectors' keypoints of it. Each goal is run through ``robot_irl.control.mpc.run_learned`` on the
    env's robot (``SceneArmBackend``, default safety filter, the demos' gripper column: hold, let
    go at rest) exactly as eval_transfer.py runs the marker pipeline.
 6. Judged on simulator truth: **success** = the task's own check after the run (the object's
@@ -28,8 +31,8 @@ Per seed (``--seeds``; 0-2 development, >= 100 report):
 Last line: one JSON object (transfer_success = success rate over the goals, mean over seeds;
 path_err_ratio_vs_markers; per-seed figures; seeds; what was judged on what).
 
-    nice -n 10 .venv/bin/python scripts/eval_learned_transfer.py --detector DIR [--seeds 0] [--goals 20]
-        [--explore 150] [--markers] [--out DIR]
+    nice -n 10 .venv/bin/python scripts/eval_learned_transfer.py --detector DIR [--detector DIR2
+        --camera front,top] [--seeds 0] [--goals 20] [--explore 400] [--markers] [--out DIR]
 """
 from __future__ import annotations
 
@@ -61,12 +64,13 @@ def make_env(size: tuple[int, int], camera: str):
     return sim.make(ENV_ID, robot="iiwa", render_size=size, markers=False, blobs=False, camera=camera)
 
 
-def record_plain_demos(lib, n: int, seed: int, size: tuple[int, int], camera: str) -> list:
+def record_plain_demos(lib, n: int, seed: int, size: tuple[int, int], cameras: list[str]) -> list:
     from robot_irl.record.sim import record_sim
     if len(lib.select("tag:train")) >= n:
         return sorted(lib.select("tag:train"), key=lambda e: e.meta["seed"])[:n]
     return [record_sim(lib, ENV_ID, episodes=1, seed=seed + i, variant={"goal_region": REGIONS[i % 2]},
-                       render_size=size, tags=["train"], plain=True, camera=camera)[0] for i in range(n)]
+                       render_size=size, tags=["train"], plain=True, camera=cameras[0],
+                       views=tuple(cameras[1:]))[0] for i in range(n)]
 
 
 def learned_demos(eps: list, observer, rows: int):
@@ -86,8 +90,9 @@ def explore_and_fit(args, seed: int, observer, size, root: Path):
     if path.exists():
         return LearnedDynamics.load(path), json.loads((root / "dynamics_metrics.json").read_text())
     t0 = time.perf_counter()
+    cams = cameras(args)
     data = collect_exploration(ENV_ID, robot="iiwa", episodes=args.explore, seed=seed + 7, observe=observer,
-                               render_size=size, plain=True, camera=args.camera, progress=True)
+                               render_size=size, plain=True, camera=cams[0], views=tuple(cams[1:]), progress=True)
     t_col = time.perf_counter() - t0
     model, err = train_dynamics(data["x"], data["q"], data["u"], lower=data["lower"], upper=data["upper"],
                                 cfg=DynamicsTrainConfig(seed=seed), **robot_description(data))
@@ -105,9 +110,10 @@ def goal_refs(env, n: int, seed: int, observer, robot_idx: list[int], obj_idx: i
     for j in range(n):
         region, s = REGIONS[j % 2], seed + j
         r = expert_rollout(env, s, {"goal_region": region})
-        frame = env.render()
+        frames = {observer.cameras[0]: env.render()[None],
+                  **{c: env.unwrapped.render_view(c)[None] for c in observer.cameras[1:]}}
         t_end = settle_time(r["t"], r["q"])
-        out.append({"seed": s, "region": region, "frame": frame, "goal": observer(frame[None])[0],
+        out.append({"seed": s, "region": region, "goal": observer(frames)[0],
                     "goal_obj": r["goal"][obj_idx], "goal_robot": r["goal"][robot_idx],
                     "path": resample(r["t"], r["x"][:, robot_idx], t_end),
                     "dense": resample(r["t"], r["x"][:, robot_idx], t_end, DENSE),
@@ -181,22 +187,24 @@ def run_seed(args, seed: int, root: Path) -> dict:
     from robot_irl.control.scene_arm import gripper_from_demos
     from robot_irl.irl import LearnerConfig, fit_cost
     from robot_irl.keypoints.learned.detector import LearnedDetector
-    from robot_irl.keypoints.learned.observe import LearnedObserver
+    from robot_irl.keypoints.learned.observe import LearnedObserver, ViewsObserver
     from robot_irl.keypoints.learned.space import ImageSpace
     from robot_irl.library import Library
+    from sim.camera import get_camera
 
     torch.set_num_threads(1)
     root.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    det = LearnedDetector.load(args.detector)
-    size = det.source_size
-    env = make_env(size, args.camera)
-    space = ImageSpace.facing(env.unwrapped.camera_model(), args.depth)
-    observer = LearnedObserver(args.detector, space)
+    cams = cameras(args)
+    size = LearnedDetector.load(args.detector[0]).source_size
+    env = make_env(size, cams[0])
+    views = [LearnedObserver(d, ImageSpace.facing(get_camera(c, size).model(), args.depth))
+             for d, c in zip(args.detector, cams)]
+    observer = views[0] if len(views) == 1 else ViewsObserver(views)
     lib = Library.open(root / "library", create=True)
-    eps = record_plain_demos(lib, args.demos, 1000 * (seed + 1), size, args.camera)
+    eps = record_plain_demos(lib, args.demos, 1000 * (seed + 1), size, cams)
     demos = learned_demos(eps, observer, rows=10)
-    log(f"seed {seed}: {len(eps)} plain demos, learned keypoints {observer.names}, depth {space.depth:.3f} m")
+    log(f"seed {seed}: {len(eps)} plain demos, learned keypoints {observer.names} through {cams}")
     model, dyn_err = explore_and_fit(args, seed, observer, size, root)
     log(f"dynamics on learned keypoints: {dyn_err}")
     from robot_irl.irl.inner import InnerConfig
@@ -229,21 +237,29 @@ def run_seed(args, seed: int, root: Path) -> dict:
     return out
 
 
+def cameras(args) -> list[str]:
+    cams = [c.strip() for c in args.camera.split(",") if c.strip()]
+    if len(cams) != len(args.detector):
+        raise SystemExit(f"--camera {args.camera!r}: give one camera per --detector ({len(args.detector)})")
+    return cams
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--detector", required=True, help="model folder from `robot-irl keypoints train`")
+    ap.add_argument("--detector", required=True, action="append",
+                    help="model folder from `robot-irl keypoints train`; once per --camera")
     ap.add_argument("--seeds", default="0", help="0-2 development, >= 100 report")
     ap.add_argument("--demos", type=int, default=5)
     ap.add_argument("--goals", type=int, default=20)
-    ap.add_argument("--explore", type=int, default=150, help="exploration episodes for the learned dynamics")
+    ap.add_argument("--explore", type=int, default=400, help="exploration episodes for the learned dynamics")
     ap.add_argument("--iters", type=int, default=400, help="MBIRL outer iterations")
     ap.add_argument("--damping", type=float, default=0.1,
                     help="the inner Gauss-Newton step's Levenberg damping (relative; the learner's default is 1e-3: "
                          "on learned keypoints 0.1 was chosen on dev seed 0, notes/keypoints.md)")
     ap.add_argument("--depth", type=float, help="depth (m) of the plane the pixels are put on (default: where the "
                                                 "optical axis meets the ground)")
-    ap.add_argument("--camera", default="front", help="the sim camera the demos, exploration and goal images are "
-                                                      "rendered from (the detector's)")
+    ap.add_argument("--camera", default="front", help="the sim cameras the demos, exploration and goal images are "
+                                                      "rendered from, comma separated, one per --detector")
     ap.add_argument("--markers", action="store_true", help="also run the marker pipeline on the same goals")
     ap.add_argument("--out", help="keep libraries and models here (reused on a rerun)")
     args = ap.parse_args()
@@ -259,7 +275,8 @@ def main() -> int:
         out["path_err_ratio_vs_markers_max"] = float(max(per[s]["path_err_ratio_vs_markers"] for s in seeds))
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
-    out.update(seeds=seeds, seed_kind=seed_kind(seeds), detector=str(Path(args.detector).resolve()),
+    out.update(seeds=seeds, seed_kind=seed_kind(seeds), detector=[str(Path(d).resolve()) for d in args.detector],
+               cameras=cameras(args),
                judged_on="simulator truth: success = task.is_success (object within 2 cm of its goal, released); "
                          "path = robot spec keypoints' true path vs the expert's",
                goals_given_as="learned keypoints of the expert's final plain frame for the goal (target image)")
