@@ -47,14 +47,20 @@ def record_sim(lib: Library, env_id: str, *, episodes: int, seed: int, robot: st
     list`` names them; default the front view); ``views``: more sim cameras recorded beside it as
     ``cam1``, ``cam2`` .. (the same instants; ground-truth pixels are recorded for ``cam0`` only)."""
     env = make_env(env_id, robot, variant, render_size, plain=plain, camera=camera)
+    return _record_each(env, episodes, progress, lambda i: record_episode(
+        lib.writer, env, seed=seed + i, env_id=env_id, robot=robot, render_size=render_size, tags=tags,
+        chunk_frames=chunk_frames, plain=plain, views=views))
+
+
+def _record_each(env, episodes: int, progress: Callable[[Episode], None] | None,
+                 record_one: Callable[[int], Episode]) -> list[Episode]:
+    """``record_one(i)`` for i < ``episodes``, each reported to ``progress``; the env closed after."""
     out = []
     try:
         for i in range(episodes):
-            ep = record_episode(lib.writer, env, seed=seed + i, env_id=env_id, robot=robot, render_size=render_size,
-                                tags=tags, chunk_frames=chunk_frames, plain=plain, views=views)
-            out.append(ep)
+            out.append(record_one(i))
             if progress:
-                progress(ep)
+                progress(out[-1])
     finally:
         env.close()
     return out
@@ -101,22 +107,16 @@ def record_exploration(lib: Library, env_id: str, *, episodes: int, seed: int, r
     plan = ExplorePlan(env_id=env_id, robot=robot, seed=seed)
     env = make_env(env_id, robot, None, render_size, plain=plain, camera=camera)
     tags = list(dict.fromkeys([*(tags or []), "explore"]))
-    out = []
-    try:
-        for e in range(episodes):
-            obs, deltas = exploration_rows(env, plan, e)
-            m = steps_per_row(env, deltas)
-            actions = iter([np.r_[d / m, 1.0] for d in deltas for _ in range(m)])
-            ep = _write_episode(lib.writer, env, obs, lambda _obs: next(actions, None), seed=exploration_seed(plan, e),
-                                env_id=env_id, robot=robot, render_size=render_size, tags=tags,
-                                chunk_frames=chunk_frames, plain=plain, kind="explore", until_success=False,
-                                views=views)
-            out.append(ep)
-            if progress:
-                progress(ep)
-    finally:
-        env.close()
-    return out
+
+    def one(e: int) -> Episode:
+        obs, deltas = exploration_rows(env, plan, e)
+        m = steps_per_row(env, deltas)
+        actions = iter([np.r_[d / m, 1.0] for d in deltas for _ in range(m)])   # rows as execute_rows splits them
+        return _write_episode(lib.writer, env, obs, lambda _obs: next(actions, None), seed=exploration_seed(plan, e),
+                              env_id=env_id, robot=robot, render_size=render_size, tags=tags,
+                              chunk_frames=chunk_frames, plain=plain, kind="explore", until_success=False, views=views)
+
+    return _record_each(env, episodes, progress, one)
 
 
 def _write_episode(writer: Callable[..., EpisodeWriter], env, obs: dict[str, np.ndarray],
