@@ -27,7 +27,7 @@ def _frames_for(camera: str, frames: Any, origin: str) -> Any:
         return frames
     if camera not in frames:
         raise InputError(f"no frames of camera '{camera}' (there are: {', '.join(frames) or 'none'})", file=origin,
-                         field="frames", expected=f"the frames of every camera the keypoints are seen through")
+                         field="frames", expected="the frames of every camera the keypoints are seen through")
     return frames[camera]
 
 
