@@ -174,10 +174,12 @@ def real_section(args, out: dict) -> None:
     print(f"\nreal: {len(frames)} frames, tag found in {seen.sum()}, after inpainting in "
           f"{sum(q is not None for q in left)}", flush=True)
     fs = sequence_frames(painted, args.real_size, segment=30, name=str(args.real))
-    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}"
+    gap = f"_gap{args.real_max_gap}" if args.real_max_gap else ""
+    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}{gap}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
-        train_detector(fs, model, k=args.k, config=TrainConfig(steps=args.real_steps, seed=args.train_seed),
-                       force=True, provenance={"demos": str(args.real)}, progress=False)
+        cfg = TrainConfig(steps=args.real_steps, seed=args.train_seed, max_gap=args.real_max_gap)
+        train_detector(fs, model, k=args.k, config=cfg, force=True, provenance={"demos": str(args.real)},
+                       progress=False)
     det = LearnedDetector.load(model)
     uv = det.detect(painted, origin=str(args.real)).uv
     half = len(frames) // 2
@@ -227,6 +229,8 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--real-size", type=int, default=64)
     ap.add_argument("--real-steps", type=int, default=1200)
+    ap.add_argument("--real-max-gap", type=int, default=0,
+                    help="largest frame distance between a training pair's frames (0: any within a 30-frame segment)")
     ap.add_argument("--inpaint-grow", type=float, default=0.8,
                     help="grow the tag quad by this fraction of its half-size before inpainting (white margin)")
     ap.add_argument("--no-real", action="store_true")
