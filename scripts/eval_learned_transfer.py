@@ -18,7 +18,9 @@ Per seed (``--seeds``; 0-2 development, >= 100 report):
    rendered plain; its final frame (one per camera) is the **target image**; the goal keypoints are
    the detectors' keypoints of it. Each goal is run through ``robot_irl.control.mpc.run_learned`` on the
    env's robot (``SceneArmBackend``, default safety filter, the demos' gripper column: hold, let
-   go at rest) exactly as eval_transfer.py runs the marker pipeline.
+   go at rest) exactly as eval_transfer.py runs the marker pipeline, and as ``robot-irl run`` runs a
+   learned-keypoint run: each plan landed on the goal with the tool as the demos ended it
+   (``robot_irl.control.tool.ToolHold.from_demos`` on the demos' last joints; ``--no-land``: not).
 6. Judged on simulator truth: **success** = the task's own check after the run (the object's
    keypoint within 2 cm of its goal position and released: ``task.is_success``); the object's final
    error beside it; **path error** = the robot keypoints' true path (wrist marker and flange points of
@@ -121,8 +123,9 @@ def goal_refs(env, n: int, seed: int, observer, robot_idx: list[int], obj_idx: i
     return out
 
 
-def execute(env, run, refs: list[dict], robot_idx: list[int], obj_idx: int, gripper) -> dict[str, float]:
-    """Every goal through run_learned as eval_transfer.py runs it; judged on simulator truth."""
+def execute(env, run, refs: list[dict], robot_idx: list[int], obj_idx: int, gripper, hold=None) -> dict[str, float]:
+    """Every goal through run_learned as eval_transfer.py runs it; judged on simulator truth. ``hold``:
+    land each plan with the tool held so (``robot-irl run``'s default on learned keypoints)."""
     from eval_transfer import DENSE, SAMPLES, spatial_error
     from robot_irl.control import FakeClock, SafetyConfig
     from robot_irl.control.arm import Arm
@@ -139,7 +142,7 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], obj_idx: int, grip
         clock = FakeClock()
         backend = SceneArmBackend(env, gripper, clock)
         with Arm(backend, safety=SafetyConfig(), clock=clock) as arm:
-            rec = run_learned(arm, run, ref["goal"], camera=cam)
+            rec = run_learned(arm, run, ref["goal"], camera=cam, land=hold is not None, hold_tool=hold)
         u = env.unwrapped
         u.scene.sync_features()
         final = u.scene.keypoints_3d()
@@ -185,6 +188,7 @@ def run_seed(args, seed: int, root: Path) -> dict:
     import torch
 
     from robot_irl.control.scene_arm import gripper_from_demos
+    from robot_irl.control.tool import ToolHold
     from robot_irl.irl import LearnerConfig, fit_cost
     from robot_irl.keypoints.learned.detector import LearnedDetector
     from robot_irl.keypoints.learned.observe import LearnedObserver, ViewsObserver
@@ -215,7 +219,10 @@ def run_seed(args, seed: int, root: Path) -> dict:
     robot_idx = [spec.index(k.name) for k in spec.on_body("robot")]
     obj_idx = spec.index("obj")
     refs = goal_refs(env, args.goals, 5000 + 1000 * seed, observer, robot_idx, obj_idx)
-    res = execute(env, run, refs, robot_idx, obj_idx, gripper_from_demos(eps))
+    dyn = run.dynamics
+    hold = None if args.no_land else ToolHold.from_demos(dyn.urdf, list(dyn.joints), demos.q_end)
+    log(f"landing: {hold.to_dict() if hold is not None else 'off'}")
+    res = execute(env, run, refs, robot_idx, obj_idx, gripper_from_demos(eps), hold)
     env.close()
     out = {**res, **{f"dyn_{k}": v for k, v in dyn_err.items()},
            "expert_success_rate": float(np.mean([r["expert_obj_err_m"] < SUCCESS_M for r in refs])),
@@ -261,6 +268,9 @@ def main() -> int:
                                                 "optical axis meets the ground)")
     ap.add_argument("--camera", default="front", help="the sim cameras the demos, exploration and goal images are "
                                                       "rendered from, comma separated, one per --detector")
+    ap.add_argument("--no-land", action="store_true",
+                    help="leave each plan's end where the learned cost puts it (before session 9; the default, as "
+                         "`robot-irl run`, lands it on the goal with the tool as the demos ended it)")
     ap.add_argument("--markers", action="store_true", help="also run the marker pipeline on the same goals")
     ap.add_argument("--out", help="keep libraries and models here (reused on a rerun)")
     args = ap.parse_args()
@@ -277,7 +287,7 @@ def main() -> int:
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
     out.update(seeds=seeds, seed_kind=seed_kind(seeds), detector=[str(Path(d).resolve()) for d in args.detector],
-               cameras=cameras(args),
+               cameras=cameras(args), landed=not args.no_land,
                judged_on="simulator truth: success = task.is_success (object within 2 cm of its goal, released); "
                          "path = robot spec keypoints' true path vs the expert's",
                goals_given_as="learned keypoints of the expert's final plain frame for the goal (target image)")

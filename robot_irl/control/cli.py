@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -335,8 +336,10 @@ def _run(args: argparse.Namespace) -> int:
                     print("not moved")
                     return 1
             robot = arm.capabilities.robot
+            hold = _tool_hold(args, trained)
             rec = run_learned(arm, trained, goal, horizon=args.horizon, replan_every=args.replan_every,
-                              steps=args.steps, rate_hz=args.rate, camera=video, success_m=args.tolerance)
+                              steps=args.steps, rate_hz=args.rate, camera=video, success_m=args.tolerance,
+                              land=hold is not None, hold_tool=hold)
     finally:
         arm.estop.close()
     ep = save_learned_run(library, rec, trained, robot=robot, task=task, arm_name=args.arm,
@@ -345,6 +348,7 @@ def _run(args: argparse.Namespace) -> int:
                                  "goal_image": {k or "cam0": str(v.resolve()) for k, v in goal_arg.items()}
                                  if args.goal_image else None,
                                  "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100,
+                                 "tool_hold": hold.to_dict() if hold is not None else None,
                                  "scene_camera": video.name if video else None})
     out = {"episode": ep.id, "final_err_cm": rec.final_err_m * 100, "final_keypoints": rec.final_keypoints.tolist(),
            "frames": len(rec.frames), **rec.summary()}
@@ -353,6 +357,30 @@ def _run(args: argparse.Namespace) -> int:
         print(f"goal not reached: {_why(rec, args.tolerance)}; episode {ep.id} kept", file=sys.stderr)
         return 1
     return 0
+
+
+def _tool_hold(args: argparse.Namespace, trained: Any):
+    """For a run on learned image keypoints: the tool as its demos ended it (``robot_irl/control/tool.py``),
+    which the run then lands its plans with; None with ``--no-land``, for keypoints on the robot's
+    links (they pin the tool themselves), or for a run trained before demo ends were stored."""
+    from robot_irl.control.mpc import image_keypoints
+    from robot_irl.control.tool import ToolHold
+
+    ends = trained.demo_info.get("demo_end_joints")
+    if args.no_land or not image_keypoints(trained) or not ends:
+        if image_keypoints(trained) and not ends and not args.no_land:
+            print("the run stores no demo end joints (trained before they were kept): plans are not landed; "
+                  "retrain it to land them", file=sys.stderr)
+        return None
+    dyn = trained.dynamics
+    hold = ToolHold.from_demos(dyn.urdf, list(dyn.joints), ends)
+    if hold is None:
+        print("the demos end the tool in different ways: plans are not landed", file=sys.stderr)
+    else:
+        held = [w for w, v in (("orientation", hold.axes), ("height", hold.height)) if v is not None]
+        print(f"landing each plan on the goal with the tool's {' and '.join(held)} as the demos ended it "
+              f"({hold.link})", file=sys.stderr)
+    return hold
 
 
 def _why(rec, tolerance_m: float) -> str:
@@ -470,6 +498,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--goal",
                    help="x,y,z of the end-effector keypoint (m, base frame) or a .npy/.json of [K, 3] keypoints; "
                    "a run trained on person demos: X,Y where the object's centre should rest on the table")
+    r.add_argument("--no-land", action="store_true",
+                   help="a run on learned image keypoints lands each plan on the goal with the tool as its demos "
+                        "ended it (orientation, height: robot_irl/control/tool.py); this leaves the plans' ends "
+                        "where the learned cost puts them")
     r.add_argument("--goal-image", metavar="[CAMERA=]FRAME.png", action="append",
                    help="a run on learned keypoints: a frame of the scene camera showing the goal (its size the "
                    "detector's frames'); the goal is its learned keypoints. A run seen through several cameras "

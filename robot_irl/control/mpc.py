@@ -112,12 +112,14 @@ def check_goal(trained: Any, goal_keypoints: Any) -> np.ndarray:
 
 
 def solve_reach(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray, *, margin: float = 0.0,
-                iters: int = 60, damping: float = 1e-4) -> tuple[np.ndarray, np.ndarray, float]:
+                iters: int = 60, damping: float = 1e-4, hold: Any = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Model joints that put the keypoints as close to ``goal_keypoints [K, 3]`` as the run's model
     allows within its joint limits shrunk by ``margin`` rad (damped least squares from ``q_model``;
     any model that gives keypoints and their Jacobian from joints): ``(q [n], keypoints [K, 3],
     error m, max over keypoints)``. The model's kinematics only: a learned transition residual
-    (how the arm tracked a step) is no part of where a joint state puts the keypoints."""
+    (how the arm tracked a step) is no part of where a joint state puts the keypoints.
+    ``hold``: a :class:`robot_irl.control.tool.ToolHold` whose residuals (the tool as the demos ended
+    it) are solved for beside the keypoints'."""
     dyn = trained.dynamics
     g = dyn.as_tensor(goal_keypoints)[None]
     q = dyn.as_tensor(q_model).reshape(1, -1)
@@ -128,10 +130,30 @@ def solve_reach(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray, *
         for _ in range(iters):
             x, J = dyn.keypoints(q, jacobian=True)
             r = (g - x).reshape(1, -1, 1)
-            dq = torch.linalg.solve(J.transpose(-1, -2) @ J + damping * eye, J.transpose(-1, -2) @ r).squeeze(-1)
+            A, b = J.transpose(-1, -2) @ J, J.transpose(-1, -2) @ r
+            if hold is not None:
+                rh, Jh = (t.to(dyn.dtype) for t in hold.residual(q[0].numpy()))
+                A, b = A + Jh.T @ Jh, b + (Jh.T @ rh)[:, None]
+            dq = torch.linalg.solve(A + damping * eye, b).squeeze(-1)
             q = torch.minimum(torch.maximum(q + dq.clamp(-0.3, 0.3), lo), hi)
         x = dyn.keypoints(q)[0].numpy()
     return q[0].numpy(), x, float(np.max(np.linalg.norm(x - np.asarray(goal_keypoints, float), axis=-1)))
+
+
+def reach_error(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray) -> float:
+    """The model's keypoints at ``q_model`` against the goal: root mean square over keypoints (m)."""
+    d = keypoints_at(trained, q_model) - goal_keypoints
+    return float(np.sqrt(np.mean(np.sum(d ** 2, axis=-1))))
+
+
+def reach_objective(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray, hold: Any = None) -> float:
+    """What :func:`solve_reach` minimises at ``q_model`` (m²): the keypoints' squared errors, and
+    the tool's with ``hold``."""
+    d = keypoints_at(trained, q_model) - goal_keypoints
+    total = float(np.sum(d ** 2))
+    if hold is not None:
+        total += float(torch.sum(hold.residual(q_model)[0] ** 2))
+    return total
 
 
 def nearest_reachable(trained: Any, goal_keypoints: np.ndarray, q_model: np.ndarray) -> tuple[np.ndarray, float]:
@@ -163,11 +185,16 @@ class PlanTracker:
       plan, or a replan whose targets are anchored at the sagging measured joints, never gets
       there; the integral term learns that offset. The band keeps it from winding up while the
       arm is still travelling.
+    - ``finish(q_end [n_arm]) -> q [n_arm] | None``: where a plan that runs to its end should end
+      instead (None: where it does). The plan's ticks are bent toward it, the shift ramping in from
+      nothing at the plan's start, so the arm arrives there without first stopping at the plan's
+      own end.
     """
 
     def __init__(self, plan_fn: Any, n_arm: int, idx: np.ndarray, *, horizon: int, replan_every: int,
-                 max_step: float, gain: float = 0.5, band: float = 0.05) -> None:
+                 max_step: float, gain: float = 0.5, band: float = 0.05, finish: Any = None) -> None:
         self.plan_fn, self.n_arm, self.idx = plan_fn, n_arm, np.asarray(idx)
+        self.finish = finish
         self.horizon, self.replan_every = int(horizon), int(replan_every)
         if self.horizon < 1 or not 1 <= self.replan_every <= self.horizon:
             raise InputError(f"horizon={self.horizon}, replan_every={self.replan_every}", field="replan_every",
@@ -224,6 +251,11 @@ class PlanTracker:
         self._rows_left = n_rows - use
         self._per_row = m
         self._final = rows[-1]
+        end = self.finish(rows[-1]) if self.finish is not None and self._rows_left == 0 else None
+        if end is not None:
+            n = len(self._ticks)
+            self._ticks = self._ticks + (np.arange(1, n + 1) / n)[:, None] * (np.asarray(end, float) - rows[-1])
+            self._final = np.asarray(end, float).copy()
         self.paths.append(x)
 
     def __call__(self, q: np.ndarray) -> np.ndarray:
@@ -248,18 +280,35 @@ class LearnedPlanner:
     through a :class:`PlanTracker` (returns one row: the next target minus the measured joints)."""
 
     def __init__(self, trained: Any, arm_joints, *, horizon: int | None, replan_every: int | None,
-                 max_step: float, refresh: Any = None, hold_facing: bool = True) -> None:
+                 max_step: float, refresh: Any = None, hold_facing: bool = True, land: bool = False,
+                 hold: Any = None) -> None:
         from robot_irl.irl import plan
 
         self.trained = trained
         self.refresh = refresh
+        self.hold = hold
         self.idx = joint_index(trained, arm_joints)
         self.horizon = int(horizon or trained.horizon)
         self.goal: np.ndarray | None = None
         self.tracker = PlanTracker(lambda qm: plan(self.trained, qm, self.goal, self.horizon, hold_facing=hold_facing),
                                    len(arm_joints),
                                    self.idx, horizon=self.horizon, replan_every=int(replan_every or self.horizon),
-                                   max_step=max_step)
+                                   max_step=max_step, finish=self._land if land else None)
+
+    def _land(self, q_end: np.ndarray) -> np.ndarray | None:
+        """Where a plan that ends at ``q_end [n_arm]`` should end instead: the joints near it that put
+        the model's keypoints on the goal (with the tool as ``hold`` keeps it), when the plan ends
+        within ``APPROACH_M`` of the goal and they do better by :func:`reach_objective`."""
+        q_model = np.asarray(q_end, float)[self.idx]
+        if reach_error(self.trained, self.goal, q_model) > APPROACH_M:
+            return None
+        q_goal = solve_reach(self.trained, self.goal, q_model, hold=self.hold)[0]
+        if reach_objective(self.trained, self.goal, q_goal, self.hold) >= \
+                reach_objective(self.trained, self.goal, q_model, self.hold) - PROGRESS_M ** 2:
+            return None
+        q = np.array(q_end, dtype=float)
+        q[self.idx] = q_goal
+        return q
 
     @property
     def paths(self) -> list[np.ndarray]:
@@ -324,7 +373,8 @@ APPROACH_M = 0.05
 def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None = None,
                 replan_every: int | None = None, steps: int | None = None, rate_hz: float = 10.0,
                 tolerance_m: float = 0.002, success_m: float = 0.02, settle_s: float = 0.3,
-                camera: Any = None, hold_facing: bool = True) -> LearnedRunRecord:
+                camera: Any = None, hold_facing: bool = True, land: bool = False,
+                hold_tool: Any = None) -> LearnedRunRecord:
     """Drive a connected ``arm`` with trained run ``trained`` to ``goal_keypoints [K, 3]`` and say how
     it ended (``rec.outcome``):
 
@@ -348,20 +398,30 @@ def run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | N
     the filter lets through (:func:`planning_within_filter`). ``hold_facing`` (default): a link that
     carries only two keypoints keeps its roll about them as it started (``robot_irl/irl/facing.py``:
     the cost cannot see that roll, and plans that drifted in it turned the wrist marker away from
-    the camera)."""
+    the camera).
+
+    ``land``: bend each plan that runs to its end onto the joints that put the model's keypoints on
+    the goal (:func:`solve_reach` from the plan's end, within ``APPROACH_M``), so the arm arrives
+    there in one motion. Why: the final approach above starts only once the arm has settled, and a
+    gripper that lets go when the arm comes to rest (the demos' Place) has let go by then.
+    ``hold_tool``: a :class:`robot_irl.control.tool.ToolHold` (the tool as the demos ended it) that
+    every reach of the run keeps beside the keypoints — what lands a run on learned image keypoints,
+    which see the tool's turn and height poorly (dev seeds: 52.5 -> 82.5 % success; notes/keypoints.md)."""
     with planning_within_filter(trained, arm):
         return _run_learned(arm, trained, goal_keypoints, horizon=horizon, replan_every=replan_every, steps=steps,
                             rate_hz=rate_hz, tolerance_m=tolerance_m, success_m=success_m, settle_s=settle_s,
-                            camera=camera, hold_facing=hold_facing)
+                            camera=camera, hold_facing=hold_facing, land=land, hold_tool=hold_tool)
 
 
 def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | None, replan_every: int | None,
                  steps: int | None, rate_hz: float, tolerance_m: float, success_m: float, settle_s: float,
-                 camera: Any, hold_facing: bool) -> LearnedRunRecord:
+                 camera: Any, hold_facing: bool, land: bool, hold_tool: Any) -> LearnedRunRecord:
     goal = check_goal(trained, goal_keypoints)
     planner = LearnedPlanner(trained, arm.capabilities.joint_names, horizon=horizon, replan_every=replan_every,
-                             max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation, hold_facing=hold_facing)
+                             max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation, hold_facing=hold_facing,
+                             land=land, hold=hold_tool)
     idx = planner.idx
+    hold = hold_tool
     # The workspace box (when the arm has one) holds every keypoint of the run, not only the flange;
     # learned image keypoints are not where the points are (they lie on a plane facing the camera).
     if not image_keypoints(trained):
@@ -391,7 +451,7 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
             # fresh one (each costs a plan's length and a settle) is needless. Seen on Place (dev
             # seed 0): goals whose expert pose had joint 4 past the filter's margin ended 0.94 cm off
             # after two replans and 17 s, where the expert took 4.5 s.
-            state["reach_m"] = solve_reach(trained, goal, o.q[idx])[2]
+            state["reach_m"] = solve_reach(trained, goal, o.q[idx], hold=hold)[2]
         if e <= state["reach_m"] + 2 * PROGRESS_M:
             state["outcome"] = "settled"
             return True
@@ -403,7 +463,7 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
             # The learned cost has shaped the motion, but from a start unlike the demos' its optimum can
             # sit a centimetre or two off the goal (a direction the cost weighs little); close it on
             # the run's model: the joints that put its keypoints on the goal, within the filter's margin.
-            q_goal, _, e_goal = solve_reach(trained, goal, o.q[idx])     # within the filter's range
+            q_goal, _, e_goal = solve_reach(trained, goal, o.q[idx], hold=hold)     # within the filter's range
             if e_goal < e - PROGRESS_M:
                 q_arm = np.array(o.q, dtype=float)
                 q_arm[idx] = q_goal

@@ -365,6 +365,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     info = {**info, "train_indices": train_idx, "test_indices": test_idx,
             "train_ids": [demos.names[i] for i in train_idx], "test_ids": [demos.names[i] for i in test_idx]}
     train = demos.subset(train_idx)
+    if train.q_end is not None:     # what `robot-irl run` holds the tool as (robot_irl/control/tool.py)
+        info["demo_end_joints"] = train.q_end.round(6).tolist()
     test = demos.subset(test_idx) if test_idx else None
     resume_cmd = f"robot-irl train --out {out.path} --resume"
     out.begin(what=f"training ({args.cost} cost)", resume=resume_cmd, clear=args.force and not args.resume)

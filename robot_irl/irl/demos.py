@@ -25,6 +25,7 @@ class DemoSet:
     goals: np.ndarray | None = None        # [N, K, 3]; default: the last observed row of each keypoint
     names: list[str] = field(default_factory=list)   # demo names (for messages and reports)
     source: str = ""                       # where they came from (file or library query), for configs
+    q_end: np.ndarray | None = None        # [N, n] the joints each demo ended with (recorded demos), or None
 
     def __post_init__(self) -> None:
         k = np.asarray(self.keypoints, dtype=np.float64)
@@ -49,6 +50,12 @@ class DemoSet:
                 raise InputError(f"q0 has {q.shape[0]} rows for {len(k)} demos", file=self.source or None,
                                  field="q0", expected="[n] or [N, n]")
             self.q0 = q
+        if self.q_end is not None:
+            q = np.asarray(self.q_end, dtype=np.float64)
+            if q.ndim != 2 or q.shape[0] != len(k):
+                raise InputError(f"q_end has shape {list(q.shape)} for {len(k)} demos", file=self.source or None,
+                                 field="q_end", expected="[N, n]: the joints each demo ended with")
+            self.q_end = q
         if self.goals is not None:
             g = np.asarray(self.goals, dtype=np.float64)
             if g.shape != (len(k), k.shape[2], 3):
@@ -76,6 +83,7 @@ class DemoSet:
                              expected="at least one demo")
         return replace(self, keypoints=self.keypoints[idx], timestamps=self.timestamps[idx],
                        q0=None if self.q0 is None else self.q0[idx],
+                       q_end=None if self.q_end is None else self.q_end[idx],
                        goals=None if self.goals is None else self.goals[idx], names=[self.names[i] for i in idx])
 
     def by_names(self, names: list[str], what: str = "demos") -> "DemoSet":

@@ -94,7 +94,7 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
         raise InputError(f"no keypoint on body '{body}' (spec has {[(k.name, k.body) for k in spec]})",
                          file=lib.path, field="keypoints", expected="a body that carries keypoints, or names")
     idx = [spec.index(n) for n in chosen.names]
-    kps, ts, q0, recorded, sources = [], [], [], [], []
+    kps, ts, q0, q_end, recorded, sources = [], [], [], [], [], []
     have_goals = goals == "recorded"
     for ep in episodes:
         t_kp, x, src = _episode_keypoints(ep, idx, keypoints, camera)
@@ -109,6 +109,7 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
         if "joint_pos" in state:
             q = np.asarray(state["joint_pos"], float)
             q0.append(q[0])
+            q_end.append(q[-1])
             if trim:
                 t_end = min(t_end, max(settle_time(state["timestamp"], q, settle_rad), t_kp[0] + 1e-6))
         if have_goals and "goal_3d" not in state:
@@ -124,6 +125,7 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
                          field="joint_pos", expected="episodes of one kind (all with a state stream or none)")
     src_note = "+".join(sorted(set(sources)))
     demos = DemoSet(np.array(kps), np.array(ts), q0=np.array(q0) if q0 else None,
+                    q_end=np.array(q_end) if q_end else None,
                     goals=np.array(recorded) if have_goals else None, names=[e.id for e in episodes],
                     source=f"{where} ({src_note} keypoints)")
     return demos, chosen
@@ -132,13 +134,13 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
 def demos_from_arrays(items: list[dict[str, Any]], *, rows: int = 10, trim: bool = True,
                       settle_rad: float = 2e-3, source: str = "arrays") -> DemoSet:
     """A :class:`DemoSet` from per-demo arrays, cut and resampled as :func:`demos_from_library` does
-    (cut where the joints come to rest, ``rows`` rows by time; q0 = the first joints; goals = where
+    (cut where the joints come to rest, ``rows`` rows by time; q0 / q_end = the first / last joints; goals = where
     each demo's keypoints ended). For keypoints that are not in an episode's spec, e.g. a learned
     detector's (``keypoints.learned.observe``). Each item: ``name``, ``t [T]`` and ``x [T, K, 3]``
     (the keypoints' times and values), ``t_state [S]`` and ``q [S, n]`` (the joints')."""
     if not items:
         raise InputError("no demos", field="demos", expected="at least one demo")
-    kps, ts, q0 = [], [], []
+    kps, ts, q0, q_end = [], [], [], []
     for it in items:
         t_kp, x = np.asarray(it["t"], float), np.asarray(it["x"], float)
         t_q, q = np.asarray(it["t_state"], float), np.asarray(it["q"], float)
@@ -152,7 +154,8 @@ def demos_from_arrays(items: list[dict[str, Any]], *, rows: int = 10, trim: bool
         kps.append(resample_track(t_kp, x, t_new))
         ts.append(t_new - t_new[0])
         q0.append(q[0])
-    return DemoSet(np.array(kps), np.array(ts), q0=np.array(q0), goals=None,
+        q_end.append(q[-1])
+    return DemoSet(np.array(kps), np.array(ts), q0=np.array(q0), q_end=np.array(q_end), goals=None,
                    names=[str(it.get("name", i)) for i, it in enumerate(items)], source=source)
 
 

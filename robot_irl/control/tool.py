@@ -1,0 +1,136 @@
+"""Hold the tool as the demos ended it: extra residuals for the reach that lands a run, from the arm's URDF.
+
+Learned image keypoints pin where the flange is but barely how it is turned or how high it is: at
+96 px a turn of the last link or a centimetre of height moves no keypoint by more than a pixel or
+two. Runs to target images on Place-v0 (dev seed 0, 20 goals, front + top cameras) ended with the
+flange 0.6-2.6 cm from the expert's, yet a third of them turned 20-44 degrees about the vertical (the
+object hangs 2.8 cm off the flange's axis: set down 3-7 cm from its goal), and a reach landed on the
+keypoints alone aimed the flange 1-1.5 cm low, so the held object met the table early and dragged.
+
+What every demo agrees on at its end, though, the arm's own URDF can say from the demos' recorded
+joints: :meth:`ToolHold.from_demos` keeps the tool link's orientation (when the demos end within
+``max_turn_rad`` of each other) and its height (within ``max_height_m``) as residuals beside the
+keypoints' in :func:`robot_irl.control.mpc.solve_reach`: the link's axes as points ``REACH_M`` along
+each, less its origin, and the origin's height. Demos that end the tool in different ways give no
+hold; nothing is learned for it and no scene geometry (table, object) enters.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_irl.errors import InputError
+from robot_irl.models.frames import KeypointFrame
+from robot_irl.models.kinematic import KinematicDynamics
+
+#: length (m) of each axis point: a turn of 0.1 rad moves it 1 cm, on the scale of the keypoints' residuals
+REACH_M = 0.1
+#: how much more a hold residual counts than one keypoint coordinate (both in metres). Against two
+#: dozen learned keypoints a weight of 1 let the reach trade the tool's height for them: the held
+#: object met the table centimetres early and dragged (dev seed 0). Chosen on dev seeds 0-1 (Place-v0,
+#: front + top learned keypoints, 20 goals each) among 1 / 5 / 15: success 57.5 / 82.5 / 80 %.
+WEIGHT = 5.0
+
+
+def tool_link(urdf: str | Path, joints: list[str]) -> str:
+    """The link the last of ``joints`` moves (the tool flange of a serial arm)."""
+    import pytorch_kinematics as pk
+
+    chain = pk.build_chain_from_urdf(Path(urdf).read_bytes())
+    for name in chain.get_frame_names(exclude_fixed=False):
+        frame = chain.find_frame(name)
+        if frame.joint is not None and frame.joint.name == joints[-1]:
+            return frame.link.name
+    raise InputError(f"no link is moved by joint {joints[-1]!r}", file=urdf, field="joints",
+                     expected="the run's joints, as named in the arm's URDF")
+
+
+class ToolHold:
+    """Residuals that keep the tool link as the demos kept it: turned as ``axes [3, 3]`` (rows: the
+    link's x, y, z axes in the base frame) and, with ``height``, its origin at that height (m).
+
+    ``urdf``/``joints``: the arm the run's model was fitted on (a learned model stores both).
+    ``residual(q)`` gives ``(r [R], J [R, n])``: each axis as a point ``REACH_M`` along it, less the
+    link's origin, against its target (9 rows), and the origin's height against ``height`` (1 row),
+    all times ``weight``."""
+
+    def __init__(self, urdf: str | Path, joints: list[str], axes: np.ndarray | None, height: float | None = None,
+                 *, link: str | None = None, weight: float = WEIGHT) -> None:
+        if axes is None and height is None:
+            raise InputError("a tool hold with neither an orientation nor a height", field="hold_tool",
+                             expected="axes [3, 3] and/or a height (m)")
+        link = link or tool_link(urdf, list(joints))
+        frames = [KeypointFrame("tool", link, (0.0, 0.0, 0.0))] + [
+            KeypointFrame(f"tool+{a}", link, tuple(REACH_M * float(i == j) for j in range(3)))
+            for i, a in enumerate("xyz")]
+        self.link = link
+        self.model = KinematicDynamics(urdf, frames, joints=list(joints))
+        self.axes = None if axes is None else torch.as_tensor(np.asarray(axes, float) * REACH_M).reshape(9)
+        self.height = None if height is None else float(height)
+        self.weight = float(weight)
+
+    @classmethod
+    def from_demos(cls, urdf: str | Path, joints: list[str], q_ends: Any, *, max_turn_rad: float = 0.1,
+                   max_height_m: float = 0.01, weight: float = WEIGHT) -> "ToolHold | None":
+        """What the demos agree on at their ends (model joints ``q_ends``, one row per demo): the
+        tool's orientation when every demo ends within ``max_turn_rad`` of their mean, its height when
+        every one ends within ``max_height_m`` of theirs; None when they agree on neither (a task
+        whose demos end the tool in different ways has nothing to hold)."""
+        q_ends = np.asarray(q_ends, dtype=float)
+        if q_ends.ndim != 2 or not len(q_ends) or q_ends.shape[1] != len(joints):
+            raise InputError(f"demo end joints of shape {list(q_ends.shape)}", field="demo_end_joints",
+                             expected=f"one row of {len(joints)} joints ({', '.join(joints)}) per demo")
+        probe = cls(urdf, joints, np.eye(3))
+        poses = np.stack([probe._pose(q)[0].numpy() for q in q_ends])   # [N, 4, 3]
+        axes = poses[:, 1:] / REACH_M
+        u, _, vt = np.linalg.svd(axes.mean(0))           # the rotation nearest the demos' mean
+        mean = u @ vt
+        turn = [_angle(a, mean) for a in axes]
+        z = poses[:, 0, 2]
+        keep_axes = mean if max(turn) <= max_turn_rad else None
+        keep_z = float(z.mean()) if float(np.abs(z - z.mean()).max()) <= max_height_m else None
+        if keep_axes is None and keep_z is None:
+            return None
+        return cls(urdf, joints, keep_axes, keep_z, link=probe.link, weight=weight)
+
+    def _pose(self, q: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """The link's origin and its axis points less the origin ``[4, 3]`` (row 0: the origin) and
+        their Jacobian ``[4, 3, n]``."""
+        n = self.model.n_joints
+        x, J = self.model.keypoints(torch.as_tensor(q, dtype=self.model.dtype).reshape(1, n), jacobian=True)
+        x, J = x[0], J[0].reshape(4, 3, n)
+        return torch.cat([x[:1], x[1:] - x[:1]]), torch.cat([J[:1], J[1:] - J[:1]])
+
+    def residual(self, q: np.ndarray | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(target - now [R], d now / dq [R, n])`` at model joints ``q [n]``, times ``weight``."""
+        x, J = self._pose(np.asarray(q, dtype=float).reshape(-1))
+        r, rows = [], []
+        if self.axes is not None:
+            r.append(self.axes - x[1:].reshape(9))
+            rows.append(J[1:].reshape(9, -1))
+        if self.height is not None:
+            r.append(torch.as_tensor([self.height], dtype=x.dtype) - x[0, 2:3])
+            rows.append(J[0, 2:3])
+        return self.weight * torch.cat(r), self.weight * torch.cat(rows)
+
+    def turned_rad(self, q: np.ndarray) -> float:
+        """How far the tool is turned from the held orientation at model joints ``q`` (rad; nan
+        when no orientation is held)."""
+        if self.axes is None:
+            return float("nan")
+        now = self._pose(np.asarray(q, dtype=float))[0][1:].numpy() / REACH_M
+        return _angle(now, self.axes.reshape(3, 3).numpy() / REACH_M)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What is held, for a run's summary."""
+        return {"link": self.link, "orientation": None if self.axes is None else
+                (self.axes.reshape(3, 3).numpy() / REACH_M).round(4).tolist(),
+                "height_m": self.height, "weight": self.weight}
+
+
+def _angle(a: np.ndarray, b: np.ndarray) -> float:
+    """Rotation angle (rad) between two orientations given as axis rows."""
+    return float(np.arccos(np.clip((np.trace(a @ b.T) - 1.0) / 2.0, -1.0, 1.0)))
