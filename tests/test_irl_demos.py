@@ -60,3 +60,9 @@ def test_load_keypoint_file(tmp_path):
     np.savez(tmp_path / "bad.npz", kp=np.zeros(3))
     with pytest.raises(InputError, match="keypoints"):
         load_keypoint_file(tmp_path / "bad.npz")
+
+
+def test_demo_end_joints_must_be_one_row_per_demo():
+    with pytest.raises(InputError, match="q_end"):
+        DemoSet(_line(3), np.arange(3.0), q_end=np.zeros((2, 7)))
+    assert DemoSet(_line(3), np.arange(3.0), q_end=np.zeros((1, 7))).q_end.shape == (1, 7)

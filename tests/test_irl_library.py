@@ -32,6 +32,8 @@ def test_demos_from_library_truth(lib):
     ep = lib.select("tag:a")[0]
     st = ep.arrays("state")
     np.testing.assert_allclose(demos.keypoints[0, 0], st["keypoints_3d"][0, :2], atol=1e-9)
+    np.testing.assert_array_equal(demos.q_end[0], st["joint_pos"][-1])      # what `run` holds the tool as
+    np.testing.assert_array_equal(demos.subset([2, 0]).q_end, demos.q_end[[2, 0]])
     # cut where the arm comes to rest: the last row is near the goal, not after a long idle
     assert np.linalg.norm(demos.keypoints[:, -1] - demos.goals, axis=-1).max() < 0.03
     final, _ = demos_from_library(lib, "tag:a", rows=10, keypoints="truth", goals="final")

@@ -215,6 +215,24 @@ def test_cli_learned_keypoints_end_to_end(plain_lib, model, tmp_path, capsys):
                  "--arm-opt", f"start=[{start}]", "--preview", str(tmp_path / "p.gif")]) in (0, 1)
     shown = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert np.asarray(shown["goal_keypoints"]).shape == (4, 3) and np.asarray(shown["planned_keypoints"]).shape[1:] == (4, 3)
+    # a real run lands its plans with the tool as the training demos ended it (their last joints, kept)
+    ends = np.asarray(cfg["demos"]["demo_end_joints"])
+    assert ends.shape == (len(cfg["demos"]["train_ids"]), 7)
+    lib_ep = {e.id: e for e in Library.open(plain_lib).select("tag:plain")}
+    np.testing.assert_allclose(ends[0], lib_ep[cfg["demos"]["train_ids"][0]].arrays("state")["joint_pos"][-1], atol=1e-6)
+    runs = tmp_path / "runs"
+    for extra, held in ((["--no-land"], False), ([], True)):
+        code = main(["run", "--run", str(run_dir), "--goal-image", str(goal_png), "--sim-time", "--arm-opt",
+                     f"start=[{start}]", "--library", str(runs), "--steps", "20", "--json", *extra])
+        out, err = capsys.readouterr()
+        assert code in (0, 1), err
+        shown = json.loads(out.strip().splitlines()[-1])
+        hold = shown["tool_hold"]
+        assert ("landing each plan" in err) == held and (hold is not None) == held
+        if shown["episode"] is not None:        # (a run that starts at its goal sends nothing and keeps nothing)
+            assert Library.open(runs).episode(shown["episode"]).info["extra"]["tool_hold"] == hold
+        if held:
+            assert hold["link"] == "lbr_iiwa_link_7" and hold["height_m"] is not None
     # the mismatches: an image of another size, a goal point for learned keypoints, both goals, none
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.zeros((24, 32, 3), np.uint8))

@@ -342,19 +342,20 @@ def _run(args: argparse.Namespace) -> int:
                               land=hold is not None, hold_tool=hold)
     finally:
         arm.estop.close()
-    ep = save_learned_run(library, rec, trained, robot=robot, task=task, arm_name=args.arm,
-                          camera=video,
-                          extra={"run": str(run_path.resolve()), "goal_keypoints": goal.tolist(),
-                                 "goal_image": {k or "cam0": str(v.resolve()) for k, v in goal_arg.items()}
-                                 if args.goal_image else None,
-                                 "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100,
-                                 "tool_hold": hold.to_dict() if hold is not None else None,
-                                 "scene_camera": video.name if video else None})
-    out = {"episode": ep.id, "final_err_cm": rec.final_err_m * 100, "final_keypoints": rec.final_keypoints.tolist(),
-           "frames": len(rec.frames), **rec.summary()}
+    ep_id = None      # a run already at its goal when it started sent nothing: no episode to keep
+    if len(rec):
+        ep_id = save_learned_run(library, rec, trained, robot=robot, task=task, arm_name=args.arm, camera=video,
+                                 extra={"run": str(run_path.resolve()), "goal_keypoints": goal.tolist(),
+                                        "goal_image": {k or "cam0": str(v.resolve()) for k, v in goal_arg.items()}
+                                        if args.goal_image else None,
+                                        "like": like.id if like else None, "final_err_cm": rec.final_err_m * 100,
+                                        "tool_hold": hold.to_dict() if hold is not None else None,
+                                        "scene_camera": video.name if video else None}).id
+    out = {"episode": ep_id, "final_err_cm": rec.final_err_m * 100, "final_keypoints": rec.final_keypoints.tolist(),
+           "frames": len(rec.frames), "tool_hold": hold.to_dict() if hold is not None else None, **rec.summary()}
     print(json.dumps(out) if args.json else _run_summary(out, args.tolerance))
     if not rec.succeeded:
-        print(f"goal not reached: {_why(rec, args.tolerance)}; episode {ep.id} kept", file=sys.stderr)
+        print(f"goal not reached: {_why(rec, args.tolerance)}; episode {ep_id} kept", file=sys.stderr)
         return 1
     return 0
 
