@@ -219,12 +219,47 @@ def _checkpoints(folder: Path) -> dict[int, dict]:
     return out
 
 
-def _drive(address: str, temp_dir: str, folder: str, library: str) -> dict:
+#: a driver process of its own, for the driver-side resume: the same fit as _drive's, started fresh
+_DRIVER = """
+import sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[3])
+from test_clip_ray import ARCH, CFG3, _pairs
+from robot_irl.retrieval.encoders import load_encoder
+from robot_irl.retrieval.train import prepare_pairs
+from robot_irl.retrieval.train_ray import train_clip_ray
+images, caps, keys = _pairs()
+start = load_encoder(ARCH, seed=0)
+train_clip_ray(start, prepare_pairs(start, images, caps, keys), config=CFG3, workers=2, storage=Path(sys.argv[1]),
+               address=sys.argv[2], progress=False)
+"""
+
+
+def _driver_killed_after_the_first_checkpoint(address: str, env: dict, staging: Path) -> bool:
+    """Start the fit in a driver process of its own and SIGKILL that driver once Ray Train has
+    registered the run's first checkpoint (its job ends; Ray stops the run's actors with it): an
+    interrupted `clip train --workers 2`. Whether the kill came before the fit ended."""
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(staging), address, str(Path(__file__).parent)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 150
+        while proc.poll() is None and time.monotonic() < deadline:
+            if any(staging.glob("*/checkpoint_manager_snapshot.json")):
+                break
+            time.sleep(0.05)
+        return proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _drive(address: str, temp_dir: str, folder: str, library: str, env: dict) -> dict:
     """The Ray side of the tests, driven from the test process (torch and the model loaded already; a
     driver process of its own spent 13 s of the module's setup at load 6 importing them): one fit of 3
     epochs on 2 Ray Train workers, killed once the first epoch's checkpoint is registered (Ray Train
     restarts the group from its newest checkpoint, ``FailureConfig(max_failures=1)``), then
-    `clip embed --force` of the library as Ray tasks; the figures."""
+    `clip embed --force` of the library as Ray tasks; then the same fit from a driver process killed
+    after the first checkpoint, resumed here (``resume=True``); the figures."""
     from robot_irl.library import Library
     from robot_irl.retrieval.embed_batch import embed_library
     from robot_irl.retrieval.train_ray import train_clip_ray
@@ -245,9 +280,14 @@ def _drive(address: str, temp_dir: str, folder: str, library: str) -> dict:
         stop.set()
         killer.join()
     embedded = embed_library(Library.open(library), model=ARCH, ray=address, force=True, progress=False)
+    interrupted = _driver_killed_after_the_first_checkpoint(address, env, root / "staging2")
+    again = train_clip_ray(start, data, config=CFG3, workers=2, storage=root / "staging2", address=address,
+                           resume=True, progress=False, out_dir=root / "model2")
     return {"fit": {"workers": fit.workers, "steps": fit.steps, "losses": fit.step_losses,
                     "resumed_at": fit.resumed_at_step, "model_id": fit.encoder.model_id,
                     "staging_left": (root / "staging").exists()},
+            "driver_resume": {"interrupted": interrupted, "steps": again.steps, "losses": again.step_losses,
+                              "resumed_at": again.resumed_at_step},
             "killed": killed, "embed": embedded.to_dict()}
 
 
@@ -283,7 +323,7 @@ def on_ray(ray_head, small_library, tmp_path_factory):
             for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
                 env.setenv(key, ray_head.env[key])
             reset_auth_token_state()
-            got = _drive(ray_head.address, ray_head.temp_dir, str(folder), str(lib.path))
+            got = _drive(ray_head.address, ray_head.temp_dir, str(folder), str(lib.path), ray_head.env)
     finally:
         reset_auth_token_state()
     return {"folder": folder, "serial": serial, "serial_arrays": arrays, "name": name, **got}
@@ -334,6 +374,17 @@ def test_two_ray_train_workers_equal_one_process_checkpoint_and_resume(pairs, st
     assert final.model_id == fit["model_id"]
     assert any(not torch.equal(v, saved[at]["model"][k]) for k, v in final.model.state_dict().items())   # trained on
     assert not fit["staging_left"]            # the driver saved the model and removed the run's staging
+
+
+@pytest.mark.slow   # shares the module's Ray and its fits
+def test_an_interrupted_driver_resumes_the_run_from_its_checkpoint(on_ray):
+    """`clip train --workers 2` whose driver died after the first epoch's checkpoint, run again with
+    ``--resume``: it takes up the staged run at that checkpoint (not from scratch) and trains on to
+    the same losses as the uninterrupted fit."""
+    got, fit = on_ray["driver_resume"], on_ray["fit"]
+    assert got["interrupted"], "the first driver finished before its first checkpoint was seen"
+    assert got["resumed_at"] in (2, 4) and got["steps"] == fit["steps"] == 6
+    np.testing.assert_allclose(got["losses"], fit["losses"], rtol=2e-4)
 
 
 @pytest.mark.slow   # shares the Ray Train driver process above
