@@ -203,7 +203,8 @@ def transfer_section(args, out: dict) -> None:
     from evalkit import parse_seeds
     seeds = parse_seeds(args.transfer_seeds)
     ns = argparse.Namespace(detector=[str(d) for d in args.transfer_detector], demos=5, goals=20, explore=400,
-                            iters=400, damping=0.03, depth=None, camera=args.transfer_cameras, markers=True)
+                            iters=400, damping=0.03, depth=None, camera=args.transfer_cameras, markers=True,
+                            no_land=False)
     per = {s: elt.run_seed(ns, s, args.work / f"transfer{s}") for s in seeds}
     out.update(transfer_success=float(np.mean([per[s]["success_rate"] for s in seeds])),
                path_err_ratio_vs_markers=float(np.mean([per[s]["path_err_ratio_vs_markers"] for s in seeds])),
