@@ -421,7 +421,6 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
                              max_step=tick_cap(arm, rate_hz), refresh=arm.get_observation, hold_facing=hold_facing,
                              land=land, hold=hold_tool)
     idx = planner.idx
-    hold = hold_tool
     # The workspace box (when the arm has one) holds every keypoint of the run, not only the flange;
     # learned image keypoints are not where the points are (they lie on a plane facing the camera).
     if not image_keypoints(trained):
@@ -451,7 +450,7 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
             # fresh one (each costs a plan's length and a settle) is needless. Seen on Place (dev
             # seed 0): goals whose expert pose had joint 4 past the filter's margin ended 0.94 cm off
             # after two replans and 17 s, where the expert took 4.5 s.
-            state["reach_m"] = solve_reach(trained, goal, o.q[idx], hold=hold)[2]
+            state["reach_m"] = solve_reach(trained, goal, o.q[idx], hold=hold_tool)[2]
         if e <= state["reach_m"] + 2 * PROGRESS_M:
             state["outcome"] = "settled"
             return True
@@ -463,7 +462,7 @@ def _run_learned(arm: Arm, trained: Any, goal_keypoints: Any, *, horizon: int | 
             # The learned cost has shaped the motion, but from a start unlike the demos' its optimum can
             # sit a centimetre or two off the goal (a direction the cost weighs little); close it on
             # the run's model: the joints that put its keypoints on the goal, within the filter's margin.
-            q_goal, _, e_goal = solve_reach(trained, goal, o.q[idx], hold=hold)     # within the filter's range
+            q_goal, _, e_goal = solve_reach(trained, goal, o.q[idx], hold=hold_tool)   # within the filter's range
             if e_goal < e - PROGRESS_M:
                 q_arm = np.array(o.q, dtype=float)
                 q_arm[idx] = q_goal

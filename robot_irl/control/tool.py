@@ -90,11 +90,12 @@ class ToolHold:
         mean = u @ vt
         turn = [_angle(a, mean) for a in axes]
         z = poses[:, 0, 2]
-        keep_axes = mean if max(turn) <= max_turn_rad else None
-        keep_z = float(z.mean()) if float(np.abs(z - z.mean()).max()) <= max_height_m else None
-        if keep_axes is None and keep_z is None:
+        if max(turn) > max_turn_rad and float(np.abs(z - z.mean()).max()) > max_height_m:
             return None
-        return cls(urdf, joints, keep_axes, keep_z, link=probe.link, weight=weight)
+        probe.axes = torch.as_tensor(mean * REACH_M).reshape(9) if max(turn) <= max_turn_rad else None
+        probe.height = float(z.mean()) if float(np.abs(z - z.mean()).max()) <= max_height_m else None
+        probe.weight = float(weight)
+        return probe
 
     def _pose(self, q: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """The link's origin and its axis points less the origin ``[4, 3]`` (row 0: the origin) and
