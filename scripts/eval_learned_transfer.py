@@ -26,11 +26,18 @@ Per seed (``--seeds``; 0-2 development, >= 100 report):
    error beside it; **path error** = the robot keypoints' true path (wrist marker and flange points of
    the spec, which the learned pipeline never sees) against the expert's path for that goal over
    normalised time, eval_transfer.py's measure (its ``path_err_truth_cm``), and the time-free one.
+   Beside it, split by the goal: **success within the filter** on the goals whose expert's final
+   joints lie inside the range the safety filter lets a run reach, and on the others (the scripted
+   expert runs without the filter and ends some left-region goals with the elbow at its hard limit;
+   a run's joints stay ``limit_margin`` inside it). Only the report is split by this privileged
+   figure; the runs never see it.
 7. ``--markers``: the marker pipeline on the same seed and goals (eval_transfer.run_seed with timedep
    only: 640x480 marker video, OpenCV keypoints, the same runner), for ``path_err_ratio_vs_markers``
-   = learned path error (truth) / marker path error (truth), both on the same 20 goals.
+   = learned path error (truth) / marker path error (truth), both on the same 20 goals. Its runs are
+   judged on the same task check too (``marker_transfer_success``).
 
 Last line: one JSON object (transfer_success = success rate over the goals, mean over seeds;
+success_within_filter / success_outside_filter pooled over the seeds' goals, the markers' beside;
 path_err_ratio_vs_markers; per-seed figures; seeds; what was judged on what).
 
     nice -n 10 .venv/bin/python scripts/eval_learned_transfer.py --detector DIR [--detector DIR2
@@ -119,7 +126,8 @@ def goal_refs(env, n: int, seed: int, observer, robot_idx: list[int], obj_idx: i
                     "goal_obj": r["goal"][obj_idx], "goal_robot": r["goal"][robot_idx],
                     "path": resample(r["t"], r["x"][:, robot_idx], t_end),
                     "dense": resample(r["t"], r["x"][:, robot_idx], t_end, DENSE),
-                    "expert_obj_err_m": float(np.linalg.norm(r["x"][-1, obj_idx] - r["goal"][obj_idx]))})
+                    "expert_obj_err_m": float(np.linalg.norm(r["x"][-1, obj_idx] - r["goal"][obj_idx])),
+                    "expert_q_end": np.asarray(r["q"][-1], float)})
     return out
 
 
@@ -172,6 +180,7 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], obj_idx: int, grip
             "path_err_truth_cm": float(col["path_m"].mean() * 100),
             "spatial_err_truth_cm": float(col["spatial_m"].mean() * 100),
             "model_success_rate": float(np.mean(col["model_final_m"] < SUCCESS_M)),
+            "placed": [r["success"] for r in rows],
             **{f"path_err_{g}_cm": v for g, v in by_region.items()}}
 
 
@@ -181,7 +190,25 @@ def marker_figures(seed: int, goals: int, demos: int, iters: int, root: Path) ->
     ns = argparse.Namespace(demos=demos, goals=goals, iters=iters, explore=0, dynamics_structure="fk",
                             methods="timedep", counts="", train_goals="final", render_size="640x480", out=str(root))
     figs = eval_transfer.run_seed(ns, seed, root)
-    return {"marker_" + k: v for k, v in figs.items() if isinstance(v, (int, float))}
+    return {"marker_" + k: v for k, v in figs.items() if isinstance(v, (int, float)) or k == "placed"}
+
+
+def within_filter(refs: list[dict], limits: np.ndarray) -> np.ndarray:
+    """Per goal: whether the expert's final joints lie inside the range the arm's safety filter lets
+    a run reach (the arm's limits less the default ``limit_margin``). The scripted expert runs without
+    the filter and may end a joint at its hard limit; a run cannot go there. Privileged simulator data,
+    used only to split the report, never by the runs."""
+    from robot_irl.control import SafetyConfig
+    m = SafetyConfig().limit_margin
+    q = np.stack([r["expert_q_end"] for r in refs])
+    return np.all((q > limits[:, 0] + m) & (q < limits[:, 1] - m), axis=1)
+
+
+def split_rates(placed: list[bool], inside: np.ndarray) -> tuple[float, float]:
+    """Success on the goals inside the filter's range and on the others (nan where there are none)."""
+    p = np.asarray(placed, float)
+    return (float(p[inside].mean()) if inside.any() else float("nan"),
+            float(p[~inside].mean()) if (~inside).any() else float("nan"))
 
 
 def run_seed(args, seed: int, root: Path) -> dict:
@@ -223,6 +250,7 @@ def run_seed(args, seed: int, root: Path) -> dict:
     hold = None if args.no_land else ToolHold.from_demos(dyn.urdf, list(dyn.joints), demos.q_end)
     log(f"landing: {hold.to_dict() if hold is not None else 'off'}")
     res = execute(env, run, refs, robot_idx, obj_idx, gripper_from_demos(eps), hold)
+    inside = within_filter(refs, env.unwrapped.robot.joint_limits)
     env.close()
     out = {**res, **{f"dyn_{k}": v for k, v in dyn_err.items()},
            "expert_success_rate": float(np.mean([r["expert_obj_err_m"] < SUCCESS_M for r in refs])),
@@ -232,15 +260,27 @@ def run_seed(args, seed: int, root: Path) -> dict:
         out.update(marker_figures(seed, args.goals, args.demos, args.iters, root / "markers"))
         out["marker_wall_s"] = time.perf_counter() - t1
         out["path_err_ratio_vs_markers"] = out["path_err_truth_cm"] / out["marker_path_err_truth_cm"]
+    out["goals_within_filter"] = int(inside.sum())
+    out["success_within_filter"], out["success_outside_filter"] = split_rates(out["placed"], inside)
+    if args.markers:
+        out["marker_placed_within_filter"], out["marker_placed_outside_filter"] = split_rates(out["marker_placed"], inside)
     print(f"seed {seed}: learned keypoints ({len(observer.names)}), {args.demos} plain demos, {args.explore} exploration "
           f"episodes; {args.goals} held-out goals given as target images")
     print(f"{'pipeline':<26}{'success':>9}{'object cm med':>15}{'robot kp ok':>13}{'path cm':>9}{'spatial':>9}")
     print(f"{'learned keypoints':<26}{out['success_rate']:>9.0%}{out['obj_err_cm_median']:>15.2f}"
           f"{out['robot_success_rate']:>13.0%}{out['path_err_truth_cm']:>9.2f}{out['spatial_err_truth_cm']:>9.2f}")
     if args.markers:
-        print(f"{'markers (eval_transfer)':<26}{'':>9}{'':>15}{out['marker_success_rate_truth']:>13.0%}"
+        print(f"{'markers (eval_transfer)':<26}{out['marker_placed_rate_truth']:>9.0%}{'':>15}"
+              f"{out['marker_success_rate_truth']:>13.0%}"
               f"{out['marker_path_err_truth_cm']:>9.2f}{out['marker_spatial_err_cm']:>9.2f}   (spatial: observed)")
         print(f"path error ratio (learned / markers, both simulator truth): {out['path_err_ratio_vs_markers']:.2f}")
+    n_in = out["goals_within_filter"]
+    line = (f"success on the {n_in} goals whose expert pose the safety filter lets a run reach: "
+            f"{out['success_within_filter']:.0%}; on the other {len(refs) - n_in} (a joint within the filter's margin "
+            f"of its limit): {out['success_outside_filter']:.0%}")
+    if args.markers:
+        line += (f" (markers: {out['marker_placed_within_filter']:.0%} / {out['marker_placed_outside_filter']:.0%})")
+    print(line)
     return out
 
 
@@ -284,6 +324,18 @@ def main() -> int:
     if args.markers:
         out["path_err_ratio_vs_markers"] = float(np.mean([per[s]["path_err_ratio_vs_markers"] for s in seeds]))
         out["path_err_ratio_vs_markers_max"] = float(max(per[s]["path_err_ratio_vs_markers"] for s in seeds))
+    def pooled(key: str, within: bool) -> float:
+        n = [per[s]["goals_within_filter"] if within else args.goals - per[s]["goals_within_filter"] for s in seeds]
+        hits = [per[s][key] * k for s, k in zip(seeds, n) if k]
+        return float(sum(hits) / sum(n)) if sum(n) else float("nan")
+
+    out["goals_within_filter"] = int(sum(per[s]["goals_within_filter"] for s in seeds))
+    out["success_within_filter"] = pooled("success_within_filter", True)
+    out["success_outside_filter"] = pooled("success_outside_filter", False)
+    if args.markers:
+        out["marker_transfer_success"] = float(np.mean([per[s]["marker_placed_rate_truth"] for s in seeds]))
+        out["marker_success_within_filter"] = pooled("marker_placed_within_filter", True)
+        out["marker_success_outside_filter"] = pooled("marker_placed_outside_filter", False)
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
     out.update(seeds=seeds, seed_kind=seed_kind(seeds), detector=[str(Path(d).resolve()) for d in args.detector],
