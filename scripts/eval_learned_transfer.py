@@ -260,7 +260,7 @@ def run_seed(args, seed: int, root: Path) -> dict:
         out.update(marker_figures(seed, args.goals, args.demos, args.iters, root / "markers"))
         out["marker_wall_s"] = time.perf_counter() - t1
         out["path_err_ratio_vs_markers"] = out["path_err_truth_cm"] / out["marker_path_err_truth_cm"]
-    out["goals_within_filter"] = int(inside.sum())
+    out["goals_within_filter"], out["inside"] = int(inside.sum()), [bool(v) for v in inside]
     out["success_within_filter"], out["success_outside_filter"] = split_rates(out["placed"], inside)
     if args.markers:
         out["marker_placed_within_filter"], out["marker_placed_outside_filter"] = split_rates(out["marker_placed"], inside)
