@@ -62,3 +62,23 @@ def test_resume_reuses_only_a_seed_made_with_the_same_settings(et, tmp_path):
     assert et.load_seed(args, tmp_path) == {"path_err_cm": 1.5}
     assert et.load_seed(argparse.Namespace(**{**vars(args), "goals": 6}), tmp_path) is None
     assert et.load_seed(args, tmp_path / "missing") is None
+
+
+def test_the_learned_transfer_splits_goals_by_what_the_safety_filter_lets_a_run_reach():
+    """A goal whose expert ended a joint inside the filter's margin (or at its hard limit) is apart;
+    success is counted on each side, nan where a side has no goal."""
+    path = SCRIPT.parent / "eval_learned_transfer.py"
+    spec = importlib.util.spec_from_file_location("eval_learned_transfer", path)
+    elt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(elt)
+    from robot_irl.control import SafetyConfig
+
+    m = SafetyConfig().limit_margin
+    limits = np.array([[-2.0, 2.0], [-1.0, 1.0]])
+    refs = [{"expert_q_end": np.array(q)} for q in
+            ([0.0, 0.0], [2.0, 0.0], [0.0, -1.0 + m / 2], [1.9, 0.9], [0.0, 1.0 - 2 * m])]
+    inside = elt.within_filter(refs, limits)
+    assert inside.tolist() == [True, False, False, True, True]
+    assert elt.split_rates([True, False, True, False, True], inside) == (2 / 3, 0.5)
+    within, outside = elt.split_rates([True, True], np.array([True, True]))
+    assert within == 1.0 and np.isnan(outside)
