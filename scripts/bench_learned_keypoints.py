@@ -11,8 +11,9 @@ pixels against the truth (frames it found; its detection rate beside).
 
 Real (acceptance 2): ../shared/realvideo/apriltag_motor.mp4 with the tag painted out of every
 frame (`cv2.inpaint` over its detected quad, grown by --inpaint-grow to cover the white margin);
-a detector trained on those frames; a linear map to the tag's detected centre fitted on the
-first half, median error (px at 640 wide) on the second half.
+a detector trained on those frames (cut to the box round what moves, --real-crop auto: found from the
+frames' own motion, no label); a linear map to the tag's detected centre fitted on the first half,
+median error (px at 640 wide) on the second half. The random-init floor sees the same crop.
 
 Transfer (acceptance 3, with --transfer-detector DIR, once per --transfer-cameras camera):
 scripts/eval_learned_transfer.py for --transfer-seeds (MBIRL on learned keypoints from 5 plain demos, 20
@@ -175,9 +176,11 @@ def real_section(args, out: dict) -> None:
     left = tag_quads(painted)
     print(f"\nreal: {len(frames)} frames, tag found in {seen.sum()}, after inpainting in "
           f"{sum(q is not None for q in left)}", flush=True)
-    fs = sequence_frames(painted, args.real_size, segment=30, name=str(args.real))
+    crop = None if args.real_crop == "none" else args.real_crop
+    fs = sequence_frames(painted, args.real_size, segment=30, name=str(args.real), crop=crop)
     gap = f"_gap{args.real_max_gap}" if args.real_max_gap else ""
-    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}{gap}"
+    cut = "" if fs.crop is None else "_crop" + "-".join(str(v) for v in fs.crop.to_list())
+    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}{gap}{cut}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         cfg = TrainConfig(steps=args.real_steps, seed=args.train_seed, max_gap=args.real_max_gap)
         train_detector(fs, model, k=args.k, config=cfg, force=True, provenance={"demos": str(args.real)},
@@ -195,6 +198,7 @@ def real_section(args, out: dict) -> None:
           f"on the second half; random init {np.median(rerr):.2f} px; tag moves {np.nanstd(centre, 0).mean():.1f} px std")
     out.update(real_err_px_median=float(np.median(err)), real_random_err_px_median=float(np.median(rerr)),
                real_train_minutes=json.loads((model / "metrics.json").read_text())["train_minutes"],
+               real_crop=None if fs.crop is None else fs.crop.to_list(),
                real_tag_left_after_inpaint=int(sum(q is not None for q in left)))
 
 
@@ -243,6 +247,8 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--real-size", type=int, default=64)
     ap.add_argument("--real-steps", type=int, default=1200)
+    ap.add_argument("--real-crop", default="auto",
+                    help="'auto' (the box round what moves: the default), X,Y,W,H, or 'none' (the whole frame)")
     ap.add_argument("--real-max-gap", type=int, default=0,
                     help="largest frame distance between a training pair's frames (0: any within a 30-frame segment)")
     ap.add_argument("--inpaint-grow", type=float, default=0.8,

@@ -117,6 +117,44 @@ def test_cli_rejects_bad_inputs(plain_lib, model, tmp_path, capsys):
     assert "config.json" in capsys.readouterr().err
 
 
+def test_motion_crop_finds_what_moves_and_bad_crops_are_refused():
+    from robot_irl.keypoints.learned.frames import Crop, motion_crop
+    rng = np.random.default_rng(0)
+    frames = []
+    for t in range(20):      # a 6 px square sliding along x in rows 40-46, on a still noisy background
+        f = np.full((60, 80, 3), 90, np.uint8) + rng.integers(0, 3, (60, 80, 3), dtype=np.uint8)
+        f[40:46, 10 + t:16 + t] = 250
+        frames.append(f)
+    crop = motion_crop(frames, margin=0.0)
+    assert 8 <= crop.x <= 11 and crop.x + crop.w >= 34 and 38 <= crop.y <= 40 and crop.y + crop.h <= 48, crop
+    fs = sequence_frames(frames, 16, crop="auto")
+    assert fs.crop == motion_crop(frames) and fs.images.shape[2] == 16 and fs.source_size == (80, 60)
+    with pytest.raises(InputError, match="nothing moves"):
+        motion_crop([frames[0]] * 5)
+    with pytest.raises(InputError, match="X,Y,W,H"):
+        Crop.parse("1,2")
+    with pytest.raises(InputError, match="inside the 80x60 frames"):
+        sequence_frames(frames, 16, crop="70,0,20,20")
+
+
+def test_a_model_trained_on_a_crop_reports_whole_frame_pixels(plain_lib, tmp_path, capsys):
+    from robot_irl.cli import main
+    from robot_irl.keypoints.learned.detector import LearnedDetector
+    from robot_irl.library import Library
+    out = tmp_path / "kp"
+    assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--k", "3", "--size", "16",
+                 "--steps", "2", "--batch", "2", "--crop", "32,20,32,28", "--out", str(out), "--quiet"]) == 0
+    assert "32,20,32,28" in capsys.readouterr().out
+    det = LearnedDetector.load(out)
+    assert json.loads((out / "config.json").read_text())["crop"] == [32, 20, 32, 28] and det.size == (16, 16)
+    ep = Library.open(plain_lib).select("tag:plain")[0]
+    uv = det.detect(ep.video_frames("cam0")).uv                 # whole 64x48 frames in, whole-frame pixels out
+    assert (uv[..., 0] >= 31.5).all() and (uv[..., 0] <= 63.5).all() and (uv[..., 1] >= 19.5).all(), uv.min((0, 1))
+    assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--crop", "1,2",
+                 "--out", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "X,Y,W,H" in capsys.readouterr().err
+
+
 def test_linear_probe_recovers_a_map():
     rng = np.random.default_rng(0)
     x = [rng.uniform(0, 64, (30, 3, 2)) for _ in range(4)]

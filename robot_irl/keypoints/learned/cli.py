@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--batch", type=int, default=16, help="pairs per step (default 16)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--camera", default="cam0", help="episode camera (default cam0)")
+    t.add_argument("--crop", metavar="auto|X,Y,W,H",
+                   help="cut every frame to this box first (pixels); 'auto': the box round what moves over the "
+                        "selected frames. Spends the input size on the task instead of a still background; "
+                        "keypoints are still reported in whole-frame pixels")
     add_library_arg(t)
     t.add_argument("--force", action="store_true", help="replace an existing model folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,7 +72,7 @@ def run_train(args: argparse.Namespace) -> int:
     lib, eps = _select(args.library, args.demos)
     from robot_irl.keypoints.learned.frames import library_frames
     from robot_irl.keypoints.learned.train import TrainConfig, train_detector
-    frames = library_frames(eps, args.size, args.camera, origin=f"--demos {args.demos!r}")
+    frames = library_frames(eps, args.size, args.camera, origin=f"--demos {args.demos!r}", crop=args.crop)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed)
     run = train_detector(frames, args.out, k=args.k, config=cfg, force=args.force, progress=not args.quiet,
                          provenance={"demos": args.demos, "library": str(lib.path), "camera": args.camera})
@@ -76,8 +80,9 @@ def run_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(m))
     else:
-        print(format_table(["model", "frames", "episodes", "steps", "loss first", "loss final", "minutes"],
-                           [[str(run.path), m["frames"], len(eps), m["steps"], m["loss_first"], m["loss_final"],
+        crop = "-" if frames.crop is None else ",".join(str(v) for v in frames.crop.to_list())
+        print(format_table(["model", "frames", "episodes", "crop", "steps", "loss first", "loss final", "minutes"],
+                           [[str(run.path), m["frames"], len(eps), crop, m["steps"], m["loss_first"], m["loss_final"],
                              m["train_minutes"]]]))
     return 0
 

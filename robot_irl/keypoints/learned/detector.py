@@ -2,7 +2,8 @@
 :class:`KeypointTrack` the marker path writes, so cleaning, lifting, the library and the learner
 take it unchanged.
 
-Per frame and keypoint: ``uv`` is the heat map's centre of mass in the source frame's pixels;
+Per frame and keypoint: ``uv`` is the heat map's centre of mass in the source frame's pixels (a
+model trained on a crop cuts every frame the same way and reports in the whole frame's pixels);
 ``confidence`` is the heat map's mass near that centre (1: one sharp peak, near 0: spread over the
 image, i.e. the keypoint is not sure where it is); ``meta['spread_px']`` keeps the median spread.
 Keypoint names are ``lk0 .. lk{K-1}``.
@@ -17,7 +18,7 @@ import numpy as np
 
 from robot_irl.core.camera import CameraModel
 from robot_irl.errors import InputError
-from robot_irl.keypoints.learned.frames import input_size, resize
+from robot_irl.keypoints.learned.frames import Crop, resize
 from robot_irl.keypoints.learned.train import KIND, WEIGHTS, to_pixels, to_tensor
 from robot_irl.keypoints.track import DETECTED, SRC_LEARNED, KeypointTrack
 from robot_irl.runs import RunDir
@@ -40,6 +41,10 @@ class LearnedDetector:
         det = config["detector"]
         self.k, self.size = int(det["k"]), (int(det["width"]), int(det["height"]))
         self.source_size = tuple(int(v) for v in config["source_size"])
+        crop = config.get("crop")
+        self.crop = None if crop is None else Crop(*(int(v) for v in crop))
+        self._view = self.source_size if self.crop is None else (self.crop.w, self.crop.h)   # what the net sees
+        self._offset = np.zeros(2) if self.crop is None else np.array([self.crop.x, self.crop.y], float)
 
     @property
     def names(self) -> list[str]:
@@ -93,14 +98,14 @@ class LearnedDetector:
         def flush() -> None:
             with torch.no_grad():
                 mu, p, s = self.net.keypoints(to_tensor(np.stack(buf)))
-            uv.append(to_pixels(mu.numpy().astype(np.float64), self.source_size))
+            uv.append(to_pixels(mu.numpy().astype(np.float64), self._view) + self._offset)
             peak.append(p.numpy().astype(np.float64))
-            spread.append(s.numpy().astype(np.float64) * self.source_size[0] / 2.0)
+            spread.append(s.numpy().astype(np.float64) * self._view[0] / 2.0)
             buf.clear()
 
         for f in frames:
             self.check_frame(f.shape, origin)
-            buf.append(resize(f, self.size))
+            buf.append(resize(f if self.crop is None else self.crop.apply(f), self.size))
             if len(buf) == batch:
                 flush()
         if buf:

@@ -133,6 +133,7 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
     run.begin(what="keypoint detector training", resume="robot-irl keypoints train ... --force (start again)",
               clear=force)
     RunDir.create(run.path, {"detector": det.to_dict(), "train": asdict(cfg), "source_size": list(frames.source_size),
+                             "crop": None if frames.crop is None else frames.crop.to_list(),
                              "frames": len(frames), "sequences": frames.ids, **(provenance or {})}, kind=KIND)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
