@@ -69,8 +69,12 @@ def motion_crop(frames: list[np.ndarray], *, margin: float = 0.1, level: float =
         raise InputError(f"{len(frames)} frame(s)", file=origin, field="crop",
                          expected="at least two frames to find what moves in (or give the crop as X,Y,W,H)")
     idx = np.linspace(0, len(frames) - 1, min(len(frames), most)).round().astype(int)
-    grey = np.stack([cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY) for i in idx]).astype(np.float32)
-    sd = grey.std(axis=0)
+    total = square = 0.0
+    for i in idx:      # one frame at a time: a long HD video does not fit in memory as a stack
+        g = cv2.cvtColor(frames[i], cv2.COLOR_RGB2GRAY).astype(np.float64)
+        total, square = total + g, square + g * g
+    mean = total / len(idx)
+    sd = np.sqrt(np.maximum(square / len(idx) - mean * mean, 0.0))
     top = float(np.percentile(sd, 99))
     if top < 1.0:
         raise InputError("nothing moves in the frames (grey levels vary by < 1 in 99 % of pixels)", file=origin,
