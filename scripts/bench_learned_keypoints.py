@@ -19,11 +19,12 @@ Transfer (acceptance 3, with --transfer-detector DIR, once per --transfer-camera
 scripts/eval_learned_transfer.py for --transfer-seeds (MBIRL on learned keypoints from 5 plain demos, 20
 held-out goals given as target images, run through the runner, judged on simulator truth; the marker
 pipeline on the same goals for the path-error ratio). `transfer_success` and `path_err_ratio_vs_markers`
-are its figures (mean over those seeds), `transfer_marker_success` the marker runs' on the same task check;
-`transfer_success_within_filter` (and the markers') the success over the goals whose expert pose the safety
-filter lets a run reach (`transfer_goals_within_filter` of them); without --transfer-detector they are null
-and `transfer_status` says so. The detectors are arguments, not the sim section's own (that one sees one
-camera and is trained on right-region demos only): scripts/train_view_detectors.py trains them.
+are its figures (mean over those seeds), `transfer_marker_success` the marker runs' on the same task
+check; `transfer_success_within_filter` / `_outside_filter` (and the markers') the success over the goals
+whose expert pose the safety filter lets a run reach (`transfer_goals_within_filter` of them) and over the
+others; without --transfer-detector they are null and `transfer_status` says so. The detectors are
+arguments, not the sim section's own (that one sees one camera and is trained on right-region demos
+only): scripts/train_view_detectors.py trains them.
 
     nice -n 10 /work/main/.venv/bin/python scripts/bench_learned_keypoints.py [--work /tmp/blk]
         [--seed 100] [--episodes 30] [--train 20] [--steps 1500] [--size 64] [--no-real]
@@ -202,12 +203,6 @@ def real_section(args, out: dict) -> None:
                real_tag_left_after_inpaint=int(sum(q is not None for q in left)))
 
 
-def _pooled(placed: list[list[bool]], inside: list[list[bool]]) -> float:
-    """Success over every seed's goals that the safety filter lets a run reach (eval_learned_transfer's split)."""
-    hits = [p for ps, ins in zip(placed, inside) for p, i in zip(ps, ins) if i]
-    return float(np.mean(hits)) if hits else float("nan")
-
-
 def transfer_section(args, out: dict) -> None:
     """Acceptance 3 through scripts/eval_learned_transfer.py (its defaults), markers on the same goals."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -218,17 +213,15 @@ def transfer_section(args, out: dict) -> None:
                             iters=400, damping=0.03, depth=None, camera=args.transfer_cameras, markers=True,
                             no_land=False)
     per = {s: elt.run_seed(ns, s, args.work / f"transfer{s}") for s in seeds}
+    split = elt.pooled_split(per, seeds, markers=True)
     out.update(transfer_success=float(np.mean([per[s]["success_rate"] for s in seeds])),
                path_err_ratio_vs_markers=float(np.mean([per[s]["path_err_ratio_vs_markers"] for s in seeds])),
                transfer_seeds=seeds, transfer_detector=[str(d) for d in args.transfer_detector],
                transfer_cameras=args.transfer_cameras,
                transfer_path_err_truth_cm=float(np.mean([per[s]["path_err_truth_cm"] for s in seeds])),
                transfer_marker_path_err_truth_cm=float(np.mean([per[s]["marker_path_err_truth_cm"] for s in seeds])),
-               transfer_marker_success=float(np.mean([per[s]["marker_placed_rate_truth"] for s in seeds])),
-               transfer_goals_within_filter=int(sum(per[s]["goals_within_filter"] for s in seeds)),
-               transfer_success_within_filter=_pooled([per[s]["placed"] for s in seeds], [per[s]["inside"] for s in seeds]),
-               transfer_marker_success_within_filter=_pooled([per[s]["marker_placed"] for s in seeds],
-                                                             [per[s]["inside"] for s in seeds]),
+               transfer_marker_success=split.pop("marker_transfer_success"),
+               **{"transfer_" + k: v for k, v in split.items()},
                transfer_status="success: task.is_success on simulator truth; path: robot keypoints' true path vs the "
                                "expert's, learned / markers (eval_transfer) on the same goals")
 

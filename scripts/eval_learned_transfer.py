@@ -211,6 +211,19 @@ def split_rates(placed: list[bool], inside: np.ndarray) -> tuple[float, float]:
             float(p[~inside].mean()) if (~inside).any() else float("nan"))
 
 
+def pooled_split(per: dict[int, dict], seeds: list[int], markers: bool) -> dict[str, float]:
+    """The within / outside-the-filter split over every seed's goals together (and the markers')."""
+    inside = np.concatenate([per[s]["inside"] for s in seeds])
+    out = {"goals_within_filter": int(inside.sum())}
+    out["success_within_filter"], out["success_outside_filter"] = split_rates(
+        [p for s in seeds for p in per[s]["placed"]], inside)
+    if markers:
+        out["marker_transfer_success"] = float(np.mean([per[s]["marker_placed_rate_truth"] for s in seeds]))
+        out["marker_success_within_filter"], out["marker_success_outside_filter"] = split_rates(
+            [p for s in seeds for p in per[s]["marker_placed"]], inside)
+    return out
+
+
 def run_seed(args, seed: int, root: Path) -> dict:
     import torch
 
@@ -324,18 +337,7 @@ def main() -> int:
     if args.markers:
         out["path_err_ratio_vs_markers"] = float(np.mean([per[s]["path_err_ratio_vs_markers"] for s in seeds]))
         out["path_err_ratio_vs_markers_max"] = float(max(per[s]["path_err_ratio_vs_markers"] for s in seeds))
-    def pooled(key: str, within: bool) -> float:
-        n = [per[s]["goals_within_filter"] if within else args.goals - per[s]["goals_within_filter"] for s in seeds]
-        hits = [per[s][key] * k for s, k in zip(seeds, n) if k]
-        return float(sum(hits) / sum(n)) if sum(n) else float("nan")
-
-    out["goals_within_filter"] = int(sum(per[s]["goals_within_filter"] for s in seeds))
-    out["success_within_filter"] = pooled("success_within_filter", True)
-    out["success_outside_filter"] = pooled("success_outside_filter", False)
-    if args.markers:
-        out["marker_transfer_success"] = float(np.mean([per[s]["marker_placed_rate_truth"] for s in seeds]))
-        out["marker_success_within_filter"] = pooled("marker_placed_within_filter", True)
-        out["marker_success_outside_filter"] = pooled("marker_placed_outside_filter", False)
+    out.update(pooled_split(per, seeds, args.markers))
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
     out.update(seeds=seeds, seed_kind=seed_kind(seeds), detector=[str(Path(d).resolve()) for d in args.detector],
