@@ -8,8 +8,8 @@ Why a crop: a camera left to watch a task sees mostly what never moves (bench, w
 input size the part that moves is then a few dozen pixels; cut to it first (:func:`motion_crop`: the
 box round what changes over the frames) and the same input size spends its pixels there. Measured on
 ``../shared/realvideo/apriltag_motor.mp4`` (a turning disc filling a third of the frame): tag-centre
-error 51.3 -> 35.8 px at 96 px and 1500 steps (notes/keypoints.md, session 10). Keypoints are still
-reported in the full frame's pixels.
+error 43.1 -> 36.5 px at 96 px and 3000 steps (scripts/bench_learned_keypoints.py; notes/keypoints.md,
+session 10). Keypoints are still reported in the full frame's pixels.
 """
 from __future__ import annotations
 
@@ -79,7 +79,7 @@ def motion_crop(frames: list[np.ndarray], *, margin: float = 0.1, level: float =
     if top < 1.0:
         raise InputError("nothing moves in the frames (grey levels vary by < 1 in 99 % of pixels)", file=origin,
                          field="crop", expected="video of something that moves, or the crop as X,Y,W,H")
-    n, _, stats, _ = cv2.connectedComponentsWithStats((sd > level * top).astype(np.uint8))
+    _, _, stats, _ = cv2.connectedComponentsWithStats((sd > level * top).astype(np.uint8))
     x, y, w, h = (int(v) for v in stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), :4])
     H, W = sd.shape
     gx, gy = int(round(margin * w)), int(round(margin * h))
