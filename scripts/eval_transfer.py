@@ -125,7 +125,9 @@ def execute(env, run, refs: list[dict], robot_idx: list[int], ctx: dict) -> dict
     the run saved as a library episode with its video, and its keypoints extracted from that video
     by the extraction stage (``extract_and_store``, the demos' robot keypoint spec). Path error and
     success are judged on those observed keypoints; the simulator's true keypoints at the same
-    frames are scored beside them (``*_truth``)."""
+    frames are scored beside them (``*_truth``), and the task's own check on the simulator's state
+    after the run (``placed``: Place's object within 2 cm of its goal and released), the figure
+    eval_learned_transfer.py compares the learned pipeline with."""
     from robot_irl.control import FakeClock, SafetyConfig
     from robot_irl.control.arm import Arm
     from robot_irl.control.mpc import run_learned, save_learned_run
