@@ -60,3 +60,30 @@ def test_budget_sizes_opencv_and_the_decoder_and_none_gives_their_defaults_back(
     assert cpu_budget() is None and cv2.getNumThreads() == default
     assert seen[1:] == [1, 2]            # seen[0]: what FFmpeg chose for the machine itself
     assert np.array_equal(pooled, one) and np.array_equal(pooled, two) and len(one) == 4
+
+
+def test_frames_are_converted_by_one_converter_per_file_sized_to_the_budget(tmp_path, monkeypatch, budget):
+    """A converter per frame starts a pool of scaler threads per frame, sized to the machine: with
+    two one-CPU workers on two cores, each frame then waited on threads the other worker held."""
+    video = tmp_path / "v.mkv"
+    _video(video)
+    made: list[object] = []
+    threads: list[int] = []
+    real = decode.VideoReformatter
+
+    class Counting:
+        def __init__(self):
+            made.append(self)
+            self.inner = real()
+
+        def reformat(self, frame, **kw):
+            threads.append(kw.get("threads"))
+            return self.inner.reformat(frame, **kw)
+
+    monkeypatch.setattr(decode, "VideoReformatter", Counting)
+    set_cpu_budget(1)
+    frames = [f for _, f in decode.decode(video, bgr=True)]
+    assert len(frames) == 4 and len(made) == 1 and threads == [1, 1, 1, 1]
+    set_cpu_budget(None)
+    monkeypatch.setattr(decode, "VideoReformatter", real)
+    assert all(np.array_equal(a, b) for a, b in zip(frames, (f for _, f in decode.decode(video, bgr=True))))

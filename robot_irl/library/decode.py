@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from robot_irl.core.threads import cpu_budget
 from robot_irl.errors import InputError
@@ -103,6 +104,11 @@ def decode(path: Path, *, field: str = "video", bgr: bool = False, start_time: f
         s = c.streams.video[0]
         s.thread_type = "AUTO"
         s.thread_count = cpu_budget() or 0   # 0: FFmpeg's own choice (every core); a Ray task: its CPUs
+        # One converter for the whole file: ``frame.to_ndarray(format=...)`` builds a new one per
+        # frame, and with it a new pool of scaler threads sized to the machine, not the task (two
+        # thread starts a frame; with two Ray workers on two cores, each frame's conversion waited
+        # on threads the other worker's frames held).
+        convert = VideoReformatter()
         tb = float(s.time_base) if s.time_base else 0.0
         if start_time is not None and start_time > 0:
             c.seek(int(start_time / tb) if tb else 0, stream=s, backward=True, any_frame=False)
@@ -113,7 +119,7 @@ def decode(path: Path, *, field: str = "video", bgr: bool = False, start_time: f
                     continue
                 if end_time is not None and t >= end_time:
                     break
-                yield t, frame.to_ndarray(format=fmt)
+                yield t, convert.reformat(frame, format=fmt, threads=s.thread_count).to_ndarray()
         except av.error.FFmpegError as e:
             raise VideoTruncatedError(f"video data is corrupt or cut short ({e})", file=path, field=field,
                                       expected="a complete video file") from None
