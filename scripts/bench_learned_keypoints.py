@@ -211,7 +211,7 @@ def transfer_section(args, out: dict) -> None:
     seeds = parse_seeds(args.transfer_seeds)
     ns = argparse.Namespace(detector=[str(d) for d in args.transfer_detector], demos=5, goals=20, explore=400,
                             iters=400, damping=0.03, depth=None, camera=args.transfer_cameras, markers=True,
-                            no_land=False)
+                            no_land=False, no_tilt=False)
     per = {s: elt.run_seed(ns, s, args.work / f"transfer{s}") for s in seeds}
     split = elt.pooled_split(per, seeds, markers=True)
     out.update(transfer_success=float(np.mean([per[s]["success_rate"] for s in seeds])),

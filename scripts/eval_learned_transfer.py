@@ -20,7 +20,11 @@ Per seed (``--seeds``; 0-2 development, >= 100 report):
    env's robot (``SceneArmBackend``, default safety filter, the demos' gripper column: hold, let
    go at rest) exactly as eval_transfer.py runs the marker pipeline, and as ``robot-irl run`` runs a
    learned-keypoint run: each plan landed on the goal with the tool as the demos ended it
-   (``robot_irl.control.tool.ToolHold.from_demos`` on the demos' last joints; ``--no-land``: not).
+   (``robot_irl.control.tool.ToolHold.from_demos`` on the demos' last joints; ``--no-land``: not),
+   and where a goal asks a joint past the filter's range with the tool so held, the tool tilted to put
+   the held object where the reach on the arm's whole range would (``ToolHold.tilt_to``; the held
+   point is the sim robot's tool centre point, a fact of its gripper as a real arm's TCP is;
+   ``--no-tilt``: not).
 6. Judged on simulator truth: **success** = the task's own check after the run (the object's
    keypoint within 2 cm of its goal position and released: ``task.is_success``); the object's final
    error beside it; **path error** = the robot keypoints' true path (wrist marker and flange points of
@@ -228,7 +232,7 @@ def run_seed(args, seed: int, root: Path) -> dict:
     import torch
 
     from robot_irl.control.scene_arm import gripper_from_demos
-    from robot_irl.control.tool import ToolHold
+    from robot_irl.control.tool import ToolHold, tool_link
     from robot_irl.irl import LearnerConfig, fit_cost
     from robot_irl.keypoints.learned.detector import LearnedDetector
     from robot_irl.keypoints.learned.observe import LearnedObserver, ViewsObserver
@@ -260,7 +264,10 @@ def run_seed(args, seed: int, root: Path) -> dict:
     obj_idx = spec.index("obj")
     refs = goal_refs(env, args.goals, 5000 + 1000 * seed, observer, robot_idx, obj_idx)
     dyn = run.dynamics
-    hold = None if args.no_land else ToolHold.from_demos(dyn.urdf, list(dyn.joints), demos.q_end)
+    link = tool_link(dyn.urdf, list(dyn.joints))
+    held = None if args.no_tilt else env.unwrapped.robot.held_point(link)
+    hold = None if args.no_land else ToolHold.from_demos(dyn.urdf, list(dyn.joints), demos.q_end, link=link,
+                                                         held_point=held)
     log(f"landing: {hold.to_dict() if hold is not None else 'off'}")
     res = execute(env, run, refs, robot_idx, obj_idx, gripper_from_demos(eps), hold)
     inside = within_filter(refs, env.unwrapped.robot.joint_limits)
@@ -324,6 +331,9 @@ def main() -> int:
     ap.add_argument("--no-land", action="store_true",
                     help="leave each plan's end where the learned cost puts it (before session 9; the default, as "
                          "`robot-irl run`, lands it on the goal with the tool as the demos ended it)")
+    ap.add_argument("--no-tilt", action="store_true",
+                    help="keep the tool as the demos held it even where a goal asks a joint past the safety filter's "
+                         "range (before session 11; the default tilts it to put the held object where it goes)")
     ap.add_argument("--markers", action="store_true", help="also run the marker pipeline on the same goals")
     ap.add_argument("--out", help="keep libraries and models here (reused on a rerun)")
     args = ap.parse_args()
@@ -341,7 +351,7 @@ def main() -> int:
     for s in seeds:
         out.update({f"seed{s}_{k}": v for k, v in per[s].items()})
     out.update(seeds=seeds, seed_kind=seed_kind(seeds), detector=[str(Path(d).resolve()) for d in args.detector],
-               cameras=cameras(args), landed=not args.no_land,
+               cameras=cameras(args), landed=not args.no_land, tilted=not (args.no_land or args.no_tilt),
                judged_on="simulator truth: success = task.is_success (object within 2 cm of its goal, released); "
                          "path = robot spec keypoints' true path vs the expert's",
                goals_given_as="learned keypoints of the expert's final plain frame for the goal (target image)")

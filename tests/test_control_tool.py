@@ -78,3 +78,57 @@ def test_a_landed_plan_bends_onto_its_new_end_without_a_stop():
                       max_step=0.05, finish=lambda q_end: calls.append(q_end) or None)
     seg(np.zeros(2))
     assert calls == []
+
+
+HELD = (0.0, 0.0, 0.12)      # the sim iiwa's grasp: 12 cm down link 7's axis
+
+
+def _past_the_range() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """A pose with the tool held as at START whose elbow (joint 4) lies 0.05 rad past a range's
+    bound, that pose clamped into the range, and the range."""
+    flange = SimpleNamespace(dynamics=KinematicDynamics(URDF, [KeypointFrame("flange", "lbr_iiwa_link_7", (0.0, 0.0, 0.0))],
+                                                        joints=JOINTS))
+    bent = turned(START, 3, -0.3)
+    q_free = solve_reach(flange, keypoints_at(flange, bent), bent, hold=ToolHold.from_demos(URDF, JOINTS, [START]),
+                         iters=100)[0]
+    lower, upper = np.full(7, -2.9), np.full(7, 2.9)
+    lower[3] = q_free[3] + 0.05
+    return q_free, np.clip(q_free, lower, upper), lower, upper
+
+
+def test_a_goal_past_the_range_tilts_the_tool_to_put_the_held_point_where_it_goes():
+    hold = ToolHold.from_demos(URDF, JOINTS, [START], held_point=HELD)
+    q_free, q_clamped, lower, upper = _past_the_range()
+    target = hold.held_at(q_free)
+    assert np.linalg.norm(hold.held_at(q_clamped) - target) > 0.01      # the held tool, one joint short
+    q = hold.tilt_to(q_clamped, target, lower, upper)
+    assert np.all(q >= lower - 1e-9) and np.all(q <= upper + 1e-9)
+    assert np.linalg.norm(hold.held_at(q) - target) < 1e-3
+    assert 0.01 < hold.turned_rad(q) < 0.15                               # a small tilt, not a new pose
+    assert hold.to_dict()["held_point"] == list(HELD)
+
+
+def test_only_a_reach_the_range_stopped_is_tilted_and_only_with_a_held_point():
+    """The planner's landing (LearnedPlanner._tilted) leaves a reach inside the range alone and tilts
+    one that ends on a bound; a hold without a held point never tilts."""
+    from robot_irl.control.mpc import LearnedPlanner
+
+    flange = KinematicDynamics(URDF, [KeypointFrame("flange", "lbr_iiwa_link_7", (0.0, 0.0, 0.0))], joints=JOINTS)
+    q_free, q_clamped, lower, upper = _past_the_range()
+    flange.lower, flange.upper = flange.as_tensor(lower), flange.as_tensor(upper)     # the planning range
+    trained = SimpleNamespace(dynamics=flange)
+    hold = ToolHold.from_demos(URDF, JOINTS, [q_free], held_point=HELD)     # demos that ended at q_free
+    planner = SimpleNamespace(hold=hold, trained=trained, goal=keypoints_at(trained, q_free))
+    q_held = solve_reach(trained, planner.goal, q_clamped, hold=hold, iters=100)[0]
+    assert q_held[3] == pytest.approx(lower[3])                          # stopped by the bound
+    q = LearnedPlanner._tilted(planner, q_held)
+    assert np.linalg.norm(hold.held_at(q) - hold.held_at(q_free)) < 2e-3 < \
+        np.linalg.norm(hold.held_at(q_held) - hold.held_at(q_free))
+    inside = solve_reach(trained, keypoints_at(trained, START), START, hold=hold)[0]
+    assert LearnedPlanner._tilted(planner, inside) is inside
+    planner.hold = ToolHold.from_demos(URDF, JOINTS, [q_free])
+    assert LearnedPlanner._tilted(planner, q_held) is q_held
+    with pytest.raises(InputError, match="held_point"):
+        planner.hold.tilt_to(q_held, hold.held_at(q_free), lower, upper)
+    with pytest.raises(InputError, match="held_point"):
+        ToolHold(URDF, JOINTS, np.eye(3), held_point=(0.0, 0.12))

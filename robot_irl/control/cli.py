@@ -336,7 +336,7 @@ def _run(args: argparse.Namespace) -> int:
                     print("not moved")
                     return 1
             robot = arm.capabilities.robot
-            hold = _tool_hold(args, trained)
+            hold = _tool_hold(args, trained, arm)
             rec = run_learned(arm, trained, goal, horizon=args.horizon, replan_every=args.replan_every,
                               steps=args.steps, rate_hz=args.rate, camera=video, success_m=args.tolerance,
                               land=hold is not None, hold_tool=hold)
@@ -360,12 +360,13 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tool_hold(args: argparse.Namespace, trained: Any):
+def _tool_hold(args: argparse.Namespace, trained: Any, arm: Any):
     """For a run on learned image keypoints: the tool as its demos ended it (``robot_irl/control/tool.py``),
     which the run then lands its plans with; None with ``--no-land``, for keypoints on the robot's
-    links (they pin the tool themselves), or for a run trained before demo ends were stored."""
+    links (they pin the tool themselves), or for a run trained before demo ends were stored. Its held
+    point: ``--held-point``, else a simulated arm's own (its robot says where its grasp holds things)."""
     from robot_irl.control.mpc import image_keypoints
-    from robot_irl.control.tool import ToolHold
+    from robot_irl.control.tool import ToolHold, tool_link
 
     ends = trained.demo_info.get("demo_end_joints")
     if args.no_land or not image_keypoints(trained) or not ends:
@@ -374,14 +375,33 @@ def _tool_hold(args: argparse.Namespace, trained: Any):
                   "retrain it to land them", file=sys.stderr)
         return None
     dyn = trained.dynamics
-    hold = ToolHold.from_demos(dyn.urdf, list(dyn.joints), ends)
+    link = tool_link(dyn.urdf, list(dyn.joints))
+    if args.held_point:
+        point = _floats(args.held_point, 3, "--held-point", "x,y,z of the tool centre point in the tool link's frame (m)")
+    else:
+        sim_robot = getattr(arm.backend, "robot", None)
+        point = sim_robot.held_point(link) if hasattr(sim_robot, "held_point") else None
+    hold = ToolHold.from_demos(dyn.urdf, list(dyn.joints), ends, link=link, held_point=point)
     if hold is None:
         print("the demos end the tool in different ways: plans are not landed", file=sys.stderr)
     else:
         held = [w for w, v in (("orientation", hold.axes), ("height", hold.height)) if v is not None]
+        tilt = (f"; tilted where a joint limit forbids it, to put the held point {np.round(hold.held_point, 4).tolist()} "
+                "where it goes" if hold.held_point is not None and hold.axes is not None else "")
         print(f"landing each plan on the goal with the tool's {' and '.join(held)} as the demos ended it "
-              f"({hold.link})", file=sys.stderr)
+              f"({hold.link}){tilt}", file=sys.stderr)
     return hold
+
+
+def _floats(text: str, n: int, field: str, expected: str) -> np.ndarray:
+    """``n`` comma-separated finite numbers, or a clear error naming ``field``."""
+    try:
+        v = np.array([float(t) for t in text.split(",")])
+    except ValueError:
+        v = np.array([])
+    if v.shape != (n,) or not np.all(np.isfinite(v)):
+        raise InputError(f"{text!r} is not {n} numbers", field=field, expected=expected)
+    return v
 
 
 def _why(rec, tolerance_m: float) -> str:
@@ -503,6 +523,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a run on learned image keypoints lands each plan on the goal with the tool as its demos "
                         "ended it (orientation, height: robot_irl/control/tool.py); this leaves the plans' ends "
                         "where the learned cost puts them")
+    r.add_argument("--held-point", metavar="X,Y,Z",
+                   help="a landed run: the tool centre point in the tool link's frame (m), where the gripper holds "
+                        "an object. Where a goal asks a joint past the safety filter's range with the tool held, the "
+                        "tool is then tilted to put that point where it goes. Default: the simulated robot's own; "
+                        "none on a physical arm (the tool is never tilted)")
     r.add_argument("--goal-image", metavar="[CAMERA=]FRAME.png", action="append",
                    help="a run on learned keypoints: a frame of the scene camera showing the goal (its size the "
                    "detector's frames'); the goal is its learned keypoints. A run seen through several cameras "
