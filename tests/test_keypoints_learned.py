@@ -259,7 +259,9 @@ def test_cli_learned_keypoints_end_to_end(plain_lib, model, tmp_path, capsys):
     lib_ep = {e.id: e for e in Library.open(plain_lib).select("tag:plain")}
     np.testing.assert_allclose(ends[0], lib_ep[cfg["demos"]["train_ids"][0]].arrays("state")["joint_pos"][-1], atol=1e-6)
     runs = tmp_path / "runs"
-    for extra, held in ((["--no-land"], False), ([], True)):
+    # the held point: the sim arm's own (its grasp, 12 cm down link 7), or the one given
+    for extra, held, point in ((["--no-land"], False, None), ([], True, [0.0, 0.0, 0.12]),
+                               (["--held-point", "0,0.01,0.2"], True, [0.0, 0.01, 0.2])):
         code = main(["run", "--run", str(run_dir), "--goal-image", str(goal_png), "--sim-time", "--arm-opt",
                      f"start=[{start}]", "--library", str(runs), "--steps", "20", "--json", *extra])
         out, err = capsys.readouterr()
@@ -271,6 +273,11 @@ def test_cli_learned_keypoints_end_to_end(plain_lib, model, tmp_path, capsys):
             assert Library.open(runs).episode(shown["episode"]).info["extra"]["tool_hold"] == hold
         if held:
             assert hold["link"] == "lbr_iiwa_link_7" and hold["height_m"] is not None
+            np.testing.assert_allclose(hold["held_point"], point, atol=1e-6)
+            assert "tilted where a joint limit forbids it" in err
+    assert main(["run", "--run", str(run_dir), "--goal-image", str(goal_png), "--sim-time", "--library", str(runs),
+                 "--steps", "20", "--held-point", "0,0.12"]) == 2
+    assert "--held-point" in capsys.readouterr().err
     # the mismatches: an image of another size, a goal point for learned keypoints, both goals, none
     small = tmp_path / "small.png"
     cv2.imwrite(str(small), np.zeros((24, 32, 3), np.uint8))
