@@ -108,12 +108,12 @@ class Robot:
         run needs to tilt the tool and still put the object where it should go. The grasp constraint
         holds it ``grasp_offset`` from the end-effector link's inertial frame (PyBullet's frame for a
         constraint), which is not that link's URDF frame where the URDF offsets it."""
-        from sim.scene import quat_matrix
+        from scipy.spatial.transform import Rotation
 
         (c, cq), = self.bullet.link_inertial_poses(self.body, [self.ee_link])
-        world = np.asarray(c) + quat_matrix(cq) @ self.grasp_offset
+        world = np.asarray(c) + Rotation.from_quat(cq).apply(self.grasp_offset)
         (o, oq), = self.bullet.link_poses(self.body, [self.link_index(link)])
-        return quat_matrix(oq).T @ (world - np.asarray(o))
+        return Rotation.from_quat(oq).inv().apply(world - np.asarray(o))
 
     def _close_fingers(self, close: bool) -> None:
         """Robots with fingers move them; the iiwa has none."""
@@ -165,12 +165,12 @@ class Panda(Robot):
         run needs to tilt the tool and still put the object where it should go. The grasp constraint
         holds it ``grasp_offset`` from the end-effector link's inertial frame (PyBullet's frame for a
         constraint), which is not that link's URDF frame where the URDF offsets it."""
-        from sim.scene import quat_matrix
+        from scipy.spatial.transform import Rotation
 
         (c, cq), = self.bullet.link_inertial_poses(self.body, [self.ee_link])
-        world = np.asarray(c) + quat_matrix(cq) @ self.grasp_offset
+        world = np.asarray(c) + Rotation.from_quat(cq).apply(self.grasp_offset)
         (o, oq), = self.bullet.link_poses(self.body, [self.link_index(link)])
-        return quat_matrix(oq).T @ (world - np.asarray(o))
+        return Rotation.from_quat(oq).inv().apply(world - np.asarray(o))
 
     def _close_fingers(self, close: bool) -> None:
         width = 0.02 if close else 0.04
