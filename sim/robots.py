@@ -160,18 +160,6 @@ class Panda(Robot):
         super().__init__(bullet)
         self.fingers = [self.link_index("panda_leftfinger"), self.link_index("panda_rightfinger")]
 
-    def held_point(self, link: str) -> np.ndarray:
-        """Where a grasped object's centre sits in ``link``'s URDF frame (m): the tool centre point a
-        run needs to tilt the tool and still put the object where it should go. The grasp constraint
-        holds it ``grasp_offset`` from the end-effector link's inertial frame (PyBullet's frame for a
-        constraint), which is not that link's URDF frame where the URDF offsets it."""
-        from scipy.spatial.transform import Rotation
-
-        (c, cq), = self.bullet.link_inertial_poses(self.body, [self.ee_link])
-        world = np.asarray(c) + Rotation.from_quat(cq).apply(self.grasp_offset)
-        (o, oq), = self.bullet.link_poses(self.body, [self.link_index(link)])
-        return Rotation.from_quat(oq).inv().apply(world - np.asarray(o))
-
     def _close_fingers(self, close: bool) -> None:
         width = 0.02 if close else 0.04
         self.bullet.set_joint_targets(self.body, self.fingers, [width, width], [20.0, 20.0])
