@@ -315,8 +315,8 @@ class LearnedPlanner:
         (the reach ends one within ``AT_LIMIT_RAD`` of its bound) and the hold knows its held point:
         the tool tilted so the held point lands where the reach on the arm's whole range puts it
         (:meth:`robot_irl.control.tool.ToolHold.tilt_to`). Why: a vertical tool one joint short sets
-        the object down centimetres off (Place-v0 dev seeds 0-2: 13 of 30 such goals placed before,
-        28 after; notes/keypoints.md)."""
+        the object down centimetres off (Place-v0, learned keypoints, dev seeds 0-2: 2 of the 11 goals
+        whose expert pose lies past the filter's range placed before, 9 after; notes/keypoints.md)."""
         hold, dyn = self.hold, self.trained.dynamics
         if hold is None or hold.held_point is None or hold.axes is None:
             return q_goal
