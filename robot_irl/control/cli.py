@@ -26,12 +26,7 @@ def _workspace_arg(text: str | None) -> tuple[np.ndarray, np.ndarray] | None:
     """``x0,x1,y0,y1,z0,z1`` (m, base frame) -> (lo, hi), checked like a calibration file's box."""
     if text is None:
         return None
-    try:
-        v = [float(s) for s in text.split(",")]
-    except ValueError:
-        v = []
-    if len(v) != 6:
-        raise InputError(f"'{text}'", field="--workspace", expected="six numbers x0,x1,y0,y1,z0,z1 in metres")
+    v = _floats(text, 6, "--workspace", "six numbers x0,x1,y0,y1,z0,z1 in metres").tolist()
     return parse_workspace({"lo": v[0::2], "hi": v[1::2]}, file=None)
 
 

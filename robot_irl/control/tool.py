@@ -158,11 +158,18 @@ class ToolHold:
         axes = self.axes.numpy()
         start = np.clip(np.asarray(q, dtype=float), lower, upper)
 
+        last: dict[str, Any] = {}
+
         def residual(qq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            x, J = (t.numpy() for t in self._pose(qq))
-            point, J_point = x[0] + held @ x[1:], J[0] + np.einsum("a,acn->cn", held, J[1:])
-            r = np.concatenate([w_point * (point - target), w_turn * (x[1:].reshape(9) - axes), w_move * (qq - start)])
-            return r, np.concatenate([w_point * J_point, w_turn * J[1:].reshape(9, -1), w_move * np.eye(len(qq))])
+            """Residuals and Jacobian at ``qq``, kept for the solver's jac call at the same point."""
+            if last.get("q") is None or not np.array_equal(last["q"], qq):
+                x, J = (t.numpy() for t in self._pose(qq))
+                point, J_point = x[0] + held @ x[1:], J[0] + np.einsum("a,acn->cn", held, J[1:])
+                r = np.concatenate([w_point * (point - target), w_turn * (x[1:].reshape(9) - axes),
+                                    w_move * (qq - start)])
+                jac = np.concatenate([w_point * J_point, w_turn * J[1:].reshape(9, -1), w_move * np.eye(len(qq))])
+                last.update(q=qq.copy(), out=(r, jac))
+            return last["out"]
 
         return least_squares(lambda qq: residual(qq)[0], start, jac=lambda qq: residual(qq)[1], bounds=(lower, upper),
                              method="trf", xtol=1e-10, ftol=1e-12, max_nfev=200).x
