@@ -181,10 +181,11 @@ def real_section(args, out: dict) -> None:
     fs = sequence_frames(painted, args.real_size, segment=30, name=str(args.real), crop=crop)
     gap = f"_gap{args.real_max_gap}" if args.real_max_gap else ""
     cut = "" if fs.crop is None else "_crop" + "-".join(str(v) for v in fs.crop.to_list())
-    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}{gap}{cut}"
+    ctx = f"_ctx{args.real_context}" if args.real_context else ""
+    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}{gap}{ctx}{cut}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         cfg = TrainConfig(steps=args.real_steps, seed=args.train_seed, max_gap=args.real_max_gap)
-        train_detector(fs, model, k=args.k, config=cfg, force=True, provenance={"demos": str(args.real)},
+        train_detector(fs, model, k=args.k, context=args.real_context, config=cfg, force=True, provenance={"demos": str(args.real)},
                        progress=False)
     det = LearnedDetector.load(model)
     uv = det.detect(painted, origin=str(args.real)).uv
@@ -199,7 +200,7 @@ def real_section(args, out: dict) -> None:
           f"on the second half; random init {np.median(rerr):.2f} px; tag moves {np.nanstd(centre, 0).mean():.1f} px std")
     out.update(real_err_px_median=float(np.median(err)), real_random_err_px_median=float(np.median(rerr)),
                real_train_minutes=json.loads((model / "metrics.json").read_text())["train_minutes"],
-               real_crop=None if fs.crop is None else fs.crop.to_list(),
+               real_crop=None if fs.crop is None else fs.crop.to_list(), real_context=args.real_context,
                real_tag_left_after_inpaint=int(sum(q is not None for q in left)))
 
 
@@ -242,6 +243,8 @@ def main() -> None:
     ap.add_argument("--real-steps", type=int, default=1200)
     ap.add_argument("--real-crop", default="auto",
                     help="'auto' (the box round what moves: the default), X,Y,W,H, or 'none' (the whole frame)")
+    ap.add_argument("--real-context", type=int, default=2,
+                    help="dilated blocks in the real clip's keypointer (keypoints train --context; default 2)")
     ap.add_argument("--real-max-gap", type=int, default=0,
                     help="largest frame distance between a training pair's frames (0: any within a 30-frame segment)")
     ap.add_argument("--inpaint-grow", type=float, default=0.8,

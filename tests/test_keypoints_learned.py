@@ -115,6 +115,36 @@ def test_cli_rejects_bad_inputs(plain_lib, model, tmp_path, capsys):
     assert main(["extract", "tag:plain", "--library", str(plain_lib), "--detector", "learned",
                  "--model", str(tmp_path)]) == 2
     assert "config.json" in capsys.readouterr().err
+    assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--context", "9",
+                 "--out", str(tmp_path / "m9")]) == 2
+    assert "--context" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("context, seen_px", [(0, 19), (2, 67)])
+def test_context_widens_what_a_heat_map_cell_sees(context, seen_px):
+    """The input pixels that move the centre cell's logits span the receptive field the docs give."""
+    import torch
+
+    from robot_irl.keypoints.learned.model import DetectorConfig, KeypointNet
+    torch.manual_seed(0)
+    net = KeypointNet(DetectorConfig(k=2, width=128, height=128, context=context)).eval()
+    x = torch.rand(1, 3, 128, 128, requires_grad=True)
+    logits = net.keypointer(x)
+    logits[0, :, 16, 16].sum().backward()        # the cell whose centre is input pixel ~65.5
+    cols = np.flatnonzero(x.grad.abs().sum((0, 1, 2)).numpy() > 0)
+    assert cols.max() - cols.min() + 1 == seen_px
+
+
+def test_a_model_with_context_trains_and_loads(plain_lib, tmp_path, capsys):
+    from robot_irl.cli import main
+    from robot_irl.keypoints.learned.detector import LearnedDetector
+    out = tmp_path / "ctx"
+    assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--k", "3", "--size", "32",
+                 "--steps", "2", "--batch", "2", "--context", "2", "--out", str(out), "--quiet"]) == 0
+    det = LearnedDetector.load(out)
+    assert det.config["detector"]["context"] == 2
+    frames = np.zeros((2, 48, 64, 3), np.uint8)
+    assert det.detect(frames).uv.shape == (2, 3, 2)
 
 
 def test_motion_crop_finds_what_moves_and_bad_crops_are_refused():

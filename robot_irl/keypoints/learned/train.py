@@ -117,7 +117,7 @@ def draw_keypoints(images: np.ndarray, uv: np.ndarray, scale: int = 3) -> np.nda
 
 
 def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: int = 16, sigma: float = 0.06,
-                   config: TrainConfig | None = None, provenance: dict | None = None, progress: bool = True,
+                   context: int = 0, config: TrainConfig | None = None, provenance: dict | None = None, progress: bool = True,
                    force: bool = False) -> RunDir:
     """Train a detector with ``k`` keypoints on ``frames`` and write the model folder ``out``."""
     import torch
@@ -126,10 +126,12 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
     cfg = config or TrainConfig()
     if not isinstance(k, int) or k < 1:
         raise InputError(f"k = {k!r}", field="--k", expected="an integer >= 1")
+    if not isinstance(context, int) or not 0 <= context <= 4:
+        raise InputError(f"context = {context!r}", field="--context", expected="an integer from 0 to 4")
     frames.check_trainable((provenance or {}).get("demos", "frames"))
     run = RunDir.claim(out, force=force)
     H, W = frames.images.shape[1:3]
-    det = DetectorConfig(k=k, width=W, height=H, channels=channels, sigma=sigma)
+    det = DetectorConfig(k=k, width=W, height=H, channels=channels, sigma=sigma, context=context)
     run.begin(what="keypoint detector training", resume="robot-irl keypoints train ... --force (start again)",
               clear=force)
     RunDir.create(run.path, {"detector": det.to_dict(), "train": asdict(cfg), "source_size": list(frames.source_size),
