@@ -239,12 +239,12 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--train-seed", type=int, default=0)
     ap.add_argument("--real", type=Path, default=REAL)
-    ap.add_argument("--real-size", type=int, default=64)
-    ap.add_argument("--real-steps", type=int, default=1200)
+    ap.add_argument("--real-size", type=int, default=96)
+    ap.add_argument("--real-steps", type=int, default=1500)
     ap.add_argument("--real-crop", default="auto",
                     help="'auto' (the box round what moves: the default), X,Y,W,H, or 'none' (the whole frame)")
-    ap.add_argument("--real-context", type=int, default=2,
-                    help="dilated blocks in the real clip's keypointer (keypoints train --context; default 2)")
+    ap.add_argument("--real-context", type=int, default=3,
+                    help="dilated blocks in the real clip's keypointer (keypoints train --context; default 3)")
     ap.add_argument("--real-max-gap", type=int, default=0,
                     help="largest frame distance between a training pair's frames (0: any within a 30-frame segment)")
     ap.add_argument("--inpaint-grow", type=float, default=0.8,
