@@ -185,8 +185,8 @@ def real_section(args, out: dict) -> None:
     model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.k}{gap}{ctx}{cut}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         cfg = TrainConfig(steps=args.real_steps, seed=args.train_seed, max_gap=args.real_max_gap)
-        train_detector(fs, model, k=args.k, context=args.real_context, config=cfg, force=True, provenance={"demos": str(args.real)},
-                       progress=False)
+        train_detector(fs, model, k=args.k, context=args.real_context, config=cfg, force=True,
+                       provenance={"demos": str(args.real)}, progress=False)
     det = LearnedDetector.load(model)
     uv = det.detect(painted, origin=str(args.real)).uv
     half = len(frames) // 2

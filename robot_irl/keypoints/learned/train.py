@@ -117,8 +117,8 @@ def draw_keypoints(images: np.ndarray, uv: np.ndarray, scale: int = 3) -> np.nda
 
 
 def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: int = 16, sigma: float = 0.06,
-                   context: int = 0, config: TrainConfig | None = None, provenance: dict | None = None, progress: bool = True,
-                   force: bool = False) -> RunDir:
+                   context: int = 0, config: TrainConfig | None = None, provenance: dict | None = None,
+                   progress: bool = True, force: bool = False) -> RunDir:
     """Train a detector with ``k`` keypoints on ``frames`` and write the model folder ``out``."""
     import torch
 
