@@ -12,7 +12,8 @@ pixels against the truth (frames it found; its detection rate beside).
 Real (acceptance 2): ../shared/realvideo/apriltag_motor.mp4 with the tag painted out of every
 frame (`cv2.inpaint` over its detected quad, grown by --inpaint-grow to cover the white margin);
 a detector trained on those frames (cut to the box round what moves, --real-crop auto: found from the
-frames' own motion, no label); a linear map to the tag's detected centre fitted on the first half,
+frames' own motion, no label; 96 px wide, --real-context 3 dilated blocks in its heat-map net, chosen in
+session 12 on this clip, notes/keypoints.md); a linear map to the tag's detected centre fitted on the first half,
 median error (px at 640 wide) on the second half. The random-init floor sees the same crop.
 
 Transfer (acceptance 3, with --transfer-detector DIR, once per --transfer-cameras camera):
