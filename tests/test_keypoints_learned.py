@@ -135,7 +135,7 @@ def test_context_widens_what_a_heat_map_cell_sees(context, seen_px):
     assert cols.max() - cols.min() + 1 == seen_px
 
 
-def test_a_model_with_context_trains_and_loads(plain_lib, tmp_path, capsys):
+def test_a_model_with_context_trains_and_loads(plain_lib, tmp_path):
     from robot_irl.cli import main
     from robot_irl.keypoints.learned.detector import LearnedDetector
     out = tmp_path / "ctx"

@@ -23,8 +23,8 @@ class DetectorConfig:
     training frames' aspect); ``channels``: base width of the conv nets; ``sigma``: std of the
     Gaussian drawn at each keypoint, as a fraction of the feature map's width; ``context``: dilated
     blocks (dilation 2, 4, ...) added to the keypointer, each widening what one heat-map cell sees
-    (19 input pixels with none, 35 / 67 / 131 / 259 with 1 / 2 / 3 / 4). A part that is told from its look-alikes
-    only by its surroundings (a mark beside one of three like holes) needs the wider view."""
+    (19 input pixels with none, 35 / 67 / 131 / 259 with 1 / 2 / 3 / 4). A part that is told from its
+    look-alikes only by its surroundings (a mark beside one of three like holes) needs the wider view."""
 
     k: int = 8
     width: int = 64
