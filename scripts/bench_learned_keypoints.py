@@ -12,8 +12,8 @@ pixels against the truth (frames it found; its detection rate beside).
 Real (acceptance 2): ../shared/realvideo/apriltag_motor.mp4 with the tag painted out of every
 frame (`cv2.inpaint` over its detected quad, grown by --inpaint-grow to cover the white margin);
 a detector trained on those frames (cut to the box round what moves, --real-crop auto: found from the
-frames' own motion, no label; 96 px wide, --real-k 16 keypoints, --real-context 3 dilated blocks in its
-heat-map net, chosen in session 12 on this clip, notes/keypoints.md); a linear map to the tag's detected centre fitted on the first half,
+frames' own motion, no label; 96 px wide, --real-k 24 keypoints, --real-context 3 dilated blocks in its
+heat-map net, --real-sigma 0.03 Gaussian windows, chosen in sessions 12-13 on this clip, notes/keypoints.md); a linear map to the tag's detected centre fitted on the first half,
 median error (px at 640 wide) on the second half. The random-init floor sees the same crop.
 
 Transfer (acceptance 3, with --transfer-detector DIR, once per --transfer-cameras camera):
@@ -183,11 +183,12 @@ def real_section(args, out: dict) -> None:
     gap = f"_gap{args.real_max_gap}" if args.real_max_gap else ""
     cut = "" if fs.crop is None else "_crop" + "-".join(str(v) for v in fs.crop.to_list())
     ctx = f"_ctx{args.real_context}" if args.real_context else ""
-    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.real_k}{gap}{ctx}{cut}"
+    sig = f"_sigma{args.real_sigma:g}"
+    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.real_k}{gap}{ctx}{sig}{cut}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         cfg = TrainConfig(steps=args.real_steps, seed=args.train_seed, max_gap=args.real_max_gap)
-        train_detector(fs, model, k=args.real_k, context=args.real_context, config=cfg, force=True,
-                       provenance={"demos": str(args.real)}, progress=False)
+        train_detector(fs, model, k=args.real_k, context=args.real_context, sigma=args.real_sigma, config=cfg,
+                       force=True, provenance={"demos": str(args.real)}, progress=False)
     det = LearnedDetector.load(model)
     uv = det.detect(painted, origin=str(args.real)).uv
     half = len(frames) // 2
@@ -202,7 +203,7 @@ def real_section(args, out: dict) -> None:
     out.update(real_err_px_median=float(np.median(err)), real_random_err_px_median=float(np.median(rerr)),
                real_train_minutes=json.loads((model / "metrics.json").read_text())["train_minutes"],
                real_crop=None if fs.crop is None else fs.crop.to_list(), real_k=args.real_k,
-               real_context=args.real_context,
+               real_context=args.real_context, real_sigma=args.real_sigma,
                real_tag_left_after_inpaint=int(sum(q is not None for q in left)))
 
 
@@ -245,9 +246,12 @@ def main() -> None:
     ap.add_argument("--real-steps", type=int, default=1500)
     ap.add_argument("--real-crop", default="auto",
                     help="'auto' (the box round what moves: the default), X,Y,W,H, or 'none' (the whole frame)")
-    ap.add_argument("--real-k", type=int, default=16, help="keypoints of the real clip's detector (default 16)")
+    ap.add_argument("--real-k", type=int, default=24, help="keypoints of the real clip's detector (default 24)")
     ap.add_argument("--real-context", type=int, default=3,
                     help="dilated blocks in the real clip's keypointer (keypoints train --context; default 3)")
+    ap.add_argument("--real-sigma", type=float, default=0.03,
+                    help="Gaussian window of each keypoint, fraction of the input width (keypoints train --sigma; "
+                         "default 0.03)")
     ap.add_argument("--real-max-gap", type=int, default=0,
                     help="largest frame distance between a training pair's frames (0: any within a 30-frame segment)")
     ap.add_argument("--inpaint-grow", type=float, default=0.8,

@@ -118,6 +118,9 @@ def test_cli_rejects_bad_inputs(plain_lib, model, tmp_path, capsys):
     assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--context", "9",
                  "--out", str(tmp_path / "m9")]) == 2
     assert "--context" in capsys.readouterr().err
+    assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--sigma", "0",
+                 "--out", str(tmp_path / "s0")]) == 2
+    assert "--sigma" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("context, seen_px", [(0, 19), (2, 67)])
@@ -140,9 +143,11 @@ def test_a_model_with_context_trains_and_loads(plain_lib, tmp_path):
     from robot_irl.keypoints.learned.detector import LearnedDetector
     out = tmp_path / "ctx"
     assert main(["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--k", "3", "--size", "32",
-                 "--steps", "2", "--batch", "2", "--context", "2", "--out", str(out), "--quiet"]) == 0
+                 "--steps", "2", "--batch", "2", "--context", "2", "--sigma", "0.03", "--out", str(out),
+                 "--quiet"]) == 0
     det = LearnedDetector.load(out)
     assert det.config["detector"]["context"] == 2
+    assert det.net.cfg.sigma == 0.03
     frames = np.zeros((2, 48, 64, 3), np.uint8)
     assert det.detect(frames).uv.shape == (2, 3, 2)
 

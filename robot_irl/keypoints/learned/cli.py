@@ -30,6 +30,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="dilated blocks widening what each heat-map cell sees (0: 19 input px; 1: 35; 2: 67; 3: 131; "
                         "4: 259). For a part told from look-alikes only by its surroundings (real footage of a "
                         "turning part: 3). Default 0")
+    t.add_argument("--sigma", type=float, default=0.06,
+                   help="std of the Gaussian window each keypoint carries, as a fraction of the input width "
+                        "(default 0.06). Smaller windows cannot tile a part that turns in place, so the keypoints "
+                        "must follow its features (real footage of a turning part: 0.03)")
     t.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
     t.add_argument("--batch", type=int, default=16, help="pairs per step (default 16)")
     t.add_argument("--seed", type=int, default=0)
@@ -78,8 +82,8 @@ def run_train(args: argparse.Namespace) -> int:
     from robot_irl.keypoints.learned.train import TrainConfig, train_detector
     frames = library_frames(eps, args.size, args.camera, origin=f"--demos {args.demos!r}", crop=args.crop)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed)
-    run = train_detector(frames, args.out, k=args.k, context=args.context, config=cfg, force=args.force,
-                         progress=not args.quiet,
+    run = train_detector(frames, args.out, k=args.k, context=args.context, sigma=args.sigma, config=cfg,
+                         force=args.force, progress=not args.quiet,
                          provenance={"demos": args.demos, "library": str(lib.path), "camera": args.camera})
     m = run.metrics()
     if args.json:

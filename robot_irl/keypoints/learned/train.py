@@ -128,6 +128,9 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
         raise InputError(f"k = {k!r}", field="--k", expected="an integer >= 1")
     if not isinstance(context, int) or not 0 <= context <= 4:
         raise InputError(f"context = {context!r}", field="--context", expected="an integer from 0 to 4")
+    if not 0.005 <= sigma <= 0.25:
+        raise InputError(f"sigma = {sigma!r}", field="--sigma",
+                         expected="a fraction of the input width from 0.005 to 0.25 (default 0.06)")
     frames.check_trainable((provenance or {}).get("demos", "frames"))
     run = RunDir.claim(out, force=force)
     H, W = frames.images.shape[1:3]
