@@ -14,7 +14,8 @@ frame (`cv2.inpaint` over its detected quad, grown by --inpaint-grow to cover th
 a detector trained on those frames (cut to the box round what moves, --real-crop auto: found from the
 frames' own motion, no label; 96 px wide, --real-k 24 keypoints, --real-context 3 dilated blocks in its
 heat-map net, --real-sigma 0.03 Gaussian windows, chosen in sessions 12-13 on this clip,
-notes/keypoints.md); a linear map to the tag's detected centre fitted on the first half, median error (px at 640 wide) on the second half. The random-init floor sees the same crop.
+notes/keypoints.md); a linear map to the tag's detected centre fitted on the first half, median error
+(px at 640 wide) on the second half. The random-init floor sees the same crop.
 
 Transfer (acceptance 3, with --transfer-detector DIR, once per --transfer-cameras camera):
 scripts/eval_learned_transfer.py for --transfer-seeds (MBIRL on learned keypoints from 5 plain demos, 20
