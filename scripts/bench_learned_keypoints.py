@@ -13,9 +13,11 @@ Real (acceptance 2): ../shared/realvideo/apriltag_motor.mp4 with the tag painted
 frame (`cv2.inpaint` over its detected quad, grown by --inpaint-grow to cover the white margin);
 a detector trained on those frames (cut to the box round what moves, --real-crop auto: found from the
 frames' own motion, no label; 96 px wide, --real-k 24 keypoints, --real-context 3 dilated blocks in its
-heat-map net, --real-sigma 0.03 Gaussian windows, chosen in sessions 12-13 on this clip,
-notes/keypoints.md); a linear map to the tag's detected centre fitted on the first half, median error
-(px at 640 wide) on the second half. The random-init floor sees the same crop.
+heat-map net, --real-sigma 0.03 Gaussian windows, --real-members 2 detectors trained apart with their
+keypoints side by side, chosen in sessions 12-14 on this clip, notes/keypoints.md); a linear map to the
+tag's detected centre fitted on the first half, median error (px at 640 wide) on the second half. The
+random-init floor sees the same crop; `real_member_err_px_median` is each member's keypoints alone
+(the one-detector baseline, same run).
 
 Transfer (acceptance 3, with --transfer-detector DIR, once per --transfer-cameras camera):
 scripts/eval_learned_transfer.py for --transfer-seeds (MBIRL on learned keypoints from 5 plain demos, 20
@@ -78,9 +80,9 @@ def random_detector(like: LearnedDetector, seed: int) -> LearnedDetector:
     """The same network, untrained (the floor): torch's default init under ``seed``."""
     import torch
 
-    from robot_irl.keypoints.learned.model import DetectorConfig, KeypointNet
+    from robot_irl.keypoints.learned.model import DetectorConfig, KeypointEnsemble
     torch.manual_seed(seed)
-    net = KeypointNet(DetectorConfig(**like.config["detector"])).eval()
+    net = KeypointEnsemble(DetectorConfig(**like.config["detector"])).eval()
     return LearnedDetector(net, like.config, Path("<random init>"))
 
 
@@ -185,24 +187,33 @@ def real_section(args, out: dict) -> None:
     cut = "" if fs.crop is None else "_crop" + "-".join(str(v) for v in fs.crop.to_list())
     ctx = f"_ctx{args.real_context}" if args.real_context else ""
     sig = f"_sigma{args.real_sigma:g}"
-    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.real_k}{gap}{ctx}{sig}{cut}"
+    mem = f"_m{args.real_members}" if args.real_members > 1 else ""
+    model = args.work / f"model_real_{args.real_size}_{args.real_steps}_k{args.real_k}{gap}{ctx}{sig}{mem}{cut}"
     if not (model / "detector.pt").exists() or (model / "incomplete.json").exists():
         cfg = TrainConfig(steps=args.real_steps, seed=args.train_seed, max_gap=args.real_max_gap)
-        train_detector(fs, model, k=args.real_k, context=args.real_context, sigma=args.real_sigma, config=cfg,
-                       force=True, provenance={"demos": str(args.real)}, progress=False)
+        train_detector(fs, model, k=args.real_k, context=args.real_context, sigma=args.real_sigma,
+                       members=args.real_members, config=cfg, force=True, provenance={"demos": str(args.real)},
+                       progress=False)
     det = LearnedDetector.load(model)
     uv = det.detect(painted, origin=str(args.real)).uv
     half = len(frames) // 2
     y = centre[:, None]
-    err = probe_errors([uv[:half][seen[:half]]], [y[:half][seen[:half]]], [uv[half:][seen[half:]]],
-                       [y[half:][seen[half:]]], frames[0].shape[1])
+
+    def tag_errors(kp: np.ndarray) -> np.ndarray:
+        return probe_errors([kp[:half][seen[:half]]], [y[:half][seen[:half]]], [kp[half:][seen[half:]]],
+                            [y[half:][seen[half:]]], frames[0].shape[1])
+
+    err = tag_errors(uv)
+    alone = [float(np.median(tag_errors(uv[:, m * args.real_k:(m + 1) * args.real_k])))
+             for m in range(args.real_members)]
     rnd = random_detector(det, args.train_seed).detect(painted).uv
-    rerr = probe_errors([rnd[:half][seen[:half]]], [y[:half][seen[:half]]], [rnd[half:][seen[half:]]],
-                        [y[half:][seen[half:]]], frames[0].shape[1])
+    rerr = tag_errors(rnd)
     print(f"real: tag centre from learned keypoints (map fitted on the first half) median {np.median(err):.2f} px "
-          f"on the second half; random init {np.median(rerr):.2f} px; tag moves {np.nanstd(centre, 0).mean():.1f} px std")
+          f"on the second half; each member alone {', '.join(f'{a:.2f}' for a in alone)} px; random init "
+          f"{np.median(rerr):.2f} px; tag moves {np.nanstd(centre, 0).mean():.1f} px std")
     out.update(real_err_px_median=float(np.median(err)), real_random_err_px_median=float(np.median(rerr)),
                real_train_minutes=json.loads((model / "metrics.json").read_text())["train_minutes"],
+               real_member_err_px_median=alone, real_members=args.real_members,
                real_crop=None if fs.crop is None else fs.crop.to_list(), real_k=args.real_k,
                real_context=args.real_context, real_sigma=args.real_sigma,
                real_tag_left_after_inpaint=int(sum(q is not None for q in left)))
@@ -253,6 +264,8 @@ def main() -> None:
     ap.add_argument("--real-sigma", type=float, default=0.03,
                     help="Gaussian window of each keypoint, fraction of the input width (keypoints train --sigma; "
                          "default 0.03)")
+    ap.add_argument("--real-members", type=int, default=2,
+                    help="detectors trained apart, keypoints side by side (keypoints train --members; default 2)")
     ap.add_argument("--real-max-gap", type=int, default=0,
                     help="largest frame distance between a training pair's frames (0: any within a 30-frame segment)")
     ap.add_argument("--inpaint-grow", type=float, default=0.8,

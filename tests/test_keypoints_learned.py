@@ -152,6 +152,58 @@ def test_a_model_with_context_trains_and_loads(plain_lib, tmp_path):
     assert det.detect(frames).uv.shape == (2, 3, 2)
 
 
+
+def test_members_are_lone_detectors_side_by_side(plain_lib, tmp_path, capsys):
+    """``--members 2``: 2K keypoints, member m's weights are those of a lone detector trained with
+    seed + m, and its keypoints are numbers m*K .. (m+1)*K - 1 of the whole."""
+    import torch
+
+    from robot_irl.cli import main
+    from robot_irl.keypoints.learned.detector import LearnedDetector
+    common = ["keypoints", "train", "--demos", "tag:plain", "--library", str(plain_lib), "--k", "3", "--size", "32",
+              "--steps", "3", "--batch", "2", "--quiet"]
+    assert main(common + ["--members", "2", "--seed", "5", "--out", str(tmp_path / "pair")]) == 0
+    for seed in (5, 6):
+        assert main(common + ["--seed", str(seed), "--out", str(tmp_path / f"lone{seed}")]) == 0
+    pair = LearnedDetector.load(tmp_path / "pair", k=6)
+    assert pair.k == 6 and pair.names == [f"lk{i}" for i in range(6)]
+    assert json.loads((tmp_path / "pair" / "metrics.json").read_text())["members"] == 2
+    frames = [f for f in plain_frames(plain_lib)[:4]]
+    both = pair.detect(frames).uv
+    for m, seed in enumerate((5, 6)):
+        lone = LearnedDetector.load(tmp_path / f"lone{seed}")
+        for name, value in lone.net.members[0].state_dict().items():
+            assert torch.equal(pair.net.members[m].state_dict()[name], value), name
+        assert np.allclose(both[:, 3 * m:3 * (m + 1)], lone.detect(frames).uv)
+    with pytest.raises(InputError, match="K = 6 keypoints, 3 were asked.*--members"):
+        LearnedDetector.load(tmp_path / "pair", k=3)
+    assert main(common + ["--members", "0", "--out", str(tmp_path / "none")]) == 2
+    assert "--members" in capsys.readouterr().err
+
+
+def test_weights_saved_before_members_still_load(model, tmp_path):
+    """A model folder from before ``members`` (one ``state``, no ``states``) loads as one member."""
+    import shutil
+
+    import torch
+
+    from robot_irl.keypoints.learned.detector import LearnedDetector
+    old = tmp_path / "old"
+    shutil.copytree(model, old)
+    blob = torch.load(old / "detector.pt", weights_only=True)
+    config = json.loads((old / "config.json").read_text())
+    for det in (config["detector"], blob["config"]):
+        del det["members"]
+    (old / "config.json").write_text(json.dumps(config))
+    torch.save({"config": blob["config"], "state": blob["states"][0]}, old / "detector.pt")
+    frames = [np.full((48, 64, 3), 90, np.uint8)]
+    assert np.allclose(LearnedDetector.load(old).detect(frames).uv, LearnedDetector.load(model).detect(frames).uv)
+
+
+def plain_frames(library) -> list[np.ndarray]:
+    from robot_irl.library import Library
+    return list(Library.open(library).select("tag:plain")[0].video_frames("cam0"))
+
 def test_motion_crop_finds_what_moves_and_bad_crops_are_refused():
     from robot_irl.keypoints.learned.frames import Crop, motion_crop
     rng = np.random.default_rng(0)

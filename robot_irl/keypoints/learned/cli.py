@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="std of the Gaussian window each keypoint carries, as a fraction of the input width "
                         "(default 0.06). Smaller windows cannot tile a part that turns in place, so the keypoints "
                         "must follow its features (real footage of a turning part: 0.03)")
+    t.add_argument("--members", type=int, default=1, metavar="N",
+                   help="train N detectors one after the other (seeds --seed, --seed + 1, ...) and put out their "
+                        "keypoints side by side, K x N in all: each settles on its own pieces of a part with "
+                        "look-alikes, and a read-out of both is finer (real footage of a turning part: 2). "
+                        "N times the training time. Default 1")
     t.add_argument("--steps", type=int, default=1500, help="training steps (default 1500)")
     t.add_argument("--batch", type=int, default=16, help="pairs per step (default 16)")
     t.add_argument("--seed", type=int, default=0)
@@ -82,7 +87,8 @@ def run_train(args: argparse.Namespace) -> int:
     from robot_irl.keypoints.learned.train import TrainConfig, train_detector
     frames = library_frames(eps, args.size, args.camera, origin=f"--demos {args.demos!r}", crop=args.crop)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed)
-    run = train_detector(frames, args.out, k=args.k, context=args.context, sigma=args.sigma, config=cfg,
+    run = train_detector(frames, args.out, k=args.k, context=args.context, sigma=args.sigma, members=args.members,
+                         config=cfg,
                          force=args.force, progress=not args.quiet,
                          provenance={"demos": args.demos, "library": str(lib.path), "camera": args.camera})
     m = run.metrics()

@@ -39,7 +39,8 @@ class LearnedDetector:
     def __init__(self, net, config: dict, path: Path) -> None:
         self.net, self.config, self.path = net, config, path
         det = config["detector"]
-        self.k, self.size = int(det["k"]), (int(det["width"]), int(det["height"]))
+        self.k = int(det["k"]) * int(det.get("members", 1))    # keypoints put out, all members
+        self.size = (int(det["width"]), int(det["height"]))
         self.source_size = tuple(int(v) for v in config["source_size"])
         crop = config.get("crop")
         self.crop = None if crop is None else Crop(*(int(v) for v in crop))
@@ -55,7 +56,7 @@ class LearnedDetector:
         """Open a model folder written by ``robot-irl keypoints train``; ``k`` (if given) must match."""
         import torch
 
-        from robot_irl.keypoints.learned.model import DetectorConfig, KeypointNet
+        from robot_irl.keypoints.learned.model import DetectorConfig, KeypointEnsemble
         run = RunDir(path)
         run.require_finished()
         config = run.config()
@@ -63,10 +64,11 @@ class LearnedDetector:
             raise InputError(f"kind is {config.get('kind')!r}", file=run.path / "config.json", field="kind",
                              expected=f"'{KIND}' (a folder written by robot-irl keypoints train)")
         det = config.get("detector", {})
-        if k is not None and int(det.get("k", -1)) != k:
-            raise InputError(f"the model has K = {det.get('k')} keypoints, {k} were asked for",
+        total = int(det.get("k", -1)) * int(det.get("members", 1))
+        if k is not None and total != k:
+            raise InputError(f"the model has K = {total} keypoints, {k} were asked for",
                              file=run.path / "config.json", field="detector.k",
-                             expected=f"a model trained with --k {k}, or no --k")
+                             expected=f"a model with {k} keypoints in all (--k times --members), or no --k")
         weights = run.path / WEIGHTS
         if not weights.exists():
             raise InputError("missing weights", file=weights, expected="a finished robot-irl keypoints train folder")
@@ -74,8 +76,13 @@ class LearnedDetector:
         if blob.get("config") != det:
             raise InputError("weights do not match config.json", file=weights, field="config",
                              expected=f"detector {det}")
-        net = KeypointNet(DetectorConfig(**det))
-        net.load_state_dict(blob["state"])
+        net = KeypointEnsemble(DetectorConfig(**det))
+        states = blob["states"] if "states" in blob else [blob["state"]]   # "state": one net, before members
+        if len(states) != len(net.members):
+            raise InputError(f"{len(states)} member weights for {len(net.members)} members", file=weights,
+                             field="states", expected=f"detector {det}")
+        for member, state in zip(net.members, states):
+            member.load_state_dict(state)
         net.eval()
         return cls(net, config, run.path)
 

@@ -22,6 +22,7 @@ from robot_irl.runs import RunDir
 
 WEIGHTS = "detector.pt"
 KIND = "learned-keypoints"
+MAX_MEMBERS = 8
 
 
 @dataclass
@@ -117,12 +118,13 @@ def draw_keypoints(images: np.ndarray, uv: np.ndarray, scale: int = 3) -> np.nda
 
 
 def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: int = 16, sigma: float = 0.06,
-                   context: int = 0, config: TrainConfig | None = None, provenance: dict | None = None,
-                   progress: bool = True, force: bool = False) -> RunDir:
-    """Train a detector with ``k`` keypoints on ``frames`` and write the model folder ``out``."""
+                   context: int = 0, members: int = 1, config: TrainConfig | None = None,
+                   provenance: dict | None = None, progress: bool = True, force: bool = False) -> RunDir:
+    """Train a detector with ``k`` keypoints (per member: ``members`` detectors trained one after
+    the other, seeds ``config.seed``, ``+ 1``, ...) on ``frames`` and write the model folder ``out``."""
     import torch
 
-    from robot_irl.keypoints.learned.model import DetectorConfig, KeypointNet
+    from robot_irl.keypoints.learned.model import DetectorConfig
     cfg = config or TrainConfig()
     if not isinstance(k, int) or k < 1:
         raise InputError(f"k = {k!r}", field="--k", expected="an integer >= 1")
@@ -131,10 +133,12 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
     if not 0.005 <= sigma <= 0.25:
         raise InputError(f"sigma = {sigma!r}", field="--sigma",
                          expected="a fraction of the input width from 0.005 to 0.25 (default 0.06)")
+    if not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+        raise InputError(f"members = {members!r}", field="--members", expected=f"an integer from 1 to {MAX_MEMBERS}")
     frames.check_trainable((provenance or {}).get("demos", "frames"))
     run = RunDir.claim(out, force=force)
     H, W = frames.images.shape[1:3]
-    det = DetectorConfig(k=k, width=W, height=H, channels=channels, sigma=sigma, context=context)
+    det = DetectorConfig(k=k, width=W, height=H, channels=channels, sigma=sigma, context=context, members=members)
     run.begin(what="keypoint detector training", resume="robot-irl keypoints train ... --force (start again)",
               clear=force)
     RunDir.create(run.path, {"detector": det.to_dict(), "train": asdict(cfg), "source_size": list(frames.source_size),
@@ -142,19 +146,44 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
                              "frames": len(frames), "sequences": frames.ids, **(provenance or {})}, kind=KIND)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(str(run.tb_dir))
+    t0, states, curves = time.perf_counter(), [], []
+    for m in range(members):
+        tag = "" if members == 1 else f"member{m}/"
+        net, losses = _train_member(frames, det, cfg, cfg.seed + m, writer, tag, progress)
+        states.append(net.state_dict())
+        curves.append(losses)
+    writer.close()
+    minutes = (time.perf_counter() - t0) / 60.0
+    torch.save({"config": det.to_dict(), "states": states}, run.path / ".detector.pt.tmp")
+    (run.path / ".detector.pt.tmp").replace(run.path / WEIGHTS)
+    _plot_loss(curves, run.plots_dir / "loss.png")
+    run.update_metrics(loss_final=float(np.mean([c[-50:] for c in curves])),
+                       loss_first=float(np.mean([c[:50] for c in curves])),
+                       train_minutes=minutes, steps=cfg.steps, members=members, frames=len(frames))
+    run.finish()
+    return run
+
+
+def _train_member(frames: FrameSet, det, cfg: TrainConfig, seed: int, writer, tag: str,
+                  progress: bool) -> tuple["torch.nn.Module", list[float]]:
+    """One Transporter training from seed ``seed`` (init, pairs, augmentations): the loop a
+    one-member detector is, so member ``m`` equals a lone detector trained with seed ``seed + m``."""
+    import torch
+    from tqdm import tqdm
+
+    from robot_irl.keypoints.learned.model import KeypointNet
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    gen = torch.Generator().manual_seed(seed)
     net = KeypointNet(det)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
     images = to_tensor(frames.images)
-    from torch.utils.tensorboard import SummaryWriter
-    writer = SummaryWriter(str(run.tb_dir))
     show = images[np.linspace(0, len(images) - 1, 6).round().astype(int)]
-    t0, losses = time.perf_counter(), []
-    from tqdm import tqdm
-    bar = tqdm(range(cfg.steps), desc="keypoints train", disable=not progress, unit="step")
+    losses: list[float] = []
+    bar = tqdm(range(cfg.steps), desc=f"keypoints train {tag}".rstrip("/ "), disable=not progress, unit="step")
     net.train()
     for step in bar:
         src, tgt = _pairs(frames, cfg.batch, cfg.max_gap, rng)
@@ -166,25 +195,17 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
         opt.step()
         sched.step()
         losses.append(loss.item())
-        writer.add_scalar("loss/reconstruction", losses[-1], step)
+        writer.add_scalar(f"{tag}loss/reconstruction", losses[-1], step)
         if progress and step % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         if (step + 1) % cfg.image_every == 0 or step + 1 == cfg.steps:
-            _log_images(net, show, writer, step)
+            _log_images(net, show, writer, step, tag)
             net.train()
-    writer.close()
-    minutes = (time.perf_counter() - t0) / 60.0
     net.eval()
-    torch.save({"config": det.to_dict(), "state": net.state_dict()}, run.path / ".detector.pt.tmp")
-    (run.path / ".detector.pt.tmp").replace(run.path / WEIGHTS)
-    _plot_loss(losses, run.plots_dir / "loss.png")
-    run.update_metrics(loss_final=float(np.mean(losses[-50:])), loss_first=float(np.mean(losses[:50])),
-                       train_minutes=minutes, steps=cfg.steps, frames=len(frames))
-    run.finish()
-    return run
+    return net, losses
 
 
-def _log_images(net, show, writer, step: int) -> None:
+def _log_images(net, show, writer, step: int, tag: str = "") -> None:
     import torch
     net.eval()
     with torch.no_grad():
@@ -193,7 +214,7 @@ def _log_images(net, show, writer, step: int) -> None:
     uv = to_pixels(mu.numpy(), (W, H))
     imgs = (show.permute(0, 2, 3, 1).numpy() * 255).astype(np.uint8)
     grid = np.concatenate(list(draw_keypoints(imgs, uv)), axis=1)
-    writer.add_image("keypoints", grid, step, dataformats="HWC")
+    writer.add_image(f"{tag}keypoints", grid, step, dataformats="HWC")
 
 
 def to_pixels(mu: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -202,12 +223,16 @@ def to_pixels(mu: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.stack([(mu[..., 0] + 1) / 2 * w - 0.5, (mu[..., 1] + 1) / 2 * h - 0.5], -1)
 
 
-def _plot_loss(losses: list[float], path: Path) -> None:
+def _plot_loss(curves: list[list[float]], path: Path) -> None:
+    """One reconstruction curve per member."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(5, 3))
-    ax.plot(losses, lw=0.6)
+    for m, losses in enumerate(curves):
+        ax.plot(losses, lw=0.6, label=f"member {m}")
+    if len(curves) > 1:
+        ax.legend()
     ax.set_xlabel("step")
     ax.set_ylabel("reconstruction MSE")
     ax.set_yscale("log")
