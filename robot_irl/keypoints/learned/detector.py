@@ -39,7 +39,7 @@ class LearnedDetector:
     def __init__(self, net, config: dict, path: Path) -> None:
         self.net, self.config, self.path = net, config, path
         det = config["detector"]
-        self.k = int(det["k"]) * int(det.get("members", 1))    # keypoints put out, all members
+        self.k = net.cfg.total_k    # keypoints put out, all members
         self.size = (int(det["width"]), int(det["height"]))
         self.source_size = tuple(int(v) for v in config["source_size"])
         crop = config.get("crop")
