@@ -316,6 +316,7 @@ def test_cli_learned_keypoints_end_to_end(plain_lib, model, tmp_path, capsys):
     from robot_irl.cli import main
     from robot_irl.library import Library
     from robot_irl.models import LearnedDynamics
+    from robot_irl.runs import RunDir
     data, dyn_dir, run_dir = tmp_path / "explore.npz", tmp_path / "dyn", tmp_path / "run"
     assert main(["dynamics", "collect", "--detector", str(detector), "--episodes", "3", "--rows", "3", "--extra", "0",
                  "--random-frac", "0", "--out", str(data), "--quiet"]) == 0
@@ -331,6 +332,10 @@ def test_cli_learned_keypoints_end_to_end(plain_lib, model, tmp_path, capsys):
                  "--quiet", "--json"]) == 0
     cfg = json.loads((run_dir / "config.json").read_text())
     assert cfg["demos"]["keypoints"] == "learned" and cfg["demos"]["keypoint_names"] == ["lk0", "lk1", "lk2", "lk3"]
+    # t-SNE diagnostics take a run on learned keypoints unchanged
+    assert main(["diagnose", str(run_dir), "--latent", "cost", "--goals", "3", "--perplexity", "10",
+                 "--no-tensorboard"]) == 0
+    assert RunDir(run_dir / "diagnostics" / "cost").metrics()["cost.n_points"] == 3 * 3 * 9   # demos x goals x steps
     ep = sorted(Library.open(plain_lib).select("tag:plain"), key=lambda e: e.meta["seed"])[1]
     goal_png = tmp_path / "goal.png"
     cv2.imwrite(str(goal_png), cv2.cvtColor(list(ep.video_frames("cam0"))[-1], cv2.COLOR_RGB2BGR))

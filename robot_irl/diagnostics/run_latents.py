@@ -19,11 +19,17 @@ from robot_irl.runs import RunDir
 def _run_demos(trained: Any, library: str | None) -> tuple[Any, np.ndarray]:
     """The run's recorded demos (file or library query) and each demo's split (train/test/unused)."""
     from robot_irl.irl import load_keypoint_file
-    from robot_irl.irl.library_demos import demos_from_library
+    from robot_irl.irl.library_demos import demos_from_library, learned_demos_from_library
 
     info = trained.demo_info or {}
     if info.get("file"):
         demos = load_keypoint_file(info["file"])
+    elif info.get("query") is not None and info.get("keypoints") == "learned":   # its learned dynamics' detector
+        from robot_irl.library import Library
+
+        demos, _ = learned_demos_from_library(Library.open(library or info.get("library")), info["query"],
+                                              rows=info.get("rows") or 10,
+                                              model=str(getattr(trained.dynamics, "path", "") or "") or None)
     elif info.get("query") is not None:
         from robot_irl.library import Library
 

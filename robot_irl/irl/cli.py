@@ -92,28 +92,12 @@ def _load_demos(demos_arg: str, library: str | None, keypoints: str, rows: int |
 
 
 def _learned_demos(lib, query: str, rows: int | None, model: str | None):
-    """Demos on learned keypoints: the detector of the learned dynamics ``model`` (``robot-irl dynamics
-    collect --detector``) run on the selected episodes' video, lifted as its exploration data was.
-    Goals: where each demo's keypoints ended (a recorded goal is in the sim's keypoints, not these)."""
-    from robot_irl.irl.library_demos import demos_from_arrays, library_robot
-    from robot_irl.keypoints.learned.observe import observe_episodes, observer_from_dict
-    from robot_irl.models import LearnedDynamics
+    """Demos on learned keypoints (``library_demos.learned_demos_from_library``) and the run config's
+    record of them. Goals: where each demo's keypoints ended (a recorded goal is in the sim's
+    keypoints, not these)."""
+    from robot_irl.irl.library_demos import learned_demos_from_library, library_robot
 
-    if not model:
-        raise InputError("--keypoints learned needs --dynamics learned --model", field="--model",
-                         expected="a model from `robot-irl dynamics collect --detector DIR` + `dynamics train`")
-    dyn = LearnedDynamics.load(model)
-    if dyn.observation is None:
-        raise InputError("the dynamics model was trained on the simulator's keypoints, not a learned detector's",
-                         file=model, field="--model",
-                         expected="a model from `robot-irl dynamics collect --detector DIR` + `dynamics train`")
-    observer = observer_from_dict(dyn.observation, file=str(model))
-    episodes = lib.select(query)
-    if not episodes:
-        raise InputError(f"the query '{query}' selects no episode", file=lib.path, field="--demos",
-                         expected="a query matching recorded episodes (see `robot-irl demos list`)")
-    demos = demos_from_arrays(observe_episodes(observer, episodes), rows=rows or 10,
-                              source=f"library {lib.path}, query '{query}' (learned keypoints, {observer.model})")
+    demos, observer = learned_demos_from_library(lib, query, rows=rows or 10, model=model)
     info = {"library": str(lib.path), "query": query, "keypoints": "learned", "rows": rows or 10,
             "keypoint_names": observer.names, "goals": "final", "detector": observer.model}
     return demos, None, library_robot(lib, query), info

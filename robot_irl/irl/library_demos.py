@@ -131,6 +131,31 @@ def demos_from_library(lib: Any, query: str, *, rows: int = 10, keypoints: str =
     return demos, chosen
 
 
+def learned_demos_from_library(lib: Any, query: str, *, rows: int = 10, model: str | None = None) -> tuple[DemoSet, Any]:
+    """Demos on learned keypoints and the observer that made them: the detector of the learned
+    dynamics ``model`` (``robot-irl dynamics collect --detector`` + ``dynamics train``) run on the
+    selected episodes' video, lifted as its exploration data was (:func:`demos_from_arrays`)."""
+    from robot_irl.keypoints.learned.observe import observe_episodes, observer_from_dict
+    from robot_irl.models import LearnedDynamics
+
+    if not model:
+        raise InputError("--keypoints learned needs --dynamics learned --model", field="--model",
+                         expected="a model from `robot-irl dynamics collect --detector DIR` + `dynamics train`")
+    dyn = LearnedDynamics.load(model)
+    if dyn.observation is None:
+        raise InputError("the dynamics model was trained on the simulator's keypoints, not a learned detector's",
+                         file=model, field="--model",
+                         expected="a model from `robot-irl dynamics collect --detector DIR` + `dynamics train`")
+    observer = observer_from_dict(dyn.observation, file=str(model))
+    episodes = lib.select(query)
+    if not episodes:
+        raise InputError(f"the query '{query}' selects no episode", file=lib.path, field="--demos",
+                         expected="a query matching recorded episodes (see `robot-irl demos list`)")
+    demos = demos_from_arrays(observe_episodes(observer, episodes), rows=rows,
+                              source=f"library {lib.path}, query '{query}' (learned keypoints, {observer.model})")
+    return demos, observer
+
+
 def demos_from_arrays(items: list[dict[str, Any]], *, rows: int = 10, trim: bool = True,
                       settle_rad: float = 2e-3, source: str = "arrays") -> DemoSet:
     """A :class:`DemoSet` from per-demo arrays, cut and resampled as :func:`demos_from_library` does
