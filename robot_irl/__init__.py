@@ -1,5 +1,7 @@
 """robot-irl: learning from demonstration for robot arms."""
-__version__ = "0.1.0"
+from robot_irl.version import __version__
+
+__all__ = ["__version__", "load_run"]
 
 
 def load_run(path):

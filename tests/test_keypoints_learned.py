@@ -86,6 +86,9 @@ def test_report_cli(plain_lib, model, tmp_path, capsys):
     assert rep["truth"] is True and len(rep["keypoints"]) == 4
     assert all(k["follows"] in ("ee", "ee_blob", "obj") for k in rep["keypoints"])
     assert (tmp_path / "keypoints.png").exists() and (tmp_path / "report.json").exists()
+    page = (tmp_path / "report.html").read_text()
+    assert "What each learned keypoint follows" in page and "data:image/png;base64," in page
+    assert all(f"<td>{k['name']}</td>" in page for k in rep["keypoints"])
 
 
 def test_model_of_another_k_or_size_is_refused(plain_lib, model):

@@ -484,9 +484,9 @@ def extract_video(video: str | Path | Iterable[np.ndarray], timestamps: np.ndarr
 
 @functools.lru_cache(maxsize=1)
 def _versions() -> tuple[tuple[str, str], ...]:
-    import robot_irl
+    from robot_irl.version import __version__
     return (("opencv", cv2.__version__), ("numpy", np.__version__),
-            ("robot_irl", getattr(robot_irl, "__version__", "unknown")), ("keypoints_extract", "1"))
+            ("robot_irl", __version__), ("keypoints_extract", "1"))
 
 
 def versions() -> dict[str, str]:

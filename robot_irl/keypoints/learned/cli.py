@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from robot_irl.cliargs import add_library_arg, format_table
 from robot_irl.errors import InputError
@@ -103,8 +104,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import numpy as np
 
     from robot_irl.core.io import atomic_write_json
@@ -135,6 +134,7 @@ def run_report(args: argparse.Namespace) -> int:
     report = {"model": str(det.path), "demos": args.demos, "episodes": len(eps), "truth": has_truth,
               "keypoints": [v.to_dict() for v in verdicts], "useful": [v.name for v in verdicts if v.useful]}
     atomic_write_json(out / "report.json", report)
+    html = _write_html(out, report, verdicts)
     if args.json:
         print(json.dumps(report))
     else:
@@ -142,14 +142,28 @@ def run_report(args: argparse.Namespace) -> int:
                            [[v.name, v.follows or "-", v.correlation if v.correlation is not None else "-",
                              v.motion_px, v.jitter, v.confidence, "yes" if v.useful else "no", v.reason]
                             for v in verdicts]))
-        print(f"-> {out / 'report.json'}, {out / 'keypoints.png'}", file=sys.stderr)
+        print(f"-> {out / 'report.json'}, {out / 'keypoints.png'}, {html}", file=sys.stderr)
     return 0
+
+
+def _write_html(out: Path, report: dict, verdicts: list) -> Path:
+    """``report.html`` beside ``report.json``: the house's HTML report (``robot_irl.report``) of one
+    stage, ``stages/keypoints.json``: the figures, the per-keypoint table and the picture."""
+    from robot_irl.core.io import atomic_write_json
+    from robot_irl.report import build_report
+    stage = {"title": "What each learned keypoint follows",
+             "text": f"Model {report['model']} on {report['episodes']} episode(s) of {report['demos']!r}"
+                     + ("; 'follows' and r against the episodes' tracked points" if report["truth"]
+                        else "; no tracked points to compare with (motion, jitter and confidence only)"),
+             "episodes": report["episodes"], "keypoints": len(verdicts), "useful": len(report["useful"]),
+             "tables": {"keypoints": report["keypoints"]}, "images": {"keypoints on the first frame": "keypoints.png"}}
+    atomic_write_json(out / "stages" / "keypoints.json", stage)
+    return build_report(out, title="learned keypoints")
 
 
 def run_extract_learned(args: argparse.Namespace) -> int:
     """`robot-irl extract --detector learned --model DIR TARGET`: the same track, cleaning and
     storage as the marker path (library episodes: derived data ``keypoints``; a video file: .npz)."""
-    from pathlib import Path
     if args.detector != "learned":
         raise InputError(f"--model given with --detector {args.detector}", field="--detector",
                          expected="--detector learned with --model DIR (or no --model)")
@@ -205,7 +219,6 @@ def run_extract_learned(args: argparse.Namespace) -> int:
 
 def _useful(det) -> list[str]:
     """The keypoints the model's report.json found useful (``keypoints report`` writes it)."""
-    from pathlib import Path
     path = Path(det.path) / "report.json"
     if not path.exists():
         raise InputError("no report.json", file=path, field="--drop-flagged",
