@@ -105,13 +105,15 @@ def test_server_holds_when_client_goes_quiet(server):
 
 
 def test_client_watchdog_trips_on_the_real_link(server):
+    """It trips within a bound once the stream stops, and only after T without a fresh target: on a
+    loaded machine a target may be refused (stale observation), which does not feed the watchdog."""
     with client(server.endpoint, watchdog_timeout=0.2) as arm:
         q = arm.get_observation().q
-        t_last = drive(arm, q + 0.4, 0.2)[-1].t
+        fed = [c.t for c in drive(arm, q + 0.4, 0.2) if c.refused is None]
         while arm.watchdog_trips == 0:
-            assert time.monotonic() - t_last < 0.2 + 0.3          # generous bound on a shared machine
+            assert time.monotonic() - fed[-1] < 0.2 + 0.3          # generous bound on a shared machine
             time.sleep(0.005)
-        assert time.monotonic() - t_last >= 0.2 - 0.01
+        assert np.diff(fed + [time.monotonic()]).max() >= 0.2 - 0.01
 
 
 @pytest.mark.parametrize("latency,jitter", [(0.01, 0.005), (0.08, 0.04), (0.15, 0.03)])
