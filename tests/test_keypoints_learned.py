@@ -155,7 +155,6 @@ def test_a_model_with_context_trains_and_loads(plain_lib, tmp_path):
     assert det.detect(frames).uv.shape == (2, 3, 2)
 
 
-
 def test_members_are_lone_detectors_side_by_side(plain_lib, tmp_path, capsys):
     """``--members 2``: 2K keypoints, member m's weights are those of a lone detector trained with
     seed + m, and its keypoints are numbers m*K .. (m+1)*K - 1 of the whole."""
@@ -171,7 +170,7 @@ def test_members_are_lone_detectors_side_by_side(plain_lib, tmp_path, capsys):
     pair = LearnedDetector.load(tmp_path / "pair", k=6)
     assert pair.k == 6 and pair.names == [f"lk{i}" for i in range(6)]
     assert json.loads((tmp_path / "pair" / "metrics.json").read_text())["members"] == 2
-    frames = [f for f in plain_frames(plain_lib)[:4]]
+    frames = plain_frames(plain_lib)[:4]
     both = pair.detect(frames).uv
     for m, seed in enumerate((5, 6)):
         lone = LearnedDetector.load(tmp_path / f"lone{seed}")
@@ -206,6 +205,7 @@ def test_weights_saved_before_members_still_load(model, tmp_path):
 def plain_frames(library) -> list[np.ndarray]:
     from robot_irl.library import Library
     return list(Library.open(library).select("tag:plain")[0].video_frames("cam0"))
+
 
 def test_motion_crop_finds_what_moves_and_bad_crops_are_refused():
     from robot_irl.keypoints.learned.frames import Crop, motion_crop

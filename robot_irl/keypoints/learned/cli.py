@@ -89,8 +89,7 @@ def run_train(args: argparse.Namespace) -> int:
     frames = library_frames(eps, args.size, args.camera, origin=f"--demos {args.demos!r}", crop=args.crop)
     cfg = TrainConfig(steps=args.steps, batch=args.batch, seed=args.seed)
     run = train_detector(frames, args.out, k=args.k, context=args.context, sigma=args.sigma, members=args.members,
-                         config=cfg,
-                         force=args.force, progress=not args.quiet,
+                         config=cfg, force=args.force, progress=not args.quiet,
                          provenance={"demos": args.demos, "library": str(lib.path), "camera": args.camera})
     m = run.metrics()
     if args.json:
@@ -134,7 +133,7 @@ def run_report(args: argparse.Namespace) -> int:
     report = {"model": str(det.path), "demos": args.demos, "episodes": len(eps), "truth": has_truth,
               "keypoints": [v.to_dict() for v in verdicts], "useful": [v.name for v in verdicts if v.useful]}
     atomic_write_json(out / "report.json", report)
-    html = _write_html(out, report, verdicts)
+    html = _write_html(out, report)
     if args.json:
         print(json.dumps(report))
     else:
@@ -146,7 +145,7 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_html(out: Path, report: dict, verdicts: list) -> Path:
+def _write_html(out: Path, report: dict) -> Path:
     """``report.html`` beside ``report.json``: the house's HTML report (``robot_irl.report``) of one
     stage, ``stages/keypoints.json``: the figures, the per-keypoint table and the picture."""
     from robot_irl.core.io import atomic_write_json
@@ -155,7 +154,7 @@ def _write_html(out: Path, report: dict, verdicts: list) -> Path:
              "text": f"Model {report['model']} on {report['episodes']} episode(s) of {report['demos']!r}"
                      + ("; 'follows' and r against the episodes' tracked points" if report["truth"]
                         else "; no tracked points to compare with (motion, jitter and confidence only)"),
-             "episodes": report["episodes"], "keypoints": len(verdicts), "useful": len(report["useful"]),
+             "episodes": report["episodes"], "keypoints": len(report["keypoints"]), "useful": len(report["useful"]),
              "tables": {"keypoints": report["keypoints"]}, "images": {"keypoints on the first frame": "keypoints.png"}}
     atomic_write_json(out / "stages" / "keypoints.json", stage)
     return build_report(out, title="learned keypoints")
