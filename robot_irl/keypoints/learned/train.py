@@ -148,10 +148,11 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
         torch.set_num_threads(cfg.threads)
     from torch.utils.tensorboard import SummaryWriter
     writer = SummaryWriter(str(run.tb_dir))
+    images = to_tensor(frames.images)
     t0, states, curves = time.perf_counter(), [], []
     for m in range(members):
         tag = "" if members == 1 else f"member{m}/"
-        net, losses = _train_member(frames, det, cfg, cfg.seed + m, writer, tag, progress)
+        net, losses = _train_member(frames, images, det, cfg, cfg.seed + m, writer, tag, progress)
         states.append(net.state_dict())
         curves.append(losses)
     writer.close()
@@ -166,10 +167,11 @@ def train_detector(frames: FrameSet, out: str | Path, *, k: int = 8, channels: i
     return run
 
 
-def _train_member(frames: FrameSet, det, cfg: TrainConfig, seed: int, writer, tag: str,
+def _train_member(frames: FrameSet, images: "torch.Tensor", det, cfg: TrainConfig, seed: int, writer, tag: str,
                   progress: bool) -> tuple["torch.nn.Module", list[float]]:
-    """One Transporter training from seed ``seed`` (init, pairs, augmentations): the loop a
-    one-member detector is, so member ``m`` equals a lone detector trained with seed ``seed + m``."""
+    """One Transporter training from ``seed`` (init, pairs, augmentations): the whole loop of a
+    one-member detector, so a member trained from seed s equals a lone detector trained with seed s.
+    ``images``: ``frames`` as a tensor."""
     import torch
     from tqdm import tqdm
 
@@ -180,7 +182,6 @@ def _train_member(frames: FrameSet, det, cfg: TrainConfig, seed: int, writer, ta
     net = KeypointNet(det)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps, pct_start=0.1)
-    images = to_tensor(frames.images)
     show = images[np.linspace(0, len(images) - 1, 6).round().astype(int)]
     losses: list[float] = []
     bar = tqdm(range(cfg.steps), desc=f"keypoints train {tag}".rstrip("/ "), disable=not progress, unit="step")
