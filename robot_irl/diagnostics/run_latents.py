@@ -24,18 +24,16 @@ def _run_demos(trained: Any, library: str | None) -> tuple[Any, np.ndarray]:
     info = trained.demo_info or {}
     if info.get("file"):
         demos = load_keypoint_file(info["file"])
-    elif info.get("query") is not None and info.get("keypoints") == "learned":   # its learned dynamics' detector
-        from robot_irl.library import Library
-
-        demos, _ = learned_demos_from_library(Library.open(library or info.get("library")), info["query"],
-                                              rows=info.get("rows") or 10,
-                                              model=str(getattr(trained.dynamics, "path", "") or "") or None)
     elif info.get("query") is not None:
         from robot_irl.library import Library
 
-        demos, _ = demos_from_library(Library.open(library or info.get("library")), info["query"],
-                                      rows=info.get("rows") or 10, keypoints=info.get("keypoints", "auto"),
-                                      names=info.get("keypoint_names"))
+        lib, rows = Library.open(library or info.get("library")), info.get("rows") or 10
+        if info.get("keypoints") == "learned":   # remade by the detector of the run's learned dynamics
+            demos, _ = learned_demos_from_library(lib, info["query"], rows=rows,
+                                                  model=str(getattr(trained.dynamics, "path", "") or "") or None)
+        else:
+            demos, _ = demos_from_library(lib, info["query"], rows=rows, keypoints=info.get("keypoints", "auto"),
+                                          names=info.get("keypoint_names"))
     else:
         raise InputError("the run records no demos", file=Path(trained.path) / "config.json", field="demos",
                          expected="a run trained by `robot-irl train --demos FILE.npz|QUERY`")
